@@ -1,0 +1,209 @@
+//! The HTTP API: health, metrics, status, deployment announcements and Octopus webhooks.
+//!
+//! Handlers only authenticate, parse and hand a [`Command`] to the watch's actor; they never
+//! judge or deploy. Bodies are capped at 64 KiB. Every error goes through [`ApiError`], which
+//! answers JSON `{"error": "..."}` and never leaks internals.
+
+mod error;
+mod hooks;
+
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+pub use error::ApiError;
+
+use crate::config::{Config, DeployerConfig};
+use crate::engine::{Command, Engine, SendError, Trigger};
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+use crate::status::StatusBoard;
+use crate::store::{Source, Store};
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Credentials the API checks; swapped as a whole on reload.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    pub token: Option<Secret>,
+    /// Octopus deployers that accept webhooks: (deployer name, header name, secret).
+    pub hooks: Vec<(String, String, Secret)>,
+}
+
+impl Auth {
+    pub fn from_config(config: &Config) -> Self {
+        let hooks = config
+            .deployers
+            .iter()
+            .filter_map(|(name, d)| match d {
+                DeployerConfig::Octopus(o) => match (&o.webhook_header, &o.webhook_secret) {
+                    (Some(h), Some(s)) => Some((name.clone(), h.clone(), s.clone())),
+                    _ => None,
+                },
+            })
+            .collect();
+        Auth {
+            token: config.server.token.clone(),
+            hooks,
+        }
+    }
+}
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub engine: Engine,
+    pub status: StatusBoard,
+    pub metrics: Metrics,
+    pub store: Store,
+    pub auth: Arc<RwLock<Auth>>,
+}
+
+impl ApiState {
+    fn auth(&self) -> Auth {
+        self.auth.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/watches/{name}", get(watch_status))
+        .route("/v1/watches/{name}/pause", post(pause))
+        .route("/v1/watches/{name}/resume", post(resume))
+        .route("/v1/deployments", post(announce))
+        .route("/v1/hooks/octopus", post(hooks::octopus))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    Json(s.status.snapshot()).into_response()
+}
+
+async fn watch_status(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    s.status
+        .get(&name)
+        .map(|w| Json(w).into_response())
+        .ok_or(ApiError::NotFound(format!("no watch named {name:?}")))
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+fn bearer(s: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let auth = s.auth();
+    let Some(token) = auth.token else {
+        return Err(ApiError::Unauthorized(
+            "no API token is configured (server.token_file or server.token_env)",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+    if token.matches(presented.trim().as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("invalid bearer token"))
+    }
+}
+
+/// `POST /v1/deployments` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Announcement {
+    watch: String,
+    release: String,
+    #[serde(default)]
+    version: Option<String>,
+    /// Deployer's deployment id, when known; lets later webhooks/polls recognise it.
+    #[serde(default)]
+    deployment: Option<String>,
+    /// When the deployment started (RFC 3339); the baseline window ends here. Default: now.
+    #[serde(default)]
+    deployed_at: Option<DateTime<Utc>>,
+}
+
+fn send(s: &ApiState, watch: &str, cmd: Command) -> Result<(), ApiError> {
+    s.engine.send(watch, cmd).map_err(|e| match e {
+        SendError::UnknownWatch(w) => ApiError::NotFound(format!("no watch named {w:?}")),
+        SendError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+    })
+}
+
+async fn announce(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    bearer(&s, &headers)?;
+    let a: Announcement = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid announcement: {e}")))?;
+    if a.release.trim().is_empty() {
+        return Err(ApiError::BadRequest("release must not be empty".into()));
+    }
+    if !s.engine.has_watch(&a.watch) {
+        return Err(ApiError::NotFound(format!("no watch named {:?}", a.watch)));
+    }
+    tracing::info!(watch = %a.watch, release = %a.release, "deployment announced");
+    send(
+        &s,
+        &a.watch,
+        Command::Deploy(Trigger {
+            release: a.release.clone(),
+            version: a.version,
+            deployment_id: a.deployment,
+            deployed_at: a.deployed_at,
+            source: Source::Announce,
+        }),
+    )?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": true, "watch": a.watch, "release": a.release})),
+    )
+        .into_response())
+}
+
+async fn pause(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    bearer(&s, &headers)?;
+    send(&s, &name, Command::Pause)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "watch": name, "action": "pause"}))).into_response())
+}
+
+async fn resume(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    bearer(&s, &headers)?;
+    send(&s, &name, Command::Resume)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "watch": name, "action": "resume"}))).into_response())
+}

@@ -1,0 +1,91 @@
+//! Probes: take one sample of a check, or the baseline of a Prometheus query.
+//!
+//! A probe that cannot measure returns a [`ProbeError`]; the engine records it as an error
+//! outcome, never as a failure. One variant per check kind, dispatched with `match`.
+
+mod http;
+pub mod prometheus;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Probe;
+use crate::judge::Reading;
+
+/// Why a probe could not produce a reading. None of these condemn a release.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("target unreachable: {0}")]
+    Unreachable(String),
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("HTTP {status} from prometheus: {message}")]
+    Http { status: u16, message: String },
+    #[error("prometheus {error_type} error: {message}")]
+    Api { error_type: String, message: String },
+    #[error("query returned no data")]
+    NoData,
+    #[error("query returned {0}, not a number")]
+    NotANumber(String),
+    #[error("query returned {0} series; wrap it in sum(), max() or similar to get one")]
+    MultipleSeries(usize),
+    #[error("malformed response: {0}")]
+    Malformed(String),
+}
+
+impl ProbeError {
+    /// Classifies a transport error from reqwest.
+    pub(crate) fn from_reqwest(e: reqwest::Error, timeout: Duration) -> Self {
+        if e.is_timeout() {
+            ProbeError::Timeout(timeout)
+        } else if e.is_decode() {
+            ProbeError::Malformed(e.to_string())
+        } else {
+            // Strip the URL: it may carry credentials in user-info.
+            ProbeError::Unreachable(e.without_url().to_string())
+        }
+    }
+}
+
+/// Takes one sample.
+pub async fn sample(client: &reqwest::Client, probe: &Probe) -> Result<Reading, ProbeError> {
+    match probe {
+        Probe::Http { url, timeout } => http::sample(client, url, *timeout).await,
+        Probe::Prometheus {
+            url,
+            query,
+            timeout,
+            ..
+        } => prometheus::instant(client, url, query, *timeout)
+            .await
+            .map(Reading::Value),
+    }
+}
+
+/// The pre-deployment baseline of a probe: `Ok(None)` for probes without a baseline window.
+pub async fn baseline(
+    client: &reqwest::Client,
+    probe: &Probe,
+    deployed_at: DateTime<Utc>,
+) -> Result<Option<f64>, ProbeError> {
+    match probe {
+        Probe::Http { .. } => Ok(None),
+        Probe::Prometheus {
+            baseline_window: None,
+            ..
+        } => Ok(None),
+        Probe::Prometheus {
+            url,
+            query,
+            timeout,
+            baseline_window: Some(window),
+        } => {
+            let values =
+                prometheus::range(client, url, query, deployed_at, *window, *timeout).await?;
+            crate::judge::baseline::mean(&values)
+                .map(Some)
+                .ok_or(ProbeError::NoData)
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `kind = "prometheus"`: the Prometheus HTTP API v1 (`/api/v1/query`, `/api/v1/query_range`).
+//!
+//! An empty result means "no data", never zero; NaN and infinities are not numbers to judge.
+//! Both are errors, so broken telemetry cannot condemn a release.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::ProbeError;
+
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "resultType")]
+    result_type: String,
+    result: Value,
+}
+
+#[derive(Deserialize)]
+struct VectorItem {
+    value: (Value, String),
+}
+
+#[derive(Deserialize)]
+struct MatrixItem {
+    values: Vec<(Value, String)>,
+}
+
+/// Parses a Prometheus sample value ("1.5", "NaN", "+Inf").
+fn parse_value(text: &str) -> Result<f64, ProbeError> {
+    let v: f64 = match text {
+        "+Inf" | "Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        other => other
+            .parse()
+            .map_err(|_| ProbeError::Malformed(format!("sample value {other:?}")))?,
+    };
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(ProbeError::NotANumber(text.to_string()))
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+    params: &[(&str, String)],
+    timeout: Duration,
+) -> Result<Data, ProbeError> {
+    let resp = client
+        .post(format!("{url}{path}"))
+        .form(params)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| ProbeError::from_reqwest(e, timeout))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ProbeError::from_reqwest(e, timeout))?;
+    let envelope: Result<Envelope, _> = serde_json::from_slice(&body);
+    match envelope {
+        Ok(env) if env.status == "success" && status.is_success() => env
+            .data
+            .ok_or_else(|| ProbeError::Malformed("success without data".into())),
+        Ok(env) => Err(ProbeError::Api {
+            error_type: env.error_type.unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+            message: env.error.unwrap_or_default(),
+        }),
+        Err(_) if !status.is_success() => Err(ProbeError::Http {
+            status: status.as_u16(),
+            message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+        }),
+        Err(e) => Err(ProbeError::Malformed(e.to_string())),
+    }
+}
+
+/// Runs an instant query and returns its single value.
+pub async fn instant(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    timeout: Duration,
+) -> Result<f64, ProbeError> {
+    let params = [
+        ("query", query.to_string()),
+        ("timeout", format!("{}ms", timeout.as_millis())),
+    ];
+    let data = call(client, url, "/api/v1/query", &params, timeout).await?;
+    match data.result_type.as_str() {
+        "vector" => {
+            let items: Vec<VectorItem> = serde_json::from_value(data.result)
+                .map_err(|e| ProbeError::Malformed(e.to_string()))?;
+            match items.as_slice() {
+                [] => Err(ProbeError::NoData),
+                [one] => parse_value(&one.value.1),
+                many => Err(ProbeError::MultipleSeries(many.len())),
+            }
+        }
+        "scalar" => {
+            let (_, v): (Value, String) = serde_json::from_value(data.result)
+                .map_err(|e| ProbeError::Malformed(e.to_string()))?;
+            parse_value(&v)
+        }
+        other => Err(ProbeError::Malformed(format!(
+            "result type {other}; expected vector or scalar"
+        ))),
+    }
+}
+
+/// The values of a query over `window` ending at `end`, for the baseline. Non-finite points
+/// are dropped here (the baseline mean skips them anyway).
+pub async fn range(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    end: DateTime<Utc>,
+    window: Duration,
+    timeout: Duration,
+) -> Result<Vec<f64>, ProbeError> {
+    let start = end - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
+    // About 60 points per window: enough for a stable mean, cheap for the server.
+    let step = (window.as_secs_f64() / 60.0).max(1.0);
+    let params = [
+        ("query", query.to_string()),
+        ("start", format!("{:.3}", start.timestamp_millis() as f64 / 1000.0)),
+        ("end", format!("{:.3}", end.timestamp_millis() as f64 / 1000.0)),
+        ("step", format!("{step}")),
+        ("timeout", format!("{}ms", timeout.as_millis())),
+    ];
+    let data = call(client, url, "/api/v1/query_range", &params, timeout).await?;
+    if data.result_type != "matrix" {
+        return Err(ProbeError::Malformed(format!(
+            "result type {}; expected matrix",
+            data.result_type
+        )));
+    }
+    let series: Vec<MatrixItem> =
+        serde_json::from_value(data.result).map_err(|e| ProbeError::Malformed(e.to_string()))?;
+    match series.as_slice() {
+        [] => Err(ProbeError::NoData),
+        [one] => Ok(one
+            .values
+            .iter()
+            .filter_map(|(_, v)| parse_value(v).ok())
+            .collect()),
+        many => Err(ProbeError::MultipleSeries(many.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_parse_and_non_numbers_are_errors() {
+        assert_eq!(parse_value("0.25").unwrap(), 0.25);
+        assert_eq!(parse_value("1e3").unwrap(), 1000.0);
+        assert!(matches!(parse_value("NaN"), Err(ProbeError::NotANumber(_))));
+        assert!(matches!(parse_value("+Inf"), Err(ProbeError::NotANumber(_))));
+        assert!(matches!(parse_value("-Inf"), Err(ProbeError::NotANumber(_))));
+        assert!(matches!(parse_value("abc"), Err(ProbeError::Malformed(_))));
+    }
+}

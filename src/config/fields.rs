@@ -1,0 +1,306 @@
+//! A small schema walker over the generic config tree: typed accessors that record an error
+//! with the key path instead of stopping, and a check for keys nobody asked for.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::load::ConfigError;
+use crate::secret::SecretSource;
+
+/// Collects every error found during one validation pass.
+#[derive(Default)]
+pub(super) struct Errors(RefCell<Vec<ConfigError>>);
+
+impl Errors {
+    pub fn push(&self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.borrow_mut().push(ConfigError {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.borrow().is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<ConfigError> {
+        self.0.into_inner()
+    }
+}
+
+/// One table of the config with its path; remembers which keys were read so
+/// [`Table::finish`] can report the rest as unknown.
+pub(super) struct Table<'a> {
+    path: String,
+    map: Option<&'a Map<String, Value>>,
+    errors: &'a Errors,
+    read: RefCell<BTreeSet<String>>,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+impl<'a> Table<'a> {
+    /// The root table; a non-table root is reported.
+    pub fn root(value: &'a Value, errors: &'a Errors) -> Self {
+        Self::at(String::new(), value, errors)
+    }
+
+    fn at(path: String, value: &'a Value, errors: &'a Errors) -> Self {
+        let map = match value {
+            Value::Object(m) => Some(m),
+            other => {
+                errors.push(
+                    if path.is_empty() { "<root>" } else { &path },
+                    format!("expected a table, found {}", type_name(other)),
+                );
+                None
+            }
+        };
+        Table {
+            path,
+            map,
+            errors,
+            read: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// Full path of a key in this table, for error messages.
+    pub fn key(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+
+    pub fn error(&self, key: &str, message: impl Into<String>) {
+        self.errors.push(self.key(key), message);
+    }
+
+    fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.read.borrow_mut().insert(key.to_string());
+        self.map.and_then(|m| m.get(key))
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.map.is_some_and(|m| m.contains_key(key))
+    }
+
+    /// A string; numbers and booleans are accepted as text (environment overrides are text).
+    pub fn string(&self, key: &str) -> Option<String> {
+        match self.raw(key)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            other => {
+                self.error(key, format!("expected a string, found {}", type_name(other)));
+                None
+            }
+        }
+    }
+
+    /// A required, non-empty string.
+    pub fn required_string(&self, key: &str) -> Option<String> {
+        if !self.has(key) {
+            self.read.borrow_mut().insert(key.to_string());
+            self.error(key, "is required");
+            return None;
+        }
+        let s = self.string(key)?;
+        if s.trim().is_empty() {
+            self.error(key, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    /// A finite number; numeric strings are accepted.
+    pub fn number(&self, key: &str) -> Option<f64> {
+        let v = self.raw(key)?;
+        let n = match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n.is_finite() => Some(n),
+            _ => {
+                self.error(key, format!("expected a finite number, found {v}"));
+                None
+            }
+        }
+    }
+
+    /// A positive integer (at least 1).
+    pub fn count(&self, key: &str) -> Option<u32> {
+        let v = self.raw(key)?;
+        let n = match v {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match n.and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n >= 1 => Some(n),
+            _ => {
+                self.error(key, format!("expected a whole number of at least 1, found {v}"));
+                None
+            }
+        }
+    }
+
+    /// A duration like `30s`, `5m`, `1h 30m`, `250ms`.
+    pub fn duration(&self, key: &str) -> Option<Duration> {
+        let v = self.raw(key)?;
+        let Value::String(s) = v else {
+            self.error(
+                key,
+                format!("expected a duration string such as \"30s\" or \"5m\", found {v}"),
+            );
+            return None;
+        };
+        match humantime::parse_duration(s.trim()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                self.error(key, "must be longer than zero");
+                None
+            }
+            Err(e) => {
+                self.error(
+                    key,
+                    format!("malformed duration {s:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of HTTP status codes.
+    pub fn statuses(&self, key: &str) -> Option<Vec<u16>> {
+        let v = self.raw(key)?;
+        let items = match v {
+            Value::Array(items) => items.clone(),
+            single => vec![single.clone()],
+        };
+        let mut out = Vec::new();
+        for item in &items {
+            let code = match item {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            match code {
+                Some(c @ 100..=599) => out.push(c as u16),
+                _ => {
+                    self.error(key, format!("{item} is not an HTTP status code (100-599)"));
+                    return None;
+                }
+            }
+        }
+        if out.is_empty() {
+            self.error(key, "must list at least one status code");
+            return None;
+        }
+        Some(out)
+    }
+
+    /// A sub-table, if present.
+    pub fn table(&self, key: &str) -> Option<Table<'a>> {
+        let v = self.raw(key)?;
+        Some(Table::at(self.key(key), v, self.errors))
+    }
+
+    /// An array of tables (`[[key]]`); a single table is accepted as a one-element array.
+    pub fn tables(&self, key: &str) -> Vec<Table<'a>> {
+        match self.raw(key) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Table::at(format!("{}[{i}]", self.key(key)), v, self.errors))
+                .collect(),
+            Some(v @ Value::Object(_)) => vec![Table::at(format!("{}[0]", self.key(key)), v, self.errors)],
+            Some(other) => {
+                self.error(key, format!("expected [[{key}]] tables, found {}", type_name(other)));
+                Vec::new()
+            }
+        }
+    }
+
+    /// The entries of a table whose keys are user-chosen names (`[deployers.NAME]`).
+    pub fn named_tables(&self, key: &str) -> Vec<(String, Table<'a>)> {
+        let Some(v) = self.raw(key) else {
+            return Vec::new();
+        };
+        let Value::Object(map) = v else {
+            self.error(key, format!("expected a table, found {}", type_name(v)));
+            return Vec::new();
+        };
+        map.iter()
+            .map(|(name, v)| {
+                let path = format!("{}.{name}", self.key(key));
+                (name.clone(), Table::at(path, v, self.errors))
+            })
+            .collect()
+    }
+
+    /// A secret given as `<base>_file`, `<base>_env` or `<base>_credential`; at most one.
+    pub fn secret(&self, base: &str) -> Option<SecretSource> {
+        let file = self.string(&format!("{base}_file"));
+        let env = self.string(&format!("{base}_env"));
+        let cred = self.string(&format!("{base}_credential"));
+        let given = [file.is_some(), env.is_some(), cred.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if given > 1 {
+            self.error(
+                &format!("{base}_file"),
+                format!("give only one of {base}_file, {base}_env, {base}_credential"),
+            );
+            return None;
+        }
+        if self.has(base) {
+            self.read.borrow_mut().insert(base.to_string());
+            self.error(
+                base,
+                format!("secrets are never written inline; use {base}_file, {base}_env or {base}_credential"),
+            );
+        }
+        file.map(|f| SecretSource::File(f.into()))
+            .or(env.map(SecretSource::Env))
+            .or(cred.map(SecretSource::Credential))
+    }
+
+    /// Whether any source of the secret `<base>` is given.
+    pub fn has_secret(&self, base: &str) -> bool {
+        ["_file", "_env", "_credential"]
+            .iter()
+            .any(|suffix| self.has(&format!("{base}{suffix}")))
+    }
+
+    /// Reports every key of this table that was never read as unknown.
+    pub fn finish(self) {
+        let Some(map) = self.map else { return };
+        let read = self.read.borrow();
+        for key in map.keys() {
+            if !read.contains(key) {
+                self.errors.push(join(&self.path, key), "unknown key");
+            }
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The schema: turns the generic tree into a typed [`Config`], reporting every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::fields::{Errors, Table};
+use super::load::ConfigError;
+use super::{
+    CheckConfig, Config, DeployerConfig, OctopusConfig, OnFailure, Probe, ServerConfig,
+    StateConfig, WatchConfig,
+};
+use crate::judge::Rule;
+use crate::secret::{Secret, SecretSource};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:9870";
+const DEFAULT_STATE_DIR: &str = "/var/lib/backstop";
+
+/// Validates a config tree. Relative secret paths are resolved against `config_dir` (or
+/// `$CREDENTIALS_DIRECTORY` when set). Returns every error found, not only the first.
+pub fn validate(tree: &Value, config_dir: &Path) -> Result<Config, Vec<ConfigError>> {
+    let errors = Errors::default();
+    let root = Table::root(tree, &errors);
+    let server = server(&root, config_dir, &errors);
+    let state = state(&root);
+    let deployers = deployers(&root, config_dir, &errors);
+    let watches = watches(&root, &deployers, &errors);
+    root.finish();
+    if errors.is_empty() {
+        Ok(Config {
+            server: server.expect("server is built when there are no errors"),
+            state,
+            deployers: deployers
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect(),
+            watches,
+        })
+    } else {
+        Err(errors.into_vec())
+    }
+}
+
+fn load_secret(t: &Table, base: &str, dir: &Path) -> Option<Secret> {
+    let source = t.secret(base)?;
+    let key = match &source {
+        SecretSource::File(_) => format!("{base}_file"),
+        SecretSource::Env(_) => format!("{base}_env"),
+        SecretSource::Credential(_) => format!("{base}_credential"),
+    };
+    match source.load(dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            t.error(&key, e.to_string());
+            None
+        }
+    }
+}
+
+fn server(root: &Table, dir: &Path, errors: &Errors) -> Option<ServerConfig> {
+    let t = root.table("server");
+    let listen_text = t
+        .as_ref()
+        .and_then(|t| t.string("listen"))
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.push(
+                "server.listen",
+                format!("{listen_text:?} is not an address like 127.0.0.1:9870"),
+            );
+            None
+        }
+    };
+    let token = t.as_ref().and_then(|t| load_secret(t, "token", dir));
+    if let Some(t) = t {
+        t.finish();
+    }
+    Some(ServerConfig {
+        listen: listen?,
+        token,
+    })
+}
+
+fn state(root: &Table) -> StateConfig {
+    let t = root.table("state");
+    let dir = t
+        .as_ref()
+        .and_then(|t| t.string("dir"))
+        .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
+    if let Some(t) = t {
+        t.finish();
+    }
+    StateConfig { dir: dir.into() }
+}
+
+fn deployers(
+    root: &Table,
+    dir: &Path,
+    errors: &Errors,
+) -> BTreeMap<String, Option<DeployerConfig>> {
+    let mut out = BTreeMap::new();
+    for (name, t) in root.named_tables("deployers") {
+        let deployer = match t.required_string("kind").as_deref() {
+            Some("octopus") => octopus(&t, dir).map(DeployerConfig::Octopus),
+            Some(other) => {
+                t.error("kind", format!("unknown deployer kind {other:?}; expected \"octopus\""));
+                None
+            }
+            None => None,
+        };
+        t.finish();
+        out.insert(name, deployer);
+    }
+    let _ = errors;
+    out
+}
+
+fn octopus(t: &Table, dir: &Path) -> Option<OctopusConfig> {
+    let url = t.required_string("url").and_then(|u| {
+        let u = u.trim_end_matches('/').to_string();
+        if u.starts_with("http://") || u.starts_with("https://") {
+            Some(u)
+        } else {
+            t.error("url", format!("{u:?} must start with http:// or https://"));
+            None
+        }
+    });
+    let space = t.required_string("space");
+    let api_key = load_secret(t, "api_key", dir);
+    if !t.has_secret("api_key") && !t.has("api_key") {
+        t.error("api_key_file", "an API key is required: set api_key_file, api_key_env or api_key_credential");
+    }
+    let webhook_header = t.string("webhook_header");
+    let webhook_secret = load_secret(t, "webhook_secret", dir);
+    if webhook_header.is_some() != t.has_secret("webhook_secret") {
+        t.error(
+            "webhook_header",
+            "webhook_header and webhook_secret_file (or _env/_credential) go together",
+        );
+    }
+    let timeout = t.duration("timeout").unwrap_or(Duration::from_secs(10));
+    let task_poll = t.duration("task_poll").unwrap_or(Duration::from_secs(5));
+    let task_timeout = t.duration("task_timeout").unwrap_or(Duration::from_secs(30 * 60));
+    let max_retries = t.count("max_retries").unwrap_or(6);
+    Some(OctopusConfig {
+        url: url?,
+        space: space?,
+        api_key: api_key?,
+        webhook_header,
+        webhook_secret,
+        timeout,
+        task_poll,
+        task_timeout,
+        max_retries,
+    })
+}
+
+fn watches(
+    root: &Table,
+    deployers: &BTreeMap<String, Option<DeployerConfig>>,
+    errors: &Errors,
+) -> Vec<WatchConfig> {
+    let mut names = BTreeSet::new();
+    let mut out = Vec::new();
+    for t in root.tables("watch") {
+        if let Some(name) = t.string("name") {
+            if !names.insert(name.clone()) {
+                t.error("name", format!("duplicate watch name {name:?}"));
+            }
+        }
+        if let Some(w) = watch(&t, deployers) {
+            out.push(w);
+        }
+        t.finish();
+    }
+    let _ = errors;
+    out
+}
+
+fn watch(t: &Table, deployers: &BTreeMap<String, Option<DeployerConfig>>) -> Option<WatchConfig> {
+    let name = t.required_string("name");
+    if let Some(n) = &name {
+        if !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            t.error("name", format!("{n:?} may only contain letters, digits, '-', '_' and '.'"));
+        }
+    }
+    let deployer = t.required_string("deployer");
+    if let Some(d) = &deployer {
+        if !deployers.contains_key(d) {
+            t.error(
+                "deployer",
+                format!("no [deployers.{d}] table; known deployers: {:?}", deployers.keys().collect::<Vec<_>>()),
+            );
+        }
+    }
+    let project = t.required_string("project");
+    let environment = t.required_string("environment");
+    let poll = t.duration("poll");
+    let warmup = t.duration("warmup").unwrap_or(Duration::from_secs(30));
+    let window = t.duration("window").unwrap_or(Duration::from_secs(600));
+    let interval = t.duration("interval").unwrap_or(Duration::from_secs(10));
+    let on_failure = match t.string("on_failure").as_deref() {
+        None | Some("rollback") => Some(OnFailure::Rollback),
+        Some("notify") => Some(OnFailure::Notify),
+        Some(other) => {
+            t.error(
+                "on_failure",
+                format!("unknown value {other:?}; expected \"rollback\" or \"notify\""),
+            );
+            None
+        }
+    };
+    let error_limit = t.count("error_limit").unwrap_or(5);
+    if interval > window {
+        t.error("interval", "is longer than window: no sample would be judged");
+    }
+    let mut check_names = BTreeSet::new();
+    let mut checks = Vec::new();
+    let tables = t.tables("check");
+    if tables.is_empty() && !t.has("check") {
+        t.error("check", "a watch needs at least one [[watch.check]]");
+    }
+    for c in tables {
+        if let Some(n) = c.string("name") {
+            if !check_names.insert(n.clone()) {
+                c.error("name", format!("duplicate check name {n:?} in this watch"));
+            }
+        }
+        if let Some(check) = check(&c, interval) {
+            checks.push(check);
+        }
+        c.finish();
+    }
+    Some(WatchConfig {
+        name: name?,
+        deployer: deployer?,
+        project: project?,
+        environment: environment?,
+        poll,
+        warmup,
+        window,
+        interval,
+        on_failure: on_failure?,
+        error_limit,
+        checks,
+    })
+}
+
+fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
+    let name = t.required_string("name");
+    let failure_limit = t.count("failure_limit").unwrap_or(3);
+    let kind = t.required_string("kind");
+    let url = t.required_string("url").and_then(|u| {
+        if u.starts_with("http://") || u.starts_with("https://") {
+            Some(u)
+        } else {
+            t.error("url", format!("{u:?} must start with http:// or https://"));
+            None
+        }
+    });
+    // Leave headroom so a slow target cannot push one round into the next.
+    let default_timeout = Duration::from_secs(5).min(interval.mul_f64(0.8));
+    let timeout = t.duration("timeout").unwrap_or(default_timeout);
+    if timeout >= interval {
+        t.error(
+            "timeout",
+            format!(
+                "{} is not shorter than the watch interval {}: rounds would overlap",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        );
+    }
+    let (probe, rules) = match kind.as_deref() {
+        Some("http") => {
+            let codes = t.statuses("expect_status").unwrap_or_else(|| vec![200]);
+            (
+                url.map(|url| Probe::Http { url, timeout }),
+                vec![Rule::ExpectStatus(codes)],
+            )
+        }
+        Some("prometheus") => {
+            let query = t.required_string("query");
+            let mut rules = Vec::new();
+            if let Some(v) = t.number("max") {
+                rules.push(Rule::Max(v));
+            }
+            if let Some(v) = t.number("min") {
+                rules.push(Rule::Min(v));
+            }
+            for (key, make) in [
+                ("max_ratio", Rule::MaxRatio as fn(f64) -> Rule),
+                ("min_ratio", Rule::MinRatio),
+            ] {
+                if let Some(v) = t.number(key) {
+                    if v <= 0.0 {
+                        t.error(key, "must be greater than zero");
+                    } else {
+                        rules.push(make(v));
+                    }
+                }
+            }
+            let given = ["max", "min", "max_ratio", "min_ratio"]
+                .iter()
+                .any(|k| t.has(k));
+            if !given {
+                t.error(
+                    "max",
+                    "a prometheus check needs a rule: set max, min, max_ratio or min_ratio",
+                );
+            }
+            if let (Some(Rule::Min(lo)), Some(Rule::Max(hi))) = (
+                rules.iter().find(|r| matches!(r, Rule::Min(_))),
+                rules.iter().find(|r| matches!(r, Rule::Max(_))),
+            ) {
+                if lo > hi {
+                    t.error("min", format!("min {lo} is above max {hi}: every sample would fail"));
+                }
+            }
+            let mut baseline_window = t.duration("baseline_window");
+            if rules.iter().any(Rule::needs_baseline) {
+                baseline_window.get_or_insert(Duration::from_secs(600));
+            } else if baseline_window.is_some() {
+                t.error(
+                    "baseline_window",
+                    "has no effect without max_ratio or min_ratio",
+                );
+            }
+            let probe = match (url, query) {
+                (Some(url), Some(query)) => Some(Probe::Prometheus {
+                    url: url.trim_end_matches('/').to_string(),
+                    query,
+                    timeout,
+                    baseline_window,
+                }),
+                _ => None,
+            };
+            (probe, rules)
+        }
+        Some(other) => {
+            t.error("kind", format!("unknown check kind {other:?}; expected \"http\" or \"prometheus\""));
+            (None, Vec::new())
+        }
+        None => (None, Vec::new()),
+    };
+    if kind.as_deref() == Some("http") {
+        for key in ["max", "min", "max_ratio", "min_ratio", "query", "baseline_window"] {
+            if t.has(key) {
+                t.error(key, "is not a setting of http checks");
+                let _ = t.string(key);
+            }
+        }
+    } else if kind.as_deref() == Some("prometheus") && t.has("expect_status") {
+        t.error("expect_status", "is not a setting of prometheus checks");
+        let _ = t.statuses("expect_status");
+    }
+    Some(CheckConfig {
+        name: name?,
+        failure_limit,
+        probe: probe?,
+        rules,
+    })
+}

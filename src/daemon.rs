@@ -1,0 +1,137 @@
+//! `backstop run`: wires config, store, engine and API together and handles control messages.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, ApiState, Auth};
+use crate::config::{self, Config};
+use crate::engine::{Engine, Shared};
+use crate::metrics::Metrics;
+use crate::signals::Control;
+use crate::status::StatusBoard;
+use crate::store::Store;
+
+/// How long shutdown waits for actors (an in-flight deploy call, a state write) to finish.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build HTTP client: {0}")]
+    Http(String),
+}
+
+/// Runs the daemon until a [`Control::Shutdown`] arrives (or the control channel closes).
+/// `config_path` is re-read on [`Control::Reload`].
+pub async fn run(
+    config: Config,
+    config_path: PathBuf,
+    mut control: mpsc::Receiver<Control>,
+) -> Result<(), DaemonError> {
+    let store = Store::open(&config.state.dir)?;
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| DaemonError::Http(e.to_string()))?;
+    let metrics = Metrics::new();
+    let status = StatusBoard::default();
+    let root = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let shared = Shared {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        status: status.clone(),
+        http,
+        tasks: tasks.clone(),
+    };
+    let engine = Engine::new(shared, root.clone());
+    engine.apply(&config);
+    let auth = Arc::new(RwLock::new(Auth::from_config(&config)));
+    let state = ApiState {
+        engine: engine.clone(),
+        status: status.clone(),
+        metrics,
+        store,
+        auth: auth.clone(),
+    };
+    let app = api::router(state.clone());
+    let server_stop = root.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { server_stop.cancelled().await })
+            .await
+    });
+    tracing::info!(
+        listen = %config.server.listen,
+        watches = config.watches.len(),
+        "backstop running"
+    );
+    let mut current = config;
+    while let Some(c) = control.recv().await {
+        match c {
+            Control::Shutdown => break,
+            Control::Reload => reload(&config_path, &mut current, &engine, &auth, &state.metrics),
+        }
+    }
+    tracing::info!("shutting down");
+    root.cancel();
+    tasks.close();
+    if tokio::time::timeout(STOP_GRACE, tasks.wait()).await.is_err() {
+        tracing::warn!("some watches did not stop within {STOP_GRACE:?}; their state is persisted");
+    }
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("HTTP server did not stop in time"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Re-reads the config; on success swaps it in, on failure logs every error and keeps the old.
+fn reload(
+    path: &std::path::Path,
+    current: &mut Config,
+    engine: &Engine,
+    auth: &RwLock<Auth>,
+    metrics: &Metrics,
+) {
+    match config::load(path) {
+        Ok(new) => {
+            if new.server.listen != current.server.listen {
+                tracing::warn!(old = %current.server.listen, new = %new.server.listen, "server.listen changes need a restart; still listening on the old address");
+            }
+            if new.state.dir != current.state.dir {
+                tracing::warn!("state.dir changes need a restart; still using the old directory");
+            }
+            *auth.write().unwrap_or_else(|e| e.into_inner()) = Auth::from_config(&new);
+            engine.apply(&new);
+            tracing::info!(watches = new.watches.len(), "configuration reloaded");
+            *current = new;
+            metrics.reload(true);
+        }
+        Err(e) => {
+            tracing::error!("configuration reload rejected; keeping the running configuration:\n{e}");
+            metrics.reload(false);
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Octopus Deploy REST client: deployments, releases' redeploys and server tasks.
+//!
+//! Paths are space-scoped (`/api/{space}/...`); the API key goes in `X-Octopus-ApiKey` and
+//! nowhere else (never in URLs, so it cannot leak through a logged request). Error bodies
+//! `{ErrorMessage, Errors}` become the message of a [`DeployerError`].
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Deployment, DeployerError, Task, TaskState};
+use crate::config::OctopusConfig;
+use crate::metrics::Metrics;
+
+/// A client for one `[deployers.NAME]` of kind octopus.
+#[derive(Clone)]
+pub struct OctopusClient {
+    name: String,
+    config: OctopusConfig,
+    http: reqwest::Client,
+    metrics: Metrics,
+}
+
+impl fmt::Debug for OctopusClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OctopusClient")
+            .field("name", &self.name)
+            .field("url", &self.config.url)
+            .field("space", &self.config.space)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Collection {
+    items: Vec<DeploymentResource>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DeploymentResource {
+    id: String,
+    release_id: String,
+    #[serde(default)]
+    project_id: Option<String>,
+    environment_id: String,
+    #[serde(default)]
+    task_id: Option<String>,
+    #[serde(default)]
+    created: Option<DateTime<chrono::FixedOffset>>,
+    #[serde(default)]
+    comments: Option<String>,
+}
+
+impl From<DeploymentResource> for Deployment {
+    fn from(d: DeploymentResource) -> Self {
+        Deployment {
+            id: d.id,
+            release_id: d.release_id,
+            project_id: d.project_id.unwrap_or_default(),
+            environment_id: d.environment_id,
+            task_id: d.task_id,
+            created: d
+                .created
+                .map(|c| c.with_timezone(&Utc))
+                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            comments: d.comments,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TaskResource {
+    id: String,
+    state: String,
+    #[serde(default)]
+    is_completed: Option<bool>,
+    #[serde(default)]
+    finished_successfully: Option<bool>,
+    #[serde(default)]
+    has_pending_interruptions: Option<bool>,
+    #[serde(default)]
+    error_message: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorBody {
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    errors: Option<Vec<String>>,
+}
+
+/// "ErrorMessage: error1; error2", or the start of a non-JSON body.
+fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) if e.error_message.is_some() => {
+            let mut text = e.error_message.unwrap_or_default();
+            let details = e.errors.unwrap_or_default();
+            if !details.is_empty() {
+                text.push_str(": ");
+                text.push_str(&details.join("; "));
+            }
+            text
+        }
+        _ => String::from_utf8_lossy(body).chars().take(200).collect(),
+    }
+}
+
+impl OctopusClient {
+    pub fn new(name: &str, config: OctopusConfig, http: reqwest::Client, metrics: Metrics) -> Self {
+        OctopusClient {
+            name: name.to_string(),
+            config,
+            http,
+            metrics,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &OctopusConfig {
+        &self.config
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/{}/{path}", self.config.url, self.config.space)
+    }
+
+    /// One request; every failure is counted in the deployer error metric by operation.
+    async fn request(
+        &self,
+        operation: &str,
+        method: Method,
+        url: String,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Value, DeployerError> {
+        let result = self.request_inner(method, url, query, body).await;
+        if let Err(e) = &result {
+            self.metrics.deployer_error(&self.name, operation);
+            tracing::debug!(deployer = %self.name, operation, error = %e, "octopus call failed");
+        }
+        result
+    }
+
+    async fn request_inner(
+        &self,
+        method: Method,
+        url: String,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Value, DeployerError> {
+        let mut req = self
+            .http
+            .request(method, url)
+            .query(query)
+            .header("X-Octopus-ApiKey", self.config.api_key.expose())
+            .header("Accept", "application/json")
+            .timeout(self.config.timeout);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                DeployerError::Timeout
+            } else {
+                DeployerError::Unreachable(e.without_url().to_string())
+            }
+        })?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                DeployerError::Timeout
+            } else {
+                DeployerError::Unreachable(e.without_url().to_string())
+            }
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| DeployerError::Malformed(e.to_string()));
+        }
+        let message = error_text(&bytes);
+        let code = status.as_u16();
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DeployerError::Unauthorized {
+                status: code,
+                message,
+            },
+            StatusCode::NOT_FOUND => DeployerError::NotFound(message),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => {
+                DeployerError::Server {
+                    status: code,
+                    message,
+                    retry_after,
+                }
+            }
+            s if s.is_server_error() => DeployerError::Server {
+                status: code,
+                message,
+                retry_after,
+            },
+            _ => DeployerError::Rejected {
+                status: code,
+                message,
+            },
+        })
+    }
+
+    /// Deployments of a project to an environment, newest first, optionally by task state.
+    pub async fn deployments(
+        &self,
+        project: &str,
+        environment: &str,
+        task_state: Option<&str>,
+        take: usize,
+    ) -> Result<Vec<Deployment>, DeployerError> {
+        let mut query = vec![
+            ("projects", project.to_string()),
+            ("environments", environment.to_string()),
+            ("skip", "0".to_string()),
+            ("take", take.to_string()),
+        ];
+        if let Some(s) = task_state {
+            query.push(("taskState", s.to_string()));
+        }
+        let v = self
+            .request("list_deployments", Method::GET, self.url("deployments"), &query, None)
+            .await?;
+        let c: Collection =
+            serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
+        let mut items: Vec<Deployment> = c.items.into_iter().map(Deployment::from).collect();
+        // Octopus lists newest first; sort anyway so a server that does not cannot mislead us.
+        items.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(items)
+    }
+
+    /// One deployment by id.
+    pub async fn deployment(&self, id: &str) -> Result<Deployment, DeployerError> {
+        let v = self
+            .request(
+                "get_deployment",
+                Method::GET,
+                self.url(&format!("deployments/{id}")),
+                &[],
+                None,
+            )
+            .await?;
+        serde_json::from_value::<DeploymentResource>(v)
+            .map(Deployment::from)
+            .map_err(|e| DeployerError::Malformed(e.to_string()))
+    }
+
+    /// `POST /api/{space}/deployments`: deploys `release` to `environment`.
+    pub async fn create_deployment(
+        &self,
+        release: &str,
+        environment: &str,
+        comments: &str,
+    ) -> Result<Deployment, DeployerError> {
+        let body = json!({
+            "ReleaseId": release,
+            "EnvironmentId": environment,
+            "Comments": comments,
+        });
+        let v = self
+            .request(
+                "create_deployment",
+                Method::POST,
+                self.url("deployments"),
+                &[],
+                Some(body),
+            )
+            .await?;
+        serde_json::from_value::<DeploymentResource>(v)
+            .map(Deployment::from)
+            .map_err(|e| DeployerError::Malformed(e.to_string()))
+    }
+
+    /// `GET /api/{space}/tasks/{id}`.
+    pub async fn task(&self, id: &str) -> Result<Task, DeployerError> {
+        let v = self
+            .request("get_task", Method::GET, self.url(&format!("tasks/{id}")), &[], None)
+            .await?;
+        let t: TaskResource =
+            serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
+        let state = TaskState::parse(&t.state);
+        Ok(Task {
+            id: t.id,
+            is_completed: t.is_completed.unwrap_or(!matches!(
+                state,
+                TaskState::Queued | TaskState::Executing | TaskState::Cancelling
+            )),
+            finished_successfully: t
+                .finished_successfully
+                .unwrap_or(state == TaskState::Success),
+            has_pending_interruptions: t.has_pending_interruptions.unwrap_or(false),
+            error_message: t.error_message.filter(|m| !m.is_empty()),
+            state,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_joins_message_and_errors() {
+        let body = br#"{"ErrorMessage":"There was a problem","Errors":["a","b"],"Details":null}"#;
+        assert_eq!(error_text(body), "There was a problem: a; b");
+        assert_eq!(error_text(b"plain"), "plain");
+    }
+
+    #[test]
+    fn deployment_resource_parses_octopus_timestamps() {
+        let v = json!({
+            "Id": "Deployments-1", "ReleaseId": "Releases-1", "ProjectId": "Projects-1",
+            "EnvironmentId": "Environments-1", "TaskId": "ServerTasks-1",
+            "Created": "2023-09-19T21:35:08.563+02:00", "Comments": null
+        });
+        let d: Deployment = serde_json::from_value::<DeploymentResource>(v).unwrap().into();
+        assert_eq!(d.created.to_rfc3339(), "2023-09-19T19:35:08.563+00:00");
+        assert_eq!(d.comments, None);
+    }
+}

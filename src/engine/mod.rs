@@ -1,0 +1,215 @@
+//! The engine: one actor task per watch, plus a poller per watch that has `poll` set.
+//!
+//! The actor owns everything about its watch (observation, verdict, rollback), so no two tasks
+//! ever act on one watch. The API and pollers talk to it through a channel of [`Command`]s.
+//! [`Engine::apply`] makes the running actors match a config: on reload, unchanged watches keep
+//! running; changed ones are stopped and restarted, and the new actor resumes from the store
+//! after the old one has fully stopped.
+
+mod poll;
+mod rollback;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, DeployerConfig, WatchConfig};
+use crate::deployer::Deployer;
+use crate::metrics::Metrics;
+use crate::status::StatusBoard;
+use crate::store::{Source, Store};
+
+/// A deployment backstop has learned of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    pub release: String,
+    pub version: Option<String>,
+    pub deployment_id: Option<String>,
+    /// When the deployment started; the baseline window ends here. Defaults to now.
+    pub deployed_at: Option<DateTime<Utc>>,
+    pub source: Source,
+}
+
+/// What a watch actor can be asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Deploy(Trigger),
+    Pause,
+    Resume,
+}
+
+/// Why a command could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("no watch named {0:?}")]
+    UnknownWatch(String),
+    #[error("watch {0:?} is not accepting commands (shutting down or overloaded)")]
+    Unavailable(String),
+}
+
+/// What every actor shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Store,
+    pub metrics: Metrics,
+    pub status: StatusBoard,
+    pub http: reqwest::Client,
+    /// Spawned actors and pollers, so shutdown can wait for all of them.
+    pub tasks: TaskTracker,
+}
+
+struct Running {
+    config: WatchConfig,
+    deployer: DeployerConfig,
+    tx: mpsc::Sender<Command>,
+    cancel: CancellationToken,
+    done: JoinHandle<()>,
+}
+
+/// Handle on the running watch actors. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Shared,
+    root: CancellationToken,
+    running: Arc<Mutex<BTreeMap<String, Running>>>,
+}
+
+/// Commands queued per watch before senders are told the watch is overloaded.
+const QUEUE: usize = 64;
+
+impl Engine {
+    pub fn new(shared: Shared, root: CancellationToken) -> Self {
+        Engine {
+            shared,
+            root,
+            running: Arc::new(Mutex::new(BTreeMap::new())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts, restarts and stops actors so they match `config`.
+    pub fn apply(&self, config: &Config) {
+        let mut running = self.lock();
+        let wanted: BTreeMap<&str, &WatchConfig> =
+            config.watches.iter().map(|w| (w.name.as_str(), w)).collect();
+        let names: Vec<String> = running.keys().cloned().collect();
+        let mut previous: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
+        for name in names {
+            let keep = match (wanted.get(name.as_str()), running.get(&name)) {
+                (Some(w), Some(r)) => {
+                    **w == r.config && config.deployers.get(&w.deployer) == Some(&r.deployer)
+                }
+                _ => false,
+            };
+            if !keep {
+                if let Some(r) = running.remove(&name) {
+                    tracing::info!(watch = %name, "stopping watch (removed or changed)");
+                    r.cancel.cancel();
+                    previous.insert(name.clone(), r.done);
+                }
+                if !wanted.contains_key(name.as_str()) {
+                    self.shared.status.remove(&name);
+                }
+            }
+        }
+        for w in &config.watches {
+            if running.contains_key(&w.name) {
+                continue;
+            }
+            let Some(dcfg) = config.deployers.get(&w.deployer) else {
+                continue; // validation guarantees this does not happen
+            };
+            let deployer = Deployer::new(
+                &w.deployer,
+                dcfg,
+                self.shared.http.clone(),
+                self.shared.metrics.clone(),
+            );
+            let cancel = self.root.child_token();
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let before = previous.remove(&w.name);
+            let actor = watch::WatchActor::new(
+                Arc::new(w.clone()),
+                deployer.clone(),
+                self.shared.clone(),
+                cancel.clone(),
+            );
+            let done = self.shared.tasks.spawn(async move {
+                if let Some(h) = before {
+                    let _ = h.await;
+                }
+                actor.run(rx).await;
+            });
+            if let Some(every) = w.poll {
+                self.shared.tasks.spawn(poll::run(
+                    Arc::new(w.clone()),
+                    deployer,
+                    self.shared.store.clone(),
+                    tx.clone(),
+                    every,
+                    cancel.clone(),
+                ));
+            }
+            running.insert(
+                w.name.clone(),
+                Running {
+                    config: w.clone(),
+                    deployer: dcfg.clone(),
+                    tx,
+                    cancel,
+                    done,
+                },
+            );
+        }
+    }
+
+    /// Delivers a command to a watch's actor without waiting for it to be handled.
+    pub fn send(&self, watch: &str, command: Command) -> Result<(), SendError> {
+        let running = self.lock();
+        let r = running
+            .get(watch)
+            .ok_or_else(|| SendError::UnknownWatch(watch.to_string()))?;
+        r.tx
+            .try_send(command)
+            .map_err(|_| SendError::Unavailable(watch.to_string()))
+    }
+
+    /// Whether a watch is configured.
+    pub fn has_watch(&self, watch: &str) -> bool {
+        self.lock().contains_key(watch)
+    }
+
+    /// Watches using a deployer, as (name, project, environment).
+    pub fn watches_of(&self, deployer: &str) -> Vec<(String, String, String)> {
+        self.lock()
+            .values()
+            .filter(|r| r.config.deployer == deployer)
+            .map(|r| {
+                (
+                    r.config.name.clone(),
+                    r.config.project.clone(),
+                    r.config.environment.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A random id for observations and rollback intents. Unique across restarts and across a
+/// wiped state directory, which matters for the rollback marker searched in the deployer.
+pub fn new_id(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128);
+    h.write_u32(std::process::id());
+    format!("{prefix}-{:016x}", h.finish())
+}

@@ -1,0 +1,256 @@
+//! Pure judgement: samples in, decisions out. No I/O and no clocks: callers pass the time.
+//!
+//! - [`Rule`] and [`judge_sample`]: one reading against a check's thresholds and baseline.
+//! - [`baseline`]: the pre-deployment reference value.
+//! - [`observation`]: the per-release state machine that turns a stream of sample outcomes into
+//!   a verdict (condemned, inconclusive, verified) with its evidence.
+
+pub mod baseline;
+pub mod observation;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One threshold of a check. A closed set: each config key is one variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", content = "limit", rename_all = "snake_case")]
+pub enum Rule {
+    /// `expect_status`: the HTTP status must be one of these.
+    ExpectStatus(Vec<u16>),
+    /// `max`: value must not exceed this.
+    Max(f64),
+    /// `min`: value must not fall below this.
+    Min(f64),
+    /// `max_ratio`: value must not exceed ratio x baseline.
+    MaxRatio(f64),
+    /// `min_ratio`: value must not fall below ratio x baseline.
+    MinRatio(f64),
+}
+
+impl Rule {
+    /// Whether this rule compares against the pre-deployment baseline.
+    pub fn needs_baseline(&self) -> bool {
+        matches!(self, Rule::MaxRatio(_) | Rule::MinRatio(_))
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::ExpectStatus(codes) => write!(f, "status in {codes:?}"),
+            Rule::Max(m) => write!(f, "value <= {m}"),
+            Rule::Min(m) => write!(f, "value >= {m}"),
+            Rule::MaxRatio(r) => write!(f, "value <= {r} x baseline"),
+            Rule::MinRatio(r) => write!(f, "value >= {r} x baseline"),
+        }
+    }
+}
+
+/// What a probe measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reading {
+    /// An HTTP status code.
+    Status(u16),
+    /// A metric value.
+    Value(f64),
+}
+
+impl Reading {
+    /// The reading as a number, for evidence and the check-value metric.
+    pub fn as_f64(&self) -> f64 {
+        match self {
+            Reading::Status(s) => f64::from(*s),
+            Reading::Value(v) => *v,
+        }
+    }
+}
+
+/// The result of judging one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every rule held.
+    Pass,
+    /// A rule was broken; `limit` says which and by how much.
+    Fail { limit: String },
+    /// The sample could not be judged (target unreachable, no data, no baseline). Errors never
+    /// condemn a release: broken telemetry is not a broken application.
+    Error { reason: String },
+}
+
+impl Outcome {
+    /// Short label used in metrics: `pass`, `fail` or `error`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail { .. } => "fail",
+            Outcome::Error { .. } => "error",
+        }
+    }
+}
+
+/// Ratios are undefined against a baseline this close to zero (or negative).
+const MIN_BASELINE: f64 = 1e-12;
+
+/// Judges one reading against all rules of a check.
+///
+/// A broken rule wins over one that cannot be evaluated: an absolute `max` that is exceeded
+/// fails the sample even when the baseline for a ratio rule is missing. A ratio rule with no
+/// baseline, or a baseline of zero, cannot say anything and yields an error (so a service that
+/// had no traffic before the deployment is not condemned for having some afterwards; pair
+/// ratio rules with an absolute `max` to catch that case).
+pub fn judge_sample(rules: &[Rule], reading: Reading, baseline: Option<f64>) -> Outcome {
+    let mut undecidable = None;
+    for rule in rules {
+        match check_rule(rule, reading, baseline) {
+            Ok(()) => {}
+            Err(RuleResult::Broken(limit)) => return Outcome::Fail { limit },
+            Err(RuleResult::Undecidable(reason)) => {
+                undecidable.get_or_insert(reason);
+            }
+        }
+    }
+    match undecidable {
+        Some(reason) => Outcome::Error { reason },
+        None => Outcome::Pass,
+    }
+}
+
+enum RuleResult {
+    Broken(String),
+    Undecidable(String),
+}
+
+fn check_rule(rule: &Rule, reading: Reading, baseline: Option<f64>) -> Result<(), RuleResult> {
+    use RuleResult::{Broken, Undecidable};
+    let value = match (rule, reading) {
+        (Rule::ExpectStatus(codes), Reading::Status(code)) => {
+            return if codes.contains(&code) {
+                Ok(())
+            } else {
+                Err(Broken(format!("status {code} not in expect_status {codes:?}")))
+            };
+        }
+        (Rule::ExpectStatus(_), Reading::Value(_)) => {
+            return Err(Undecidable("expect_status needs an HTTP status".into()))
+        }
+        (_, Reading::Status(code)) => f64::from(code),
+        (_, Reading::Value(v)) => v,
+    };
+    if !value.is_finite() {
+        return Err(Undecidable(format!("value is {value}")));
+    }
+    let ratio_limit = |ratio: f64| match baseline {
+        None => Err(Undecidable("no baseline available".into())),
+        Some(b) if !b.is_finite() || b < MIN_BASELINE => Err(Undecidable(format!(
+            "baseline is {b}: a ratio against it is undefined"
+        ))),
+        Some(b) => Ok((b, ratio * b)),
+    };
+    match *rule {
+        Rule::ExpectStatus(_) => Ok(()),
+        Rule::Max(max) if value > max => Err(Broken(format!("value {value} > max {max}"))),
+        Rule::Min(min) if value < min => Err(Broken(format!("value {value} < min {min}"))),
+        Rule::Max(_) | Rule::Min(_) => Ok(()),
+        Rule::MaxRatio(r) => {
+            let (b, limit) = ratio_limit(r)?;
+            if value > limit {
+                Err(Broken(format!(
+                    "value {value} > max_ratio {r} x baseline {b} = {limit}"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        Rule::MinRatio(r) => {
+            let (b, limit) = ratio_limit(r)?;
+            if value < limit {
+                Err(Broken(format!(
+                    "value {value} < min_ratio {r} x baseline {b} = {limit}"
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fails(o: &Outcome) -> bool {
+        matches!(o, Outcome::Fail { .. })
+    }
+
+    #[test]
+    fn status_rule() {
+        let r = [Rule::ExpectStatus(vec![200, 204])];
+        assert_eq!(judge_sample(&r, Reading::Status(204), None), Outcome::Pass);
+        let o = judge_sample(&r, Reading::Status(503), None);
+        assert!(fails(&o));
+        assert!(format!("{o:?}").contains("503"));
+    }
+
+    #[test]
+    fn absolute_limits_are_inclusive() {
+        let r = [Rule::Max(0.05), Rule::Min(0.0)];
+        assert_eq!(judge_sample(&r, Reading::Value(0.05), None), Outcome::Pass);
+        assert!(fails(&judge_sample(&r, Reading::Value(0.0501), None)));
+        assert!(fails(&judge_sample(&r, Reading::Value(-0.1), None)));
+    }
+
+    #[test]
+    fn ratio_against_baseline() {
+        let r = [Rule::MaxRatio(2.0)];
+        assert_eq!(
+            judge_sample(&r, Reading::Value(0.2), Some(0.1)),
+            Outcome::Pass
+        );
+        let o = judge_sample(&r, Reading::Value(0.21), Some(0.1));
+        let Outcome::Fail { limit } = o else {
+            panic!("expected failure")
+        };
+        assert!(limit.contains("baseline 0.1"), "{limit}");
+        let r = [Rule::MinRatio(0.5)];
+        assert!(fails(&judge_sample(&r, Reading::Value(4.0), Some(10.0))));
+        assert_eq!(
+            judge_sample(&r, Reading::Value(5.0), Some(10.0)),
+            Outcome::Pass
+        );
+    }
+
+    #[test]
+    fn zero_or_missing_baseline_is_an_error_not_a_failure() {
+        let r = [Rule::MaxRatio(2.0)];
+        for b in [None, Some(0.0), Some(-1.0), Some(f64::NAN)] {
+            assert!(
+                matches!(judge_sample(&r, Reading::Value(5.0), b), Outcome::Error { .. }),
+                "baseline {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn broken_absolute_rule_wins_over_undecidable_ratio() {
+        let r = [Rule::MaxRatio(2.0), Rule::Max(1.0)];
+        assert!(fails(&judge_sample(&r, Reading::Value(5.0), None)));
+        assert!(matches!(
+            judge_sample(&r, Reading::Value(0.5), None),
+            Outcome::Error { .. }
+        ));
+    }
+
+    #[test]
+    fn nan_and_infinite_values_are_errors() {
+        let r = [Rule::Max(1.0)];
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert!(matches!(
+                judge_sample(&r, Reading::Value(v), None),
+                Outcome::Error { .. }
+            ));
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The verdict state machine of one observed release.
+//!
+//! Each check keeps its consecutive-failure and consecutive-error runs. After every sample
+//! round, [`Tracker::decide`] says whether the release is condemned (some check failed
+//! `failure_limit` times in a row), inconclusive (some check could not be judged `error_limit`
+//! times in a row), verified (the window ended without either) or still under observation.
+//! Condemnation wins over inconclusiveness: a check that is clearly failing is evidence enough
+//! even if another check is blind. The whole tracker serialises, so an observation interrupted
+//! by a restart resumes with its runs intact, and doubles as the evidence of the verdict.
+
+use std::collections::VecDeque;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Outcome, Rule};
+
+/// Most recent samples kept per check as evidence.
+const KEPT_SAMPLES: usize = 20;
+
+/// One judged sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    /// The measured value (HTTP status for http checks); absent when the probe failed.
+    pub value: Option<f64>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Running state and evidence of one check during one observation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckTrack {
+    pub name: String,
+    pub rules: Vec<Rule>,
+    pub failure_limit: u32,
+    /// Pre-deployment baseline, once known.
+    pub baseline: Option<f64>,
+    pub consecutive_failures: u32,
+    pub consecutive_errors: u32,
+    pub passes: u64,
+    pub failures: u64,
+    pub errors: u64,
+    /// The most recent samples, oldest first.
+    pub samples: VecDeque<Sample>,
+    /// Set when this check condemned the release or made it inconclusive: which limit was hit.
+    pub limit_hit: Option<String>,
+}
+
+/// What the observation should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Keep sampling.
+    Continue,
+    /// The release is bad: act on it.
+    Condemned { reason: String },
+    /// The release cannot be judged: report, do not act.
+    Inconclusive { reason: String },
+    /// The window passed without condemnation: the release is good.
+    Verified,
+}
+
+/// The per-check runs of one observation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tracker {
+    pub checks: Vec<CheckTrack>,
+    pub error_limit: u32,
+    /// Completed sample rounds.
+    pub rounds: u64,
+}
+
+impl Tracker {
+    /// A fresh tracker for checks given as (name, rules, failure_limit).
+    pub fn new<'a>(
+        checks: impl IntoIterator<Item = (&'a str, &'a [Rule], u32)>,
+        error_limit: u32,
+    ) -> Self {
+        let checks = checks
+            .into_iter()
+            .map(|(name, rules, failure_limit)| CheckTrack {
+                name: name.to_string(),
+                rules: rules.to_vec(),
+                failure_limit: failure_limit.max(1),
+                baseline: None,
+                consecutive_failures: 0,
+                consecutive_errors: 0,
+                passes: 0,
+                failures: 0,
+                errors: 0,
+                samples: VecDeque::new(),
+                limit_hit: None,
+            })
+            .collect();
+        Tracker {
+            checks,
+            error_limit: error_limit.max(1),
+            rounds: 0,
+        }
+    }
+
+    /// Records one sample of check `index`. A pass or a failure ends an error run, and an
+    /// error does not break a failure run: a flapping scrape between two failures is not
+    /// evidence that the release recovered.
+    pub fn record(&mut self, index: usize, sample: Sample) {
+        let Some(track) = self.checks.get_mut(index) else {
+            return;
+        };
+        match &sample.outcome {
+            Outcome::Pass => {
+                track.passes += 1;
+                track.consecutive_failures = 0;
+                track.consecutive_errors = 0;
+            }
+            Outcome::Fail { .. } => {
+                track.failures += 1;
+                track.consecutive_failures += 1;
+                track.consecutive_errors = 0;
+            }
+            Outcome::Error { .. } => {
+                track.errors += 1;
+                track.consecutive_errors += 1;
+            }
+        }
+        track.samples.push_back(sample);
+        let keep = KEPT_SAMPLES.max(track.failure_limit as usize + self.error_limit as usize);
+        while track.samples.len() > keep {
+            track.samples.pop_front();
+        }
+    }
+
+    /// Marks the end of a sample round.
+    pub fn end_round(&mut self) {
+        self.rounds += 1;
+    }
+
+    /// Decides after a round. `window_over` is true once the observation window has ended.
+    /// Marks the check that decided with the limit it hit.
+    pub fn decide(&mut self, window_over: bool) -> Decision {
+        if let Some(track) = self
+            .checks
+            .iter_mut()
+            .find(|t| t.consecutive_failures >= t.failure_limit)
+        {
+            let last = track
+                .samples
+                .iter()
+                .rev()
+                .find_map(|s| match &s.outcome {
+                    Outcome::Fail { limit } => Some(limit.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let hit = format!(
+                "failure_limit {} reached: {} consecutive failures (last: {last})",
+                track.failure_limit, track.consecutive_failures
+            );
+            track.limit_hit = Some(hit.clone());
+            return Decision::Condemned {
+                reason: format!("check {} {hit}", track.name),
+            };
+        }
+        let error_limit = self.error_limit;
+        if let Some(track) = self
+            .checks
+            .iter_mut()
+            .find(|t| t.consecutive_errors >= error_limit)
+        {
+            let last = track
+                .samples
+                .iter()
+                .rev()
+                .find_map(|s| match &s.outcome {
+                    Outcome::Error { reason } => Some(reason.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let hit = format!(
+                "error_limit {error_limit} reached: {} consecutive errors (last: {last})",
+                track.consecutive_errors
+            );
+            track.limit_hit = Some(hit.clone());
+            return Decision::Inconclusive {
+                reason: format!("check {} {hit}", track.name),
+            };
+        }
+        if window_over {
+            Decision::Verified
+        } else {
+            Decision::Continue
+        }
+    }
+}
+
+/// The kind of a final verdict. Closed set, persisted and reported as snake_case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    Verified,
+    Condemned,
+    Inconclusive,
+    /// A newer deployment replaced the release before its window ended; never counts as good.
+    Superseded,
+}
+
+impl VerdictKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VerdictKind::Verified => "verified",
+            VerdictKind::Condemned => "condemned",
+            VerdictKind::Inconclusive => "inconclusive",
+            VerdictKind::Superseded => "superseded",
+        }
+    }
+
+    pub const ALL: [VerdictKind; 4] = [
+        VerdictKind::Verified,
+        VerdictKind::Condemned,
+        VerdictKind::Inconclusive,
+        VerdictKind::Superseded,
+    ];
+}
+
+/// A final decision about one release, with everything that led to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub verdict: VerdictKind,
+    pub release: String,
+    pub version: Option<String>,
+    pub deployment_id: Option<String>,
+    pub observation_id: String,
+    pub decided_at: DateTime<Utc>,
+    /// One line for humans: which check hit which limit.
+    pub summary: String,
+    /// Per check: rules, baseline, counters, recent samples and the limit hit.
+    pub checks: Vec<CheckTrack>,
+    /// What backstop did about it (rollback target, notify only, nothing).
+    pub action: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker(failure_limit: u32, error_limit: u32) -> Tracker {
+        let rules = [Rule::Max(1.0)];
+        Tracker::new([("a", &rules[..], failure_limit), ("b", &rules[..], 1000)], error_limit)
+    }
+
+    fn s(outcome: Outcome) -> Sample {
+        Sample {
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            value: Some(1.0),
+            outcome,
+        }
+    }
+
+    fn fail() -> Outcome {
+        Outcome::Fail {
+            limit: "value 2 > max 1".into(),
+        }
+    }
+
+    fn err() -> Outcome {
+        Outcome::Error {
+            reason: "unreachable".into(),
+        }
+    }
+
+    #[test]
+    fn condemned_after_failure_limit_consecutive_failures() {
+        let mut t = tracker(3, 5);
+        for _ in 0..2 {
+            t.record(0, s(fail()));
+            assert_eq!(t.decide(false), Decision::Continue);
+        }
+        t.record(0, s(fail()));
+        let d = t.decide(false);
+        assert!(matches!(d, Decision::Condemned { ref reason } if reason.contains("check a")));
+        assert!(t.checks[0].limit_hit.as_deref().unwrap().contains("max 1"));
+    }
+
+    #[test]
+    fn a_pass_resets_the_failure_run_noise_is_tolerated() {
+        let mut t = tracker(3, 5);
+        for _ in 0..10 {
+            t.record(0, s(fail()));
+            t.record(0, s(fail()));
+            t.record(0, s(Outcome::Pass));
+            assert_eq!(t.decide(false), Decision::Continue);
+        }
+        assert_eq!(t.decide(true), Decision::Verified);
+    }
+
+    #[test]
+    fn errors_never_condemn_but_a_run_makes_it_inconclusive() {
+        let mut t = tracker(1, 3);
+        t.record(0, s(err()));
+        t.record(0, s(err()));
+        assert_eq!(t.decide(false), Decision::Continue);
+        t.record(0, s(err()));
+        assert!(matches!(t.decide(false), Decision::Inconclusive { .. }));
+    }
+
+    #[test]
+    fn errors_between_failures_do_not_reset_the_failure_run() {
+        let mut t = tracker(3, 5);
+        t.record(0, s(fail()));
+        t.record(0, s(err()));
+        t.record(0, s(fail()));
+        t.record(0, s(err()));
+        assert_eq!(t.decide(false), Decision::Continue);
+        t.record(0, s(fail()));
+        assert!(matches!(t.decide(false), Decision::Condemned { .. }));
+    }
+
+    #[test]
+    fn condemnation_wins_over_inconclusive() {
+        let mut t = tracker(1, 1);
+        t.record(1, s(err()));
+        t.record(0, s(fail()));
+        assert!(matches!(t.decide(false), Decision::Condemned { .. }));
+    }
+
+    #[test]
+    fn condemnation_wins_at_window_end() {
+        let mut t = tracker(1, 5);
+        t.record(0, s(fail()));
+        assert!(matches!(t.decide(true), Decision::Condemned { .. }));
+    }
+
+    #[test]
+    fn samples_are_capped_and_tracker_roundtrips_through_json() {
+        let mut t = tracker(3, 5);
+        for _ in 0..100 {
+            t.record(0, s(Outcome::Pass));
+        }
+        assert_eq!(t.checks[0].samples.len(), KEPT_SAMPLES);
+        assert_eq!(t.checks[0].passes, 100);
+        let json = serde_json::to_string(&t).unwrap();
+        let back: Tracker = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn out_of_range_index_is_ignored() {
+        let mut t = tracker(1, 1);
+        t.record(7, s(fail()));
+        assert_eq!(t.decide(false), Decision::Continue);
+    }
+}

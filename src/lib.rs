@@ -1,0 +1,41 @@
+//! backstop: a self-healing deployment monitor.
+//!
+//! After each deployment of a watched service (announced over HTTP, delivered by an Octopus
+//! subscription webhook, or discovered by polling the deployer) backstop observes the release:
+//! every interval it samples HTTP health checks and Prometheus queries, judges each sample
+//! against absolute thresholds and the service's own pre-deployment baseline, and condemns the
+//! release after `failure_limit` consecutive failures. A condemned release is rolled back to
+//! the last release backstop itself verified, exactly once, with the evidence attached.
+//!
+//! Architecture: one actor task per watch ([`engine`]) owns that watch's observation and
+//! rollback; the HTTP API ([`api`]) only sends it triggers and reads the shared status board.
+//! Judgement is pure ([`judge`]); probes ([`checks`]) and the deployment tool ([`deployer`]) are
+//! the I/O edges; every durable fact goes through [`store`], so a restart resumes where the
+//! last process stopped.
+//!
+//! Modules:
+//! - [`config`]: TOML + environment, validated into typed structs with every error reported.
+//! - [`judge`]: rules, baseline maths, the verdict state machine.
+//! - [`checks`]: HTTP and Prometheus probes.
+//! - [`deployer`]: the Octopus Deploy client (deployments, tasks, retries).
+//! - [`engine`]: watch actors, observation rounds, rollbacks, polling, reload.
+//! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup).
+//! - [`api`]: the HTTP API and `/metrics`.
+//! - [`metrics`]: every metric the daemon exports.
+//! - [`status`]: the status document shared by the API and `backstop status`.
+//! - [`daemon`]: wiring it all together for `backstop run`.
+//! - [`signals`], [`secret`], [`cli`].
+
+pub mod api;
+pub mod checks;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod deployer;
+pub mod engine;
+pub mod judge;
+pub mod metrics;
+pub mod secret;
+pub mod signals;
+pub mod status;
+pub mod store;

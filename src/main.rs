@@ -1,0 +1,116 @@
+//! The `backstop` binary: parse the command line, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use backstop::cli::{Cli, Command, LogFormat};
+use backstop::{config, daemon, signals, status};
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Under journald the journal stamps every line itself.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match (format, journald) {
+        (LogFormat::Json, _) => builder.json().init(),
+        (LogFormat::Text, true) => builder.without_time().init(),
+        (LogFormat::Text, false) => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::CheckConfig { config } => match config::load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} watch{}, {} deployer{})",
+                    config.display(),
+                    c.watches.len(),
+                    if c.watches.len() == 1 { "" } else { "es" },
+                    c.deployers.len(),
+                    if c.deployers.len() == 1 { "" } else { "s" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config: path } => {
+            let config = match config::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(async move {
+                let (tx, rx) = tokio::sync::mpsc::channel(8);
+                if let Err(e) = signals::forward(tx) {
+                    eprintln!("cannot install signal handlers: {e}");
+                    return ExitCode::FAILURE;
+                }
+                match daemon::run(config, path, rx).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+        Command::Status { url, json } => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(async move {
+                let url = format!("{}/v1/status", url.trim_end_matches('/'));
+                let resp = match reqwest::Client::new()
+                    .get(&url)
+                    .timeout(std::time::Duration::from_secs(5))
+                    .send()
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("cannot reach backstop at {url}: {}", e.without_url());
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let text = resp.text().await.unwrap_or_default();
+                match serde_json::from_str::<status::StatusDocument>(&text) {
+                    Ok(doc) if json => {
+                        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or(text));
+                        ExitCode::SUCCESS
+                    }
+                    Ok(doc) => {
+                        print!("{}", status::render_table(&doc));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("unexpected answer from {url}: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    }
+}
