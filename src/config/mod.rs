@@ -160,3 +160,6 @@ impl WatchConfig {
             .any(|c| c.rules.iter().any(|r| r.needs_baseline()))
     }
 }
+
+#[cfg(test)]
+mod tests;

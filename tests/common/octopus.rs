@@ -216,7 +216,7 @@ impl FakeOctopus {
         self.lock().final_state = task_state(state);
     }
 
-    /// Puts a task in `state` now, ending any scripted progression.
+    /// Puts a task (or the task of a deployment id) in `state` now, ending any scripted progression.
     pub fn set_task_state(&self, task_id: &str, state: &str) {
         let state = task_state(state);
         let mut st = self.lock();
@@ -228,7 +228,7 @@ impl FakeOctopus {
         task.transition(state, Utc::now());
     }
 
-    /// Marks a task as waiting (or no longer waiting) for a human: manual intervention or guided failure.
+    /// Marks a task (or a deployment's task) as waiting for a human: manual intervention, guided failure.
     pub fn set_pending_interruptions(&self, task_id: &str, pending: bool) {
         let mut st = self.lock();
         st.task_mut(task_id)
@@ -237,6 +237,9 @@ impl FakeOctopus {
     }
 
     /// The next `n` POST /deployments answer `status` (with `Retry-After` when given), creating nothing.
+    ///
+    /// All `*_next_posts` calls feed one queue, consumed in call order by authenticated POSTs. A
+    /// refusal applies before validation; create-then-fail and hang wait for a valid body.
     pub fn fail_next_posts(&self, n: usize, status: u16, retry_after: Option<u64>) {
         let status =
             StatusCode::from_u16(status).unwrap_or_else(|_| panic!("invalid HTTP status {status}"));
@@ -268,7 +271,7 @@ impl FakeOctopus {
             .extend(std::iter::repeat(status).take(n));
     }
 
-    /// Deployments created through POST (including those whose response was lost), oldest first.
+    /// Deployments created through POST (including those whose response was lost), in creation order.
     pub fn created_deployments(&self) -> Vec<Value> {
         let st = self.lock();
         let ids = st.created_via_post.clone();
@@ -283,7 +286,7 @@ impl FakeOctopus {
         self.lock().post_attempts
     }
 
-    /// Every deployment, added or created, oldest first.
+    /// Every deployment, added or created, in the order the fake stored them.
     pub fn deployments(&self) -> Vec<Value> {
         let st = self.lock();
         st.deployments

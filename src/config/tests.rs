@@ -1,0 +1,210 @@
+//! Config validation: the example is valid, and every kind of mistake is named by key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+/// A directory holding the secret files the example config names, by relative path.
+fn secrets() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["token", "octopus-api-key", "hook-secret"] {
+        std::fs::write(dir.path().join(f), format!("{f}-value\n")).unwrap();
+    }
+    dir
+}
+
+/// The shipped example with its absolute secret paths made relative to the test directory.
+fn example() -> String {
+    include_str!("../../config/backstop.example.toml").replace("/etc/backstop/", "")
+}
+
+fn errors(toml: &str, dir: &Path) -> Vec<String> {
+    match load_str(toml, dir) {
+        Ok(_) => panic!("config unexpectedly valid"),
+        Err(LoadError::Invalid(errs)) => errs.iter().map(|e| e.to_string()).collect(),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[test]
+fn example_config_is_valid() {
+    let dir = secrets();
+    let c = load_str(&example(), dir.path()).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:9870");
+    assert_eq!(c.server.token.as_ref().unwrap().expose(), "token-value");
+    let w = &c.watches[0];
+    assert_eq!(w.name, "shop");
+    assert_eq!(w.poll, Some(Duration::from_secs(30)));
+    assert_eq!(w.window, Duration::from_secs(600));
+    assert_eq!(w.on_failure, OnFailure::Rollback);
+    assert_eq!(w.checks.len(), 3);
+    assert_eq!(w.checks[0].rules, vec![Rule::ExpectStatus(vec![200])]);
+    assert_eq!(w.checks[1].rules, vec![Rule::Max(0.05)]);
+    assert_eq!(w.checks[2].rules, vec![Rule::MaxRatio(2.0)]);
+    assert!(matches!(
+        &w.checks[2].probe,
+        Probe::Prometheus { baseline_window: Some(d), .. } if *d == Duration::from_secs(600)
+    ));
+    let DeployerConfig::Octopus(o) = &c.deployers["octo"];
+    assert_eq!(o.api_key.expose(), "octopus-api-key-value");
+    assert_eq!(o.webhook_header.as_deref(), Some("X-Backstop-Secret"));
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let dir = secrets();
+    let c = load_str(&example(), dir.path()).unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("-value"), "{debug}");
+}
+
+#[test]
+fn all_errors_are_reported_at_once_with_their_keys() {
+    let dir = secrets();
+    let bad = example()
+        .replace("interval = \"10s\"", "interval = \"10 parsecs\"")
+        .replace("deployer = \"octo\"", "deployer = \"jenkins\"")
+        .replace("on_failure = \"rollback\"", "on_failure = \"panic\"")
+        .replace("max = 0.05", "maxx = 0.05")
+        .replace("[state]", "[state]\ncolour = \"blue\"");
+    let errs = errors(&bad, dir.path());
+    let joined = errs.join("\n");
+    for needle in [
+        "watch[0].interval: malformed duration",
+        "watch[0].deployer: no [deployers.jenkins] table",
+        "watch[0].on_failure: unknown value \"panic\"",
+        "watch[0].check[1].maxx: unknown key",
+        "watch[0].check[1].max: a prometheus check needs a rule",
+        "state.colour: unknown key",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    let dir = secrets();
+    let toml = r#"
+[deployers.o]
+kind = "octopus"
+url = "http://x"
+[[watch]]
+name = "w"
+[[watch.check]]
+kind = "prometheus"
+url = "http://p"
+max = 1
+"#;
+    let joined = errors(toml, dir.path()).join("\n");
+    for needle in [
+        "deployers.o.space: is required",
+        "deployers.o.api_key_file: an API key is required",
+        "watch[0].deployer: is required",
+        "watch[0].project: is required",
+        "watch[0].environment: is required",
+        "watch[0].check[0].name: is required",
+        "watch[0].check[0].query: is required",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn inline_secrets_are_refused() {
+    let dir = secrets();
+    let bad = example().replace("token_file = \"token\"", "token = \"hunter2\"");
+    let joined = errors(&bad, dir.path()).join("\n");
+    assert!(joined.contains("server.token: secrets are never written inline"));
+    assert!(!joined.contains("hunter2"));
+}
+
+#[test]
+fn unreadable_secret_names_the_key_and_path() {
+    let dir = secrets();
+    std::fs::remove_file(dir.path().join("octopus-api-key")).unwrap();
+    let joined = errors(&example(), dir.path()).join("\n");
+    assert!(joined.contains("deployers.octo.api_key_file: cannot read secret file"));
+}
+
+#[test]
+fn rule_and_timing_mistakes() {
+    let dir = secrets();
+    let bad = example()
+        .replace("timeout = \"2s\"", "timeout = \"20s\"")
+        .replace("max_ratio = 2.0", "max_ratio = -1")
+        .replace("failure_limit = 3       #", "failure_limit = 0       #")
+        .replace("expect_status = [200]", "expect_status = [200, 999]");
+    let joined = errors(&bad, dir.path()).join("\n");
+    for needle in [
+        "watch[0].check[0].timeout: 20s is not shorter than the watch interval 10s",
+        "watch[0].check[2].max_ratio: must be greater than zero",
+        "watch[0].check[0].failure_limit: expected a whole number of at least 1",
+        "watch[0].check[0].expect_status: 999 is not an HTTP status code",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn duplicate_names_and_wrong_kinds() {
+    let dir = secrets();
+    let mut bad = example();
+    bad.push_str(
+        r#"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-2"
+environment = "Environments-1"
+[[watch.check]]
+name = "x"
+kind = "ftp"
+url = "http://x"
+"#,
+    );
+    let joined = errors(&bad, dir.path()).join("\n");
+    assert!(joined.contains("watch[1].name: duplicate watch name \"shop\""));
+    assert!(joined.contains("watch[1].check[0].kind: unknown check kind \"ftp\""));
+}
+
+#[test]
+fn defaults_apply() {
+    let dir = secrets();
+    let toml = r#"
+[deployers.o]
+kind = "octopus"
+url = "http://octo/"
+space = "Spaces-1"
+api_key_file = "octopus-api-key"
+[[watch]]
+name = "w"
+deployer = "o"
+project = "Projects-1"
+environment = "Environments-1"
+[[watch.check]]
+name = "h"
+kind = "http"
+url = "http://app/health"
+"#;
+    let c = load_str(toml, dir.path()).unwrap();
+    assert!(c.server.token.is_none());
+    assert_eq!(c.state.dir, std::path::PathBuf::from("/var/lib/backstop"));
+    let w = &c.watches[0];
+    assert_eq!(
+        (w.warmup, w.window, w.interval, w.error_limit),
+        (Duration::from_secs(30), Duration::from_secs(600), Duration::from_secs(10), 5)
+    );
+    assert_eq!(w.checks[0].failure_limit, 3);
+    let DeployerConfig::Octopus(o) = &c.deployers["o"];
+    assert_eq!(o.url, "http://octo");
+}
+
+#[test]
+fn malformed_toml_is_a_read_error() {
+    let dir = secrets();
+    assert!(matches!(
+        load_str("[server\nlisten=", dir.path()),
+        Err(LoadError::Read { .. })
+    ));
+}
