@@ -26,8 +26,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
-        Command::CheckConfig { config } => match config::load(&config) {
-            Ok(c) => {
+        Command::CheckConfig { config } => match config::check(&config) {
+            Ok((c, warnings)) => {
+                for w in &warnings {
+                    eprintln!("warning: {w} (the daemon will refuse to start until it can read this secret)");
+                }
                 println!(
                     "{}: OK ({} watch{}, {} deployer{})",
                     config.display(),

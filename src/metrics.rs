@@ -66,6 +66,7 @@ struct Inner {
     deployments_seen: IntCounterVec,
     last_verdict: GaugeVec,
     reloads: IntCounterVec,
+    polls: IntCounterVec,
     start_time: Gauge,
 }
 
@@ -194,6 +195,11 @@ impl Metrics {
                 "Configuration reloads by result (success, failure).",
                 &["result"],
             ),
+            polls: counter(
+                "backstop_deployer_polls_total",
+                "Deployment discovery polls by watch and result (ok, error).",
+                &["watch", "result"],
+            ),
             start_time,
             registry: r,
         };
@@ -316,6 +322,13 @@ impl Metrics {
         self.0
             .deployer_errors
             .with_label_values(&[deployer, operation])
+            .inc();
+    }
+
+    pub fn poll(&self, watch: &str, ok: bool) {
+        self.0
+            .polls
+            .with_label_values(&[watch, if ok { "ok" } else { "error" }])
             .inc();
     }
 

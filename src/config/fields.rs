@@ -12,22 +12,46 @@ use crate::secret::SecretSource;
 
 /// Collects every error found during one validation pass.
 #[derive(Default)]
-pub(super) struct Errors(RefCell<Vec<ConfigError>>);
+pub(super) struct Errors {
+    errors: RefCell<Vec<ConfigError>>,
+    warnings: RefCell<Vec<ConfigError>>,
+    /// When set, secrets that cannot be read are warnings: `check-config` on a machine that
+    /// does not hold the secrets (a CI runner, a laptop) still validates everything else.
+    pub lenient_secrets: bool,
+}
 
 impl Errors {
+    pub fn new(lenient_secrets: bool) -> Self {
+        Errors {
+            lenient_secrets,
+            ..Errors::default()
+        }
+    }
+
+    pub fn warn(&self, key: impl Into<String>, message: impl Into<String>) {
+        self.warnings.borrow_mut().push(ConfigError {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn take_warnings(&self) -> Vec<ConfigError> {
+        std::mem::take(&mut *self.warnings.borrow_mut())
+    }
+
     pub fn push(&self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.borrow_mut().push(ConfigError {
+        self.errors.borrow_mut().push(ConfigError {
             key: key.into(),
             message: message.into(),
         });
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.borrow().is_empty()
+        self.errors.borrow().is_empty()
     }
 
     pub fn into_vec(self) -> Vec<ConfigError> {
-        self.0.into_inner()
+        self.errors.into_inner()
     }
 }
 
@@ -91,6 +115,19 @@ impl<'a> Table<'a> {
 
     pub fn error(&self, key: &str, message: impl Into<String>) {
         self.errors.push(self.key(key), message);
+    }
+
+    pub fn lenient_secrets(&self) -> bool {
+        self.errors.lenient_secrets
+    }
+
+    /// Records a secret that could not be read: an error, or a warning in lenient mode.
+    pub fn secret_error(&self, key: &str, message: impl Into<String>) {
+        if self.errors.lenient_secrets {
+            self.errors.warn(self.key(key), message);
+        } else {
+            self.error(key, message);
+        }
     }
 
     fn raw(&self, key: &str) -> Option<&'a Value> {
@@ -163,8 +200,17 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// A duration like `30s`, `5m`, `1h 30m`, `250ms`.
+    /// A duration like `30s`, `5m`, `1h 30m`, `250ms`; must be longer than zero.
     pub fn duration(&self, key: &str) -> Option<Duration> {
+        self.duration_inner(key, false)
+    }
+
+    /// A duration that may be zero (`"0s"`), such as a warmup.
+    pub fn duration_or_zero(&self, key: &str) -> Option<Duration> {
+        self.duration_inner(key, true)
+    }
+
+    fn duration_inner(&self, key: &str, zero_ok: bool) -> Option<Duration> {
         let v = self.raw(key)?;
         let Value::String(s) = v else {
             self.error(
@@ -174,7 +220,7 @@ impl<'a> Table<'a> {
             return None;
         };
         match humantime::parse_duration(s.trim()) {
-            Ok(d) if !d.is_zero() => Some(d),
+            Ok(d) if zero_ok || !d.is_zero() => Some(d),
             Ok(_) => {
                 self.error(key, "must be longer than zero");
                 None

@@ -48,6 +48,18 @@ const ENV_PREFIX: &str = "BACKSTOP_";
 
 /// Loads and validates the config file at `path` with environment overrides applied.
 pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let (tree, dir) = read(path)?;
+    validate(&tree, &dir).map_err(LoadError::Invalid)
+}
+
+/// Validates the file for `check-config`: like [`load`], but secrets that cannot be read on
+/// this machine are returned as warnings instead of errors.
+pub fn check(path: &Path) -> Result<(Config, Vec<ConfigError>), LoadError> {
+    let (tree, dir) = read(path)?;
+    super::validate::validate_with(&tree, &dir, true).map_err(LoadError::Invalid)
+}
+
+fn read(path: &Path) -> Result<(Value, std::path::PathBuf), LoadError> {
     let env: HashMap<String, String> = std::env::vars()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains("__"))
         .map(|(k, v)| (k[ENV_PREFIX.len()..].to_string(), v))
@@ -73,7 +85,7 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    validate(&tree, dir).map_err(LoadError::Invalid)
+    Ok((tree, dir.to_path_buf()))
 }
 
 /// Loads a config from TOML text (no environment overrides); used by tests and tools.

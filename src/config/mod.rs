@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{load, load_str, LoadError};
+pub use load::{check, load, load_str, ConfigError, LoadError};
 pub use validate::validate;
 
 use crate::judge::Rule;

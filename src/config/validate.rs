@@ -22,15 +22,26 @@ const DEFAULT_STATE_DIR: &str = "/var/lib/backstop";
 /// Validates a config tree. Relative secret paths are resolved against `config_dir` (or
 /// `$CREDENTIALS_DIRECTORY` when set). Returns every error found, not only the first.
 pub fn validate(tree: &Value, config_dir: &Path) -> Result<Config, Vec<ConfigError>> {
-    let errors = Errors::default();
+    validate_with(tree, config_dir, false).map(|(c, _)| c)
+}
+
+/// Like [`validate`]; with `lenient_secrets`, unreadable secrets are returned as warnings and
+/// replaced by empty placeholders (for `check-config` only: such a config must not run).
+pub fn validate_with(
+    tree: &Value,
+    config_dir: &Path,
+    lenient_secrets: bool,
+) -> Result<(Config, Vec<ConfigError>), Vec<ConfigError>> {
+    let errors = Errors::new(lenient_secrets);
     let root = Table::root(tree, &errors);
     let server = server(&root, config_dir, &errors);
     let state = state(&root);
     let deployers = deployers(&root, config_dir, &errors);
     let watches = watches(&root, &deployers, &errors);
     root.finish();
+    let warnings = errors.take_warnings();
     if errors.is_empty() {
-        Ok(Config {
+        Ok((Config {
             server: server.expect("server is built when there are no errors"),
             state,
             deployers: deployers
@@ -38,7 +49,7 @@ pub fn validate(tree: &Value, config_dir: &Path) -> Result<Config, Vec<ConfigErr
                 .filter_map(|(k, v)| v.map(|v| (k, v)))
                 .collect(),
             watches,
-        })
+        }, warnings))
     } else {
         Err(errors.into_vec())
     }
@@ -54,8 +65,8 @@ fn load_secret(t: &Table, base: &str, dir: &Path) -> Option<Secret> {
     match source.load(dir) {
         Ok(s) => Some(s),
         Err(e) => {
-            t.error(&key, e.to_string());
-            None
+            t.secret_error(&key, e.to_string());
+            t.lenient_secrets().then(|| Secret::new(""))
         }
     }
 }
@@ -204,7 +215,7 @@ fn watch(t: &Table, deployers: &BTreeMap<String, Option<DeployerConfig>>) -> Opt
     let project = t.required_string("project");
     let environment = t.required_string("environment");
     let poll = t.duration("poll");
-    let warmup = t.duration("warmup").unwrap_or(Duration::from_secs(30));
+    let warmup = t.duration_or_zero("warmup").unwrap_or(Duration::from_secs(30));
     let window = t.duration("window").unwrap_or(Duration::from_secs(600));
     let interval = t.duration("interval").unwrap_or(Duration::from_secs(10));
     let on_failure = match t.string("on_failure").as_deref() {

@@ -154,6 +154,7 @@ impl Engine {
                     Arc::new(w.clone()),
                     deployer,
                     self.shared.store.clone(),
+                    self.shared.metrics.clone(),
                     tx.clone(),
                     every,
                     cancel.clone(),

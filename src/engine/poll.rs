@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Command, Trigger};
 use crate::config::WatchConfig;
 use crate::deployer::Deployer;
+use crate::metrics::Metrics;
 use crate::store::{Source, Store};
 
 /// Successful deployments examined per poll.
@@ -23,6 +24,7 @@ pub(super) async fn run(
     cfg: Arc<WatchConfig>,
     deployer: Deployer,
     store: Store,
+    metrics: Metrics,
     tx: mpsc::Sender<Command>,
     every: Duration,
     cancel: CancellationToken,
@@ -38,6 +40,7 @@ pub(super) async fn run(
             _ = cancel.cancelled() => return,
             r = deployer.successful_deployments(&cfg.project, &cfg.environment, DEPTH) => r,
         };
+        metrics.poll(&cfg.name, found.is_ok());
         let deployments = match found {
             Ok(d) => d,
             Err(e) => {

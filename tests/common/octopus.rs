@@ -951,7 +951,7 @@ fn reject((status, message, errors): Rejection) -> Response {
 }
 
 /// The `Error` body of the Swagger document: every property, unused ones null.
-pub fn octopus_error(status: StatusCode, message: &str, errors: &[&str]) -> Response {
+fn octopus_error(status: StatusCode, message: &str, errors: &[&str]) -> Response {
     let body = json!({
         "ErrorMessage": message, "Errors": errors, "FullException": null, "HelpLink": null,
         "HelpText": null, "ParsedHelpLinks": [], "Details": null,

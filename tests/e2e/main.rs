@@ -1,0 +1,14 @@
+//! End-to-end tests: the real `backstop` binary against in-process fakes of the app,
+//! Prometheus and Octopus Deploy (and, in `real_prometheus`, a real Prometheus server).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api;
+mod cli;
+mod faults;
+mod harness;
+mod judgement;
+mod real_prometheus;
+mod restart;
+mod seq;

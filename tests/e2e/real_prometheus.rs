@@ -1,0 +1,134 @@
+//! Against a real Prometheus server (Debian package `prometheus`), started on loopback:
+//! the app exposes gauges, Prometheus scrapes them, backstop queries Prometheus, and a
+//! baseline-ratio breach rolls the release back through the fake Octopus.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::common::octopus::FakeOctopus;
+use crate::harness::*;
+
+const T: Duration = Duration::from_secs(60);
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An app exposing `app_latency_seconds` with a settable value.
+async fn metrics_app() -> (String, Arc<Mutex<f64>>) {
+    let value = Arc::new(Mutex::new(0.1_f64));
+    let v = value.clone();
+    let router = Router::new().route(
+        "/metrics",
+        get(move || {
+            let v = *v.lock().unwrap();
+            async move {
+                format!("# TYPE app_latency_seconds gauge\napp_latency_seconds {v}\n")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (addr, value)
+}
+
+async fn query(c: &reqwest::Client, prom: &str, q: &str) -> Option<f64> {
+    let v: serde_json::Value = c
+        .get(format!("{prom}/api/v1/query"))
+        .query(&[("query", q)])
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baseline_breach_seen_through_a_real_prometheus_rolls_back() {
+    let (app, latency) = metrics_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let prom_url = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 200ms\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{app}']\n"
+        ),
+    )
+    .unwrap();
+    let _prom = Prometheus(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package) is installed by the test command"),
+    );
+    let c = reqwest::Client::new();
+    // Baseline: wait until Prometheus holds a few seconds of the healthy value.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        if query(&c, &prom_url, "count_over_time(app_latency_seconds[10s])").await.unwrap_or(0.0) >= 10.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "prometheus never scraped the app");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url())
+        + &format!(
+            r#"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+warmup = "0s"
+window = "20s"
+interval = "250ms"
+
+[[watch.check]]
+name = "latency"
+kind = "prometheus"
+url = "{prom_url}"
+query = "max(app_latency_seconds)"
+baseline_window = "10s"
+max_ratio = 2.0
+max = 10
+timeout = "200ms"
+failure_limit = 3
+"#
+        )));
+    let d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    // The new release is five times slower.
+    *latency.lock().unwrap() = 0.5;
+    let created = octo.wait_for_created(1, T).await;
+    assert_eq!(created[0]["ReleaseId"], r1.as_str());
+    let w = d
+        .wait_watch("shop", "condemned verdict", T, |w| w["last_verdict"]["verdict"] == "condemned")
+        .await;
+    let check = &w["last_verdict"]["checks"][0];
+    let baseline = check["baseline"].as_f64().unwrap();
+    assert!((baseline - 0.1).abs() < 0.05, "baseline from real Prometheus history: {baseline}");
+    assert!(check["limit_hit"].as_str().unwrap().contains("max_ratio"), "{check}");
+}

@@ -1,0 +1,96 @@
+//! Crashes (`kill -9`) at awkward moments: mid-observation and mid-rollback.
+
+use std::time::Duration;
+
+use crate::common::app::FakeApp;
+use crate::common::octopus::FakeOctopus;
+use crate::harness::*;
+
+const T: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observation_interrupted_by_kill_9_resumes() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    let app = FakeApp::start().await;
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "").replace("window = \"1500ms\"", "window = \"4s\"")));
+    let mut d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r1).await, 202);
+    let before = d
+        .wait_watch("shop", "a few rounds", T, |w| w["observation"]["rounds"].as_u64().unwrap_or(0) >= 3)
+        .await;
+    let id = before["observation"]["id"].as_str().unwrap().to_string();
+    d.kill9();
+
+    let d = Daemon::start(&setup).await;
+    let after = d.watch("shop").await;
+    assert_eq!(after["state"], "observing");
+    assert_eq!(after["observation"]["id"], id.as_str(), "same observation resumed");
+    assert!(after["observation"]["rounds"].as_u64().unwrap() >= 3, "rounds kept: {after}");
+    let w = d
+        .wait_watch("shop", "verified after restart", T, |w| w["last_verdict"]["verdict"] == "verified")
+        .await;
+    assert_eq!(w["last_verdict"]["observation_id"], id.as_str());
+    assert_eq!(w["last_good_release"], r1.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_rollback_call_never_deploys_twice() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    // The create lands, then its answer hangs: the daemon dies before it learns the outcome.
+    octo.hang_next_posts(1, Duration::from_secs(10));
+    let app = FakeApp::start().await;
+    app.set_health(503);
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "").replace("warmup = \"0s\"", "warmup = \"300ms\"")));
+    let mut d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    octo.wait_for_created(1, T).await;
+    d.kill9();
+    app.set_health(200);
+
+    let d = Daemon::start(&setup).await;
+    let w = d
+        .wait_watch("shop", "rollback adopted and verified", T, |w| {
+            w["rollback"]["state"] == "succeeded" && w["last_verdict"]["verdict"] == "verified"
+        })
+        .await;
+    assert_eq!(w["current_release"], r1.as_str());
+    assert_eq!(octo.created_deployments().len(), 1);
+    assert_eq!(octo.post_attempts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_following_the_rollback_task_resumes_it() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let app = FakeApp::start().await;
+    app.set_health(503);
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "").replace("warmup = \"0s\"", "warmup = \"300ms\"")));
+    let mut d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    let created = octo.wait_for_created(1, T).await;
+    // Hold the task in Executing so the daemon is still following it when it dies.
+    let task = created[0]["TaskId"].as_str().unwrap().to_string();
+    octo.set_task_state(&task, "Executing");
+    d.wait_watch("shop", "rolling back", T, |w| w["state"] == "rolling_back" && w["rollback"]["state"] == "created").await;
+    d.kill9();
+    app.set_health(200);
+
+    let d = Daemon::start(&setup).await;
+    d.wait_watch("shop", "still rolling back after restart", T, |w| w["state"] == "rolling_back").await;
+    octo.set_task_state(&task, "Success");
+    d.wait_watch("shop", "rollback verified", T, |w| {
+        w["rollback"]["state"] == "succeeded" && w["last_verdict"]["verdict"] == "verified"
+    })
+    .await;
+    assert_eq!(octo.created_deployments().len(), 1);
+    assert_eq!(octo.post_attempts(), 1);
+}
