@@ -95,7 +95,10 @@ pub async fn run(
     tracing::info!("shutting down");
     root.cancel();
     tasks.close();
-    if tokio::time::timeout(STOP_GRACE, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some watches did not stop within {STOP_GRACE:?}; their state is persisted");
     }
     match tokio::time::timeout(Duration::from_secs(5), server).await {
@@ -130,7 +133,9 @@ fn reload(
             metrics.reload(true);
         }
         Err(e) => {
-            tracing::error!("configuration reload rejected; keeping the running configuration:\n{e}");
+            tracing::error!(
+                "configuration reload rejected; keeping the running configuration:\n{e}"
+            );
             metrics.reload(false);
         }
     }

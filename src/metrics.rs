@@ -86,15 +86,24 @@ impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            register(&r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
-            register(&r, GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+            register(
+                &r,
+                GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
         let build = register(
             &r,
             IntGaugeVec::new(
-                Opts::new("backstop_build_info", "Build of the running backstop; always 1."),
+                Opts::new(
+                    "backstop_build_info",
+                    "Build of the running backstop; always 1.",
+                ),
                 &["version"],
             )
             .expect("valid metric"),
@@ -210,12 +219,7 @@ impl Metrics {
     }
 
     /// Creates the zero series of a watch and its checks, and publishes thresholds.
-    pub fn register_watch(
-        &self,
-        watch: &str,
-        deployer: &str,
-        checks: &[(&str, &[Rule])],
-    ) {
+    pub fn register_watch(&self, watch: &str, deployer: &str, checks: &[(&str, &[Rule])]) {
         let m = &self.0;
         for (check, rules) in checks {
             for result in ["pass", "fail", "error"] {
@@ -236,11 +240,18 @@ impl Metrics {
         }
         for v in VerdictKind::ALL {
             m.verdicts.with_label_values(&[watch, v.as_str()]);
+            m.observation_duration
+                .with_label_values(&[watch, v.as_str()]);
         }
         for o in RollbackOutcome::ALL {
             m.rollbacks.with_label_values(&[watch, o.as_str()]);
         }
-        for op in ["list_deployments", "get_deployment", "create_deployment", "get_task"] {
+        for op in [
+            "list_deployments",
+            "get_deployment",
+            "create_deployment",
+            "get_task",
+        ] {
             m.deployer_errors.with_label_values(&[deployer, op]);
         }
         m.observation_started.with_label_values(&[watch]).set(0.0);
@@ -365,11 +376,14 @@ mod tests {
         m.register_watch("shop", "octo", &[("errors", &[Rule::Max(0.05)])]);
         m.set_state("shop", WatchState::Idle);
         let text = m.render();
-        assert!(text.contains(r#"backstop_checks_total{check="errors",result="fail",watch="shop"} 0"#));
+        assert!(
+            text.contains(r#"backstop_checks_total{check="errors",result="fail",watch="shop"} 0"#)
+        );
         assert!(text.contains(r#"backstop_rollbacks_total{outcome="succeeded",watch="shop"} 0"#));
         assert!(text.contains(r#"backstop_watch_state{state="idle",watch="shop"} 1"#));
         assert!(text.contains(r#"backstop_watch_state{state="failed",watch="shop"} 0"#));
-        assert!(text.contains(r#"backstop_check_threshold{check="errors",rule="max",watch="shop"} 0.05"#));
+        assert!(text
+            .contains(r#"backstop_check_threshold{check="errors",rule="max",watch="shop"} 0.05"#));
         assert!(text.contains("backstop_build_info{version="));
     }
 

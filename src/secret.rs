@@ -144,10 +144,14 @@ mod tests {
     #[test]
     fn missing_and_empty_secrets_are_errors_without_content() {
         let dir = tempfile::tempdir().unwrap();
-        let err = SecretSource::File("nope".into()).load(dir.path()).unwrap_err();
+        let err = SecretSource::File("nope".into())
+            .load(dir.path())
+            .unwrap_err();
         assert!(err.to_string().contains("nope"));
         std::fs::write(dir.path().join("empty"), "\n").unwrap();
-        let err = SecretSource::File("empty".into()).load(dir.path()).unwrap_err();
+        let err = SecretSource::File("empty".into())
+            .load(dir.path())
+            .unwrap_err();
         assert!(matches!(err, SecretError::Empty(_)));
         let err = SecretSource::Env("BACKSTOP_TEST_SURELY_UNSET_VAR".into())
             .load(dir.path())

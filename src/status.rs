@@ -165,7 +165,14 @@ impl StatusBoard {
 
 /// Renders the status document as a table for `backstop status`.
 pub fn render_table(doc: &StatusDocument) -> String {
-    let header = ["WATCH", "STATE", "CURRENT", "LAST GOOD", "LAST VERDICT", "DETAIL"];
+    let header = [
+        "WATCH",
+        "STATE",
+        "CURRENT",
+        "LAST GOOD",
+        "LAST VERDICT",
+        "DETAIL",
+    ];
     let mut rows: Vec<[String; 6]> = Vec::new();
     for w in &doc.watches {
         let verdict = w
@@ -174,7 +181,11 @@ pub fn render_table(doc: &StatusDocument) -> String {
             .map(|v| format!("{} {}", v.verdict.as_str(), v.release))
             .unwrap_or_else(|| "-".into());
         let detail = if let Some(o) = &w.observation {
-            format!("round {} until {}", o.rounds, o.window_ends.format("%H:%M:%S"))
+            format!(
+                "round {} until {}",
+                o.rounds,
+                o.window_ends.format("%H:%M:%S")
+            )
         } else if let Some(a) = &w.attention {
             a.clone()
         } else if let Some(v) = &w.last_verdict {
@@ -232,7 +243,13 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["\"idle\"", "\"observing\"", "\"rolling_back\"", "\"failed\"", "\"paused\""]
+            [
+                "\"idle\"",
+                "\"observing\"",
+                "\"rolling_back\"",
+                "\"failed\"",
+                "\"paused\""
+            ]
         );
         for s in WatchState::ALL {
             assert_eq!(WatchState::parse(s.as_str()), Some(s));

@@ -203,7 +203,9 @@ impl Store {
     pub fn watch(&self, name: &str) -> Result<WatchRecord, StoreError> {
         let body: Option<String> = self
             .conn()
-            .query_row("SELECT body FROM watches WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT body FROM watches WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()?;
         Ok(match body {
             Some(b) => serde_json::from_str(&b)?,
@@ -220,7 +222,9 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let body: Option<String> = tx
-            .query_row("SELECT body FROM watches WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT body FROM watches WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()?;
         let mut rec: WatchRecord = match body {
             Some(b) => serde_json::from_str(&b)?,
@@ -460,7 +464,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Store::open(dir.path()).unwrap();
-            s.save_observation(&obs("o1", Some("Deployments-5"))).unwrap();
+            s.save_observation(&obs("o1", Some("Deployments-5")))
+                .unwrap();
             s.update_watch("shop", |w| w.last_good_release = Some("Releases-1".into()))
                 .unwrap();
             s.quarantine("shop", "Releases-3", "condemned").unwrap();

@@ -42,7 +42,11 @@ struct Event {
 }
 
 fn ignored(reason: &str) -> Response {
-    (StatusCode::OK, Json(json!({"accepted": true, "action": "ignored", "reason": reason}))).into_response()
+    (
+        StatusCode::OK,
+        Json(json!({"accepted": true, "action": "ignored", "reason": reason})),
+    )
+        .into_response()
 }
 
 pub(super) async fn octopus(

@@ -95,7 +95,10 @@ async fn healthz() -> &'static str {
 
 async fn metrics(State(s): State<ApiState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(),
     )
         .into_response()
@@ -105,7 +108,10 @@ async fn status(State(s): State<ApiState>) -> Response {
     Json(s.status.snapshot()).into_response()
 }
 
-async fn watch_status(State(s): State<ApiState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn watch_status(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     s.status
         .get(&name)
         .map(|w| Json(w).into_response())
@@ -123,7 +129,10 @@ fn bearer(s: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .ok_or(ApiError::Unauthorized("missing bearer token"))?;
     if token.matches(presented.trim().as_bytes()) {
         Ok(())
@@ -195,7 +204,11 @@ async fn pause(
 ) -> Result<Response, ApiError> {
     bearer(&s, &headers)?;
     send(&s, &name, Command::Pause)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "watch": name, "action": "pause"}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": true, "watch": name, "action": "pause"})),
+    )
+        .into_response())
 }
 
 async fn resume(
@@ -205,5 +218,9 @@ async fn resume(
 ) -> Result<Response, ApiError> {
     bearer(&s, &headers)?;
     send(&s, &name, Command::Resume)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "watch": name, "action": "resume"}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": true, "watch": name, "action": "resume"})),
+    )
+        .into_response())
 }

@@ -80,7 +80,9 @@ async fn call(
             .data
             .ok_or_else(|| ProbeError::Malformed("success without data".into())),
         Ok(env) => Err(ProbeError::Api {
-            error_type: env.error_type.unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+            error_type: env
+                .error_type
+                .unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
             message: env.error.unwrap_or_default(),
         }),
         Err(_) if !status.is_success() => Err(ProbeError::Http {
@@ -139,8 +141,14 @@ pub async fn range(
     let step = (window.as_secs_f64() / 60.0).max(1.0);
     let params = [
         ("query", query.to_string()),
-        ("start", format!("{:.3}", start.timestamp_millis() as f64 / 1000.0)),
-        ("end", format!("{:.3}", end.timestamp_millis() as f64 / 1000.0)),
+        (
+            "start",
+            format!("{:.3}", start.timestamp_millis() as f64 / 1000.0),
+        ),
+        (
+            "end",
+            format!("{:.3}", end.timestamp_millis() as f64 / 1000.0),
+        ),
         ("step", format!("{step}")),
         ("timeout", format!("{}ms", timeout.as_millis())),
     ];
@@ -173,8 +181,14 @@ mod tests {
         assert_eq!(parse_value("0.25").unwrap(), 0.25);
         assert_eq!(parse_value("1e3").unwrap(), 1000.0);
         assert!(matches!(parse_value("NaN"), Err(ProbeError::NotANumber(_))));
-        assert!(matches!(parse_value("+Inf"), Err(ProbeError::NotANumber(_))));
-        assert!(matches!(parse_value("-Inf"), Err(ProbeError::NotANumber(_))));
+        assert!(matches!(
+            parse_value("+Inf"),
+            Err(ProbeError::NotANumber(_))
+        ));
+        assert!(matches!(
+            parse_value("-Inf"),
+            Err(ProbeError::NotANumber(_))
+        ));
         assert!(matches!(parse_value("abc"), Err(ProbeError::Malformed(_))));
     }
 }

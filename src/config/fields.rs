@@ -145,7 +145,10 @@ impl<'a> Table<'a> {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             other => {
-                self.error(key, format!("expected a string, found {}", type_name(other)));
+                self.error(
+                    key,
+                    format!("expected a string, found {}", type_name(other)),
+                );
                 None
             }
         }
@@ -194,7 +197,10 @@ impl<'a> Table<'a> {
         match n.and_then(|n| u32::try_from(n).ok()) {
             Some(n) if n >= 1 => Some(n),
             _ => {
-                self.error(key, format!("expected a whole number of at least 1, found {v}"));
+                self.error(
+                    key,
+                    format!("expected a whole number of at least 1, found {v}"),
+                );
                 None
             }
         }
@@ -279,9 +285,14 @@ impl<'a> Table<'a> {
                 .enumerate()
                 .map(|(i, v)| Table::at(format!("{}[{i}]", self.key(key)), v, self.errors))
                 .collect(),
-            Some(v @ Value::Object(_)) => vec![Table::at(format!("{}[0]", self.key(key)), v, self.errors)],
+            Some(v @ Value::Object(_)) => {
+                vec![Table::at(format!("{}[0]", self.key(key)), v, self.errors)]
+            }
             Some(other) => {
-                self.error(key, format!("expected [[{key}]] tables, found {}", type_name(other)));
+                self.error(
+                    key,
+                    format!("expected [[{key}]] tables, found {}", type_name(other)),
+                );
                 Vec::new()
             }
         }

@@ -193,7 +193,12 @@ url = "http://app/health"
     let w = &c.watches[0];
     assert_eq!(
         (w.warmup, w.window, w.interval, w.error_limit),
-        (Duration::from_secs(30), Duration::from_secs(600), Duration::from_secs(10), 5)
+        (
+            Duration::from_secs(30),
+            Duration::from_secs(600),
+            Duration::from_secs(10),
+            5
+        )
     );
     assert_eq!(w.checks[0].failure_limit, 3);
     let DeployerConfig::Octopus(o) = &c.deployers["o"];

@@ -41,15 +41,18 @@ pub fn validate_with(
     root.finish();
     let warnings = errors.take_warnings();
     if errors.is_empty() {
-        Ok((Config {
-            server: server.expect("server is built when there are no errors"),
-            state,
-            deployers: deployers
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v)))
-                .collect(),
-            watches,
-        }, warnings))
+        Ok((
+            Config {
+                server: server.expect("server is built when there are no errors"),
+                state,
+                deployers: deployers
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect(),
+                watches,
+            },
+            warnings,
+        ))
     } else {
         Err(errors.into_vec())
     }
@@ -119,7 +122,10 @@ fn deployers(
         let deployer = match t.required_string("kind").as_deref() {
             Some("octopus") => octopus(&t, dir).map(DeployerConfig::Octopus),
             Some(other) => {
-                t.error("kind", format!("unknown deployer kind {other:?}; expected \"octopus\""));
+                t.error(
+                    "kind",
+                    format!("unknown deployer kind {other:?}; expected \"octopus\""),
+                );
                 None
             }
             None => None,
@@ -144,7 +150,10 @@ fn octopus(t: &Table, dir: &Path) -> Option<OctopusConfig> {
     let space = t.required_string("space");
     let api_key = load_secret(t, "api_key", dir);
     if !t.has_secret("api_key") && !t.has("api_key") {
-        t.error("api_key_file", "an API key is required: set api_key_file, api_key_env or api_key_credential");
+        t.error(
+            "api_key_file",
+            "an API key is required: set api_key_file, api_key_env or api_key_credential",
+        );
     }
     let webhook_header = t.string("webhook_header");
     let webhook_secret = load_secret(t, "webhook_secret", dir);
@@ -156,7 +165,9 @@ fn octopus(t: &Table, dir: &Path) -> Option<OctopusConfig> {
     }
     let timeout = t.duration("timeout").unwrap_or(Duration::from_secs(10));
     let task_poll = t.duration("task_poll").unwrap_or(Duration::from_secs(5));
-    let task_timeout = t.duration("task_timeout").unwrap_or(Duration::from_secs(30 * 60));
+    let task_timeout = t
+        .duration("task_timeout")
+        .unwrap_or(Duration::from_secs(30 * 60));
     let max_retries = t.count("max_retries").unwrap_or(6);
     Some(OctopusConfig {
         url: url?,
@@ -200,7 +211,10 @@ fn watch(t: &Table, deployers: &BTreeMap<String, Option<DeployerConfig>>) -> Opt
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
-            t.error("name", format!("{n:?} may only contain letters, digits, '-', '_' and '.'"));
+            t.error(
+                "name",
+                format!("{n:?} may only contain letters, digits, '-', '_' and '.'"),
+            );
         }
     }
     let deployer = t.required_string("deployer");
@@ -208,14 +222,19 @@ fn watch(t: &Table, deployers: &BTreeMap<String, Option<DeployerConfig>>) -> Opt
         if !deployers.contains_key(d) {
             t.error(
                 "deployer",
-                format!("no [deployers.{d}] table; known deployers: {:?}", deployers.keys().collect::<Vec<_>>()),
+                format!(
+                    "no [deployers.{d}] table; known deployers: {:?}",
+                    deployers.keys().collect::<Vec<_>>()
+                ),
             );
         }
     }
     let project = t.required_string("project");
     let environment = t.required_string("environment");
     let poll = t.duration("poll");
-    let warmup = t.duration_or_zero("warmup").unwrap_or(Duration::from_secs(30));
+    let warmup = t
+        .duration_or_zero("warmup")
+        .unwrap_or(Duration::from_secs(30));
     let window = t.duration("window").unwrap_or(Duration::from_secs(600));
     let interval = t.duration("interval").unwrap_or(Duration::from_secs(10));
     let on_failure = match t.string("on_failure").as_deref() {
@@ -231,7 +250,10 @@ fn watch(t: &Table, deployers: &BTreeMap<String, Option<DeployerConfig>>) -> Opt
     };
     let error_limit = t.count("error_limit").unwrap_or(5);
     if interval > window {
-        t.error("interval", "is longer than window: no sample would be judged");
+        t.error(
+            "interval",
+            "is longer than window: no sample would be judged",
+        );
     }
     let mut check_names = BTreeSet::new();
     let mut checks = Vec::new();
@@ -333,7 +355,10 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
                 rules.iter().find(|r| matches!(r, Rule::Max(_))),
             ) {
                 if lo > hi {
-                    t.error("min", format!("min {lo} is above max {hi}: every sample would fail"));
+                    t.error(
+                        "min",
+                        format!("min {lo} is above max {hi}: every sample would fail"),
+                    );
                 }
             }
             let mut baseline_window = t.duration("baseline_window");
@@ -357,13 +382,23 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
             (probe, rules)
         }
         Some(other) => {
-            t.error("kind", format!("unknown check kind {other:?}; expected \"http\" or \"prometheus\""));
+            t.error(
+                "kind",
+                format!("unknown check kind {other:?}; expected \"http\" or \"prometheus\""),
+            );
             (None, Vec::new())
         }
         None => (None, Vec::new()),
     };
     if kind.as_deref() == Some("http") {
-        for key in ["max", "min", "max_ratio", "min_ratio", "query", "baseline_window"] {
+        for key in [
+            "max",
+            "min",
+            "max_ratio",
+            "min_ratio",
+            "query",
+            "baseline_window",
+        ] {
             if t.has(key) {
                 t.error(key, "is not a setting of http checks");
                 let _ = t.string(key);

@@ -146,7 +146,10 @@ impl Deployer {
         take: usize,
     ) -> Result<Vec<Deployment>, DeployerError> {
         match self {
-            Deployer::Octopus(c) => c.deployments(project, environment, Some("Success"), take).await,
+            Deployer::Octopus(c) => {
+                c.deployments(project, environment, Some("Success"), take)
+                    .await
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Deployment, DeployerError, Task, TaskState};
+use super::{DeployerError, Deployment, Task, TaskState};
 use crate::config::OctopusConfig;
 use crate::metrics::Metrics;
 
@@ -201,13 +201,11 @@ impl OctopusClient {
                 message,
             },
             StatusCode::NOT_FOUND => DeployerError::NotFound(message),
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => {
-                DeployerError::Server {
-                    status: code,
-                    message,
-                    retry_after,
-                }
-            }
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => DeployerError::Server {
+                status: code,
+                message,
+                retry_after,
+            },
             s if s.is_server_error() => DeployerError::Server {
                 status: code,
                 message,
@@ -238,13 +236,19 @@ impl OctopusClient {
             query.push(("taskState", s.to_string()));
         }
         let v = self
-            .request("list_deployments", Method::GET, self.url("deployments"), &query, None)
+            .request(
+                "list_deployments",
+                Method::GET,
+                self.url("deployments"),
+                &query,
+                None,
+            )
             .await?;
         let c: Collection =
             serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
         let mut items: Vec<Deployment> = c.items.into_iter().map(Deployment::from).collect();
         // Octopus lists newest first; sort anyway so a server that does not cannot mislead us.
-        items.sort_by(|a, b| b.created.cmp(&a.created));
+        items.sort_by_key(|d| std::cmp::Reverse(d.created));
         Ok(items)
     }
 
@@ -293,7 +297,13 @@ impl OctopusClient {
     /// `GET /api/{space}/tasks/{id}`.
     pub async fn task(&self, id: &str) -> Result<Task, DeployerError> {
         let v = self
-            .request("get_task", Method::GET, self.url(&format!("tasks/{id}")), &[], None)
+            .request(
+                "get_task",
+                Method::GET,
+                self.url(&format!("tasks/{id}")),
+                &[],
+                None,
+            )
             .await?;
         let t: TaskResource =
             serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
@@ -332,7 +342,9 @@ mod tests {
             "EnvironmentId": "Environments-1", "TaskId": "ServerTasks-1",
             "Created": "2023-09-19T21:35:08.563+02:00", "Comments": null
         });
-        let d: Deployment = serde_json::from_value::<DeploymentResource>(v).unwrap().into();
+        let d: Deployment = serde_json::from_value::<DeploymentResource>(v)
+            .unwrap()
+            .into();
         assert_eq!(d.created.to_rfc3339(), "2023-09-19T19:35:08.563+00:00");
         assert_eq!(d.comments, None);
     }

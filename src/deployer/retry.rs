@@ -19,7 +19,8 @@ pub fn delay(attempt: u32, retry_after: Option<u64>) -> Duration {
     if let Some(secs) = retry_after {
         return Duration::from_secs(secs).min(RETRY_AFTER_CAP);
     }
-    BASE.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(CAP)
+    BASE.saturating_mul(2u32.saturating_pow(attempt.min(16)))
+        .min(CAP)
 }
 
 /// Runs `op` until it succeeds, fails with a non-retryable error, or `attempts` are used up.

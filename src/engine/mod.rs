@@ -99,8 +99,11 @@ impl Engine {
     /// Starts, restarts and stops actors so they match `config`.
     pub fn apply(&self, config: &Config) {
         let mut running = self.lock();
-        let wanted: BTreeMap<&str, &WatchConfig> =
-            config.watches.iter().map(|w| (w.name.as_str(), w)).collect();
+        let wanted: BTreeMap<&str, &WatchConfig> = config
+            .watches
+            .iter()
+            .map(|w| (w.name.as_str(), w))
+            .collect();
         let names: Vec<String> = running.keys().cloned().collect();
         let mut previous: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
         for name in names {
@@ -179,8 +182,7 @@ impl Engine {
         let r = running
             .get(watch)
             .ok_or_else(|| SendError::UnknownWatch(watch.to_string()))?;
-        r.tx
-            .try_send(command)
+        r.tx.try_send(command)
             .map_err(|_| SendError::Unavailable(watch.to_string()))
     }
 

@@ -56,7 +56,9 @@ pub(super) async fn run(
                 }
             }
             Ok(None) => {}
-            Err(e) => tracing::error!(watch = %cfg.name, error = %e, "cannot record polled deployments"),
+            Err(e) => {
+                tracing::error!(watch = %cfg.name, error = %e, "cannot record polled deployments")
+            }
         }
     }
 }
@@ -118,10 +120,16 @@ mod tests {
     #[test]
     fn first_listing_is_history_then_newest_unknown_triggers() {
         let store = Store::in_memory().unwrap();
-        let first = vec![dep("Deployments-2", "Releases-2", 2), dep("Deployments-1", "Releases-1", 1)];
+        let first = vec![
+            dep("Deployments-2", "Releases-2", 2),
+            dep("Deployments-1", "Releases-1", 1),
+        ];
         assert_eq!(new_deployments("w", &store, first.clone()).unwrap(), None);
         assert_eq!(new_deployments("w", &store, first.clone()).unwrap(), None);
-        let mut next = vec![dep("Deployments-4", "Releases-4", 4), dep("Deployments-3", "Releases-3", 3)];
+        let mut next = vec![
+            dep("Deployments-4", "Releases-4", 4),
+            dep("Deployments-3", "Releases-3", 3),
+        ];
         next.extend(first);
         let t = new_deployments("w", &store, next.clone()).unwrap().unwrap();
         assert_eq!(t.deployment_id.as_deref(), Some("Deployments-4"));

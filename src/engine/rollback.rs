@@ -41,7 +41,9 @@ impl WatchActor {
                     obs.release
                 );
                 tracing::error!(watch = %self.name(), "{msg}");
-                self.shared.metrics.rollback(self.name(), RollbackOutcome::NoTarget);
+                self.shared
+                    .metrics
+                    .rollback(self.name(), RollbackOutcome::NoTarget);
                 self.record.state = Some(WatchState::Failed);
                 self.record.attention = Some(msg.clone());
                 self.finish(VerdictKind::Condemned, reason, Some(msg));
@@ -53,7 +55,9 @@ impl WatchActor {
                     obs.release
                 );
                 tracing::error!(watch = %self.name(), "{msg}");
-                self.shared.metrics.rollback(self.name(), RollbackOutcome::Failed);
+                self.shared
+                    .metrics
+                    .rollback(self.name(), RollbackOutcome::Failed);
                 self.record.state = Some(WatchState::Failed);
                 self.record.attention = Some(msg.clone());
                 self.finish(VerdictKind::Condemned, reason, Some(msg));
@@ -101,7 +105,9 @@ impl WatchActor {
                 // Without a durable intent a crash could post twice: do not post at all.
                 let msg = format!("cannot persist rollback intent ({e}); not rolling back");
                 tracing::error!(watch = %self.name(), "{msg}");
-                self.shared.metrics.rollback(self.name(), RollbackOutcome::Failed);
+                self.shared
+                    .metrics
+                    .rollback(self.name(), RollbackOutcome::Failed);
                 self.record.state = Some(WatchState::Failed);
                 self.record.attention = Some(msg.clone());
                 self.finish(VerdictKind::Condemned, reason, Some(msg));
@@ -121,24 +127,22 @@ impl WatchActor {
     /// non-quarantined release. Never the condemned release.
     async fn choose_target(&self, condemned: &str) -> Result<Option<String>, DeployerError> {
         let store = &self.shared.store;
-        let usable = |r: &str| r != condemned && !store.is_quarantined(self.name(), r).unwrap_or(true);
+        let usable =
+            |r: &str| r != condemned && !store.is_quarantined(self.name(), r).unwrap_or(true);
         if let Some(good) = &self.record.last_good_release {
             if usable(good) {
                 return Ok(Some(good.clone()));
             }
         }
-        let deployments = crate::deployer::retry::with_retry(
-            self.deployer.max_retries(),
-            &self.cancel,
-            || {
+        let deployments =
+            crate::deployer::retry::with_retry(self.deployer.max_retries(), &self.cancel, || {
                 self.deployer.successful_deployments(
                     &self.cfg.project,
                     &self.cfg.environment,
                     SEARCH_DEPTH,
                 )
-            },
-        )
-        .await?;
+            })
+            .await?;
         Ok(deployments
             .into_iter()
             .map(|d| d.release_id)
@@ -168,7 +172,9 @@ impl WatchActor {
             return;
         }
         tracing::info!(watch = %self.name(), target = %rec.target_release, deployment = ?rec.deployment_id, "rollback deployment succeeded; observing it");
-        self.shared.metrics.rollback(self.name(), RollbackOutcome::Succeeded);
+        self.shared
+            .metrics
+            .rollback(self.name(), RollbackOutcome::Succeeded);
         self.record.state = Some(WatchState::Idle);
         self.record.attention = None;
         self.rollback = Some(rec.clone());
@@ -198,7 +204,9 @@ impl WatchActor {
         rec.state = RollbackState::Failed;
         rec.detail = Some(msg.clone());
         self.persist_rollback(&rec);
-        self.shared.metrics.rollback(self.name(), RollbackOutcome::Failed);
+        self.shared
+            .metrics
+            .rollback(self.name(), RollbackOutcome::Failed);
         self.record.state = Some(WatchState::Failed);
         self.record.attention = Some(format!(
             "rollback of {} to {} failed: {msg}; a human must act",
@@ -220,7 +228,14 @@ impl WatchActor {
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
-            match find_by_marker(&self.deployer, &self.cfg.project, &self.cfg.environment, rec).await {
+            match find_by_marker(
+                &self.deployer,
+                &self.cfg.project,
+                &self.cfg.environment,
+                rec,
+            )
+            .await
+            {
                 Ok(Some(d)) => {
                     tracing::warn!(watch = %self.name(), deployment = %d.id, "found the rollback deployment an earlier attempt made; adopting it");
                     rec.deployment_id = Some(d.id);
@@ -287,7 +302,9 @@ impl WatchActor {
                         Err(format!(
                             "task {task_id} ended {:?}{}",
                             t.state,
-                            t.error_message.map(|m| format!(": {m}")).unwrap_or_default()
+                            t.error_message
+                                .map(|m| format!(": {m}"))
+                                .unwrap_or_default()
                         ))
                     });
                 }
@@ -332,7 +349,9 @@ async fn find_by_marker(
         .await?;
     Ok(recent.into_iter().find(|d| {
         d.release_id == rec.target_release
-            && d.comments.as_deref().is_some_and(|c| c.contains(&rec.marker))
+            && d.comments
+                .as_deref()
+                .is_some_and(|c| c.contains(&rec.marker))
     }))
 }
 

@@ -107,7 +107,11 @@ impl WatchActor {
             self.obs = Some(obs);
             if condemned {
                 // Stopped between persisting the rollback intent and closing the observation.
-                self.finish(VerdictKind::Condemned, "condemned before a restart".into(), None);
+                self.finish(
+                    VerdictKind::Condemned,
+                    "condemned before a restart".into(),
+                    None,
+                );
             } else if let Some(obs) = &self.obs {
                 tracing::info!(watch = %self.name(), release = %obs.release, rounds = obs.tracker.rounds, "resuming observation");
                 self.shared
@@ -187,7 +191,11 @@ impl WatchActor {
             Command::Pause => {
                 tracing::warn!(watch = %self.name(), "watch paused by operator");
                 if self.obs.is_some() {
-                    self.finish(VerdictKind::Superseded, "observation stopped: watch paused".into(), None);
+                    self.finish(
+                        VerdictKind::Superseded,
+                        "observation stopped: watch paused".into(),
+                        None,
+                    );
                 }
                 self.record.state = Some(WatchState::Paused);
                 self.save_record();
@@ -213,7 +221,9 @@ impl WatchActor {
                     return;
                 }
                 Ok(false) => {}
-                Err(e) => tracing::error!(watch = %self.name(), error = %e, "cannot check deployment history"),
+                Err(e) => {
+                    tracing::error!(watch = %self.name(), error = %e, "cannot check deployment history")
+                }
             }
             // The same deployment announced earlier without its id: attach it, do not restart.
             if let Some(obs) = self.obs.as_mut() {
@@ -256,7 +266,9 @@ impl WatchActor {
                 match self.deployer.deployment(dep).await {
                     Ok(d) if d.created > DateTime::<Utc>::UNIX_EPOCH => return d.created,
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(watch = %self.name(), error = %e, "cannot read deployment start; using event time"),
+                    Err(e) => {
+                        tracing::warn!(watch = %self.name(), error = %e, "cannot read deployment start; using event time")
+                    }
                 }
             }
         }
@@ -298,9 +310,11 @@ impl WatchActor {
         if let Err(e) = self.shared.store.save_observation(&obs) {
             tracing::error!(watch = %self.name(), error = %e, "cannot persist observation");
         }
-        self.shared
-            .metrics
-            .observation_started(self.name(), t.source.as_str(), Utc::now().timestamp() as f64);
+        self.shared.metrics.observation_started(
+            self.name(),
+            t.source.as_str(),
+            Utc::now().timestamp() as f64,
+        );
         self.next_round = Some(instant_at(judging_from));
         self.record.current_release = Some(t.release);
         if self.record.state != Some(WatchState::Paused) {
@@ -319,8 +333,8 @@ impl WatchActor {
         };
         let http = self.shared.http.clone();
         let cfg = self.cfg.clone();
-        let baselines = futures_util::future::join_all(cfg.checks.iter().enumerate().map(
-            |(i, c)| {
+        let baselines =
+            futures_util::future::join_all(cfg.checks.iter().enumerate().map(|(i, c)| {
                 let http = http.clone();
                 let need = obs.tracker.checks[i].baseline.is_none()
                     && c.rules.iter().any(|r| r.needs_baseline());
@@ -332,9 +346,8 @@ impl WatchActor {
                         None
                     }
                 }
-            },
-        ))
-        .await;
+            }))
+            .await;
         let mut baseline_errors = vec![None; cfg.checks.len()];
         for (i, b) in baselines.into_iter().enumerate() {
             match b {
@@ -349,9 +362,7 @@ impl WatchActor {
             }
         }
         let readings = futures_util::future::join_all(
-            cfg.checks
-                .iter()
-                .map(|c| checks::sample(&http, &c.probe)),
+            cfg.checks.iter().map(|c| checks::sample(&http, &c.probe)),
         )
         .await;
         let now = Utc::now();
@@ -359,8 +370,7 @@ impl WatchActor {
             let check = &cfg.checks[i];
             let (value, outcome) = match reading {
                 Ok(r) => {
-                    let outcome =
-                        judge_sample(&check.rules, r, obs.tracker.checks[i].baseline);
+                    let outcome = judge_sample(&check.rules, r, obs.tracker.checks[i].baseline);
                     let outcome = match (outcome, &baseline_errors[i]) {
                         (Outcome::Error { .. }, Some(reason)) => Outcome::Error {
                             reason: reason.clone(),
@@ -410,7 +420,11 @@ impl WatchActor {
             Decision::Verified => self.on_verified(),
             Decision::Inconclusive { reason } => {
                 tracing::warn!(watch = %self.name(), %reason, "verdict inconclusive: checks could not judge the release; no action taken");
-                self.finish(VerdictKind::Inconclusive, reason, Some("none: inconclusive verdicts never trigger a deployment".into()));
+                self.finish(
+                    VerdictKind::Inconclusive,
+                    reason,
+                    Some("none: inconclusive verdicts never trigger a deployment".into()),
+                );
             }
             Decision::Condemned { reason } => self.on_condemned(reason).await,
         }
@@ -464,7 +478,11 @@ impl WatchActor {
     async fn on_condemned(&mut self, reason: String) {
         let Some(obs) = self.obs.clone() else { return };
         tracing::warn!(watch = %self.name(), release = %obs.release, %reason, "release condemned");
-        if let Err(e) = self.shared.store.quarantine(self.name(), &obs.release, &reason) {
+        if let Err(e) = self
+            .shared
+            .store
+            .quarantine(self.name(), &obs.release, &reason)
+        {
             tracing::error!(watch = %self.name(), error = %e, "cannot persist quarantine");
         }
         if obs.kind == ObservationKind::Rollback {

@@ -91,6 +91,22 @@ impl Outcome {
     }
 }
 
+/// A number for humans: six significant digits, so float noise such as
+/// `0.09999999999999992` reads as `0.1` in verdict texts (the JSON keeps the exact value).
+pub fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let digits = (5 - v.abs().log10().floor() as i32).clamp(-300, 300);
+    let p = 10f64.powi(digits);
+    let r = (v * p).round() / p;
+    if r.is_finite() {
+        r.to_string()
+    } else {
+        v.to_string()
+    }
+}
+
 /// Ratios are undefined against a baseline this close to zero (or negative).
 const MIN_BASELINE: f64 = 1e-12;
 
@@ -130,7 +146,9 @@ fn check_rule(rule: &Rule, reading: Reading, baseline: Option<f64>) -> Result<()
             return if codes.contains(&code) {
                 Ok(())
             } else {
-                Err(Broken(format!("status {code} not in expect_status {codes:?}")))
+                Err(Broken(format!(
+                    "status {code} not in expect_status {codes:?}"
+                )))
             };
         }
         (Rule::ExpectStatus(_), Reading::Value(_)) => {
@@ -151,14 +169,22 @@ fn check_rule(rule: &Rule, reading: Reading, baseline: Option<f64>) -> Result<()
     };
     match *rule {
         Rule::ExpectStatus(_) => Ok(()),
-        Rule::Max(max) if value > max => Err(Broken(format!("value {value} > max {max}"))),
-        Rule::Min(min) if value < min => Err(Broken(format!("value {value} < min {min}"))),
+        Rule::Max(max) if value > max => {
+            Err(Broken(format!("value {} > max {}", num(value), num(max))))
+        }
+        Rule::Min(min) if value < min => {
+            Err(Broken(format!("value {} < min {}", num(value), num(min))))
+        }
         Rule::Max(_) | Rule::Min(_) => Ok(()),
         Rule::MaxRatio(r) => {
             let (b, limit) = ratio_limit(r)?;
             if value > limit {
                 Err(Broken(format!(
-                    "value {value} > max_ratio {r} x baseline {b} = {limit}"
+                    "value {} > max_ratio {} x baseline {} = {}",
+                    num(value),
+                    num(r),
+                    num(b),
+                    num(limit)
                 )))
             } else {
                 Ok(())
@@ -168,7 +194,11 @@ fn check_rule(rule: &Rule, reading: Reading, baseline: Option<f64>) -> Result<()
             let (b, limit) = ratio_limit(r)?;
             if value < limit {
                 Err(Broken(format!(
-                    "value {value} < min_ratio {r} x baseline {b} = {limit}"
+                    "value {} < min_ratio {} x baseline {} = {}",
+                    num(value),
+                    num(r),
+                    num(b),
+                    num(limit)
                 )))
             } else {
                 Ok(())
@@ -227,7 +257,10 @@ mod tests {
         let r = [Rule::MaxRatio(2.0)];
         for b in [None, Some(0.0), Some(-1.0), Some(f64::NAN)] {
             assert!(
-                matches!(judge_sample(&r, Reading::Value(5.0), b), Outcome::Error { .. }),
+                matches!(
+                    judge_sample(&r, Reading::Value(5.0), b),
+                    Outcome::Error { .. }
+                ),
                 "baseline {b:?}"
             );
         }
@@ -241,6 +274,16 @@ mod tests {
             judge_sample(&r, Reading::Value(0.5), None),
             Outcome::Error { .. }
         ));
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(num(0.09999999999999992), "0.1");
+        assert_eq!(num(1234.5678), "1234.57");
+        assert_eq!(num(0.000000001234), "0.000000001234");
+        assert_eq!(num(2.0), "2");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(-0.5), "-0.5");
     }
 
     #[test]

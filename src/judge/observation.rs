@@ -243,7 +243,10 @@ mod tests {
 
     fn tracker(failure_limit: u32, error_limit: u32) -> Tracker {
         let rules = [Rule::Max(1.0)];
-        Tracker::new([("a", &rules[..], failure_limit), ("b", &rules[..], 1000)], error_limit)
+        Tracker::new(
+            [("a", &rules[..], failure_limit), ("b", &rules[..], 1000)],
+            error_limit,
+        )
     }
 
     fn s(outcome: Outcome) -> Sample {

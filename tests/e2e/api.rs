@@ -24,15 +24,42 @@ async fn bad_requests_are_refused_and_trigger_nothing() {
 
     let r = c.post(&url).json(&ok_body).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = c.post(&url).bearer_auth("wrong").json(&ok_body).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&ok_body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = c.post(&url).bearer_auth(format!("{TOKEN}x")).json(&ok_body).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(format!("{TOKEN}x"))
+        .json(&ok_body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = c.post(&url).bearer_auth(TOKEN).body("{not json").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("invalid announcement"));
-    let r = c.post(&url).bearer_auth(TOKEN).json(&json!({"watch": "shop"})).send().await.unwrap();
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid announcement"));
+    let r = c
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&json!({"watch": "shop"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = c
         .post(&url)
@@ -43,16 +70,40 @@ async fn bad_requests_are_refused_and_trigger_nothing() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let big = json!({"watch": "shop", "release": "x".repeat(70 * 1024)});
-    let r = c.post(&url).bearer_auth(TOKEN).json(&big).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let hook = format!("{}/v1/hooks/octopus", d.url);
-    let payload = event("Events-1", "DeploymentSucceeded", "Projects-1", "Environments-1", "Releases-9");
+    let payload = event(
+        "Events-1",
+        "DeploymentSucceeded",
+        "Projects-1",
+        "Environments-1",
+        "Releases-9",
+    );
     let r = c.post(&hook).json(&payload).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = c.post(&hook).header("X-Backstop-Secret", "wrong").json(&payload).send().await.unwrap();
+    let r = c
+        .post(&hook)
+        .header("X-Backstop-Secret", "wrong")
+        .json(&payload)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = c.post(&hook).header("X-Backstop-Secret", HOOK_SECRET).body("[1,2").send().await.unwrap();
+    let r = c
+        .post(&hook)
+        .header("X-Backstop-Secret", HOOK_SECRET)
+        .body("[1,2")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     let w = d.watch("shop").await;
@@ -62,14 +113,24 @@ async fn bad_requests_are_refused_and_trigger_nothing() {
     assert_eq!(octo.post_attempts(), 0);
     let r = c.get(format!("{}/healthz", d.url)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(!d.logs().contains(TOKEN), "the token never reaches the logs");
+    assert!(
+        !d.logs().contains(TOKEN),
+        "the token never reaches the logs"
+    );
 }
 
 fn event(id: &str, category: &str, project: &str, env: &str, release: &str) -> Value {
     event_for(id, category, project, env, release, "Deployments-77")
 }
 
-fn event_for(id: &str, category: &str, project: &str, env: &str, release: &str, deployment: &str) -> Value {
+fn event_for(
+    id: &str,
+    category: &str,
+    project: &str,
+    env: &str,
+    release: &str,
+    deployment: &str,
+) -> Value {
     json!({
         "Timestamp": "2026-11-27T10:00:00.000+00:00",
         "EventType": "SubscriptionPayload",
@@ -97,7 +158,11 @@ async fn octopus_webhook_starts_one_observation_per_event() {
     let octo = FakeOctopus::start(API_KEY).await;
     let app = FakeApp::start().await;
     let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "").replace("window = \"1500ms\"", "window = \"10s\"")));
+    setup.write(
+        &(setup.base(&octo.url())
+            + &http_watch("shop", &app.url(), "")
+                .replace("window = \"1500ms\"", "window = \"10s\"")),
+    );
     let d = Daemon::start(&setup).await;
     let hook = format!("{}/v1/hooks/octopus", d.url);
     let c = d.http();
@@ -108,39 +173,102 @@ async fn octopus_webhook_starts_one_observation_per_event() {
             .send()
     };
 
-    let r = send(event("Events-1", "DeploymentStarted", "Projects-1", "Environments-1", "Releases-5")).await.unwrap();
+    let r = send(event(
+        "Events-1",
+        "DeploymentStarted",
+        "Projects-1",
+        "Environments-1",
+        "Releases-5",
+    ))
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = send(event("Events-2", "DeploymentSucceeded", "Projects-9", "Environments-1", "Releases-5")).await.unwrap();
+    let r = send(event(
+        "Events-2",
+        "DeploymentSucceeded",
+        "Projects-9",
+        "Environments-1",
+        "Releases-5",
+    ))
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(d.watch("shop").await["observation"].is_null());
 
-    let r = send(event("Events-3", "DeploymentSucceeded", "Projects-1", "Environments-1", "Releases-5")).await.unwrap();
+    let r = send(event(
+        "Events-3",
+        "DeploymentSucceeded",
+        "Projects-1",
+        "Environments-1",
+        "Releases-5",
+    ))
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let w = d.wait_watch("shop", "observing the webhook deployment", T, |w| w["state"] == "observing").await;
+    let w = d
+        .wait_watch("shop", "observing the webhook deployment", T, |w| {
+            w["state"] == "observing"
+        })
+        .await;
     let id = w["observation"]["id"].clone();
     assert_eq!(w["observation"]["release"], "Releases-5");
     assert_eq!(w["observation"]["deployment_id"], "Deployments-77");
     assert_eq!(w["observation"]["source"], "webhook");
 
     // Octopus redelivers the same event: ignored, the observation is not restarted.
-    let r = send(event("Events-3", "DeploymentSucceeded", "Projects-1", "Environments-1", "Releases-5")).await.unwrap();
+    let r = send(event(
+        "Events-3",
+        "DeploymentSucceeded",
+        "Projects-1",
+        "Environments-1",
+        "Releases-5",
+    ))
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["action"], "ignored");
     // A different event about the same deployment is recognised by its deployment id.
-    let r = send(event("Events-4", "DeploymentSucceeded", "Projects-1", "Environments-1", "Releases-5")).await.unwrap();
+    let r = send(event(
+        "Events-4",
+        "DeploymentSucceeded",
+        "Projects-1",
+        "Environments-1",
+        "Releases-5",
+    ))
+    .await
+    .unwrap();
     assert!(r.status().is_success());
     // A newer deployment supersedes the observation. The actor handles commands in order, so
     // once it observes this one it has handled (and ignored) the duplicate above.
-    let r = send(event_for("Events-5", "DeploymentSucceeded", "Projects-1", "Environments-1", "Releases-6", "Deployments-78")).await.unwrap();
+    let r = send(event_for(
+        "Events-5",
+        "DeploymentSucceeded",
+        "Projects-1",
+        "Environments-1",
+        "Releases-6",
+        "Deployments-78",
+    ))
+    .await
+    .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let w = d.wait_watch("shop", "observing the newer deployment", T, |w| w["observation"]["release"] == "Releases-6").await;
+    let w = d
+        .wait_watch("shop", "observing the newer deployment", T, |w| {
+            w["observation"]["release"] == "Releases-6"
+        })
+        .await;
     assert_ne!(w["observation"]["id"], id);
     assert_eq!(w["last_verdict"]["verdict"], "superseded");
     assert_eq!(w["last_verdict"]["release"], "Releases-5");
-    assert!(w["last_good_release"].is_null(), "superseded is never verified");
+    assert!(
+        w["last_good_release"].is_null(),
+        "superseded is never verified"
+    );
     let m = d.metrics().await;
-    assert!(m.contains(r#"backstop_deployments_seen_total{source="webhook",watch="shop"} 2"#), "{m}");
+    assert!(
+        m.contains(r#"backstop_deployments_seen_total{source="webhook",watch="shop"} 2"#),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,17 +283,26 @@ async fn polling_discovers_new_deployments_only() {
     let d = Daemon::start(&setup).await;
     // Wait for a completed poll: what existed before backstop started is history.
     let deadline = std::time::Instant::now() + T;
-    while !d.metrics().await.contains(r#"backstop_deployer_polls_total{result="ok",watch="shop"}"#) {
+    while !d
+        .metrics()
+        .await
+        .contains(r#"backstop_deployer_polls_total{result="ok",watch="shop"}"#)
+    {
         assert!(std::time::Instant::now() < deadline, "no poll completed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(d.watch("shop").await["observation"].is_null());
     let dep = octo.add_deployment("Projects-1", "Environments-1", &r2, "Success");
     let w = d
-        .wait_watch("shop", "verified polled deployment", T, |w| w["last_verdict"]["verdict"] == "verified")
+        .wait_watch("shop", "verified polled deployment", T, |w| {
+            w["last_verdict"]["verdict"] == "verified"
+        })
         .await;
     assert_eq!(w["last_verdict"]["deployment_id"], dep.as_str());
     assert_eq!(w["last_good_release"], r2.as_str());
     let m = d.metrics().await;
-    assert!(m.contains(r#"backstop_deployments_seen_total{source="poll",watch="shop"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"backstop_deployments_seen_total{source="poll",watch="shop"} 1"#),
+        "{m}"
+    );
 }

@@ -13,7 +13,10 @@ const T: Duration = Duration::from_secs(20);
 #[test]
 fn check_config_accepts_the_example_and_lists_every_error() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let (status, out, _err) = run_cli(&["check-config", "--config", "config/backstop.example.toml"], root.as_ref());
+    let (status, out, _err) = run_cli(
+        &["check-config", "--config", "config/backstop.example.toml"],
+        root.as_ref(),
+    );
     assert!(status.success(), "example config rejected");
     assert!(out.contains("OK (1 watch, 1 deployer)"), "{out}");
 
@@ -36,7 +39,14 @@ url = "http://127.0.0.1:9090"
 query = "up"
 "#),
     );
-    let (status, _out, err) = run_cli(&["check-config", "--config", setup.config_path().to_str().unwrap()], setup.dir.path());
+    let (status, _out, err) = run_cli(
+        &[
+            "check-config",
+            "--config",
+            setup.config_path().to_str().unwrap(),
+        ],
+        setup.dir.path(),
+    );
     assert!(!status.success());
     for needle in [
         "watch[0].deployer: no [deployers.missing] table",
@@ -48,7 +58,10 @@ query = "up"
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
-    let (status, _, err) = run_cli(&["check-config", "--config", "/nonexistent/backstop.toml"], setup.dir.path());
+    let (status, _, err) = run_cli(
+        &["check-config", "--config", "/nonexistent/backstop.toml"],
+        setup.dir.path(),
+    );
     assert!(!status.success());
     assert!(err.contains("no such file"), "{err}");
 }
@@ -57,7 +70,10 @@ query = "up"
 fn run_refuses_an_invalid_config() {
     let setup = Setup::new();
     setup.write("[server]\nlisten = \"nowhere\"\n");
-    let (status, _, err) = run_cli(&["run", "--config", setup.config_path().to_str().unwrap()], setup.dir.path());
+    let (status, _, err) = run_cli(
+        &["run", "--config", setup.config_path().to_str().unwrap()],
+        setup.dir.path(),
+    );
     assert!(!status.success());
     assert!(err.contains("server.listen"), "{err}");
 }
@@ -67,19 +83,29 @@ async fn sighup_reloads_keeps_observations_and_rejects_bad_files_then_sigterm_ex
     let octo = FakeOctopus::start(API_KEY).await;
     let app = FakeApp::start().await;
     let setup = Setup::new();
-    let shop = http_watch("shop", &app.url(), "").replace("window = \"1500ms\"", "window = \"60s\"");
+    let shop =
+        http_watch("shop", &app.url(), "").replace("window = \"1500ms\"", "window = \"60s\"");
     setup.write(&(setup.base(&octo.url()) + &shop));
     let mut d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", "Releases-1").await, 202);
-    let w = d.wait_watch("shop", "observing", T, |w| w["state"] == "observing").await;
+    let w = d
+        .wait_watch("shop", "observing", T, |w| w["state"] == "observing")
+        .await;
     let id = w["observation"]["id"].clone();
 
     // A bad file is rejected; the old config keeps running.
     setup.write("[server\n");
     d.signal("HUP");
     let deadline = std::time::Instant::now() + T;
-    while !d.metrics().await.contains(r#"backstop_config_reloads_total{result="failure"} 1"#) {
-        assert!(std::time::Instant::now() < deadline, "reload failure not counted");
+    while !d
+        .metrics()
+        .await
+        .contains(r#"backstop_config_reloads_total{result="failure"} 1"#)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reload failure not counted"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(d.logs().contains("reload rejected"));
@@ -88,15 +114,28 @@ async fn sighup_reloads_keeps_observations_and_rejects_bad_files_then_sigterm_ex
     // A good file adds a watch without disturbing the unchanged one.
     setup.write(&(setup.base(&octo.url()) + &shop + &http_watch("cart", &app.url(), "")));
     d.signal("HUP");
-    d.wait_watch("cart", "new watch running", T, |w| w["state"] == "idle").await;
-    assert_eq!(d.watch("shop").await["observation"]["id"], id, "observation kept across reload");
+    d.wait_watch("cart", "new watch running", T, |w| w["state"] == "idle")
+        .await;
+    assert_eq!(
+        d.watch("shop").await["observation"]["id"],
+        id,
+        "observation kept across reload"
+    );
 
     // `backstop status` prints a table.
     let (status, out, err) = run_cli(&["status", "--url", &d.url], setup.dir.path());
     assert!(status.success(), "{err}");
     assert!(out.starts_with("WATCH"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("shop") && l.contains("observing")), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("cart") && l.contains("idle")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("shop") && l.contains("observing")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("cart") && l.contains("idle")),
+        "{out}"
+    );
 
     // The exposition passes promtool's lint.
     let metrics = d.metrics().await;
@@ -132,7 +171,10 @@ async fn sighup_reloads_keeps_observations_and_rejects_bad_files_then_sigterm_ex
 #[test]
 fn status_reports_an_unreachable_daemon() {
     let port = free_port();
-    let (status, _, err) = run_cli(&["status", "--url", &format!("http://127.0.0.1:{port}")], std::path::Path::new("."));
+    let (status, _, err) = run_cli(
+        &["status", "--url", &format!("http://127.0.0.1:{port}")],
+        std::path::Path::new("."),
+    );
     assert!(!status.success());
     assert!(err.contains("cannot reach backstop"), "{err}");
 }

@@ -92,10 +92,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `backstop run` and waits until `/healthz` answers.
     pub async fn start(setup: &Setup) -> Daemon {
-        let log = setup
-            .dir
-            .path()
-            .join(format!("daemon-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log = setup.dir.path().join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let child = Command::new(binary())
             .args(["run", "--config"])
             .arg(setup.config_path())
@@ -121,9 +124,16 @@ impl Daemon {
                 }
             }
             if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("backstop exited with {status} before it was ready:\n{}", d.logs());
+                panic!(
+                    "backstop exited with {status} before it was ready:\n{}",
+                    d.logs()
+                );
             }
-            assert!(std::time::Instant::now() < deadline, "backstop not ready:\n{}", d.logs());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "backstop not ready:\n{}",
+                d.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         d
@@ -162,7 +172,10 @@ impl Daemon {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(std::time::Instant::now() < deadline, "daemon did not exit after SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "daemon did not exit after SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -202,7 +215,13 @@ impl Daemon {
     }
 
     /// Waits until the watch's status satisfies `pred`, returning it.
-    pub async fn wait_watch(&self, name: &str, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_watch(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let w = self.watch(name).await;

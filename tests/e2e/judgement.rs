@@ -19,11 +19,17 @@ async fn bad_release_is_rolled_back_to_the_verified_one() {
     let app = FakeApp::start().await;
     let setup = Setup::new();
     // The warmup gives the rolled-back app time to be healthy again before it is judged.
-    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "").replace("warmup = \"0s\"", "warmup = \"300ms\"")));
+    setup.write(
+        &(setup.base(&octo.url())
+            + &http_watch("shop", &app.url(), "").replace("warmup = \"0s\"", "warmup = \"300ms\"")),
+    );
     let d = Daemon::start(&setup).await;
 
     assert_eq!(d.announce("shop", &r1).await, 202);
-    d.wait_watch("shop", "release 1 verified", T, |w| w["last_good_release"] == r1.as_str()).await;
+    d.wait_watch("shop", "release 1 verified", T, |w| {
+        w["last_good_release"] == r1.as_str()
+    })
+    .await;
 
     app.set_health(503);
     assert_eq!(d.announce("shop", &r2).await, 202);
@@ -32,19 +38,33 @@ async fn bad_release_is_rolled_back_to_the_verified_one() {
     assert_eq!(created[0]["ReleaseId"], r1.as_str());
     assert_eq!(created[0]["EnvironmentId"], "Environments-1");
     let comments = created[0]["Comments"].as_str().unwrap();
-    assert!(comments.contains(&r2) && comments.contains("condemned"), "{comments}");
-    assert!(comments.contains("status 503"), "evidence in comments: {comments}");
+    assert!(
+        comments.contains(&r2) && comments.contains("condemned"),
+        "{comments}"
+    );
+    assert!(
+        comments.contains("status 503"),
+        "evidence in comments: {comments}"
+    );
 
     // The condemned verdict carries its evidence.
     let w = d
-        .wait_watch("shop", "condemned verdict recorded", T, |w| w["last_verdict"]["verdict"] == "condemned")
+        .wait_watch("shop", "condemned verdict recorded", T, |w| {
+            w["last_verdict"]["verdict"] == "condemned"
+        })
         .await;
     let v = &w["last_verdict"];
     assert_eq!(v["release"], r2.as_str());
     let check = &v["checks"][0];
     assert_eq!(check["name"], "health");
     assert_eq!(check["rules"][0]["rule"], "expect_status");
-    assert!(check["limit_hit"].as_str().unwrap().contains("failure_limit 3"), "{check}");
+    assert!(
+        check["limit_hit"]
+            .as_str()
+            .unwrap()
+            .contains("failure_limit 3"),
+        "{check}"
+    );
     let samples = check["samples"].as_array().unwrap();
     assert!(samples.len() >= 3);
     assert_eq!(samples.last().unwrap()["value"], 503.0);
@@ -53,7 +73,8 @@ async fn bad_release_is_rolled_back_to_the_verified_one() {
     // The rollback is observed and verified; the daemon ends idle on the good release.
     let w = d
         .wait_watch("shop", "rollback verified", T, |w| {
-            w["last_verdict"]["verdict"] == "verified" && w["last_verdict"]["release"] == r1.as_str()
+            w["last_verdict"]["verdict"] == "verified"
+                && w["last_verdict"]["release"] == r1.as_str()
         })
         .await;
     assert_eq!(w["state"], "idle");
@@ -62,7 +83,10 @@ async fn bad_release_is_rolled_back_to_the_verified_one() {
     assert_eq!(w["rollback"]["state"], "succeeded");
     assert_eq!(octo.created_deployments().len(), 1);
     let m = d.metrics().await;
-    assert!(m.contains(r#"backstop_rollbacks_total{outcome="succeeded",watch="shop"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"backstop_rollbacks_total{outcome="succeeded",watch="shop"} 1"#),
+        "{m}"
+    );
     assert!(m.contains(r#"backstop_verdicts_total{verdict="condemned",watch="shop"} 1"#));
     assert!(m.contains(r#"backstop_verdicts_total{verdict="verified",watch="shop"} 2"#));
 }
@@ -75,7 +99,15 @@ async fn good_noisy_release_is_kept() {
     // missing (an error) and sometimes over the limit, never three times in a row.
     let noisy = Sequenced::start(
         vec![503, 503, 200],
-        vec![Some(0.01), None, Some(0.2), Some(0.2), Some(0.01), None, None],
+        vec![
+            Some(0.01),
+            None,
+            Some(0.2),
+            Some(0.2),
+            Some(0.01),
+            None,
+            None,
+        ],
     )
     .await;
     let setup = Setup::new();
@@ -96,13 +128,21 @@ failure_limit = 3
     let d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r1).await, 202);
     let w = d
-        .wait_watch("shop", "noisy release verified", T, |w| w["last_verdict"]["verdict"] == "verified")
+        .wait_watch("shop", "noisy release verified", T, |w| {
+            w["last_verdict"]["verdict"] == "verified"
+        })
         .await;
     assert_eq!(w["last_good_release"], r1.as_str());
     assert_eq!(octo.post_attempts(), 0);
     let checks = w["last_verdict"]["checks"].as_array().unwrap();
-    assert!(checks[0]["failures"].as_u64().unwrap() > 0, "noise was seen");
-    assert!(checks[1]["errors"].as_u64().unwrap() > 0, "missing data was seen");
+    assert!(
+        checks[0]["failures"].as_u64().unwrap() > 0,
+        "noise was seen"
+    );
+    assert!(
+        checks[1]["errors"].as_u64().unwrap() > 0,
+        "missing data was seen"
+    );
     assert!(noisy.query_hits() >= 7);
 }
 
@@ -142,7 +182,15 @@ async fn baseline_ratio_failure_rolls_back_once_and_a_condemned_rollback_stops_t
     prom.set_range("p90_latency", Reply::Value(0.1));
     prom.set("p90_latency", Reply::Value(0.5));
     let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &prom_watch("shop", &prom.url(), "baseline_window = \"10m\"\nmax_ratio = 2.0", "")));
+    setup.write(
+        &(setup.base(&octo.url())
+            + &prom_watch(
+                "shop",
+                &prom.url(),
+                "baseline_window = \"10m\"\nmax_ratio = 2.0",
+                "",
+            )),
+    );
     let d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r2).await, 202);
     let created = octo.wait_for_created(1, T).await;
@@ -150,17 +198,44 @@ async fn baseline_ratio_failure_rolls_back_once_and_a_condemned_rollback_stops_t
 
     // The rollback still shows 5 x baseline: it is condemned too, and backstop stops there.
     let w = d
-        .wait_watch("shop", "watch failed after condemned rollback", T, |w| w["state"] == "failed")
+        .wait_watch("shop", "watch failed after condemned rollback", T, |w| {
+            w["state"] == "failed"
+        })
         .await;
-    assert!(w["attention"].as_str().unwrap().contains("a human must act"), "{w}");
+    assert!(
+        w["attention"]
+            .as_str()
+            .unwrap()
+            .contains("a human must act"),
+        "{w}"
+    );
     let check = &w["last_verdict"]["checks"][0];
-    assert_eq!(check["baseline"], 0.1);
-    assert!(check["limit_hit"].as_str().unwrap().contains("max_ratio 2 x baseline 0.1"), "{check}");
-    assert_eq!(octo.created_deployments().len(), 1, "never a second rollback");
+    assert!(
+        (check["baseline"].as_f64().unwrap() - 0.1).abs() < 1e-9,
+        "{check}"
+    );
+    assert!(
+        check["limit_hit"]
+            .as_str()
+            .unwrap()
+            .contains("max_ratio 2 x baseline 0.1"),
+        "{check}"
+    );
+    assert_eq!(
+        octo.created_deployments().len(),
+        1,
+        "never a second rollback"
+    );
     let m = d.metrics().await;
-    assert!(m.contains(r#"backstop_rollbacks_total{outcome="loop_prevented",watch="shop"} 1"#), "{m}");
+    assert!(
+        m.contains(r#"backstop_rollbacks_total{outcome="loop_prevented",watch="shop"} 1"#),
+        "{m}"
+    );
     assert!(m.contains(r#"backstop_watch_state{state="failed",watch="shop"} 1"#));
-    assert!(prom.queries().iter().any(|(path, _)| path.contains("query_range")));
+    assert!(prom
+        .queries()
+        .iter()
+        .any(|(path, _)| path.contains("query_range")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,17 +247,28 @@ async fn missing_data_is_inconclusive_never_a_rollback() {
     let prom = FakePrometheus::start().await;
     prom.set("p90_latency", Reply::NaN);
     let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &prom_watch("shop", &prom.url(), "max = 1.0", "error_limit = 4")));
+    setup.write(
+        &(setup.base(&octo.url())
+            + &prom_watch("shop", &prom.url(), "max = 1.0", "error_limit = 4")),
+    );
     let d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r2).await, 202);
     let w = d
-        .wait_watch("shop", "inconclusive verdict", T, |w| w["last_verdict"]["verdict"] == "inconclusive")
+        .wait_watch("shop", "inconclusive verdict", T, |w| {
+            w["last_verdict"]["verdict"] == "inconclusive"
+        })
         .await;
     assert_eq!(w["state"], "idle");
-    assert!(w["last_verdict"]["summary"].as_str().unwrap().contains("error_limit 4"));
+    assert!(w["last_verdict"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("error_limit 4"));
     assert_eq!(w["last_verdict"]["checks"][0]["errors"], 4);
     assert_eq!(octo.post_attempts(), 0);
-    assert!(w["last_good_release"].is_null(), "an inconclusive release is not verified");
+    assert!(
+        w["last_good_release"].is_null(),
+        "an inconclusive release is not verified"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,11 +280,18 @@ async fn notify_mode_reports_without_deploying() {
     let app = FakeApp::start().await;
     app.set_health(500);
     let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "on_failure = \"notify\"")));
+    setup.write(
+        &(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "on_failure = \"notify\"")),
+    );
     let d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r2).await, 202);
-    let w = d.wait_watch("shop", "failed under notify", T, |w| w["state"] == "failed").await;
+    let w = d
+        .wait_watch("shop", "failed under notify", T, |w| w["state"] == "failed")
+        .await;
     assert_eq!(w["last_verdict"]["verdict"], "condemned");
-    assert!(w["last_verdict"]["action"].as_str().unwrap().contains("notify"));
+    assert!(w["last_verdict"]["action"]
+        .as_str()
+        .unwrap()
+        .contains("notify"));
     assert_eq!(octo.post_attempts(), 0);
 }

@@ -31,9 +31,7 @@ async fn metrics_app() -> (String, Arc<Mutex<f64>>) {
         "/metrics",
         get(move || {
             let v = *v.lock().unwrap();
-            async move {
-                format!("# TYPE app_latency_seconds gauge\napp_latency_seconds {v}\n")
-            }
+            async move { format!("# TYPE app_latency_seconds gauge\napp_latency_seconds {v}\n") }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -70,8 +68,14 @@ async fn baseline_breach_seen_through_a_real_prometheus_rolls_back() {
     .unwrap();
     let _prom = Prometheus(
         Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -82,10 +86,17 @@ async fn baseline_breach_seen_through_a_real_prometheus_rolls_back() {
     // Baseline: wait until Prometheus holds a few seconds of the healthy value.
     let deadline = std::time::Instant::now() + T;
     loop {
-        if query(&c, &prom_url, "count_over_time(app_latency_seconds[10s])").await.unwrap_or(0.0) >= 10.0 {
+        if query(&c, &prom_url, "count_over_time(app_latency_seconds[10s])")
+            .await
+            .unwrap_or(0.0)
+            >= 10.0
+        {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "prometheus never scraped the app");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prometheus never scraped the app"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -94,9 +105,10 @@ async fn baseline_breach_seen_through_a_real_prometheus_rolls_back() {
     octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
     let r2 = octo.add_release("Projects-1", "1.1.0");
     let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url())
-        + &format!(
-            r#"
+    setup.write(
+        &(setup.base(&octo.url())
+            + &format!(
+                r#"
 [[watch]]
 name = "shop"
 deployer = "octo"
@@ -117,7 +129,8 @@ max = 10
 timeout = "200ms"
 failure_limit = 3
 "#
-        )));
+            )),
+    );
     let d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r2).await, 202);
     // The new release is five times slower.
@@ -125,10 +138,18 @@ failure_limit = 3
     let created = octo.wait_for_created(1, T).await;
     assert_eq!(created[0]["ReleaseId"], r1.as_str());
     let w = d
-        .wait_watch("shop", "condemned verdict", T, |w| w["last_verdict"]["verdict"] == "condemned")
+        .wait_watch("shop", "condemned verdict", T, |w| {
+            w["last_verdict"]["verdict"] == "condemned"
+        })
         .await;
     let check = &w["last_verdict"]["checks"][0];
     let baseline = check["baseline"].as_f64().unwrap();
-    assert!((baseline - 0.1).abs() < 0.05, "baseline from real Prometheus history: {baseline}");
-    assert!(check["limit_hit"].as_str().unwrap().contains("max_ratio"), "{check}");
+    assert!(
+        (baseline - 0.1).abs() < 0.05,
+        "baseline from real Prometheus history: {baseline}"
+    );
+    assert!(
+        check["limit_hit"].as_str().unwrap().contains("max_ratio"),
+        "{check}"
+    );
 }

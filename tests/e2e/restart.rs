@@ -14,11 +14,17 @@ async fn an_observation_interrupted_by_kill_9_resumes() {
     let r1 = octo.add_release("Projects-1", "1.0.0");
     let app = FakeApp::start().await;
     let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "").replace("window = \"1500ms\"", "window = \"4s\"")));
+    setup.write(
+        &(setup.base(&octo.url())
+            + &http_watch("shop", &app.url(), "")
+                .replace("window = \"1500ms\"", "window = \"4s\"")),
+    );
     let mut d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r1).await, 202);
     let before = d
-        .wait_watch("shop", "a few rounds", T, |w| w["observation"]["rounds"].as_u64().unwrap_or(0) >= 3)
+        .wait_watch("shop", "a few rounds", T, |w| {
+            w["observation"]["rounds"].as_u64().unwrap_or(0) >= 3
+        })
         .await;
     let id = before["observation"]["id"].as_str().unwrap().to_string();
     d.kill9();
@@ -26,10 +32,19 @@ async fn an_observation_interrupted_by_kill_9_resumes() {
     let d = Daemon::start(&setup).await;
     let after = d.watch("shop").await;
     assert_eq!(after["state"], "observing");
-    assert_eq!(after["observation"]["id"], id.as_str(), "same observation resumed");
-    assert!(after["observation"]["rounds"].as_u64().unwrap() >= 3, "rounds kept: {after}");
+    assert_eq!(
+        after["observation"]["id"],
+        id.as_str(),
+        "same observation resumed"
+    );
+    assert!(
+        after["observation"]["rounds"].as_u64().unwrap() >= 3,
+        "rounds kept: {after}"
+    );
     let w = d
-        .wait_watch("shop", "verified after restart", T, |w| w["last_verdict"]["verdict"] == "verified")
+        .wait_watch("shop", "verified after restart", T, |w| {
+            w["last_verdict"]["verdict"] == "verified"
+        })
         .await;
     assert_eq!(w["last_verdict"]["observation_id"], id.as_str());
     assert_eq!(w["last_good_release"], r1.as_str());
@@ -46,7 +61,10 @@ async fn kill_9_during_the_rollback_call_never_deploys_twice() {
     let app = FakeApp::start().await;
     app.set_health(503);
     let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "").replace("warmup = \"0s\"", "warmup = \"300ms\"")));
+    setup.write(
+        &(setup.base(&octo.url())
+            + &http_watch("shop", &app.url(), "").replace("warmup = \"0s\"", "warmup = \"300ms\"")),
+    );
     let mut d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r2).await, 202);
     octo.wait_for_created(1, T).await;
@@ -73,19 +91,28 @@ async fn kill_9_while_following_the_rollback_task_resumes_it() {
     let app = FakeApp::start().await;
     app.set_health(503);
     let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "").replace("warmup = \"0s\"", "warmup = \"300ms\"")));
+    setup.write(
+        &(setup.base(&octo.url())
+            + &http_watch("shop", &app.url(), "").replace("warmup = \"0s\"", "warmup = \"300ms\"")),
+    );
     let mut d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r2).await, 202);
     let created = octo.wait_for_created(1, T).await;
     // Hold the task in Executing so the daemon is still following it when it dies.
     let task = created[0]["TaskId"].as_str().unwrap().to_string();
     octo.set_task_state(&task, "Executing");
-    d.wait_watch("shop", "rolling back", T, |w| w["state"] == "rolling_back" && w["rollback"]["state"] == "created").await;
+    d.wait_watch("shop", "rolling back", T, |w| {
+        w["state"] == "rolling_back" && w["rollback"]["state"] == "created"
+    })
+    .await;
     d.kill9();
     app.set_health(200);
 
     let d = Daemon::start(&setup).await;
-    d.wait_watch("shop", "still rolling back after restart", T, |w| w["state"] == "rolling_back").await;
+    d.wait_watch("shop", "still rolling back after restart", T, |w| {
+        w["state"] == "rolling_back"
+    })
+    .await;
     octo.set_task_state(&task, "Success");
     d.wait_watch("shop", "rollback verified", T, |w| {
         w["rollback"]["state"] == "succeeded" && w["last_verdict"]["verdict"] == "verified"
