@@ -213,3 +213,21 @@ fn malformed_toml_is_a_read_error() {
         Err(LoadError::Read { .. })
     ));
 }
+
+#[test]
+fn environment_overrides_keys_with_double_underscore_only() {
+    let dir = secrets();
+    let path = dir.path().join("backstop.toml");
+    std::fs::write(&path, example()).unwrap();
+    // Only this test sets these variables.
+    std::env::set_var("BACKSTOP_STATE__DIR", "/tmp/backstop-env-override");
+    std::env::set_var("BACKSTOP_TOKEN", "a secret for token_env, not a key");
+    let c = load(&path);
+    std::env::remove_var("BACKSTOP_STATE__DIR");
+    std::env::remove_var("BACKSTOP_TOKEN");
+    let c = c.unwrap();
+    assert_eq!(
+        c.state.dir,
+        std::path::PathBuf::from("/tmp/backstop-env-override")
+    );
+}

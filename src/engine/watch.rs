@@ -281,7 +281,11 @@ impl WatchActor {
         deployed_at: DateTime<Utc>,
         kind: ObservationKind,
     ) {
-        let judging_from = deployed_at + to_chrono(self.cfg.warmup);
+        // A deployment learned late (after downtime, a slow webhook) still gets a full window
+        // of samples; one from the future (clock skew) starts now.
+        let now = Utc::now();
+        let deployed_at = deployed_at.min(now);
+        let judging_from = (deployed_at + to_chrono(self.cfg.warmup)).max(now);
         let tracker = Tracker::new(
             self.cfg
                 .checks
