@@ -9,7 +9,19 @@ pub const DEFAULT_CONFIG: &str = "/etc/backstop/backstop.toml";
 
 /// backstop watches every deployment of your services and rolls back the bad ones.
 #[derive(Debug, Parser)]
-#[command(name = "backstop", version, about, long_about = None)]
+#[command(
+    name = "backstop",
+    version,
+    about,
+    long_about = "backstop watches every deployment of your services: for a window after each \
+deployment it samples HTTP health checks and Prometheus queries, judges them against thresholds \
+and the pre-deployment baseline, and when a release is condemned deploys the last release it \
+verified healthy (Octopus Deploy), exactly once.\n\n\
+The daemon (`backstop run`) reads /etc/backstop/backstop.toml by default. SIGTERM and SIGINT \
+stop it cleanly; SIGHUP reloads the configuration (a bad file is rejected and the running \
+configuration kept). Under systemd it speaks the notify protocol (READY, STATUS, RELOADING, \
+STOPPING, WATCHDOG). Its HTTP API and Prometheus metrics listen on 127.0.0.1:9870 by default."
+)]
 pub struct Cli {
     /// Log format: human-readable text or one JSON object per line.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BACKSTOP_LOG_FORMAT")]
@@ -47,4 +59,68 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line definition.
+    Man,
+}
+
+/// The completion script for `shell`. Generated into memory because clap_complete panics on
+/// a write error (a closed pipe), and the CLI must not.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "backstop", &mut buf);
+    buf
+}
+
+/// Writes the man page for the `backstop` command.
+pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Cli::command()).render(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packaged man page and completions are generated from this definition and committed
+    /// (so `cargo deb` can install them); this test fails when they are stale.
+    #[test]
+    fn committed_man_page_and_completions_are_current() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let read = |p: &str| std::fs::read(format!("{root}/{p}")).unwrap_or_default();
+        let mut page = Vec::new();
+        man(&mut page).unwrap();
+        let stale = |p: &str| {
+            format!("{p} is stale: regenerate it with `cargo run -- man > config/man/backstop.1` and `cargo run -- completions <shell> > config/completions/...`")
+        };
+        assert!(
+            read("config/man/backstop.1") == page,
+            "{}",
+            stale("config/man/backstop.1")
+        );
+        for (shell, path) in [
+            (
+                clap_complete::Shell::Bash,
+                "config/completions/backstop.bash",
+            ),
+            (clap_complete::Shell::Zsh, "config/completions/_backstop"),
+            (
+                clap_complete::Shell::Fish,
+                "config/completions/backstop.fish",
+            ),
+        ] {
+            assert!(read(path) == completions(shell), "{}", stale(path));
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -13,12 +13,15 @@ use crate::api::{self, ApiState, Auth};
 use crate::config::{self, Config};
 use crate::engine::{Engine, Shared};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::signals::Control;
 use crate::status::StatusBoard;
 use crate::store::Store;
 
 /// How long shutdown waits for actors (an in-flight deploy call, a state write) to finish.
 const STOP_GRACE: Duration = Duration::from_secs(20);
+/// How often `STATUS=` is refreshed for `systemctl status`.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -85,13 +88,52 @@ pub async fn run(
         watches = config.watches.len(),
         "backstop running"
     );
+    let notifier = Notifier::from_env();
+    notifier.ready(&format!(
+        "listening on {}; {}",
+        config.server.listen,
+        status.summary()
+    ));
+    // Pings come from this loop, and only while no watch actor is stuck in a step: a wedged
+    // runtime or actor stops them and systemd restarts the daemon.
+    let mut watchdog = notifier.watchdog_interval().map(|every| {
+        let mut t = tokio::time::interval(every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut status_every = tokio::time::interval(STATUS_EVERY);
     let mut current = config;
-    while let Some(c) = control.recv().await {
-        match c {
-            Control::Shutdown => break,
-            Control::Reload => reload(&config_path, &mut current, &engine, &auth, &state.metrics),
+    let mut reported_stall = false;
+    loop {
+        let watchdog_tick = async {
+            match watchdog.as_mut() {
+                Some(t) => t.tick().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            c = control.recv() => match c {
+                Some(Control::Shutdown) | None => break,
+                Some(Control::Reload) => {
+                    notifier.reloading();
+                    reload(&config_path, &mut current, &engine, &auth, &state.metrics);
+                    notifier.ready(&status.summary());
+                }
+            },
+            _ = watchdog_tick => {
+                let stalled = engine.stalled();
+                if stalled.is_empty() {
+                    notifier.watchdog();
+                    reported_stall = false;
+                } else if !reported_stall {
+                    tracing::error!(watches = ?stalled, "watch actors are stuck; withholding watchdog pings so systemd restarts backstop");
+                    reported_stall = true;
+                }
+            },
+            _ = status_every.tick() => notifier.status(&status.summary()),
         }
     }
+    notifier.stopping();
     tracing::info!("shutting down");
     root.cancel();
     tasks.close();

@@ -24,6 +24,7 @@
 //! - [`metrics`]: every metric the daemon exports.
 //! - [`status`]: the status document shared by the API and `backstop status`.
 //! - [`daemon`]: wiring it all together for `backstop run`.
+//! - [`notify`]: the systemd notify protocol (readiness, status, reload, watchdog).
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
@@ -35,6 +36,7 @@ pub mod deployer;
 pub mod engine;
 pub mod judge;
 pub mod metrics;
+pub mod notify;
 pub mod secret;
 pub mod signals;
 pub mod status;

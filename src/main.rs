@@ -26,6 +26,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
+        Command::Completions { shell } => {
+            use std::io::Write;
+            match std::io::stdout().write_all(&backstop::cli::completions(shell)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cannot write the completion script: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Man => match backstop::cli::man(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cannot write the man page: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { config } => match config::check(&config) {
             Ok((c, warnings)) => {
                 for w in &warnings {

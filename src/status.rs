@@ -147,14 +147,27 @@ impl StatusBoard {
         }
     }
 
-    /// Counts of watches, and of those observing, for logs and systemd STATUS=.
-    pub fn summary(&self) -> (usize, usize) {
+    /// One line for logs and systemd `STATUS=`, e.g. "watching 3 services, 1 observing".
+    pub fn summary(&self) -> String {
         let map = self.lock();
-        let observing = map
-            .values()
-            .filter(|w| w.state == WatchState::Observing)
-            .count();
-        (map.len(), observing)
+        let count = |s: WatchState| map.values().filter(|w| w.state == s).count();
+        let mut line = format!(
+            "watching {} service{}, {} observing",
+            map.len(),
+            if map.len() == 1 { "" } else { "s" },
+            count(WatchState::Observing)
+        );
+        for (state, label) in [
+            (WatchState::RollingBack, "rolling back"),
+            (WatchState::Failed, "failed"),
+            (WatchState::Paused, "paused"),
+        ] {
+            let n = count(state);
+            if n > 0 {
+                line.push_str(&format!(", {n} {label}"));
+            }
+        }
+        line
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, WatchStatus>> {

@@ -105,7 +105,7 @@ fn conform(v: &Value, schema: &Value, at: &str, errors: &mut Vec<String>) {
             {
                 for (name, pv) in obj
                     .iter()
-                    .filter(|(k, _)| props.map_or(true, |p| !p.contains_key(*k)))
+                    .filter(|(k, _)| props.is_none_or(|p| !p.contains_key(*k)))
                 {
                     conform(pv, extra, &format!("{at}[{name:?}]"), errors);
                 }
@@ -155,7 +155,7 @@ fn assert_shape(def: &str, v: &Value, non_null: &[&str]) {
         &mut errors,
     );
     for name in non_null {
-        if v.get(name).map_or(true, Value::is_null) {
+        if v.get(name).is_none_or(Value::is_null) {
             errors.push(format!("{def}.{name}: must not be null"));
         }
     }

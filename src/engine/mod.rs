@@ -64,8 +64,42 @@ pub struct Shared {
     pub tasks: TaskTracker,
 }
 
+/// Liveness of one actor for the watchdog: when it last made progress while busy. An actor
+/// parked waiting for its next round or command is not busy, so an idle daemon keeps pinging;
+/// one stuck inside a step stops the pings and systemd restarts the daemon.
+#[derive(Debug, Default)]
+pub struct Pulse(Mutex<Option<std::time::Instant>>);
+
+impl Pulse {
+    /// Progress while busy.
+    pub fn beat(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+
+    /// Back to waiting.
+    pub fn rest(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn busy_for(&self) -> Option<std::time::Duration> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed())
+    }
+}
+
+/// Longest legitimate step between two beats: a sample round, one deployer call, or a
+/// backoff sleep (Retry-After is capped at 120s).
+fn stall_limit(w: &WatchConfig, d: &DeployerConfig) -> std::time::Duration {
+    let DeployerConfig::Octopus(o) = d;
+    3 * w.interval.max(o.timeout).max(o.task_poll) + std::time::Duration::from_secs(150)
+}
+
 struct Running {
     config: WatchConfig,
+    pulse: Arc<Pulse>,
+    stall_after: std::time::Duration,
     deployer: DeployerConfig,
     tx: mpsc::Sender<Command>,
     cancel: CancellationToken,
@@ -140,11 +174,13 @@ impl Engine {
             let cancel = self.root.child_token();
             let (tx, rx) = mpsc::channel(QUEUE);
             let before = previous.remove(&w.name);
+            let pulse = Arc::new(Pulse::default());
             let actor = watch::WatchActor::new(
                 Arc::new(w.clone()),
                 deployer.clone(),
                 self.shared.clone(),
                 cancel.clone(),
+                pulse.clone(),
             );
             let done = self.shared.tasks.spawn(async move {
                 if let Some(h) = before {
@@ -167,6 +203,8 @@ impl Engine {
                 w.name.clone(),
                 Running {
                     config: w.clone(),
+                    pulse,
+                    stall_after: stall_limit(w, dcfg),
                     deployer: dcfg.clone(),
                     tx,
                     cancel,
@@ -184,6 +222,15 @@ impl Engine {
             .ok_or_else(|| SendError::UnknownWatch(watch.to_string()))?;
         r.tx.try_send(command)
             .map_err(|_| SendError::Unavailable(watch.to_string()))
+    }
+
+    /// Watches whose actor has been busy without progress for longer than any legitimate step.
+    pub fn stalled(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, r)| r.pulse.busy_for().is_some_and(|d| d > r.stall_after))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Whether a watch is configured.

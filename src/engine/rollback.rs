@@ -220,6 +220,7 @@ impl WatchActor {
         let attempts = self.deployer.max_retries().max(1);
         let mut last_error: Option<DeployerError> = None;
         for attempt in 0..attempts {
+            self.pulse.beat();
             if attempt > 0 {
                 let retry_after = last_error.as_ref().and_then(DeployerError::retry_after);
                 let wait = delay(attempt - 1, retry_after);
@@ -291,6 +292,7 @@ impl WatchActor {
         };
         let deadline = Instant::now() + self.deployer.task_timeout();
         loop {
+            self.pulse.beat();
             match self.deployer.task(&task_id).await {
                 Ok(t) if t.is_completed => {
                     return Some(if t.finished_successfully {

@@ -26,6 +26,8 @@ pub(super) struct WatchActor {
     pub(super) record: WatchRecord,
     pub(super) obs: Option<ObservationRecord>,
     pub(super) rollback: Option<RollbackRecord>,
+    /// Liveness for the watchdog; beaten during every step, rested while waiting.
+    pub(super) pulse: Arc<super::Pulse>,
     next_round: Option<Instant>,
 }
 
@@ -45,12 +47,14 @@ impl WatchActor {
         deployer: Deployer,
         shared: Shared,
         cancel: CancellationToken,
+        pulse: Arc<super::Pulse>,
     ) -> Self {
         WatchActor {
             cfg,
             deployer,
             shared,
             cancel,
+            pulse,
             record: WatchRecord::default(),
             obs: None,
             rollback: None,
@@ -73,24 +77,31 @@ impl WatchActor {
         self.shared
             .metrics
             .register_watch(&self.cfg.name, &self.cfg.deployer, &checks);
+        self.pulse.beat();
         if let Err(e) = self.recover().await {
             tracing::error!(watch = %self.name(), error = %e, "cannot read state; watch stays idle");
         }
         self.publish();
         loop {
+            self.pulse.rest();
             let next = self.next_round;
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
                 cmd = rx.recv() => match cmd {
-                    Some(c) => self.on_command(c).await,
+                    Some(c) => {
+                        self.pulse.beat();
+                        self.on_command(c).await;
+                    }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
+                    self.pulse.beat();
                     self.round().await;
                 }
             }
         }
+        self.pulse.rest();
         tracing::debug!(watch = %self.name(), "watch actor stopped");
     }
 

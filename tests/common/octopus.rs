@@ -268,7 +268,7 @@ impl FakeOctopus {
             StatusCode::from_u16(status).unwrap_or_else(|_| panic!("invalid HTTP status {status}"));
         self.lock()
             .get_faults
-            .extend(std::iter::repeat(status).take(n));
+            .extend(std::iter::repeat_n(status, n));
     }
 
     /// Deployments created through POST (including those whose response was lost), in creation order.
@@ -323,7 +323,7 @@ impl FakeOctopus {
     fn queue_post_faults(&self, n: usize, fault: PostFault) {
         self.lock()
             .post_faults
-            .extend(std::iter::repeat(fault).take(n));
+            .extend(std::iter::repeat_n(fault, n));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

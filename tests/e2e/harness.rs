@@ -92,6 +92,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `backstop run` and waits until `/healthz` answers.
     pub async fn start(setup: &Setup) -> Daemon {
+        Self::start_with_env(setup, &[]).await
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
+    pub async fn start_with_env(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
         let log = setup.dir.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -104,6 +109,8 @@ impl Daemon {
             .arg(setup.config_path())
             .env("RUST_LOG", "backstop=debug,info")
             .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -166,6 +173,11 @@ impl Daemon {
     /// SIGTERM, then waits for the exit status.
     pub async fn stop(&mut self) -> ExitStatus {
         self.signal("TERM");
+        self.wait_exit().await
+    }
+
+    /// Waits for the process to exit (after a signal sent earlier).
+    pub async fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {

@@ -12,3 +12,4 @@ mod judgement;
 mod real_prometheus;
 mod restart;
 mod seq;
+mod systemd_notify;

@@ -1,0 +1,61 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_backstop_global_optspecs
+    string join \n log-format= h/help V/version
+end
+
+function __fish_backstop_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_backstop_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_backstop_using_subcommand
+    set -l cmd (__fish_backstop_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c backstop -n "__fish_backstop_needs_command" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c backstop -n "__fish_backstop_needs_command" -s V -l version -d 'Print version'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "run" -d 'Run the daemon (SIGTERM/SIGINT stop it, SIGHUP reloads the config)'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "check-config" -d 'Validate a config file; exits non-zero and lists every problem when it is invalid'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "status" -d 'Print each watch\'s state from a running daemon'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "man" -d 'Print the man page (roff), generated from this command line definition'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c backstop -n "__fish_backstop_using_subcommand run" -s c -l config -d 'Config file (TOML)' -r -F
+complete -c backstop -n "__fish_backstop_using_subcommand run" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand run" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand check-config" -s c -l config -r -F
+complete -c backstop -n "__fish_backstop_using_subcommand check-config" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand check-config" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand status" -l url -d 'Base URL of the daemon\'s API' -r
+complete -c backstop -n "__fish_backstop_using_subcommand status" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand status" -l json -d 'Print the raw JSON document instead of a table'
+complete -c backstop -n "__fish_backstop_using_subcommand status" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand completions" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand man" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand man" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "run" -d 'Run the daemon (SIGTERM/SIGINT stop it, SIGHUP reloads the config)'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "check-config" -d 'Validate a config file; exits non-zero and lists every problem when it is invalid'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "status" -d 'Print each watch\'s state from a running daemon'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "man" -d 'Print the man page (roff), generated from this command line definition'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
