@@ -24,4 +24,27 @@ echo "==> cargo test"
 cargo test --locked --all-targets
 echo "==> backstop check-config on the shipped examples"
 cargo run --quiet --locked -- check-config --config config/backstop.example.toml
+echo "==> Debian package (cargo deb) and its contents"
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
+rm -f target/debian/backstop_*.deb
+cargo deb --locked
+deb=$(ls target/debian/backstop_*.deb)
+contents=$(dpkg-deb -c "$deb")
+for path in \
+    ./usr/bin/backstop \
+    systemd/system/backstop.service \
+    ./etc/backstop/backstop.toml \
+    ./usr/share/backstop/prometheus/backstop.rules.yml \
+    ./usr/share/backstop/prometheus/scrape.yml \
+    ./usr/share/backstop/grafana/backstop.json \
+    ./usr/share/man/man1/backstop.1 \
+    ./usr/share/bash-completion/completions/backstop \
+    ./usr/share/zsh/vendor-completions/_backstop \
+    ./usr/share/fish/vendor_completions.d/backstop.fish; do
+    grep -q -- "$path\$" <<<"$contents" || { echo "missing from $deb: $path"; echo "$contents"; exit 1; }
+done
+dpkg-deb -I "$deb" conffiles | grep -qx /etc/backstop/backstop.toml \
+    || { echo "/etc/backstop/backstop.toml is not a conffile"; exit 1; }
+echo "$deb OK"
+
 echo "all checks passed"
