@@ -311,6 +311,16 @@ impl Store {
         Ok(())
     }
 
+    /// Lifts the quarantine of a release that has since been verified good (a human fixed the
+    /// environment and redeployed it): it may be a rollback target again.
+    pub fn unquarantine(&self, watch: &str, release: &str) -> Result<bool, StoreError> {
+        let n = self.conn().execute(
+            "DELETE FROM quarantine WHERE watch = ?1 AND release = ?2",
+            params![watch, release],
+        )?;
+        Ok(n > 0)
+    }
+
     pub fn is_quarantined(&self, watch: &str, release: &str) -> Result<bool, StoreError> {
         let n: i64 = self.conn().query_row(
             "SELECT count(*) FROM quarantine WHERE watch = ?1 AND release = ?2",
@@ -478,6 +488,8 @@ mod tests {
         );
         assert!(s.is_quarantined("shop", "Releases-3").unwrap());
         assert!(!s.is_quarantined("shop", "Releases-1").unwrap());
+        assert!(s.unquarantine("shop", "Releases-3").unwrap());
+        assert!(!s.is_quarantined("shop", "Releases-3").unwrap());
         assert!(s.deployment_known("shop", "Deployments-5").unwrap());
         assert!(!s.deployment_known("other", "Deployments-5").unwrap());
     }

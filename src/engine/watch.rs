@@ -480,6 +480,13 @@ impl WatchActor {
         let release = obs.release.clone();
         let version = obs.version.clone();
         tracing::info!(watch = %self.name(), %release, "release verified good");
+        match self.shared.store.unquarantine(self.name(), &release) {
+            Ok(true) => {
+                tracing::info!(watch = %self.name(), %release, "quarantine lifted: the release has now passed a full window")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(watch = %self.name(), error = %e, "cannot update quarantine"),
+        }
         self.record.last_good_release = Some(release.clone());
         self.record.last_good_version = version;
         self.record.state = Some(WatchState::Idle);
