@@ -12,8 +12,11 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Under journald the journal stamps every line itself.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Colours only on a terminal: escape codes in the journal or a log file are noise.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match (format, journald) {
         (LogFormat::Json, _) => builder.json().init(),
