@@ -255,6 +255,9 @@ impl Metrics {
             m.deployer_errors.with_label_values(&[deployer, op]);
         }
         m.observation_started.with_label_values(&[watch]).set(0.0);
+        for result in ["ok", "error"] {
+            m.polls.with_label_values(&[watch, result]);
+        }
     }
 
     /// Publishes the current state of a watch (1 for it, 0 for the others).

@@ -40,15 +40,18 @@ pub(super) async fn run(
             _ = cancel.cancelled() => return,
             r = deployer.successful_deployments(&cfg.project, &cfg.environment, DEPTH) => r,
         };
-        metrics.poll(&cfg.name, found.is_ok());
         let deployments = match found {
             Ok(d) => d,
             Err(e) => {
+                metrics.poll(&cfg.name, false);
                 tracing::warn!(watch = %cfg.name, error = %e, "polling deployments failed");
                 continue;
             }
         };
-        match new_deployments(&cfg.name, &store, deployments) {
+        let news = new_deployments(&cfg.name, &store, deployments);
+        // Counted once the listing is recorded, so "a poll completed" means it is history now.
+        metrics.poll(&cfg.name, true);
+        match news {
             Ok(Some(t)) => {
                 tracing::info!(watch = %cfg.name, deployment = ?t.deployment_id, release = %t.release, "poll found a new deployment");
                 if tx.send(Command::Deploy(t)).await.is_err() {

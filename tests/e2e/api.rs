@@ -283,10 +283,10 @@ async fn polling_discovers_new_deployments_only() {
     let d = Daemon::start(&setup).await;
     // Wait for a completed poll: what existed before backstop started is history.
     let deadline = std::time::Instant::now() + T;
-    while !d
-        .metrics()
-        .await
-        .contains(r#"backstop_deployer_polls_total{result="ok",watch="shop"}"#)
+    while metric(
+        &d.metrics().await,
+        r#"backstop_deployer_polls_total{result="ok",watch="shop"}"#,
+    ) < 1.0
     {
         assert!(std::time::Instant::now() < deadline, "no poll completed");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -305,4 +305,12 @@ async fn polling_discovers_new_deployments_only() {
         m.contains(r#"backstop_deployments_seen_total{source="poll",watch="shop"} 1"#),
         "{m}"
     );
+}
+
+/// The value of one series in an exposition (0 when absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
 }
