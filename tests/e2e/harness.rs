@@ -97,6 +97,11 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra environment variables (e.g. `NOTIFY_SOCKET`).
     pub async fn start_with_env(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
+        Self::start_full(setup, env, &[]).await
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables and global arguments.
+    pub async fn start_full(setup: &Setup, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let log = setup.dir.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -105,6 +110,7 @@ impl Daemon {
                 .as_nanos()
         ));
         let child = Command::new(binary())
+            .args(args)
             .args(["run", "--config"])
             .arg(setup.config_path())
             .env("RUST_LOG", "backstop=debug,info")

@@ -124,3 +124,88 @@ async fn sigterm_lets_an_in_flight_rollback_call_finish() {
     assert_eq!(octo.post_attempts(), 1);
     assert_eq!(octo.created_deployments().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_the_systemd_credentials_directory() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let app = FakeApp::start().await;
+    let setup = Setup::new();
+    // What LoadCredential= would provide: a directory with one file per credential.
+    let creds = setup.dir.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("token"), "credential-token\n").unwrap();
+    std::fs::write(creds.join("api-key"), API_KEY).unwrap();
+    std::fs::write(creds.join("hook-secret"), HOOK_SECRET).unwrap();
+    // token by credential name; api_key_file relative, so looked up in the credentials dir.
+    let config = setup
+        .base(&octo.url())
+        .replace("token_file = \"token\"", "token_credential = \"token\"")
+        + &http_watch("shop", &app.url(), "");
+    setup.write(&config);
+    let d = Daemon::start_with_env(
+        &setup,
+        &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
+    )
+    .await;
+    let url = format!("{}/v1/deployments", d.url);
+    let body = serde_json::json!({"watch": "shop", "release": "Releases-1"});
+    let r = d
+        .http()
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "the token file next to the config is not used"
+    );
+    let r = d
+        .http()
+        .post(&url)
+        .bearer_auth("credential-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // And without the credentials directory, a credential reference is a clear startup error.
+    let (status, _, err) = run_cli(
+        &["run", "--config", setup.config_path().to_str().unwrap()],
+        setup.dir.path(),
+    );
+    assert!(!status.success());
+    assert!(
+        err.contains("server.token_credential") && err.contains("CREDENTIALS_DIRECTORY"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_json_on_request_and_unstamped_under_journald() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let app = FakeApp::start().await;
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "")));
+    let mut d = Daemon::start_full(&setup, &[], &["--log-format", "json"]).await;
+    d.stop().await;
+    let logs = d.logs();
+    let first = logs.lines().next().expect("some logs");
+    let v: serde_json::Value =
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
+    assert!(v["timestamp"].is_string() && v["level"].is_string(), "{v}");
+
+    let mut d = Daemon::start_with_env(&setup, &[("JOURNAL_STREAM", "8:12345")]).await;
+    d.stop().await;
+    let logs = d.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("backstop running"))
+        .expect("startup line");
+    assert!(
+        line.trim_start().starts_with("INFO"),
+        "journald adds its own timestamp: {line}"
+    );
+}
