@@ -40,13 +40,7 @@ impl WatchActor {
                     "release {} condemned but no earlier release is known good and not quarantined; nothing to roll back to: a human must act",
                     obs.release
                 );
-                tracing::error!(watch = %self.name(), "{msg}");
-                self.shared
-                    .metrics
-                    .rollback(self.name(), RollbackOutcome::NoTarget);
-                self.record.state = Some(WatchState::Failed);
-                self.record.attention = Some(msg.clone());
-                self.finish(VerdictKind::Condemned, reason, Some(msg));
+                self.escalate(reason, msg, Some(RollbackOutcome::NoTarget));
                 return;
             }
             Err(e) => {
@@ -54,13 +48,7 @@ impl WatchActor {
                     "release {} condemned but the rollback target could not be determined: {e}; a human must act",
                     obs.release
                 );
-                tracing::error!(watch = %self.name(), "{msg}");
-                self.shared
-                    .metrics
-                    .rollback(self.name(), RollbackOutcome::Failed);
-                self.record.state = Some(WatchState::Failed);
-                self.record.attention = Some(msg.clone());
-                self.finish(VerdictKind::Condemned, reason, Some(msg));
+                self.escalate(reason, msg, Some(RollbackOutcome::Failed));
                 return;
             }
         };
@@ -104,13 +92,7 @@ impl WatchActor {
             Err(e) => {
                 // Without a durable intent a crash could post twice: do not post at all.
                 let msg = format!("cannot persist rollback intent ({e}); not rolling back");
-                tracing::error!(watch = %self.name(), "{msg}");
-                self.shared
-                    .metrics
-                    .rollback(self.name(), RollbackOutcome::Failed);
-                self.record.state = Some(WatchState::Failed);
-                self.record.attention = Some(msg.clone());
-                self.finish(VerdictKind::Condemned, reason, Some(msg));
+                self.escalate(reason, msg, Some(RollbackOutcome::Failed));
                 return;
             }
         };

@@ -475,6 +475,23 @@ impl WatchActor {
         Some(verdict)
     }
 
+    /// Closes a condemned observation that needs a human: logged loudly, counted, and the watch
+    /// marked failed with the reason in `attention`.
+    pub(super) fn escalate(
+        &mut self,
+        reason: String,
+        msg: String,
+        outcome: Option<RollbackOutcome>,
+    ) {
+        tracing::error!(watch = %self.name(), "{msg}");
+        if let Some(o) = outcome {
+            self.shared.metrics.rollback(self.name(), o);
+        }
+        self.record.state = Some(WatchState::Failed);
+        self.record.attention = Some(msg.clone());
+        self.finish(VerdictKind::Condemned, reason, Some(msg));
+    }
+
     fn on_verified(&mut self) {
         let Some(obs) = &self.obs else { return };
         let release = obs.release.clone();
@@ -512,13 +529,7 @@ impl WatchActor {
                 "rollback to {} was condemned too ({reason}); not rolling back again: a human must act",
                 obs.release
             );
-            tracing::error!(watch = %self.name(), "{msg}");
-            self.shared
-                .metrics
-                .rollback(self.name(), RollbackOutcome::LoopPrevented);
-            self.record.state = Some(WatchState::Failed);
-            self.record.attention = Some(msg.clone());
-            self.finish(VerdictKind::Condemned, reason, Some(msg));
+            self.escalate(reason, msg, Some(RollbackOutcome::LoopPrevented));
             return;
         }
         if self.cfg.on_failure == OnFailure::Notify {
@@ -526,10 +537,7 @@ impl WatchActor {
                 "release {} condemned; on_failure = notify, so no rollback was made",
                 obs.release
             );
-            tracing::error!(watch = %self.name(), "{msg}");
-            self.record.state = Some(WatchState::Failed);
-            self.record.attention = Some(msg.clone());
-            self.finish(VerdictKind::Condemned, reason, Some(msg));
+            self.escalate(reason, msg, None);
             return;
         }
         self.rollback_condemned(obs, reason).await;
