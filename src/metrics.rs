@@ -260,6 +260,17 @@ impl Metrics {
         }
     }
 
+    /// Drops the gauges of a watch removed from the config, so a stale `failed` state cannot
+    /// keep an alert firing. Counters stay: their history is still true.
+    pub fn forget_watch(&self, watch: &str) {
+        let m = &self.0;
+        for s in WatchState::ALL {
+            let _ = m.watch_state.remove_label_values(&[watch, s.as_str()]);
+        }
+        let _ = m.observation_started.remove_label_values(&[watch]);
+        let _ = m.last_verdict.remove_label_values(&[watch]);
+    }
+
     /// Publishes the current state of a watch (1 for it, 0 for the others).
     pub fn set_state(&self, watch: &str, state: WatchState) {
         for s in WatchState::ALL {
@@ -388,6 +399,15 @@ mod tests {
         assert!(text
             .contains(r#"backstop_check_threshold{check="errors",rule="max",watch="shop"} 0.05"#));
         assert!(text.contains("backstop_build_info{version="));
+    }
+
+    #[test]
+    fn forgotten_watches_lose_their_state_gauges() {
+        let m = Metrics::new();
+        m.register_watch("gone", "octo", &[]);
+        m.set_state("gone", WatchState::Failed);
+        m.forget_watch("gone");
+        assert!(!m.render().contains(r#"backstop_watch_state{state="failed",watch="gone"}"#));
     }
 
     #[test]

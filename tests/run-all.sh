@@ -37,7 +37,7 @@ for path in \
     ./usr/share/backstop/prometheus/backstop.rules.yml \
     ./usr/share/backstop/prometheus/scrape.yml \
     ./usr/share/backstop/grafana/backstop.json \
-    ./usr/share/man/man1/backstop.1 \
+    ./usr/share/man/man1/backstop.1.gz \
     ./usr/share/bash-completion/completions/backstop \
     ./usr/share/zsh/vendor-completions/_backstop \
     ./usr/share/fish/vendor_completions.d/backstop.fish; do

@@ -155,6 +155,7 @@ impl Engine {
                 }
                 if !wanted.contains_key(name.as_str()) {
                     self.shared.status.remove(&name);
+                    self.shared.metrics.forget_watch(&name);
                 }
             }
         }
