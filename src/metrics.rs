@@ -407,7 +407,9 @@ mod tests {
         m.register_watch("gone", "octo", &[]);
         m.set_state("gone", WatchState::Failed);
         m.forget_watch("gone");
-        assert!(!m.render().contains(r#"backstop_watch_state{state="failed",watch="gone"}"#));
+        assert!(!m
+            .render()
+            .contains(r#"backstop_watch_state{state="failed",watch="gone"}"#));
     }
 
     #[test]
