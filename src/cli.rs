@@ -59,6 +59,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List past deployments and their verdicts, newest first.
+    History {
+        /// Only this watch.
+        watch: Option<String>,
+        #[arg(long, default_value = "http://127.0.0.1:9870")]
+        url: String,
+        /// How many entries.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Print one verdict's evidence as a readable report (ID from `history` or status).
+    Explain {
+        id: String,
+        #[arg(long, default_value = "http://127.0.0.1:9870")]
+        url: String,
+        /// Print the raw evidence document (JSON).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a watch: deployments are recorded, not observed or acted on (persisted).
+    Pause {
+        watch: String,
+        #[command(flatten)]
+        auth: ApiAuth,
+    },
+    /// Resume a paused watch.
+    Resume {
+        watch: String,
+        #[command(flatten)]
+        auth: ApiAuth,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -66,6 +97,19 @@ pub enum Command {
     },
     /// Print the man page (roff), generated from this command line definition.
     Man,
+}
+
+/// Where and how the CLI reaches a running daemon's token-protected API.
+#[derive(Debug, clap::Args)]
+pub struct ApiAuth {
+    #[arg(long, default_value = "http://127.0.0.1:9870")]
+    pub url: String,
+    /// File holding the API bearer token (e.g. /etc/backstop/token).
+    #[arg(long, conflicts_with = "token_env")]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the token.
+    #[arg(long, default_value = "BACKSTOP_TOKEN")]
+    pub token_env: String,
 }
 
 /// The completion script for `shell`. Generated into memory because clap_complete panics on

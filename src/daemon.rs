@@ -13,10 +13,11 @@ use crate::api::{self, ApiState, Auth};
 use crate::config::{self, Config};
 use crate::engine::{Engine, Shared};
 use crate::metrics::Metrics;
-use crate::notify::Notifier;
 use crate::signals::Control;
+use crate::sinks::Sinks;
 use crate::status::StatusBoard;
 use crate::store::Store;
+use crate::systemd::Notifier;
 
 /// How long shutdown waits for actors (an in-flight deploy call, a state write) to finish.
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -59,12 +60,15 @@ pub async fn run(
     let status = StatusBoard::default();
     let root = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let sinks = Sinks::new(&config.sinks, http.clone(), metrics.clone(), tasks.clone());
     let shared = Shared {
         store: store.clone(),
         metrics: metrics.clone(),
         status: status.clone(),
         http,
         tasks: tasks.clone(),
+        sinks: sinks.clone(),
+        evidence_dir: config.state.dir.join("evidence"),
     };
     let engine = Engine::new(shared, root.clone());
     engine.apply(&config);
@@ -117,6 +121,7 @@ pub async fn run(
                 Some(Control::Reload) => {
                     notifier.reloading();
                     reload(&config_path, &mut current, &engine, &auth, &state.metrics);
+                    sinks.reconfigure(&current.sinks);
                     notifier.ready(&status.summary());
                 }
             },

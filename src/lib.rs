@@ -24,20 +24,24 @@
 //! - [`metrics`]: every metric the daemon exports.
 //! - [`status`]: the status document shared by the API and `backstop status`.
 //! - [`daemon`]: wiring it all together for `backstop run`.
-//! - [`notify`]: the systemd notify protocol (readiness, status, reload, watchdog).
+//! - [`systemd`]: the systemd notify protocol (readiness, status, reload, watchdog).
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
 pub mod checks;
 pub mod cli;
+pub mod client;
+pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod deployer;
 pub mod engine;
+pub mod evidence;
 pub mod judge;
 pub mod metrics;
-pub mod notify;
 pub mod secret;
 pub mod signals;
+pub mod sinks;
 pub mod status;
 pub mod store;
+pub mod systemd;

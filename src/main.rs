@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use backstop::cli::{Cli, Command, LogFormat};
-use backstop::{config, daemon, signals, status};
+use backstop::{config, daemon, signals};
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -96,47 +96,44 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Command::Status { url, json } => {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            rt.block_on(async move {
-                let url = format!("{}/v1/status", url.trim_end_matches('/'));
-                let resp = match reqwest::Client::new()
-                    .get(&url)
-                    .timeout(std::time::Duration::from_secs(5))
-                    .send()
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("cannot reach backstop at {url}: {}", e.without_url());
-                        return ExitCode::FAILURE;
-                    }
-                };
-                let text = resp.text().await.unwrap_or_default();
-                match serde_json::from_str::<status::StatusDocument>(&text) {
-                    Ok(doc) if json => {
-                        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or(text));
-                        ExitCode::SUCCESS
-                    }
-                    Ok(doc) => {
-                        print!("{}", status::render_table(&doc));
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("unexpected answer from {url}: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            })
+        Command::Status { url, json } => cli_call(backstop::client::status(&url, json)),
+        Command::History { watch, url, limit } => {
+            cli_call(backstop::client::history(&url, watch.as_deref(), limit))
+        }
+        Command::Explain { id, url, json } => cli_call(backstop::client::explain(&url, &id, json)),
+        Command::Pause { watch, auth } => {
+            cli_call(backstop::client::control(&auth, &watch, "pause"))
+        }
+        Command::Resume { watch, auth } => {
+            cli_call(backstop::client::control(&auth, &watch, "resume"))
+        }
+    }
+}
+
+/// Runs one API call of the CLI and prints its result or its error.
+fn cli_call<F>(f: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<String, backstop::client::ClientError>>,
+{
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(text) => {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

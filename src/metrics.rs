@@ -67,6 +67,8 @@ struct Inner {
     last_verdict: GaugeVec,
     reloads: IntCounterVec,
     polls: IntCounterVec,
+    notifications: IntCounterVec,
+    actions: IntCounterVec,
     start_time: Gauge,
 }
 
@@ -203,6 +205,16 @@ impl Metrics {
                 "backstop_config_reloads_total",
                 "Configuration reloads by result (success, failure).",
                 &["result"],
+            ),
+            notifications: counter(
+                "backstop_notifications_total",
+                "Notifications delivered to sinks by sink, event and result (ok, error).",
+                &["sink", "event", "result"],
+            ),
+            actions: counter(
+                "backstop_actions_total",
+                "Decisions on condemned releases by watch and action (rollback, retry, notify, command, freeze, pause, dry_run).",
+                &["watch", "action"],
             ),
             polls: counter(
                 "backstop_deployer_polls_total",
@@ -355,6 +367,19 @@ impl Metrics {
             .polls
             .with_label_values(&[watch, if ok { "ok" } else { "error" }])
             .inc();
+    }
+
+    /// A notification delivery finished (after its retries).
+    pub fn notification(&self, sink: &str, event: &str, ok: bool) {
+        self.0
+            .notifications
+            .with_label_values(&[sink, event, if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// A decision on a condemned release.
+    pub fn action(&self, watch: &str, action: &str) {
+        self.0.actions.with_label_values(&[watch, action]).inc();
     }
 
     pub fn reload(&self, ok: bool) {

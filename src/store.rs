@@ -33,13 +33,25 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
 }
 
-/// Whether an observation follows an ordinary deployment or backstop's own rollback.
+/// Whether an observation follows an ordinary deployment or one of backstop's own actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObservationKind {
     Deployment,
     /// Never rolled back again: a condemned rollback means a human is needed.
     Rollback,
+    /// A roll-over (the same release redeployed); if condemned, the retry's `then` applies.
+    Retry,
+}
+
+impl ObservationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ObservationKind::Deployment => "deployment",
+            ObservationKind::Rollback => "rollback",
+            ObservationKind::Retry => "retry",
+        }
+    }
 }
 
 /// How backstop learned of a deployment.
@@ -50,6 +62,7 @@ pub enum Source {
     Webhook,
     Poll,
     Rollback,
+    Retry,
 }
 
 impl Source {
@@ -59,6 +72,7 @@ impl Source {
             Source::Webhook => "webhook",
             Source::Poll => "poll",
             Source::Rollback => "rollback",
+            Source::Retry => "retry",
         }
     }
 }
@@ -76,7 +90,25 @@ pub struct ObservationRecord {
     pub deployed_at: DateTime<Utc>,
     pub judging_from: DateTime<Utc>,
     pub window_ends: DateTime<Utc>,
+    /// false when the release is marked as not safe to roll back from; None when unknown.
+    #[serde(default)]
+    pub rollback_safe: Option<bool>,
     pub tracker: Tracker,
+}
+
+/// One line of `GET /v1/history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub watch: String,
+    pub release: String,
+    pub kind: String,
+    pub deployed_at: DateTime<Utc>,
+    /// verified, condemned, inconclusive, superseded; None while observing.
+    pub verdict: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub summary: Option<String>,
+    pub action: Option<String>,
 }
 
 /// Progress of a rollback intent.
@@ -91,12 +123,39 @@ pub enum RollbackState {
     Failed,
 }
 
-/// A rollback intent: one per condemned observation (a UNIQUE column enforces it).
+/// What an automatic deploy call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Deploy the last verified release.
+    #[default]
+    Rollback,
+    /// Roll over: deploy the condemned release again.
+    Retry,
+}
+
+impl ActionKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActionKind::Rollback => "rollback",
+            ActionKind::Retry => "retry",
+        }
+    }
+}
+
+/// A deploy intent (rollback or retry): one per condemned observation (a UNIQUE column
+/// enforces it), persisted before any deploy call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackRecord {
     pub id: String,
     pub observation_id: String,
     pub watch: String,
+    #[serde(default)]
+    pub kind: ActionKind,
+    /// Deploy calls made so far for this intent (persisted before each call): a deployer that
+    /// cannot look its deployments up (a command) refuses to call again after a restart.
+    #[serde(default)]
+    pub calls: u32,
     pub condemned_release: String,
     pub target_release: String,
     pub target_version: Option<String>,
@@ -166,6 +225,12 @@ CREATE TABLE IF NOT EXISTS seen_deployments (
     deployment_id TEXT NOT NULL,
     PRIMARY KEY (watch, deployment_id)
 );
+CREATE TABLE IF NOT EXISTS evidence (
+    id TEXT PRIMARY KEY,
+    watch TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evidence_watch ON evidence (watch);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -390,6 +455,104 @@ impl Store {
         Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
     }
 
+    /// How many automatic deploy calls were decided for a watch since `since` (for
+    /// `max_actions`).
+    pub fn actions_since(&self, watch: &str, since: DateTime<Utc>) -> Result<usize, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT body FROM rollbacks WHERE watch = ?1 ORDER BY rowid DESC LIMIT 500")?;
+        let bodies = stmt.query_map([watch], |r| r.get::<_, String>(0))?;
+        let mut n = 0;
+        for b in bodies {
+            let rec: RollbackRecord = serde_json::from_str(&b?)?;
+            if rec.decided_at >= since {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The newest release marked not safe to roll back from that was deployed after the last
+    /// deployment of `target` (or anywhere in recent history when backstop never saw `target`):
+    /// rolling back to `target` would cross it.
+    pub fn irreversible_after(
+        &self,
+        watch: &str,
+        target: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT body FROM observations WHERE watch = ?1 ORDER BY rowid DESC LIMIT 500",
+        )?;
+        let bodies = stmt.query_map([watch], |r| r.get::<_, String>(0))?;
+        for b in bodies {
+            let obs: ObservationRecord = serde_json::from_str(&b?)?;
+            if obs.release == target {
+                return Ok(None);
+            }
+            if obs.rollback_safe == Some(false) {
+                return Ok(Some(obs.release));
+            }
+        }
+        Ok(None)
+    }
+
+    // ---- evidence ----
+
+    /// Inserts or replaces an evidence document.
+    pub fn save_evidence(&self, ev: &crate::evidence::Evidence) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO evidence (id, watch, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+            params![ev.id, ev.watch, serde_json::to_string(ev)?],
+        )?;
+        Ok(())
+    }
+
+    pub fn evidence(&self, id: &str) -> Result<Option<crate::evidence::Evidence>, StoreError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row("SELECT body FROM evidence WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    /// Past observations, newest first, optionally of one watch.
+    pub fn history(
+        &self,
+        watch: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT body, verdict FROM observations WHERE (?1 IS NULL OR watch = ?1)
+             ORDER BY rowid DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![watch, limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (body, verdict) = row?;
+            let obs: ObservationRecord = serde_json::from_str(&body)?;
+            let verdict: Option<Verdict> = verdict.map(|v| serde_json::from_str(&v)).transpose()?;
+            out.push(HistoryEntry {
+                id: obs.id,
+                watch: obs.watch,
+                release: obs.release,
+                kind: obs.kind.as_str().into(),
+                deployed_at: obs.deployed_at,
+                verdict: verdict.as_ref().map(|v| v.verdict.as_str().to_string()),
+                decided_at: verdict.as_ref().map(|v| v.decided_at),
+                summary: verdict.as_ref().map(|v| v.summary.clone()),
+                action: verdict.and_then(|v| v.action),
+            });
+        }
+        Ok(out)
+    }
+
     // ---- deduplication ----
 
     /// Records a webhook event id; false when it was already seen (a redelivery).
@@ -446,6 +609,7 @@ mod tests {
             deployed_at: Utc::now(),
             judging_from: Utc::now(),
             window_ends: Utc::now(),
+            rollback_safe: None,
             tracker: Tracker::new([("c", &rules[..], 3)], 5),
         }
     }
@@ -455,6 +619,8 @@ mod tests {
             id: format!("rb-{obs_id}"),
             observation_id: obs_id.into(),
             watch: "shop".into(),
+            kind: ActionKind::Rollback,
+            calls: 0,
             condemned_release: "Releases-2".into(),
             target_release: "Releases-1".into(),
             target_version: None,

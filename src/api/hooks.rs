@@ -114,6 +114,7 @@ pub(super) async fn octopus(
                 deployment_id: deployment.clone(),
                 deployed_at: event.occurred.map(|o| o.with_timezone(&Utc)),
                 source: Source::Webhook,
+                rollback_safe: None,
             }),
         )?;
     }

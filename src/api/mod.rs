@@ -49,6 +49,9 @@ impl Auth {
                     (Some(h), Some(s)) => Some((name.clone(), h.clone(), s.clone())),
                     _ => None,
                 },
+                DeployerConfig::Webhook(_)
+                | DeployerConfig::Command(_)
+                | DeployerConfig::ArgoCd(_) => None,
             })
             .collect();
         Auth {
@@ -84,6 +87,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/watches/{name}/pause", post(pause))
         .route("/v1/watches/{name}/resume", post(resume))
         .route("/v1/deployments", post(announce))
+        .route("/v1/verdicts/{id}", get(verdict))
+        .route("/v1/history", get(history))
         .route("/v1/hooks/octopus", post(hooks::octopus))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -116,6 +121,39 @@ async fn watch_status(
         .get(&name)
         .map(|w| Json(w).into_response())
         .ok_or(ApiError::NotFound(format!("no watch named {name:?}")))
+}
+
+/// `GET /v1/verdicts/{id}`: the evidence document of one observation.
+async fn verdict(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match s.store.evidence(&id) {
+        Ok(Some(ev)) => Ok(Json(ev).into_response()),
+        Ok(None) => Err(ApiError::NotFound(format!("no verdict with id {id:?}"))),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read evidence");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    watch: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/history?watch=NAME&limit=N`: past deployments and their verdicts, newest first.
+async fn history(
+    State(s): State<ApiState>,
+    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    match s.store.history(q.watch.as_deref(), limit) {
+        Ok(entries) => Ok(Json(json!({ "deployments": entries })).into_response()),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read history");
+            Err(ApiError::Internal)
+        }
+    }
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -155,6 +193,10 @@ struct Announcement {
     /// When the deployment started (RFC 3339); the baseline window ends here. Default: now.
     #[serde(default)]
     deployed_at: Option<DateTime<Utc>>,
+    /// `false` marks the release as not safe to roll back from (it migrated a database, say):
+    /// backstop then never deploys an older release automatically.
+    #[serde(default)]
+    rollback_safe: Option<bool>,
 }
 
 fn send(s: &ApiState, watch: &str, cmd: Command) -> Result<(), ApiError> {
@@ -188,6 +230,7 @@ async fn announce(
             deployment_id: a.deployment,
             deployed_at: a.deployed_at,
             source: Source::Announce,
+            rollback_safe: a.rollback_safe,
         }),
     )?;
     Ok((

@@ -270,6 +270,70 @@ impl<'a> Table<'a> {
         Some(out)
     }
 
+    /// A boolean; "true"/"false" text is accepted (environment overrides are text).
+    pub fn boolean(&self, key: &str) -> Option<bool> {
+        let v = self.raw(key)?;
+        match v {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) if s == "true" => Some(true),
+            Value::String(s) if s == "false" => Some(false),
+            other => {
+                self.error(key, format!("expected true or false, found {other}"));
+                None
+            }
+        }
+    }
+
+    /// A non-empty list of non-empty strings (an argv, a list of names).
+    pub fn strings(&self, key: &str) -> Option<Vec<String>> {
+        let v = self.raw(key)?;
+        let Value::Array(items) = v else {
+            self.error(
+                key,
+                format!("expected a list of strings, found {}", type_name(v)),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                Value::String(s) if !s.is_empty() => out.push(s.clone()),
+                other => {
+                    self.error(key, format!("expected non-empty strings, found {other}"));
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// A table of string values (`[x.headers]`).
+    pub fn string_map(&self, key: &str) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(v) = self.raw(key) else {
+            return out;
+        };
+        let Value::Object(map) = v else {
+            self.error(key, format!("expected a table, found {}", type_name(v)));
+            return out;
+        };
+        for (k, v) in map {
+            match v {
+                Value::String(s) => {
+                    out.insert(k.clone(), s.clone());
+                }
+                Value::Number(n) => {
+                    out.insert(k.clone(), n.to_string());
+                }
+                other => self.error(
+                    &format!("{key}.{k}"),
+                    format!("expected a string, found {}", type_name(other)),
+                ),
+            }
+        }
+        out
+    }
+
     /// A sub-table, if present.
     pub fn table(&self, key: &str) -> Option<Table<'a>> {
         let v = self.raw(key)?;

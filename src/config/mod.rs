@@ -6,8 +6,10 @@
 //! wrong types, malformed durations, dangling references) so a user fixes a file in one pass
 //! instead of one error per restart. Only a fully valid tree becomes a [`Config`].
 
+mod deployers;
 mod fields;
 mod load;
+mod sinks;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ pub struct Config {
     pub state: StateConfig,
     /// Deployment tools by the name watches use to refer to them.
     pub deployers: BTreeMap<String, DeployerConfig>,
+    /// `[notify.NAME]`: where decisions are announced, by the name watches use.
+    pub sinks: BTreeMap<String, SinkConfig>,
     pub watches: Vec<WatchConfig>,
 }
 
@@ -54,6 +58,44 @@ pub struct StateConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeployerConfig {
     Octopus(OctopusConfig),
+    Webhook(WebhookDeployerConfig),
+    Command(CommandDeployerConfig),
+    ArgoCd(ArgoCdConfig),
+}
+
+impl DeployerConfig {
+    /// The `kind` key.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DeployerConfig::Octopus(_) => "octopus",
+            DeployerConfig::Webhook(_) => "webhook",
+            DeployerConfig::Command(_) => "command",
+            DeployerConfig::ArgoCd(_) => "argocd",
+        }
+    }
+
+    /// Timing and retry settings shared by every kind.
+    pub fn calls(&self) -> &CallSettings {
+        match self {
+            DeployerConfig::Octopus(c) => &c.calls,
+            DeployerConfig::Webhook(c) => &c.calls,
+            DeployerConfig::Command(c) => &c.calls,
+            DeployerConfig::ArgoCd(c) => &c.calls,
+        }
+    }
+}
+
+/// How a deployer's calls are timed and retried (keys shared by every kind).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSettings {
+    /// `timeout`: per-request (or per-command) timeout (default 10s; 5m for commands).
+    pub timeout: Duration,
+    /// `task_poll`: how often a started deployment is polled for completion (default 5s).
+    pub task_poll: Duration,
+    /// `task_timeout`: how long a deployment may take before it counts as failed (default 30m).
+    pub task_timeout: Duration,
+    /// `max_retries`: attempts for a failing call before giving up (default 6).
+    pub max_retries: u32,
 }
 
 /// `kind = "octopus"`.
@@ -69,14 +111,77 @@ pub struct OctopusConfig {
     pub webhook_header: Option<String>,
     /// `webhook_secret_file` / `webhook_secret_env` / `webhook_secret_credential`.
     pub webhook_secret: Option<Secret>,
-    /// `timeout`: per-request timeout (default 10s).
-    pub timeout: Duration,
-    /// `task_poll`: how often a rollback's server task is polled (default 5s).
-    pub task_poll: Duration,
-    /// `task_timeout`: how long a rollback task may take before it counts as failed (default 30m).
-    pub task_timeout: Duration,
-    /// `max_retries`: attempts for a failing call before giving up for this round (default 6).
-    pub max_retries: u32,
+    /// `no_rollback_marker`: text in a release's notes that marks it not safe to roll back
+    /// from (default `[backstop:no-rollback]`).
+    pub no_rollback_marker: String,
+    pub calls: CallSettings,
+}
+
+/// `kind = "webhook"`: any CD system with an HTTP endpoint that deploys a release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookDeployerConfig {
+    /// `method` (default POST).
+    pub method: String,
+    /// `url`: a template; placeholders such as `{{target_release}}` are filled in.
+    pub url: String,
+    /// `[deployers.NAME.headers]`: plain headers.
+    pub headers: BTreeMap<String, String>,
+    /// `[deployers.NAME.secret_headers]`: header name = secret file (relative paths are looked
+    /// up in `$CREDENTIALS_DIRECTORY`), for tokens.
+    pub secret_headers: BTreeMap<String, Secret>,
+    /// `body`: a JSON template with placeholders; values are JSON-escaped when filled in.
+    pub body: Option<String>,
+    /// `success_status`: statuses that mean the deployment was accepted (default 200, 201, 202, 204).
+    pub success_status: Vec<u16>,
+    /// `status_url`: optional template polled until the deployment finished.
+    pub status_url: Option<String>,
+    /// `status_field`: JSON field of the status answer (default `status`).
+    pub status_field: String,
+    /// `success_values` (default succeeded, success, healthy) and `failure_values`
+    /// (default failed, error, degraded): values of `status_field` that end the wait.
+    pub success_values: Vec<String>,
+    pub failure_values: Vec<String>,
+    pub calls: CallSettings,
+}
+
+/// `kind = "command"`: deploy by running a program (no shell).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandDeployerConfig {
+    /// `argv`: program and arguments; placeholders are filled in.
+    pub argv: Vec<String>,
+    pub calls: CallSettings,
+}
+
+/// `kind = "argocd"`: roll an Argo CD application back to a history id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgoCdConfig {
+    /// `url`: Argo CD server base URL.
+    pub url: String,
+    /// `token_file` / `token_env` / `token_credential`: bearer token.
+    pub token: Secret,
+    pub calls: CallSettings,
+}
+
+/// `[notify.NAME]`: a destination for decisions. Closed set: one variant per `kind`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkConfig {
+    /// `kind = "slack"`: a Slack-compatible incoming webhook (text + blocks). The URL is a
+    /// secret: `url_file` / `url_env` / `url_credential`.
+    Slack { url: Secret, timeout: Duration },
+    /// `kind = "webhook"`: POSTs the full evidence document as JSON.
+    Webhook {
+        url: String,
+        headers: BTreeMap<String, String>,
+        secret_headers: BTreeMap<String, Secret>,
+        timeout: Duration,
+    },
+    /// `kind = "alertmanager"`: `POST {url}/api/v2/alerts`, so decisions appear beside other
+    /// alerts. `labels` are added to every alert.
+    Alertmanager {
+        url: String,
+        labels: BTreeMap<String, String>,
+        timeout: Duration,
+    },
 }
 
 /// What to do with a condemned release.
@@ -86,6 +191,46 @@ pub enum OnFailure {
     Rollback,
     /// Record the verdict and report it; a human decides.
     Notify,
+    /// Roll over: redeploy the same release once (the failure may have been transient); if it
+    /// is condemned again, do `then`.
+    Retry { then: Fallback },
+    /// Run the watch's `[watch.command]` and report; no deploy call.
+    Command,
+}
+
+/// What `retry` falls through to (`then = "rollback" | "notify"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    Rollback,
+    Notify,
+}
+
+impl OnFailure {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OnFailure::Rollback => "rollback",
+            OnFailure::Notify => "notify",
+            OnFailure::Retry { .. } => "retry",
+            OnFailure::Command => "command",
+        }
+    }
+}
+
+/// `[watch.command]`: a program run on condemnation, like a DeployFailed script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandHook {
+    /// `argv`: program and arguments, no shell.
+    pub argv: Vec<String>,
+    /// `timeout` (default 60s): the program is killed after this.
+    pub timeout: Duration,
+    /// `when`: with a deploying policy, run `before` (default) or `after` the deploy call.
+    pub when: HookWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookWhen {
+    Before,
+    After,
 }
 
 /// `[[watch]]`: one service in one environment.
@@ -111,6 +256,18 @@ pub struct WatchConfig {
     pub on_failure: OnFailure,
     /// `error_limit`: consecutive errors of one check that make the verdict inconclusive (default 5).
     pub error_limit: u32,
+    /// `application`: the Argo CD application (argocd deployers).
+    pub application: Option<String>,
+    /// `[watch.command]`: the program of `on_failure = "command"`, or a hook beside a deploy.
+    pub command: Option<CommandHook>,
+    /// `dry_run`: judge and report everything, call nothing (default: the top-level `dry_run`).
+    pub dry_run: bool,
+    /// `max_actions` automatic deploy calls per `max_actions_period` (default 3 per 1h); then
+    /// the watch pauses and notifies.
+    pub max_actions: u32,
+    pub max_actions_period: Duration,
+    /// `notify`: names of `[notify.NAME]` sinks told about this watch's decisions.
+    pub notify: Vec<String>,
     /// `[[watch.check]]` tables.
     pub checks: Vec<CheckConfig>,
 }

@@ -46,7 +46,9 @@ fn example_config_is_valid() {
         &w.checks[2].probe,
         Probe::Prometheus { baseline_window: Some(d), .. } if *d == Duration::from_secs(600)
     ));
-    let DeployerConfig::Octopus(o) = &c.deployers["octo"];
+    let DeployerConfig::Octopus(o) = &c.deployers["octo"] else {
+        panic!("octopus deployer expected")
+    };
     assert_eq!(o.api_key.expose(), "octopus-api-key-value");
     assert_eq!(o.webhook_header.as_deref(), Some("X-Backstop-Secret"));
 }
@@ -201,7 +203,9 @@ url = "http://app/health"
         )
     );
     assert_eq!(w.checks[0].failure_limit, 3);
-    let DeployerConfig::Octopus(o) = &c.deployers["o"];
+    let DeployerConfig::Octopus(o) = &c.deployers["o"] else {
+        panic!("octopus deployer expected")
+    };
     assert_eq!(o.url, "http://octo");
 }
 

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::fields::{Errors, Table};
 use super::load::ConfigError;
 use super::{
-    CheckConfig, Config, DeployerConfig, OctopusConfig, OnFailure, Probe, ServerConfig,
-    StateConfig, WatchConfig,
+    CheckConfig, CommandHook, Config, DeployerConfig, Fallback, HookWhen, OnFailure, Probe,
+    ServerConfig, SinkConfig, StateConfig, WatchConfig,
 };
 use crate::judge::Rule;
 use crate::secret::{Secret, SecretSource};
@@ -36,8 +36,10 @@ pub fn validate_with(
     let root = Table::root(tree, &errors);
     let server = server(&root, config_dir, &errors);
     let state = state(&root);
-    let deployers = deployers(&root, config_dir, &errors);
-    let watches = watches(&root, &deployers, &errors);
+    let deployers = super::deployers::deployers(&root, config_dir);
+    let sinks = super::sinks::sinks(&root, config_dir);
+    let dry_run = root.boolean("dry_run").unwrap_or(false);
+    let watches = watches(&root, &deployers, &sinks, dry_run);
     root.finish();
     let warnings = errors.take_warnings();
     if errors.is_empty() {
@@ -46,6 +48,10 @@ pub fn validate_with(
                 server: server.expect("server is built when there are no errors"),
                 state,
                 deployers: deployers
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect(),
+                sinks: sinks
                     .into_iter()
                     .filter_map(|(k, v)| v.map(|v| (k, v)))
                     .collect(),
@@ -58,7 +64,20 @@ pub fn validate_with(
     }
 }
 
-fn load_secret(t: &Table, base: &str, dir: &Path) -> Option<Secret> {
+/// An `http://` or `https://` URL, without a trailing slash.
+pub(super) fn http_url(t: &Table, key: &str) -> Option<String> {
+    t.required_string(key).and_then(|u| {
+        let u = u.trim_end_matches('/').to_string();
+        if u.starts_with("http://") || u.starts_with("https://") {
+            Some(u)
+        } else {
+            t.error(key, format!("{u:?} must start with http:// or https://"));
+            None
+        }
+    })
+}
+
+pub(super) fn load_secret(t: &Table, base: &str, dir: &Path) -> Option<Secret> {
     let source = t.secret(base)?;
     let key = match &source {
         SecretSource::File(_) => format!("{base}_file"),
@@ -112,80 +131,11 @@ fn state(root: &Table) -> StateConfig {
     StateConfig { dir: dir.into() }
 }
 
-fn deployers(
-    root: &Table,
-    dir: &Path,
-    errors: &Errors,
-) -> BTreeMap<String, Option<DeployerConfig>> {
-    let mut out = BTreeMap::new();
-    for (name, t) in root.named_tables("deployers") {
-        let deployer = match t.required_string("kind").as_deref() {
-            Some("octopus") => octopus(&t, dir).map(DeployerConfig::Octopus),
-            Some(other) => {
-                t.error(
-                    "kind",
-                    format!("unknown deployer kind {other:?}; expected \"octopus\""),
-                );
-                None
-            }
-            None => None,
-        };
-        t.finish();
-        out.insert(name, deployer);
-    }
-    let _ = errors;
-    out
-}
-
-fn octopus(t: &Table, dir: &Path) -> Option<OctopusConfig> {
-    let url = t.required_string("url").and_then(|u| {
-        let u = u.trim_end_matches('/').to_string();
-        if u.starts_with("http://") || u.starts_with("https://") {
-            Some(u)
-        } else {
-            t.error("url", format!("{u:?} must start with http:// or https://"));
-            None
-        }
-    });
-    let space = t.required_string("space");
-    let api_key = load_secret(t, "api_key", dir);
-    if !t.has_secret("api_key") && !t.has("api_key") {
-        t.error(
-            "api_key_file",
-            "an API key is required: set api_key_file, api_key_env or api_key_credential",
-        );
-    }
-    let webhook_header = t.string("webhook_header");
-    let webhook_secret = load_secret(t, "webhook_secret", dir);
-    if webhook_header.is_some() != t.has_secret("webhook_secret") {
-        t.error(
-            "webhook_header",
-            "webhook_header and webhook_secret_file (or _env/_credential) go together",
-        );
-    }
-    let timeout = t.duration("timeout").unwrap_or(Duration::from_secs(10));
-    let task_poll = t.duration("task_poll").unwrap_or(Duration::from_secs(5));
-    let task_timeout = t
-        .duration("task_timeout")
-        .unwrap_or(Duration::from_secs(30 * 60));
-    let max_retries = t.count("max_retries").unwrap_or(6);
-    Some(OctopusConfig {
-        url: url?,
-        space: space?,
-        api_key: api_key?,
-        webhook_header,
-        webhook_secret,
-        timeout,
-        task_poll,
-        task_timeout,
-        max_retries,
-    })
-}
-
 fn watches(
     root: &Table,
     deployers: &BTreeMap<String, Option<DeployerConfig>>,
-    errors: &Errors,
+    sinks: &BTreeMap<String, Option<SinkConfig>>,
+    dry_run: bool,
 ) -> Vec<WatchConfig> {
     let mut names = BTreeSet::new();
     let mut out = Vec::new();
@@ -195,16 +145,80 @@ fn watches(
                 t.error("name", format!("duplicate watch name {name:?}"));
             }
         }
-        if let Some(w) = watch(&t, deployers) {
+        if let Some(w) = watch(&t, deployers, sinks, dry_run) {
             out.push(w);
         }
         t.finish();
     }
-    let _ = errors;
     out
 }
 
-fn watch(t: &Table, deployers: &BTreeMap<String, Option<DeployerConfig>>) -> Option<WatchConfig> {
+fn policy(t: &Table) -> Option<OnFailure> {
+    let then = match t.string("then").as_deref() {
+        None | Some("rollback") => Some(Fallback::Rollback),
+        Some("notify") => Some(Fallback::Notify),
+        Some(other) => {
+            t.error(
+                "then",
+                format!("unknown value {other:?}; expected \"rollback\" or \"notify\""),
+            );
+            None
+        }
+    };
+    let policy = match t.string("on_failure").as_deref() {
+        None | Some("rollback") => Some(OnFailure::Rollback),
+        Some("notify") => Some(OnFailure::Notify),
+        Some("retry") => then.map(|then| OnFailure::Retry { then }),
+        Some("command") => Some(OnFailure::Command),
+        Some(other) => {
+            t.error(
+                "on_failure",
+                format!("unknown value {other:?}; expected \"rollback\", \"notify\", \"retry\" or \"command\""),
+            );
+            None
+        }
+    };
+    if t.has("then") && !matches!(policy, Some(OnFailure::Retry { .. })) {
+        t.error("then", "only applies to on_failure = \"retry\"");
+    }
+    policy
+}
+
+fn command_hook(t: &Table) -> Option<CommandHook> {
+    let c = t.table("command")?;
+    if !c.has("argv") {
+        c.error(
+            "argv",
+            "is required: the program and its arguments, no shell",
+        );
+    }
+    let argv = c.strings("argv");
+    let timeout = c.duration("timeout").unwrap_or(Duration::from_secs(60));
+    let when = match c.string("when").as_deref() {
+        None | Some("before") => Some(HookWhen::Before),
+        Some("after") => Some(HookWhen::After),
+        Some(other) => {
+            c.error(
+                "when",
+                format!("unknown value {other:?}; expected \"before\" or \"after\""),
+            );
+            None
+        }
+    };
+    c.finish();
+    Some(CommandHook {
+        argv: argv?,
+        timeout,
+        when: when?,
+    })
+}
+
+fn watch(
+    t: &Table,
+    deployers: &BTreeMap<String, Option<DeployerConfig>>,
+    sinks: &BTreeMap<String, Option<SinkConfig>>,
+    global_dry_run: bool,
+) -> Option<WatchConfig> {
     let name = t.required_string("name");
     if let Some(n) = &name {
         if !n
@@ -218,37 +232,80 @@ fn watch(t: &Table, deployers: &BTreeMap<String, Option<DeployerConfig>>) -> Opt
         }
     }
     let deployer = t.required_string("deployer");
-    if let Some(d) = &deployer {
-        if !deployers.contains_key(d) {
-            t.error(
-                "deployer",
-                format!(
-                    "no [deployers.{d}] table; known deployers: {:?}",
-                    deployers.keys().collect::<Vec<_>>()
-                ),
-            );
+    let kind = match &deployer {
+        Some(d) => match deployers.get(d) {
+            Some(Some(cfg)) => Some(cfg.kind()),
+            Some(None) => None, // the deployer's own errors are reported already
+            None => {
+                t.error(
+                    "deployer",
+                    format!(
+                        "no [deployers.{d}] table; known deployers: {:?}",
+                        deployers.keys().collect::<Vec<_>>()
+                    ),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let (project, environment) = if kind == Some("octopus") {
+        (
+            t.required_string("project"),
+            t.required_string("environment"),
+        )
+    } else {
+        (
+            Some(t.string("project").unwrap_or_default()),
+            Some(t.string("environment").unwrap_or_default()),
+        )
+    };
+    let application = if kind == Some("argocd") {
+        t.required_string("application")
+    } else {
+        if t.has("application") {
+            t.error("application", "only applies to argocd deployers");
         }
-    }
-    let project = t.required_string("project");
-    let environment = t.required_string("environment");
+        None
+    };
     let poll = t.duration("poll");
+    if poll.is_some() && kind.is_some_and(|k| k != "octopus") {
+        t.error(
+            "poll",
+            "polling for deployments is supported for octopus deployers only",
+        );
+    }
     let warmup = t
         .duration_or_zero("warmup")
         .unwrap_or(Duration::from_secs(30));
     let window = t.duration("window").unwrap_or(Duration::from_secs(600));
     let interval = t.duration("interval").unwrap_or(Duration::from_secs(10));
-    let on_failure = match t.string("on_failure").as_deref() {
-        None | Some("rollback") => Some(OnFailure::Rollback),
-        Some("notify") => Some(OnFailure::Notify),
-        Some(other) => {
-            t.error(
-                "on_failure",
-                format!("unknown value {other:?}; expected \"rollback\" or \"notify\""),
-            );
-            None
-        }
-    };
+    let on_failure = policy(t);
+    let command = command_hook(t);
+    if on_failure == Some(OnFailure::Command) && command.is_none() && !t.has("command") {
+        t.error(
+            "on_failure",
+            "\"command\" needs a [watch.command] table with the program to run",
+        );
+    }
     let error_limit = t.count("error_limit").unwrap_or(5);
+    let dry_run = t.boolean("dry_run").unwrap_or(global_dry_run);
+    let max_actions = t.count("max_actions").unwrap_or(3);
+    let max_actions_period = t
+        .duration("max_actions_period")
+        .unwrap_or(Duration::from_secs(3600));
+    let notify = t.strings("notify").unwrap_or_default();
+    for sink in &notify {
+        if !sinks.contains_key(sink) {
+            t.error(
+                "notify",
+                format!(
+                    "no [notify.{sink}] table; known sinks: {:?}",
+                    sinks.keys().collect::<Vec<_>>()
+                ),
+            );
+        }
+    }
     if interval > window {
         t.error(
             "interval",
@@ -283,6 +340,12 @@ fn watch(t: &Table, deployers: &BTreeMap<String, Option<DeployerConfig>>) -> Opt
         interval,
         on_failure: on_failure?,
         error_limit,
+        application,
+        command,
+        dry_run,
+        max_actions,
+        max_actions_period,
+        notify,
         checks,
     })
 }
@@ -291,14 +354,7 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
     let name = t.required_string("name");
     let failure_limit = t.count("failure_limit").unwrap_or(3);
     let kind = t.required_string("kind");
-    let url = t.required_string("url").and_then(|u| {
-        if u.starts_with("http://") || u.starts_with("https://") {
-            Some(u)
-        } else {
-            t.error("url", format!("{u:?} must start with http:// or https://"));
-            None
-        }
-    });
+    let url = http_url(t, "url");
     // Leave headroom so a slow target cannot push one round into the next.
     let default_timeout = Duration::from_secs(5).min(interval.mul_f64(0.8));
     let timeout = t.duration("timeout").unwrap_or(default_timeout);

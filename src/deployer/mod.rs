@@ -1,16 +1,26 @@
 //! Deployment tools backstop reads deployments from and rolls back through.
 //!
 //! A closed set ([`Deployer`]), one variant per `kind`, dispatched with `match`; the types here
-//! are the tool-neutral view the engine works with.
+//! are the tool-neutral view the engine works with. Each kind owns its exactly-once strategy in
+//! `execute`: Octopus searches its deployments for the intent's marker before every create;
+//! Argo CD checks the application's operation state; a webhook sends the intent's idempotency
+//! key with every attempt; a command is never run twice for one intent.
 
+pub mod argocd;
+pub mod command;
 pub mod octopus;
 pub mod retry;
+pub mod webhook;
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::DeployerConfig;
+use crate::config::{CallSettings, DeployerConfig};
 use crate::metrics::Metrics;
+use crate::store::RollbackRecord;
 
 /// A deployment as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,6 +131,53 @@ impl DeployerError {
 #[derive(Debug, Clone)]
 pub enum Deployer {
     Octopus(octopus::OctopusClient),
+    Webhook(webhook::WebhookDeployer),
+    Command(command::CommandDeployer),
+    ArgoCd(argocd::ArgoCdClient),
+}
+
+/// The watch-specific coordinates of a deployment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target<'a> {
+    pub watch: &'a str,
+    /// Octopus project id.
+    pub project: &'a str,
+    /// Octopus environment id.
+    pub environment: &'a str,
+    /// Argo CD application name.
+    pub application: Option<&'a str>,
+}
+
+/// How an executed intent ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecOutcome {
+    /// The deployment finished successfully.
+    Succeeded,
+    /// It could not be made or it failed; the text says why, for humans.
+    Failed(String),
+    /// Shutdown interrupted it; the persisted intent resumes after a restart.
+    Cancelled,
+}
+
+/// What [`Deployer::execute`] needs from the engine.
+pub struct Exec<'a> {
+    pub cancel: &'a CancellationToken,
+    /// Persists the intent after every change (state, ids, call count) *before* the next step,
+    /// and marks liveness for the watchdog. Called before each deploy call too.
+    pub progress: &'a mut (dyn FnMut(&RollbackRecord) + Send + Sync),
+}
+
+impl<'a> Exec<'a> {
+    /// Sleeps `d` unless shutdown comes first; false on shutdown.
+    pub fn sleep(&self, d: Duration) -> impl std::future::Future<Output = bool> + Send + 'a {
+        let cancel: &'a CancellationToken = self.cancel;
+        async move {
+            tokio::select! {
+                _ = cancel.cancelled() => false,
+                _ = tokio::time::sleep(d) => true,
+            }
+        }
+    }
 }
 
 impl Deployer {
@@ -135,10 +192,89 @@ impl Deployer {
             DeployerConfig::Octopus(c) => {
                 Deployer::Octopus(octopus::OctopusClient::new(name, c.clone(), http, metrics))
             }
+            DeployerConfig::Webhook(c) => Deployer::Webhook(webhook::WebhookDeployer::new(
+                name,
+                c.clone(),
+                http,
+                metrics,
+            )),
+            DeployerConfig::Command(c) => {
+                Deployer::Command(command::CommandDeployer::new(name, c.clone(), metrics))
+            }
+            DeployerConfig::ArgoCd(c) => {
+                Deployer::ArgoCd(argocd::ArgoCdClient::new(name, c.clone(), http, metrics))
+            }
         }
     }
 
-    /// Successful deployments of a project to an environment, newest first.
+    /// The deployer's name in the config.
+    pub fn name(&self) -> &str {
+        match self {
+            Deployer::Octopus(c) => c.name(),
+            Deployer::Webhook(c) => c.name(),
+            Deployer::Command(c) => c.name(),
+            Deployer::ArgoCd(c) => c.name(),
+        }
+    }
+
+    /// Timing and retry settings.
+    pub fn calls(&self) -> &CallSettings {
+        match self {
+            Deployer::Octopus(c) => &c.config().calls,
+            Deployer::Webhook(c) => &c.config().calls,
+            Deployer::Command(c) => &c.config().calls,
+            Deployer::ArgoCd(c) => &c.config().calls,
+        }
+    }
+
+    /// Releases that were deployed successfully before, newest first: the rollback candidates
+    /// when backstop has verified none itself. Deployers without history give none.
+    pub async fn previous_releases(
+        &self,
+        target: &Target<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<String>, DeployerError> {
+        match self {
+            Deployer::Octopus(c) => retry::with_retry(c.config().calls.max_retries, cancel, || {
+                c.deployments(target.project, target.environment, Some("Success"), 30)
+            })
+            .await
+            .map(|ds| ds.into_iter().map(|d| d.release_id).collect()),
+            Deployer::ArgoCd(c) => c.previous_revisions(target, cancel).await,
+            Deployer::Webhook(_) | Deployer::Command(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Whether a release is marked as not safe to roll back from (Octopus: the marker in its
+    /// release notes). `Ok(None)`: this deployer cannot tell.
+    pub async fn rollback_safe(
+        &self,
+        release: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<bool>, DeployerError> {
+        match self {
+            Deployer::Octopus(c) => c.rollback_safe(release, cancel).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Deploys the intent's target exactly once: resumes a persisted intent where it stopped,
+    /// and never repeats a call that may have landed unless the deployer can prove it did not.
+    pub async fn execute(
+        &self,
+        target: &Target<'_>,
+        rec: &mut RollbackRecord,
+        exec: Exec<'_>,
+    ) -> ExecOutcome {
+        match self {
+            Deployer::Octopus(c) => c.execute(target, rec, exec).await,
+            Deployer::Webhook(c) => c.execute(target, rec, exec).await,
+            Deployer::Command(c) => c.execute(target, rec, exec).await,
+            Deployer::ArgoCd(c) => c.execute(target, rec, exec).await,
+        }
+    }
+
+    /// Successful deployments, newest first, for discovery polling (Octopus only).
     pub async fn successful_deployments(
         &self,
         project: &str,
@@ -150,71 +286,80 @@ impl Deployer {
                 c.deployments(project, environment, Some("Success"), take)
                     .await
             }
+            _ => Ok(Vec::new()),
         }
     }
 
-    /// Recent deployments in any state, newest first.
-    pub async fn recent_deployments(
-        &self,
-        project: &str,
-        environment: &str,
-        take: usize,
-    ) -> Result<Vec<Deployment>, DeployerError> {
+    /// A link a human can open for a deployment made by this deployer.
+    pub fn link(&self, target: &Target<'_>, deployment_id: &str) -> Option<String> {
         match self {
-            Deployer::Octopus(c) => c.deployments(project, environment, None, take).await,
+            Deployer::Octopus(c) => Some(format!(
+                "{}/app#/{}/deployments/{deployment_id}",
+                c.config().url,
+                c.config().space
+            )),
+            Deployer::ArgoCd(c) => target
+                .application
+                .map(|app| format!("{}/applications/{app}", c.config().url)),
+            Deployer::Webhook(_) | Deployer::Command(_) => None,
         }
     }
 
-    /// One deployment.
-    pub async fn deployment(&self, id: &str) -> Result<Deployment, DeployerError> {
+    /// When a deployment started, if the deployer can say (Octopus deployments by id).
+    pub async fn deployment_started(&self, id: &str) -> Option<DateTime<Utc>> {
         match self {
-            Deployer::Octopus(c) => c.deployment(id).await,
+            Deployer::Octopus(c) => c.deployment(id).await.ok().map(|d| d.created),
+            _ => None,
         }
     }
+}
 
-    /// Starts a deployment of `release` to `environment`. Not retried here: a retry of a
-    /// create must first look for the deployment the failed attempt may have made.
-    pub async fn create_deployment(
-        &self,
-        release: &str,
-        environment: &str,
-        comments: &str,
-    ) -> Result<Deployment, DeployerError> {
-        match self {
-            Deployer::Octopus(c) => c.create_deployment(release, environment, comments).await,
-        }
+/// Fills `{{name}}` placeholders. With `json`, values are escaped for a JSON string context.
+pub fn fill(template: &str, values: &[(&str, &str)], json: bool) -> String {
+    let mut out = template.to_string();
+    for (name, value) in values {
+        let v = if json {
+            let quoted = serde_json::to_string(value).unwrap_or_default();
+            quoted[1..quoted.len() - 1].to_string()
+        } else {
+            (*value).to_string()
+        };
+        out = out.replace(&format!("{{{{{name}}}}}"), &v);
     }
+    out
+}
 
-    /// A server task.
-    pub async fn task(&self, id: &str) -> Result<Task, DeployerError> {
-        match self {
-            Deployer::Octopus(c) => c.task(id).await,
-        }
-    }
+/// The placeholder values of an intent, shared by webhook and command deployers.
+pub fn placeholders<'a>(
+    target: &'a Target<'_>,
+    rec: &'a RollbackRecord,
+) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("watch", target.watch),
+        ("release", rec.target_release.as_str()),
+        ("version", rec.target_version.as_deref().unwrap_or("")),
+        ("target_release", rec.target_release.as_str()),
+        (
+            "target_version",
+            rec.target_version.as_deref().unwrap_or(""),
+        ),
+        ("condemned_release", rec.condemned_release.as_str()),
+        ("action", rec.kind.as_str()),
+        ("idempotency_key", rec.marker.as_str()),
+        ("environment", target.environment),
+    ]
+}
 
-    /// The deployer's name in the config.
-    pub fn name(&self) -> &str {
-        match self {
-            Deployer::Octopus(c) => c.name(),
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Retry settings: attempts, task poll interval, task timeout.
-    pub fn max_retries(&self) -> u32 {
-        match self {
-            Deployer::Octopus(c) => c.config().max_retries,
-        }
-    }
-
-    pub fn task_poll(&self) -> std::time::Duration {
-        match self {
-            Deployer::Octopus(c) => c.config().task_poll,
-        }
-    }
-
-    pub fn task_timeout(&self) -> std::time::Duration {
-        match self {
-            Deployer::Octopus(c) => c.config().task_timeout,
-        }
+    #[test]
+    fn fill_escapes_json_values() {
+        let t = r#"{"release": "{{release}}", "watch": "{{watch}}"}"#;
+        let out = fill(t, &[("release", "R\"1"), ("watch", "w")], true);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["release"], "R\"1");
+        assert_eq!(fill("/x/{{watch}}", &[("watch", "a b")], false), "/x/a b");
     }
 }

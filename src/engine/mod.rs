@@ -6,8 +6,8 @@
 //! running; changed ones are stopped and restarted, and the new actor resumes from the store
 //! after the old one has fully stopped.
 
+mod act;
 mod poll;
-mod rollback;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -34,6 +34,9 @@ pub struct Trigger {
     /// When the deployment started; the baseline window ends here. Defaults to now.
     pub deployed_at: Option<DateTime<Utc>>,
     pub source: Source,
+    /// `Some(false)`: the release is not safe to roll back from (announced, or found by the
+    /// deployer); `None`: ask the deployer.
+    pub rollback_safe: Option<bool>,
 }
 
 /// What a watch actor can be asked to do.
@@ -62,6 +65,10 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// Spawned actors and pollers, so shutdown can wait for all of them.
     pub tasks: TaskTracker,
+    /// Where decisions are announced.
+    pub sinks: crate::sinks::Sinks,
+    /// Where evidence files for `[watch.command]` programs are written.
+    pub evidence_dir: std::path::PathBuf,
 }
 
 /// Liveness of one actor for the watchdog: when it last made progress while busy. An actor
@@ -92,8 +99,9 @@ impl Pulse {
 /// Longest legitimate step between two beats: a sample round, one deployer call, or a
 /// backoff sleep (Retry-After is capped at 120s).
 fn stall_limit(w: &WatchConfig, d: &DeployerConfig) -> std::time::Duration {
-    let DeployerConfig::Octopus(o) = d;
-    3 * w.interval.max(o.timeout).max(o.task_poll) + std::time::Duration::from_secs(150)
+    let c = d.calls();
+    let hook = w.command.as_ref().map(|h| h.timeout).unwrap_or_default();
+    3 * w.interval.max(c.timeout).max(c.task_poll) + hook + std::time::Duration::from_secs(150)
 }
 
 struct Running {

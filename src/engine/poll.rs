@@ -100,6 +100,7 @@ fn new_deployments(
         deployment_id: Some(newest.id),
         deployed_at: Some(newest.created),
         source: Source::Poll,
+        rollback_safe: None,
     }))
 }
 

@@ -10,11 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::{new_id, Command, Shared, Trigger};
 use crate::checks;
-use crate::config::{OnFailure, WatchConfig};
+use crate::config::Probe;
+use crate::config::WatchConfig;
 use crate::deployer::Deployer;
+use crate::evidence::{CheckEvidence, DeploymentFacts, Evidence, Link, TimelineEntry};
 use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
 use crate::judge::{judge_sample, Outcome};
 use crate::metrics::RollbackOutcome;
+use crate::sinks::{Alert, AlertKind};
 use crate::status::{ObservationView, RollbackView, WatchState, WatchStatus};
 use crate::store::{ObservationKind, ObservationRecord, RollbackRecord, Source, WatchRecord};
 
@@ -169,10 +172,7 @@ impl WatchActor {
                 release: o.release.clone(),
                 version: o.version.clone(),
                 deployment_id: o.deployment_id.clone(),
-                kind: match o.kind {
-                    ObservationKind::Deployment => "deployment".into(),
-                    ObservationKind::Rollback => "rollback".into(),
-                },
+                kind: o.kind.as_str().into(),
                 source: o.source.as_str().into(),
                 deployed_at: o.deployed_at,
                 judging_from: o.judging_from,
@@ -181,17 +181,7 @@ impl WatchActor {
                 checks: o.tracker.checks.clone(),
             }),
             last_verdict: self.record.last_verdict.clone(),
-            rollback: self.rollback.as_ref().map(|r| RollbackView {
-                condemned_release: r.condemned_release.clone(),
-                target_release: r.target_release.clone(),
-                state: serde_json::to_value(r.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                deployment_id: r.deployment_id.clone(),
-                task_id: r.task_id.clone(),
-                detail: r.detail.clone(),
-            }),
+            rollback: self.rollback.as_ref().map(rollback_view),
             attention: self.record.attention.clone(),
         };
         self.shared.status.set(status);
@@ -266,7 +256,17 @@ impl WatchActor {
             );
         }
         let deployed_at = self.deployed_at(&t).await;
-        self.start_observation(t, deployed_at, ObservationKind::Deployment);
+        let rollback_safe = match t.rollback_safe {
+            Some(s) => Some(s),
+            None => match self.deployer.rollback_safe(&t.release, &self.cancel).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(watch = %self.name(), release = %t.release, error = %e, "cannot tell whether the release is safe to roll back from");
+                    None
+                }
+            },
+        };
+        self.start_observation(t, deployed_at, ObservationKind::Deployment, rollback_safe);
     }
 
     /// When the deployment started: the trigger's time, else the deployer's record of a
@@ -274,11 +274,10 @@ impl WatchActor {
     async fn deployed_at(&self, t: &Trigger) -> DateTime<Utc> {
         if t.source == Source::Webhook {
             if let Some(dep) = &t.deployment_id {
-                match self.deployer.deployment(dep).await {
-                    Ok(d) if d.created > DateTime::<Utc>::UNIX_EPOCH => return d.created,
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(watch = %self.name(), error = %e, "cannot read deployment start; using event time")
+                match self.deployer.deployment_started(dep).await {
+                    Some(created) if created > DateTime::<Utc>::UNIX_EPOCH => return created,
+                    _ => {
+                        tracing::warn!(watch = %self.name(), deployment = %dep, "cannot read the deployment's start; using the event time")
                     }
                 }
             }
@@ -291,6 +290,7 @@ impl WatchActor {
         t: Trigger,
         deployed_at: DateTime<Utc>,
         kind: ObservationKind,
+        rollback_safe: Option<bool>,
     ) {
         // A deployment learned late (after downtime, a slow webhook) still gets a full window
         // of samples; one from the future (clock skew) starts now.
@@ -315,6 +315,7 @@ impl WatchActor {
             deployed_at,
             judging_from,
             window_ends: judging_from + to_chrono(self.cfg.window),
+            rollback_safe,
             tracker,
         };
         tracing::info!(
@@ -435,10 +436,26 @@ impl WatchActor {
             Decision::Verified => self.on_verified(),
             Decision::Inconclusive { reason } => {
                 tracing::warn!(watch = %self.name(), %reason, "verdict inconclusive: checks could not judge the release; no action taken");
+                let release = self
+                    .obs
+                    .as_ref()
+                    .map(|o| o.release.clone())
+                    .unwrap_or_default();
                 self.finish(
                     VerdictKind::Inconclusive,
-                    reason,
+                    reason.clone(),
                     Some("none: inconclusive verdicts never trigger a deployment".into()),
+                );
+                let ev = self
+                    .record
+                    .last_verdict
+                    .as_ref()
+                    .and_then(|v| self.shared.store.evidence(&v.observation_id).ok().flatten());
+                self.alert(
+                    AlertKind::Inconclusive,
+                    &release,
+                    &format!("release {release} could not be judged (blind): {reason}"),
+                    ev,
                 );
             }
             Decision::Condemned { reason } => self.on_condemned(reason).await,
@@ -467,6 +484,17 @@ impl WatchActor {
         };
         if let Err(e) = self.shared.store.finish_observation(&obs.id, &verdict) {
             tracing::error!(watch = %self.name(), error = %e, "cannot persist verdict");
+        }
+        if kind != VerdictKind::Condemned {
+            // Condemned verdicts get their evidence (with the action) from the decision.
+            let mut ev = self.evidence_for(&obs);
+            ev.verdict = Some(crate::evidence::VerdictFacts {
+                verdict: kind,
+                decided_at: verdict.decided_at,
+                summary: verdict.summary.clone(),
+            });
+            ev.note(format!("{}: {}", kind.as_str(), verdict.summary));
+            self.save_evidence(&ev);
         }
         let secs = (verdict.decided_at - obs.deployed_at).num_milliseconds() as f64 / 1000.0;
         self.shared.metrics.verdict(self.name(), kind, secs);
@@ -514,32 +542,148 @@ impl WatchActor {
         );
     }
 
-    async fn on_condemned(&mut self, reason: String) {
-        let Some(obs) = self.obs.clone() else { return };
-        tracing::warn!(watch = %self.name(), release = %obs.release, %reason, "release condemned");
-        if let Err(e) = self
-            .shared
-            .store
-            .quarantine(self.name(), &obs.release, &reason)
+    /// The evidence document of an observation as it stands (no verdict or action yet).
+    pub(super) fn evidence_for(&self, obs: &ObservationRecord) -> Evidence {
+        let mut links = Vec::new();
+        if let Some(dep) = &obs.deployment_id {
+            if let Some(url) = self.deployer.link(&self.target(), dep) {
+                links.push(Link {
+                    name: format!("deployment {dep}"),
+                    url,
+                });
+            }
+        }
+        let checks = obs
+            .tracker
+            .checks
+            .iter()
+            .zip(&self.cfg.checks)
+            .map(|(track, cfg)| {
+                let (kind, url, query) = match &cfg.probe {
+                    Probe::Http { url, .. } => ("http", url.clone(), None),
+                    Probe::Prometheus { url, query, .. } => {
+                        links.push(Link {
+                            name: format!("graph of check {}", cfg.name),
+                            url: graph_url(url, query, obs.deployed_at, obs.window_ends),
+                        });
+                        ("prometheus", url.clone(), Some(query.clone()))
+                    }
+                };
+                CheckEvidence {
+                    kind: kind.into(),
+                    url,
+                    query,
+                    track: track.clone(),
+                }
+            })
+            .collect();
+        let mut timeline = vec![
+            TimelineEntry {
+                at: obs.deployed_at,
+                event: format!("deployment of {} ({})", obs.release, obs.source.as_str()),
+            },
+            TimelineEntry {
+                at: obs.judging_from,
+                event: "judging starts (after warmup)".into(),
+            },
+        ];
+        if let Some(first_fail) = obs
+            .tracker
+            .checks
+            .iter()
+            .flat_map(|c| c.samples.iter().map(move |s| (c, s)))
+            .filter(|(_, s)| matches!(s.outcome, crate::judge::Outcome::Fail { .. }))
+            .min_by_key(|(_, s)| s.at)
         {
-            tracing::error!(watch = %self.name(), error = %e, "cannot persist quarantine");
+            timeline.push(TimelineEntry {
+                at: first_fail.1.at,
+                event: format!(
+                    "first failed sample kept as evidence: check {}",
+                    first_fail.0.name
+                ),
+            });
         }
-        if obs.kind == ObservationKind::Rollback {
-            let msg = format!(
-                "rollback to {} was condemned too ({reason}); not rolling back again: a human must act",
-                obs.release
-            );
-            self.escalate(reason, msg, Some(RollbackOutcome::LoopPrevented));
+        Evidence {
+            schema: crate::evidence::SCHEMA,
+            id: obs.id.clone(),
+            watch: obs.watch.clone(),
+            deployment: DeploymentFacts {
+                release: obs.release.clone(),
+                version: obs.version.clone(),
+                deployment_id: obs.deployment_id.clone(),
+                source: obs.source.as_str().into(),
+                kind: obs.kind.as_str().into(),
+                deployed_at: obs.deployed_at,
+                judging_from: obs.judging_from,
+                window_ends: obs.window_ends,
+                rollback_safe: obs.rollback_safe,
+            },
+            verdict: None,
+            checks,
+            action: None,
+            timeline,
+            links,
+        }
+    }
+
+    pub(super) fn save_evidence(&self, ev: &Evidence) {
+        if let Err(e) = self.shared.store.save_evidence(ev) {
+            tracing::error!(watch = %self.name(), error = %e, "cannot persist evidence");
+        }
+    }
+
+    /// Tells the watch's sinks.
+    pub(super) fn alert(
+        &self,
+        kind: AlertKind,
+        release: &str,
+        summary: &str,
+        evidence: Option<Evidence>,
+    ) {
+        if self.cfg.notify.is_empty() {
             return;
         }
-        if self.cfg.on_failure == OnFailure::Notify {
-            let msg = format!(
-                "release {} condemned; on_failure = notify, so no rollback was made",
-                obs.release
-            );
-            self.escalate(reason, msg, None);
-            return;
-        }
-        self.rollback_condemned(obs, reason).await;
+        self.shared.sinks.send(
+            &self.cfg.notify,
+            &Alert {
+                kind,
+                watch: self.cfg.name.clone(),
+                release: release.to_string(),
+                summary: summary.to_string(),
+                at: Utc::now(),
+                evidence,
+            },
+        );
+    }
+}
+
+/// A Prometheus graph of `query` over the observation.
+fn graph_url(prom: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let range = (to - from).num_seconds().max(60);
+    reqwest::Url::parse_with_params(
+        &format!("{prom}/graph"),
+        &[
+            ("g0.expr", query.to_string()),
+            ("g0.tab", "0".to_string()),
+            ("g0.range_input", format!("{range}s")),
+            ("g0.end_input", to.format("%Y-%m-%d %H:%M:%S").to_string()),
+        ],
+    )
+    .map(|u| u.to_string())
+    .unwrap_or_else(|_| prom.to_string())
+}
+
+/// The status view of a deploy intent.
+pub(super) fn rollback_view(r: &RollbackRecord) -> RollbackView {
+    RollbackView {
+        condemned_release: r.condemned_release.clone(),
+        target_release: r.target_release.clone(),
+        state: serde_json::to_value(r.state)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        deployment_id: r.deployment_id.clone(),
+        task_id: r.task_id.clone(),
+        detail: r.detail.clone(),
     }
 }

@@ -10,8 +10,11 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod argocd;
 pub mod octopus;
 pub mod prometheus;
+pub mod sinks;
+pub mod webhook_target;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -57,6 +57,7 @@ struct Release {
     project: String,
     version: String,
     assembled: DateTime<Utc>,
+    notes: Option<String>,
 }
 
 struct Deployment {
@@ -166,8 +167,20 @@ impl FakeOctopus {
             project,
             version,
             assembled: Utc::now(),
+            notes: None,
         });
         id
+    }
+
+    /// Sets a release's notes (Octopus shows them; backstop reads its no-rollback marker there).
+    pub fn set_release_notes(&self, release_id: &str, notes: &str) {
+        let mut st = self.lock();
+        let r = st
+            .releases
+            .iter_mut()
+            .find(|r| r.id == release_id)
+            .unwrap_or_else(|| panic!("no release {release_id}"));
+        r.notes = Some(notes.to_string());
     }
 
     /// Adds a deployment created now whose task is already in `state` (e.g. "Success").
@@ -461,7 +474,7 @@ impl Release {
         );
         json!({
             "Id": id, "SpaceId": s, "ProjectId": p, "ChannelId": "Channels-1", "Version": self.version,
-            "ReleaseNotes": null, "Assembled": rfc3339(self.assembled), "IgnoreChannelRules": false,
+            "ReleaseNotes": self.notes, "Assembled": rfc3339(self.assembled), "IgnoreChannelRules": false,
             "ProjectDeploymentProcessSnapshotId": format!("deploymentprocess-{p}-s-{n}"),
             "ProjectVariableSetSnapshotId": format!("variableset-{p}-s-{n}"),
             "LibraryVariableSetSnapshotIds": [],

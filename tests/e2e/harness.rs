@@ -269,6 +269,29 @@ impl Daemon {
             .status()
     }
 
+    /// `POST /v1/deployments` with any body.
+    pub async fn announce_json(&self, body: serde_json::Value) -> reqwest::StatusCode {
+        self.http
+            .post(format!("{}/v1/deployments", self.url))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    pub async fn get_json(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }

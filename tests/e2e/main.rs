@@ -5,11 +5,15 @@
 mod common;
 
 mod api;
+mod argocd;
 mod cli;
+mod deployers;
 mod faults;
 mod harness;
 mod judgement;
+mod policies;
 mod real_prometheus;
 mod restart;
 mod seq;
+mod sinks;
 mod systemd_notify;

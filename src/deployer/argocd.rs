@@ -1,0 +1,1059 @@
+//! `kind = "argocd"`: rolls an Argo CD application back to an entry of its sync history.
+//!
+//! A release is the git revision Argo CD records in `status.history[].revision`. A rollback is
+//! `POST /api/v1/applications/{name}/rollback {"id": <history id>}`, which Argo CD turns into a
+//! sync *operation*: requested in the top-level `operation` field, then run by the controller
+//! and reported in `status.operationState` (Running → Succeeded | Failed | Error), and, when it
+//! succeeds, appended to `status.history` with the next id.
+//!
+//! Exactly once: a rollback carries no idempotency key and no free text, so the application
+//! itself is the record. Before the first call the newest history id and the start of the last
+//! operation are persisted with the intent (its `task_id`, "after history=N operation=T").
+//! Every later attempt — a retry after a fault, or after a restart — first looks for an
+//! operation or history entry of the target revision newer than that, and adopts it instead of
+//! posting again. Argo CD refuses rollbacks of applications with auto-sync (the next sync would
+//! undo them); backstop says so plainly rather than fighting the GitOps loop.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ArgoCdConfig;
+use crate::deployer::retry::{delay, with_retry};
+use crate::deployer::{DeployerError, Exec, ExecOutcome, Target};
+use crate::metrics::Metrics;
+use crate::store::{RollbackRecord, RollbackState};
+
+/// Argo CD writes whole-second timestamps with its own clock: without a baseline, an operation
+/// that started this long before the decision may still be the one backstop asked for.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+/// What Argo CD answers (gRPC FailedPrecondition) while an operation runs; worth waiting out.
+const BUSY: &str = "another operation is already in progress";
+
+/// A client for one `[deployers.NAME]` of kind argocd.
+#[derive(Clone)]
+pub struct ArgoCdClient {
+    name: String,
+    config: ArgoCdConfig,
+    http: reqwest::Client,
+    metrics: Metrics,
+}
+
+impl fmt::Debug for ArgoCdClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArgoCdClient")
+            .field("name", &self.name)
+            .field("url", &self.config.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parts of `v1alpha1.Application` backstop reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Application {
+    #[serde(default)]
+    spec: Spec,
+    #[serde(default)]
+    status: AppStatus,
+    /// Requested or running; the controller clears it when the operation completes.
+    #[serde(default)]
+    operation: Option<Operation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    #[serde(default)]
+    sync_policy: Option<SyncPolicy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SyncPolicy {
+    #[serde(default)]
+    automated: Option<Automated>,
+}
+
+/// `automated: {}` is on; since Argo CD 3.1 `enabled: false` turns it off but keeps its options.
+#[derive(Debug, Default, Deserialize)]
+struct Automated {
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppStatus {
+    #[serde(default)]
+    history: Vec<HistoryEntry>,
+    #[serde(default)]
+    operation_state: Option<OperationState>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryEntry {
+    /// int64; starts at 0. Argo CD encodes it as a JSON number; accept a string too.
+    #[serde(deserialize_with = "int64")]
+    id: i64,
+    #[serde(default)]
+    revision: Option<String>,
+    /// Multi-source applications record one revision per source instead.
+    #[serde(default)]
+    revisions: Vec<String>,
+    #[serde(default)]
+    deploy_started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    deployed_at: Option<DateTime<Utc>>,
+}
+
+impl HistoryEntry {
+    /// The release this entry deployed: the revision, or a multi-source app's revisions joined.
+    fn release(&self) -> String {
+        match self.revision.as_deref() {
+            Some(r) if !r.is_empty() => r.to_string(),
+            _ => self.revisions.join(","),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Operation {
+    #[serde(default)]
+    sync: Option<SyncOperation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SyncOperation {
+    #[serde(default)]
+    revision: Option<String>,
+    #[serde(default)]
+    revisions: Vec<String>,
+}
+
+impl Operation {
+    fn revision(&self) -> String {
+        let Some(s) = &self.sync else {
+            return String::new();
+        };
+        match s.revision.as_deref() {
+            Some(r) if !r.is_empty() => r.to_string(),
+            _ => s.revisions.join(","),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationState {
+    #[serde(default)]
+    operation: Operation,
+    #[serde(default)]
+    phase: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    started_at: Option<DateTime<Utc>>,
+}
+
+impl OperationState {
+    fn completed(&self) -> bool {
+        matches!(self.phase.as_str(), "Succeeded" | "Failed" | "Error")
+    }
+}
+
+fn int64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| serde::de::Error::custom("id is not an int64")),
+        Value::String(s) => s.parse().map_err(serde::de::Error::custom),
+        other => Err(serde::de::Error::custom(format!("id is {other}"))),
+    }
+}
+
+/// The application as it was before backstop's first rollback call.
+#[derive(Debug, Clone, PartialEq)]
+struct Baseline {
+    /// Newest history id; `None`: the history was empty.
+    history: Option<i64>,
+    /// Revision and start of the operation in `status.operationState`, if any.
+    operation: Option<(String, DateTime<Utc>)>,
+}
+
+impl Baseline {
+    fn of(app: &Application) -> Self {
+        let state = app.status.operation_state.as_ref();
+        Baseline {
+            history: app.status.history.iter().map(|h| h.id).max(),
+            operation: state.and_then(|s| Some((s.operation.revision(), s.started_at?))),
+        }
+    }
+
+    /// Whether `s` is the operation that was there already. Starts are whole seconds, so one
+    /// that has not completed (the baseline's had: backstop never posts while one runs) is new.
+    fn is(&self, s: &OperationState) -> bool {
+        self.operation.as_ref().is_some_and(|(rev, at)| {
+            s.started_at == Some(*at) && s.operation.revision() == *rev && s.completed()
+        })
+    }
+
+    /// The `task_id` text: readable in the status, parsed back after a restart.
+    fn encode(&self) -> String {
+        let history = self.history.map_or("none".into(), |h| h.to_string());
+        let operation = self.operation.as_ref().map_or("none".into(), |(rev, at)| {
+            format!(
+                "{rev}@{}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        });
+        format!("after history={history} operation={operation}")
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let rest = text.strip_prefix("after ")?;
+        let mut b = Baseline {
+            history: None,
+            operation: None,
+        };
+        for part in rest.split_whitespace() {
+            match part.split_once('=')? {
+                ("history", "none") | ("operation", "none") => {}
+                ("history", h) => b.history = Some(h.parse().ok()?),
+                ("operation", op) => {
+                    let (rev, at) = op.rsplit_once('@')?;
+                    b.operation = Some((rev.to_string(), at.parse().ok()?));
+                }
+                _ => return None,
+            }
+        }
+        Some(b)
+    }
+}
+
+/// backstop's rollback operation, as far as the application shows it.
+#[derive(Debug, Clone, PartialEq)]
+enum Ours {
+    /// Nothing newer than the baseline (or the decision) targets the revision.
+    Absent,
+    /// Requested; the controller has not started it yet.
+    Queued,
+    /// Started and not completed (Running, Terminating).
+    Running {
+        phase: String,
+        message: String,
+    },
+    Succeeded,
+    Failed {
+        phase: String,
+        message: String,
+    },
+}
+
+/// Finds the operation that deploys `revision` and is newer than `baseline` (or, without one,
+/// started no earlier than `decided_at` less the clock skew). Pure, so it is tested exhaustively.
+fn find_ours(
+    app: &Application,
+    revision: &str,
+    baseline: Option<&Baseline>,
+    decided_at: DateTime<Utc>,
+) -> Ours {
+    let not_before = decided_at - CLOCK_SKEW;
+    let state = app.status.operation_state.as_ref().filter(|s| {
+        s.operation.revision() == revision
+            && match baseline {
+                Some(b) => s.started_at.is_some() && !b.is(s),
+                None => s.started_at.is_some_and(|t| t >= not_before),
+            }
+    });
+    let running = |s: &OperationState| Ours::Running {
+        phase: s.phase.clone(),
+        message: s.message.clone().unwrap_or_default(),
+    };
+    if let Some(op) = &app.operation {
+        if op.revision() == revision {
+            return match state {
+                Some(s) if !s.completed() => running(s),
+                _ => Ours::Queued,
+            };
+        }
+    }
+    if let Some(s) = state {
+        return match s.phase.as_str() {
+            "Succeeded" => Ours::Succeeded,
+            "Failed" | "Error" => Ours::Failed {
+                phase: s.phase.clone(),
+                message: s.message.clone().unwrap_or_default(),
+            },
+            _ => running(s),
+        };
+    }
+    // Completed and since replaced by another operation: the history still shows it.
+    let newest = app.status.history.iter().max_by_key(|h| h.id);
+    if let Some(h) = newest.filter(|h| h.release() == revision) {
+        let newer = match baseline {
+            Some(b) => b.history.is_none_or(|m| h.id > m),
+            None => h
+                .deploy_started_at
+                .or(h.deployed_at)
+                .is_some_and(|t| t >= not_before),
+        };
+        if newer {
+            return Ours::Succeeded;
+        }
+    }
+    Ours::Absent
+}
+
+/// Whether auto-sync is on (it makes Argo CD refuse every rollback).
+fn auto_sync(app: &Application) -> bool {
+    app.spec
+        .sync_policy
+        .as_ref()
+        .and_then(|p| p.automated.as_ref())
+        .is_some_and(|a| a.enabled != Some(false))
+}
+
+/// The newest history id that deployed `revision`.
+fn history_id(app: &Application, revision: &str) -> Option<i64> {
+    app.status
+        .history
+        .iter()
+        .filter(|h| h.release() == revision)
+        .map(|h| h.id)
+        .max()
+}
+
+/// History releases, newest first, each once.
+fn revisions_newest_first(app: &Application) -> Vec<String> {
+    let mut entries: Vec<&HistoryEntry> = app.status.history.iter().collect();
+    entries.sort_by_key(|h| std::cmp::Reverse(h.id));
+    let mut out: Vec<String> = Vec::new();
+    for h in entries {
+        let r = h.release();
+        if !r.is_empty() && !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// `{"error", "code", "message"}` (grpc-gateway's error body) as text; else the body's start.
+fn error_text(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) if e.message.is_some() || e.error.is_some() => e
+            .message
+            .filter(|m| !m.is_empty())
+            .or(e.error)
+            .unwrap_or_default(),
+        _ => String::from_utf8_lossy(body).chars().take(200).collect(),
+    }
+}
+
+fn is_busy(e: &DeployerError) -> bool {
+    matches!(e, DeployerError::Rejected { message, .. } if message.contains(BUSY))
+}
+
+fn transport(e: reqwest::Error) -> DeployerError {
+    if e.is_timeout() {
+        DeployerError::Timeout
+    } else {
+        DeployerError::Unreachable(e.without_url().to_string())
+    }
+}
+
+impl ArgoCdClient {
+    pub fn new(name: &str, config: ArgoCdConfig, http: reqwest::Client, metrics: Metrics) -> Self {
+        ArgoCdClient {
+            name: name.to_string(),
+            config,
+            http,
+            metrics,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &ArgoCdConfig {
+        &self.config
+    }
+
+    /// `{url}/api/v1/applications/{name}[/rollback]`; `ns/name` selects an app namespace.
+    fn url(&self, app: &str, rollback: bool) -> Result<Url, DeployerError> {
+        let (ns, name) = split_app(app);
+        let mut url = Url::parse(&self.config.url)
+            .map_err(|e| DeployerError::Malformed(format!("deployer url: {e}")))?;
+        {
+            let mut segs = url
+                .path_segments_mut()
+                .map_err(|()| DeployerError::Malformed("deployer url cannot have a path".into()))?;
+            segs.pop_if_empty()
+                .extend(["api", "v1", "applications", name]);
+            if rollback {
+                segs.push("rollback");
+            }
+        }
+        if let Some(ns) = ns {
+            url.query_pairs_mut().append_pair("appNamespace", ns);
+        }
+        Ok(url)
+    }
+
+    /// One request; every failure is counted in the deployer error metric by operation.
+    async fn request(
+        &self,
+        operation: &str,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+    ) -> Result<Value, DeployerError> {
+        let result = self.request_inner(method, url, body).await;
+        if let Err(e) = &result {
+            self.metrics.deployer_error(&self.name, operation);
+            tracing::debug!(deployer = %self.name, operation, error = %e, "argocd call failed");
+        }
+        result
+    }
+
+    async fn request_inner(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+    ) -> Result<Value, DeployerError> {
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.config.token.expose())
+            .header("Accept", "application/json")
+            .timeout(self.config.calls.timeout);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| DeployerError::Malformed(e.to_string()));
+        }
+        let message = error_text(&bytes);
+        let code = status.as_u16();
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DeployerError::Unauthorized {
+                status: code,
+                message,
+            },
+            StatusCode::NOT_FOUND => DeployerError::NotFound(message),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => DeployerError::Server {
+                status: code,
+                message,
+                retry_after,
+            },
+            s if s.is_server_error() => DeployerError::Server {
+                status: code,
+                message,
+                retry_after,
+            },
+            _ => DeployerError::Rejected {
+                status: code,
+                message,
+            },
+        })
+    }
+
+    /// `GET /api/v1/applications/{name}`.
+    async fn application(&self, app: &str) -> Result<Application, DeployerError> {
+        let v = self
+            .request("get_application", Method::GET, self.url(app, false)?, None)
+            .await?;
+        serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))
+    }
+
+    /// The application, retrying transient failures; shutdown ends the wait.
+    async fn application_retrying(
+        &self,
+        app: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Application, DeployerError> {
+        with_retry(self.config.calls.max_retries, cancel, || {
+            self.application(app)
+        })
+        .await
+    }
+
+    /// `POST /api/v1/applications/{name}/rollback`. Argo CD answers with the application.
+    async fn rollback(&self, app: &str, id: i64) -> Result<(), DeployerError> {
+        let mut body = json!({ "id": id, "prune": false, "dryRun": false });
+        if let (Some(ns), _) = split_app(app) {
+            body["appNamespace"] = json!(ns);
+        }
+        self.request("rollback", Method::POST, self.url(app, true)?, Some(body))
+            .await
+            .map(drop)
+    }
+
+    pub(crate) async fn previous_revisions(
+        &self,
+        target: &Target<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<String>, DeployerError> {
+        let Some(app) = target.application else {
+            return Ok(Vec::new());
+        };
+        let a = self.application_retrying(app, cancel).await?;
+        Ok(revisions_newest_first(&a))
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        target: &Target<'_>,
+        rec: &mut RollbackRecord,
+        mut exec: Exec<'_>,
+    ) -> ExecOutcome {
+        let Some(app) = target.application else {
+            return ExecOutcome::Failed(
+                "the watch names no Argo CD application (`application`)".into(),
+            );
+        };
+        if rec.state == RollbackState::Pending {
+            if let Some(out) = self.start_once(app, target.watch, rec, &mut exec).await {
+                return out;
+            }
+        }
+        self.follow(app, rec, &mut exec).await
+    }
+
+    /// Requests the rollback unless an earlier attempt's operation exists. `None`: it exists now.
+    async fn start_once(
+        &self,
+        app: &str,
+        watch: &str,
+        rec: &mut RollbackRecord,
+        exec: &mut Exec<'_>,
+    ) -> Option<ExecOutcome> {
+        let revision = rec.target_release.clone();
+        let attempts = self.config.calls.max_retries.max(1);
+        let mut last_error: Option<DeployerError> = None;
+        for attempt in 0..attempts {
+            (exec.progress)(rec);
+            if attempt > 0 {
+                let wait = delay(
+                    attempt - 1,
+                    last_error.as_ref().and_then(DeployerError::retry_after),
+                );
+                if !exec.sleep(wait).await {
+                    return Some(ExecOutcome::Cancelled);
+                }
+            }
+            let a = match self.application_retrying(app, exec.cancel).await {
+                Ok(a) => a,
+                Err(DeployerError::Cancelled) => return Some(ExecOutcome::Cancelled),
+                Err(e) => {
+                    return Some(ExecOutcome::Failed(format!(
+                        "cannot read Argo CD application {app}: {e}"
+                    )))
+                }
+            };
+            if rec.calls > 0 {
+                let baseline = rec.task_id.as_deref().and_then(Baseline::decode);
+                if find_ours(&a, &revision, baseline.as_ref(), rec.decided_at) != Ours::Absent {
+                    tracing::warn!(%watch, application = %app, %revision, "found the rollback an earlier attempt started; adopting it");
+                    if let Some(id) = history_id(&a, &revision) {
+                        rec.deployment_id
+                            .get_or_insert_with(|| format!("{app}#history-{id}"));
+                    }
+                    rec.state = RollbackState::Created;
+                    (exec.progress)(rec);
+                    return None;
+                }
+            }
+            if auto_sync(&a) {
+                return Some(ExecOutcome::Failed(format!(
+                    "Argo CD application {app} has auto-sync enabled, which forbids rollback; disable auto-sync (or roll forward in git) — backstop did not roll back"
+                )));
+            }
+            let Some(id) = history_id(&a, &revision) else {
+                return Some(ExecOutcome::Failed(format!(
+                    "revision {revision} is not in the history of Argo CD application {app} (it keeps the last `revisionHistoryLimit` syncs, 10 by default); backstop did not roll back"
+                )));
+            };
+            if let Some(op) = &a.operation {
+                // Posting would be refused; wait for the running operation instead.
+                let msg = format!("{BUSY} (a sync to {})", op.revision());
+                tracing::warn!(%watch, application = %app, "{msg}; waiting before rolling back");
+                last_error = Some(DeployerError::Rejected {
+                    status: 400,
+                    message: msg,
+                });
+                continue;
+            }
+            if rec.calls == 0 {
+                rec.task_id = Some(Baseline::of(&a).encode());
+            }
+            rec.calls += 1;
+            (exec.progress)(rec);
+            // Not cancellable: an in-flight call is allowed to finish (bounded by the timeout).
+            match self.rollback(app, id).await {
+                Ok(()) => {
+                    tracing::info!(%watch, application = %app, %revision, history_id = id, "rollback requested");
+                    rec.deployment_id = Some(format!("{app}#history-{id}"));
+                    rec.state = RollbackState::Created;
+                    rec.detail = Some(format!("rollback to history id {id} requested"));
+                    (exec.progress)(rec);
+                    return None;
+                }
+                Err(e) if e.is_retryable() || is_busy(&e) => {
+                    tracing::warn!(%watch, error = %e, attempt = attempt + 1, "rollback call failed; will look for it before retrying");
+                    last_error = Some(e);
+                }
+                Err(e) => {
+                    return Some(ExecOutcome::Failed(format!(
+                        "Argo CD refused the rollback of {app} to history id {id} (revision {revision}): {e}"
+                    )))
+                }
+            }
+        }
+        let last = last_error.map(|e| e.to_string()).unwrap_or_default();
+        let hint = if last.contains(BUSY) {
+            "; another operation kept running (`argocd app terminate-op` stops it)"
+        } else {
+            ""
+        };
+        Some(ExecOutcome::Failed(format!(
+            "gave up after {attempts} attempts; last error: {last}{hint}"
+        )))
+    }
+
+    /// Polls the application until the rollback operation completes, or `task_timeout`.
+    async fn follow(
+        &self,
+        app: &str,
+        rec: &mut RollbackRecord,
+        exec: &mut Exec<'_>,
+    ) -> ExecOutcome {
+        let revision = rec.target_release.clone();
+        let baseline = rec.task_id.as_deref().and_then(Baseline::decode);
+        let timeout = self.config.calls.task_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            (exec.progress)(rec);
+            match self.application(app).await {
+                Ok(a) => {
+                    let detail = match find_ours(&a, &revision, baseline.as_ref(), rec.decided_at) {
+                        Ours::Succeeded => {
+                            rec.state = RollbackState::Succeeded;
+                            rec.detail = None;
+                            (exec.progress)(rec);
+                            return ExecOutcome::Succeeded;
+                        }
+                        Ours::Failed { phase, message } => {
+                            return ExecOutcome::Failed(format!(
+                                "Argo CD's sync of {app} to {revision} ended {phase}: {message}"
+                            ))
+                        }
+                        Ours::Running { phase, message } if message.is_empty() => {
+                            format!("sync to {revision} {phase}")
+                        }
+                        Ours::Running { phase, message } => {
+                            format!("sync to {revision} {phase}: {message}")
+                        }
+                        Ours::Queued => format!("sync to {revision} requested; not started yet"),
+                        Ours::Absent => match replaced_by(&a, &revision, baseline.as_ref()) {
+                            Some(other) => {
+                                return ExecOutcome::Failed(format!(
+                                    "the rollback of {app} to {revision} was replaced by another operation ({other}) before it succeeded; check the application"
+                                ))
+                            }
+                            None => format!("waiting for Argo CD to start the sync to {revision}"),
+                        },
+                    };
+                    if rec.detail.as_deref() != Some(detail.as_str()) {
+                        rec.detail = Some(detail);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(application = %app, error = %e, "cannot read the application; will retry")
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return ExecOutcome::Failed(format!(
+                    "the sync of {app} to {revision} did not complete within {}",
+                    humantime::format_duration(timeout)
+                ));
+            }
+            if !exec.sleep(self.config.calls.task_poll).await {
+                return ExecOutcome::Cancelled;
+            }
+        }
+    }
+}
+
+/// A newer operation to another revision, which means backstop's own is gone.
+fn replaced_by(app: &Application, revision: &str, baseline: Option<&Baseline>) -> Option<String> {
+    let b = baseline?;
+    let s = app.status.operation_state.as_ref()?;
+    let other = s.operation.revision();
+    (other != revision && s.started_at.is_some() && !b.is(s))
+        .then(|| format!("a sync to {other}, {}", s.phase))
+}
+
+/// `namespace/name` (apps in any namespace) or a plain name.
+fn split_app(app: &str) -> (Option<&str>, &str) {
+    match app.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, app),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA_A: &str = "1c3f2b9e0f5a7d8c6b4a29e1f0d3c5b7a9e8f6d4";
+    const SHA_B: &str = "9e8f6d41c3f2b9e0f5a7d8c6b4a29e1f0d3c5b7a";
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// Shaped like `GET /api/v1/applications/guestbook` from Argo CD 2.x: B (history id 1)
+    /// synced after A (id 0); the last operation is B's sync.
+    fn app() -> Value {
+        json!({
+            "metadata": {"name": "guestbook", "namespace": "argocd", "resourceVersion": "4711"},
+            "spec": {
+                "project": "default",
+                "source": {"repoURL": "https://github.com/argoproj/argocd-example-apps.git",
+                           "path": "guestbook", "targetRevision": "HEAD"},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": "default"}
+            },
+            "status": {
+                "sync": {"status": "Synced", "revision": SHA_B},
+                "health": {"status": "Healthy"},
+                "history": [
+                    {"id": 0, "revision": SHA_A, "deployedAt": "2024-05-01T10:00:05Z",
+                     "deployStartedAt": "2024-05-01T10:00:00Z",
+                     "source": {"repoURL": "https://github.com/argoproj/argocd-example-apps.git"}},
+                    {"id": 1, "revision": SHA_B, "deployedAt": "2024-05-01T11:00:05Z",
+                     "deployStartedAt": "2024-05-01T11:00:00Z"}
+                ],
+                "operationState": {
+                    "operation": {"sync": {"revision": SHA_B}, "initiatedBy": {"username": "ci"},
+                                  "retry": {}},
+                    "phase": "Succeeded", "message": "successfully synced (all tasks run)",
+                    "startedAt": "2024-05-01T11:00:00Z", "finishedAt": "2024-05-01T11:00:05Z",
+                    "syncResult": {"revision": SHA_B}
+                }
+            }
+        })
+    }
+
+    fn parse(v: Value) -> Application {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn baseline() -> Baseline {
+        Baseline::of(&parse(app()))
+    }
+
+    /// The app after backstop asked to roll back to A: requested, then running, then done.
+    fn with_rollback(phase: Option<&str>, started: &str) -> Value {
+        let mut v = app();
+        v["operation"] =
+            json!({"sync": {"revision": SHA_A}, "initiatedBy": {"username": "backstop"}});
+        match phase {
+            None => v["status"]["operationState"] = Value::Null,
+            Some(p) => {
+                v["status"]["operationState"] = json!({
+                    "operation": {"sync": {"revision": SHA_A}},
+                    "phase": p, "message": "waiting for healthy state", "startedAt": started
+                });
+                if matches!(p, "Succeeded" | "Failed" | "Error") {
+                    v.as_object_mut().unwrap().remove("operation");
+                }
+                if p == "Succeeded" {
+                    v["status"]["history"].as_array_mut().unwrap().push(json!({
+                        "id": 2, "revision": SHA_A, "deployedAt": "2024-05-01T12:00:09Z",
+                        "deployStartedAt": started
+                    }));
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn parses_the_real_shape() {
+        let a = parse(app());
+        assert!(!auto_sync(&a));
+        assert_eq!(a.status.history.len(), 2);
+        assert_eq!(history_id(&a, SHA_A), Some(0), "id 0 is a real history id");
+        assert_eq!(history_id(&a, SHA_B), Some(1));
+        assert_eq!(history_id(&a, "nope"), None);
+        assert_eq!(revisions_newest_first(&a), vec![SHA_B, SHA_A]);
+        let s = a.status.operation_state.unwrap();
+        assert!(s.completed());
+        assert_eq!(s.operation.revision(), SHA_B);
+    }
+
+    #[test]
+    fn auto_sync_follows_automated_and_its_enabled_switch() {
+        for (policy, on) in [
+            (json!({"automated": {}}), true),
+            (
+                json!({"automated": {"prune": true, "selfHeal": true}}),
+                true,
+            ),
+            (json!({"automated": {"enabled": true}}), true),
+            (
+                json!({"automated": {"enabled": false, "prune": true}}),
+                false,
+            ),
+            (
+                json!({"automated": null, "syncOptions": ["CreateNamespace=true"]}),
+                false,
+            ),
+            (json!({}), false),
+        ] {
+            let mut v = app();
+            v["spec"]["syncPolicy"] = policy.clone();
+            assert_eq!(auto_sync(&parse(v)), on, "{policy}");
+        }
+    }
+
+    #[test]
+    fn history_is_newest_first_deduplicated_and_tolerates_string_ids() {
+        let v = json!({"status": {"history": [
+            {"id": "3", "revision": SHA_A},
+            {"id": 1, "revision": SHA_B},
+            {"id": 2, "revision": SHA_A},
+            {"id": 4, "revisions": ["abc", "def"]}
+        ]}});
+        let a = parse(v);
+        assert_eq!(revisions_newest_first(&a), vec!["abc,def", SHA_A, SHA_B]);
+        assert_eq!(
+            history_id(&a, SHA_A),
+            Some(3),
+            "the newest entry of the revision"
+        );
+        assert_eq!(history_id(&a, "abc,def"), Some(4));
+    }
+
+    #[test]
+    fn baseline_survives_the_task_id_text() {
+        let b = baseline();
+        assert_eq!(b.history, Some(1));
+        assert_eq!(
+            b.operation,
+            Some((SHA_B.to_string(), t("2024-05-01T11:00:00Z")))
+        );
+        let text = b.encode();
+        assert_eq!(
+            text,
+            format!("after history=1 operation={SHA_B}@2024-05-01T11:00:00Z")
+        );
+        assert_eq!(Baseline::decode(&text), Some(b));
+        let empty = Baseline {
+            history: None,
+            operation: None,
+        };
+        assert_eq!(Baseline::decode(&empty.encode()), Some(empty));
+        assert_eq!(Baseline::decode("ServerTasks-1"), None);
+        assert_eq!(Baseline::decode("after history=x"), None);
+        assert_eq!(Baseline::decode("after operation=abc"), None);
+    }
+
+    #[test]
+    fn finds_the_rollback_in_every_stage() {
+        let b = baseline();
+        let decided = t("2024-05-01T12:00:03Z");
+        let started = "2024-05-01T12:00:04Z";
+        let ours = |v: Value| find_ours(&parse(v), SHA_A, Some(&b), decided);
+        assert_eq!(ours(app()), Ours::Absent, "only B's sync: nothing to adopt");
+        assert_eq!(ours(with_rollback(None, started)), Ours::Queued);
+        assert!(matches!(
+            ours(with_rollback(Some("Running"), started)),
+            Ours::Running { .. }
+        ));
+        assert!(matches!(
+            ours(with_rollback(Some("Terminating"), started)),
+            Ours::Running { .. }
+        ));
+        assert_eq!(
+            ours(with_rollback(Some("Succeeded"), started)),
+            Ours::Succeeded
+        );
+        let failed = ours(with_rollback(Some("Failed"), started));
+        assert!(
+            matches!(failed, Ours::Failed { ref phase, .. } if phase == "Failed"),
+            "{failed:?}"
+        );
+        assert!(matches!(
+            ours(with_rollback(Some("Error"), started)),
+            Ours::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn a_finished_rollback_replaced_by_a_later_sync_is_found_in_the_history() {
+        let b = baseline();
+        let mut v = with_rollback(Some("Succeeded"), "2024-05-01T12:00:04Z");
+        v["status"]["operationState"] = json!({
+            "operation": {"sync": {"revision": SHA_B}}, "phase": "Running",
+            "startedAt": "2024-05-01T12:05:00Z"
+        });
+        v["operation"] = json!({"sync": {"revision": SHA_B}});
+        let a = parse(v);
+        assert_eq!(
+            find_ours(&a, SHA_A, Some(&b), t("2024-05-01T12:00:03Z")),
+            Ours::Succeeded
+        );
+        // The history entry must be newer than the baseline: A's own first deploy is not ours.
+        assert_eq!(
+            find_ours(&parse(app()), SHA_A, Some(&b), t("2024-05-01T10:00:01Z")),
+            Ours::Absent
+        );
+    }
+
+    #[test]
+    fn a_retry_does_not_mistake_the_condemned_sync_for_its_own() {
+        // Retry: the target is B itself, whose sync is the baseline operation.
+        let b = baseline();
+        let a = parse(app());
+        assert_eq!(
+            find_ours(&a, SHA_B, Some(&b), t("2024-05-01T11:00:01Z")),
+            Ours::Absent
+        );
+        // Another operation to B after the baseline is ours.
+        let mut v = app();
+        v["status"]["operationState"]["startedAt"] = json!("2024-05-01T11:00:02Z");
+        v["status"]["operationState"]["phase"] = json!("Running");
+        assert!(matches!(
+            find_ours(&parse(v), SHA_B, Some(&b), t("2024-05-01T11:00:01Z")),
+            Ours::Running { .. }
+        ));
+    }
+
+    #[test]
+    fn a_rollback_started_in_the_same_second_as_the_baseline_is_still_ours() {
+        let b = baseline();
+        let same = "2024-05-01T11:00:00Z";
+        let ours = |v: Value| find_ours(&parse(v), SHA_A, Some(&b), t(same));
+        assert!(matches!(
+            ours(with_rollback(Some("Running"), same)),
+            Ours::Running { .. }
+        ));
+        assert!(matches!(
+            ours(with_rollback(Some("Failed"), same)),
+            Ours::Failed { .. }
+        ));
+        // Retry to B in that second: running is new; completed looks like the baseline, and
+        // success is then read from the history.
+        let mut v = app();
+        v["status"]["operationState"]["phase"] = json!("Running");
+        assert!(matches!(
+            find_ours(&parse(v), SHA_B, Some(&b), t(same)),
+            Ours::Running { .. }
+        ));
+    }
+
+    #[test]
+    fn without_a_baseline_the_decision_time_less_the_skew_decides() {
+        let v = with_rollback(Some("Succeeded"), "2024-05-01T12:00:00Z");
+        let a = parse(v);
+        let at = |s: &str| find_ours(&a, SHA_A, None, t(s));
+        assert_eq!(
+            at("2024-05-01T12:00:05Z"),
+            Ours::Succeeded,
+            "within the skew"
+        );
+        assert_eq!(
+            at("2024-05-01T11:59:00Z"),
+            Ours::Succeeded,
+            "started after the decision"
+        );
+        assert_eq!(
+            at("2024-05-01T12:01:00Z"),
+            Ours::Absent,
+            "older than the decision"
+        );
+    }
+
+    #[test]
+    fn a_newer_operation_to_another_revision_means_the_rollback_was_replaced() {
+        let b = baseline();
+        assert_eq!(
+            replaced_by(&parse(app()), SHA_A, Some(&b)),
+            None,
+            "the baseline is not newer"
+        );
+        let mut v = app();
+        v["status"]["operationState"]["startedAt"] = json!("2024-05-01T12:09:00Z");
+        let other = replaced_by(&parse(v), SHA_A, Some(&b)).unwrap();
+        assert!(other.contains(SHA_B), "{other}");
+    }
+
+    #[test]
+    fn error_bodies_are_grpc_gateway_shaped() {
+        let body = br#"{"error":"rollback cannot be initiated when auto-sync is enabled","code":9,"message":"rollback cannot be initiated when auto-sync is enabled"}"#;
+        assert_eq!(
+            error_text(body),
+            "rollback cannot be initiated when auto-sync is enabled"
+        );
+        assert_eq!(
+            error_text(br#"{"error":"only error","code":2}"#),
+            "only error"
+        );
+        assert_eq!(
+            error_text(b"<html>502 Bad Gateway</html>"),
+            "<html>502 Bad Gateway</html>"
+        );
+        let busy = DeployerError::Rejected {
+            status: 400,
+            message: BUSY.into(),
+        };
+        assert!(is_busy(&busy) && !busy.is_retryable());
+    }
+
+    #[test]
+    fn urls_keep_a_path_prefix_and_select_an_app_namespace() {
+        let config = ArgoCdConfig {
+            url: "https://cd.example.com/argo".into(),
+            token: crate::secret::Secret::new("t"),
+            calls: crate::config::CallSettings {
+                timeout: std::time::Duration::from_secs(1),
+                task_poll: std::time::Duration::from_secs(1),
+                task_timeout: std::time::Duration::from_secs(1),
+                max_retries: 1,
+            },
+        };
+        let c = ArgoCdClient::new("argo", config, reqwest::Client::new(), Metrics::new());
+        assert_eq!(
+            c.url("shop", false).unwrap().as_str(),
+            "https://cd.example.com/argo/api/v1/applications/shop"
+        );
+        assert_eq!(
+            c.url("team-a/shop", true).unwrap().as_str(),
+            "https://cd.example.com/argo/api/v1/applications/shop/rollback?appNamespace=team-a"
+        );
+    }
+}

@@ -1,0 +1,717 @@
+//! `kind = "webhook"` deployer: any CD system with an HTTP endpoint that deploys a release.
+//!
+//! One request (method, URL and JSON body filled from the intent) asks the endpoint to deploy;
+//! an optional `status_url` is then polled until a field of its JSON answer says the deployment
+//! succeeded or failed.
+//!
+//! **Exactly once is a contract with the endpoint.** Every attempt for one intent — the first,
+//! each retry after a 5xx/429/timeout/lost connection, and a re-send after a backstop restart —
+//! carries the same `Idempotency-Key` header (the intent's unique marker, also available as
+//! `{{idempotency_key}}`). The receiving endpoint must deduplicate on it: a key it has seen
+//! must not start a second deployment, and should answer as it did the first time. backstop
+//! cannot search a generic endpoint for a deployment it made, so without that deduplication a
+//! response lost in transit can deploy twice.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::WebhookDeployerConfig;
+use crate::deployer::retry::delay;
+use crate::deployer::{fill, placeholders, DeployerError, Exec, ExecOutcome, Target};
+use crate::metrics::Metrics;
+use crate::store::{RollbackRecord, RollbackState};
+
+/// Error bodies are cut to this many characters in messages.
+const BODY_EXCERPT: usize = 200;
+/// Operation labels of `backstop_deployer_api_errors_total`, shared with the other kinds so that
+/// dashboards and alerts see every deployer alike.
+const OP_DEPLOY: &str = "create_deployment";
+const OP_STATUS: &str = "get_task";
+
+/// A client for one `[deployers.NAME]` of kind webhook.
+#[derive(Clone)]
+pub struct WebhookDeployer {
+    name: String,
+    config: WebhookDeployerConfig,
+    http: reqwest::Client,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for WebhookDeployer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither headers nor secret headers: either may carry a token.
+        f.debug_struct("WebhookDeployer")
+            .field("name", &self.name)
+            .field("method", &self.config.method)
+            .field("url", &self.config.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookDeployer {
+    pub fn new(
+        name: &str,
+        config: WebhookDeployerConfig,
+        http: reqwest::Client,
+        metrics: Metrics,
+    ) -> Self {
+        WebhookDeployer {
+            name: name.to_string(),
+            config,
+            http,
+            metrics,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn config(&self) -> &WebhookDeployerConfig {
+        &self.config
+    }
+
+    /// Sends the deploy request (again, with the same key, when a previous process may have
+    /// sent it), then follows the deployment through `status_url` when there is one.
+    pub(crate) async fn execute(
+        &self,
+        target: &Target<'_>,
+        rec: &mut RollbackRecord,
+        mut exec: Exec<'_>,
+    ) -> ExecOutcome {
+        if rec.state == RollbackState::Pending {
+            if let Some(out) = self.deploy(target, rec, &mut exec).await {
+                return out;
+            }
+        }
+        match rec.state {
+            RollbackState::Succeeded => ExecOutcome::Succeeded,
+            RollbackState::Failed => ExecOutcome::Failed(
+                rec.detail
+                    .clone()
+                    .unwrap_or_else(|| "the deployment failed".into()),
+            ),
+            RollbackState::Created | RollbackState::Pending => {
+                self.follow(target, rec, &mut exec).await
+            }
+        }
+    }
+
+    /// Sends the deploy request until it is accepted, refused, or the attempts are used up.
+    /// `None` once accepted (the state is then Created or Succeeded).
+    async fn deploy(
+        &self,
+        target: &Target<'_>,
+        rec: &mut RollbackRecord,
+        exec: &mut Exec<'_>,
+    ) -> Option<ExecOutcome> {
+        if rec.calls > 0 {
+            tracing::warn!(deployer = %self.name, watch = %target.watch, calls = rec.calls, "re-sending a deploy request a previous process may have sent; same idempotency key");
+        }
+        let attempts = self.config.calls.max_retries.max(1);
+        let mut last_error: Option<DeployerError> = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                let retry_after = last_error.as_ref().and_then(DeployerError::retry_after);
+                if !exec.sleep(delay(attempt - 1, retry_after)).await {
+                    return Some(ExecOutcome::Cancelled);
+                }
+            }
+            let request = match self.deploy_request(target, rec) {
+                Ok(r) => r,
+                Err(e) => return Some(ExecOutcome::Failed(e)),
+            };
+            rec.calls += 1;
+            (exec.progress)(rec);
+            // Not cancellable: an in-flight request is allowed to finish (bounded by the timeout).
+            match self.send_deploy(request).await {
+                Ok(answer) => {
+                    self.accepted(rec, answer.as_ref());
+                    tracing::info!(deployer = %self.name, watch = %target.watch, deployment = ?rec.deployment_id, "deploy request accepted");
+                    (exec.progress)(rec);
+                    return None;
+                }
+                Err(e) => {
+                    self.metrics.deployer_error(&self.name, OP_DEPLOY);
+                    if !e.is_retryable() {
+                        return Some(ExecOutcome::Failed(format!(
+                            "the deploy endpoint refused the deployment: {e}"
+                        )));
+                    }
+                    tracing::warn!(deployer = %self.name, watch = %target.watch, error = %e, attempt = attempt + 1, "deploy request failed; will re-send with the same idempotency key");
+                    last_error = Some(e);
+                }
+            }
+        }
+        Some(ExecOutcome::Failed(format!(
+            "gave up after {attempts} attempts; last error: {}",
+            last_error.map(|e| e.to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// Records an accepted deploy request: Created when there is a status to follow.
+    fn accepted(&self, rec: &mut RollbackRecord, answer: Option<&Value>) {
+        if let Some(id) = answer.and_then(|v| scalar(v.get("id")?)) {
+            rec.deployment_id = Some(id);
+        }
+        if self.config.status_url.is_some() {
+            rec.state = RollbackState::Created;
+            rec.detail = Some(match &rec.deployment_id {
+                Some(id) => format!("deployment {id} accepted"),
+                None => "deployment accepted".into(),
+            });
+        } else {
+            rec.state = RollbackState::Succeeded;
+            rec.detail = Some("deploy request accepted (no status_url to follow)".into());
+        }
+    }
+
+    /// The deploy request of an intent; an error is a configuration problem, not a call.
+    fn deploy_request(
+        &self,
+        target: &Target<'_>,
+        rec: &RollbackRecord,
+    ) -> Result<reqwest::Request, String> {
+        let values = placeholders(target, rec);
+        let method = Method::from_bytes(self.config.method.as_bytes())
+            .map_err(|_| format!("invalid HTTP method {:?}", self.config.method))?;
+        let mut req = self
+            .authorized(
+                self.http
+                    .request(method, fill_url(&self.config.url, &values)),
+            )
+            .header("Idempotency-Key", &rec.marker);
+        if let Some(body) = &self.config.body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(fill(body, &values, true));
+        }
+        req.build()
+            .map_err(|e| format!("cannot build the deploy request: {}", e.without_url()))
+    }
+
+    /// Configured headers, plain and secret, plus the per-call timeout.
+    fn authorized(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        for (name, value) in &self.config.headers {
+            req = req.header(name, value);
+        }
+        for (name, secret) in &self.config.secret_headers {
+            req = req.header(name, secret.expose());
+        }
+        req.header(reqwest::header::ACCEPT, "application/json")
+            .timeout(self.config.calls.timeout)
+    }
+
+    /// The parsed answer when the status is a `success_status`; an empty or non-JSON answer is
+    /// still an acceptance.
+    async fn send_deploy(&self, request: reqwest::Request) -> Result<Option<Value>, DeployerError> {
+        let (status, retry_after, bytes) = self.send(request).await?;
+        if self.config.success_status.contains(&status.as_u16()) {
+            return Ok(serde_json::from_slice(&bytes).ok());
+        }
+        Err(classify(status, retry_after, &bytes))
+    }
+
+    /// Polls `status_url` until the deployment succeeded, failed, or `task_timeout` passed.
+    async fn follow(
+        &self,
+        target: &Target<'_>,
+        rec: &mut RollbackRecord,
+        exec: &mut Exec<'_>,
+    ) -> ExecOutcome {
+        let Some(template) = &self.config.status_url else {
+            // Accepted before a reload removed status_url: acceptance is all there is to know.
+            rec.state = RollbackState::Succeeded;
+            (exec.progress)(rec);
+            return ExecOutcome::Succeeded;
+        };
+        let mut values = placeholders(target, rec);
+        values.push(("deployment_id", rec.deployment_id.as_deref().unwrap_or("")));
+        let url = fill_url(template, &values);
+        let name = rec
+            .deployment_id
+            .as_deref()
+            .map(|id| format!("deployment {id}"))
+            .unwrap_or_else(|| "the deployment".into());
+        let field = &self.config.status_field;
+        let timeout = self.config.calls.task_timeout;
+        let deadline = Instant::now() + timeout;
+        loop {
+            (exec.progress)(rec);
+            let request = match self.status_request(&url) {
+                Ok(r) => r,
+                Err(e) => return ExecOutcome::Failed(e),
+            };
+            let detail = match self.get_status(request).await {
+                Ok(answer) => match lookup(&answer, field).and_then(scalar) {
+                    Some(v) if matches_any(&v, &self.config.success_values) => {
+                        rec.state = RollbackState::Succeeded;
+                        rec.detail = Some(format!("{name}: {field} = {v}"));
+                        (exec.progress)(rec);
+                        return ExecOutcome::Succeeded;
+                    }
+                    Some(v) if matches_any(&v, &self.config.failure_values) => {
+                        return ExecOutcome::Failed(format!("{name} ended with {field} = {v:?}"));
+                    }
+                    Some(v) => format!("{name}: {field} = {v}"),
+                    None => format!("{name}: the status answer has no {field:?} yet"),
+                },
+                Err(e) => {
+                    self.metrics.deployer_error(&self.name, OP_STATUS);
+                    // A refusal will not heal by itself; anything else may (a 404 included:
+                    // some systems list a deployment a moment after accepting it).
+                    if matches!(
+                        e,
+                        DeployerError::Unauthorized { .. } | DeployerError::Rejected { .. }
+                    ) {
+                        return ExecOutcome::Failed(format!(
+                            "cannot read the status of {name}: {e}"
+                        ));
+                    }
+                    tracing::warn!(deployer = %self.name, error = %e, "cannot read deployment status; will retry");
+                    format!("{name}: cannot read its status: {e}")
+                }
+            };
+            if rec.detail.as_deref() != Some(detail.as_str()) {
+                rec.detail = Some(detail);
+                (exec.progress)(rec);
+            }
+            if Instant::now() >= deadline {
+                return ExecOutcome::Failed(format!(
+                    "{name} did not finish within {} (last: {})",
+                    humantime::format_duration(timeout),
+                    rec.detail.as_deref().unwrap_or("no status")
+                ));
+            }
+            if !exec.sleep(self.config.calls.task_poll).await {
+                return ExecOutcome::Cancelled;
+            }
+        }
+    }
+
+    fn status_request(&self, url: &str) -> Result<reqwest::Request, String> {
+        self.authorized(self.http.get(url))
+            .build()
+            .map_err(|e| format!("cannot build the status request: {}", e.without_url()))
+    }
+
+    async fn get_status(&self, request: reqwest::Request) -> Result<Value, DeployerError> {
+        let (status, retry_after, bytes) = self.send(request).await?;
+        if !status.is_success() {
+            return Err(classify(status, retry_after, &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| DeployerError::Malformed(e.to_string()))
+    }
+
+    /// Sends a request: status, `Retry-After` seconds, body.
+    async fn send(
+        &self,
+        request: reqwest::Request,
+    ) -> Result<(StatusCode, Option<u64>, Vec<u8>), DeployerError> {
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                DeployerError::Timeout
+            } else {
+                DeployerError::Unreachable(e.without_url().to_string())
+            }
+        };
+        let resp = self.http.execute(request).await.map_err(transport)?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = resp.bytes().await.map_err(transport)?;
+        Ok((status, retry_after, bytes.to_vec()))
+    }
+}
+
+/// A non-accepted answer as an error: 5xx, 408 and 429 are worth retrying, other statuses not.
+fn classify(status: StatusCode, retry_after: Option<u64>, body: &[u8]) -> DeployerError {
+    let code = status.as_u16();
+    let message = excerpt(body);
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DeployerError::Unauthorized {
+            status: code,
+            message,
+        },
+        StatusCode::NOT_FOUND => DeployerError::NotFound(message),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => DeployerError::Server {
+            status: code,
+            message,
+            retry_after,
+        },
+        s if s.is_server_error() => DeployerError::Server {
+            status: code,
+            message,
+            retry_after,
+        },
+        _ => DeployerError::Rejected {
+            status: code,
+            message,
+        },
+    }
+}
+
+/// The start of a body, on one line.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = one_line.chars().take(BODY_EXCERPT).collect();
+    if one_line.chars().count() > BODY_EXCERPT {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Fills a URL template, percent-encoding each value so that a release id with `/`, `?`, `&`
+/// or spaces stays one path segment or query value.
+pub fn fill_url(template: &str, values: &[(&str, &str)]) -> String {
+    let encoded: Vec<(&str, String)> = values
+        .iter()
+        .map(|(name, value)| (*name, percent_encode(value)))
+        .collect();
+    let refs: Vec<(&str, &str)> = encoded.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    fill(template, &refs, false)
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters: safe in a path
+/// segment and in a query value alike (unlike form encoding, whose `+` is literal in a path).
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The value at a dotted path (`operation.phase`, `items.0.state`: numbers index arrays).
+pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, key| match v {
+        Value::Object(map) => map.get(key),
+        Value::Array(items) => items.get(key.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+/// A string, number or boolean as text; anything else has no status to compare.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Status values are compared without regard to ASCII case: `Succeeded` and `succeeded` alike.
+fn matches_any(value: &str, candidates: &[String]) -> bool {
+    candidates.iter().any(|c| c.eq_ignore_ascii_case(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode as AxStatus};
+    use axum::routing::{get, post};
+    use axum::Router;
+    use chrono::Utc;
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::config::CallSettings;
+    use crate::secret::Secret;
+    use crate::store::ActionKind;
+
+    fn target() -> Target<'static> {
+        Target {
+            watch: "shop",
+            project: "Projects-1",
+            environment: "prod eu",
+            application: None,
+        }
+    }
+
+    fn record() -> RollbackRecord {
+        RollbackRecord {
+            id: "rb-1".into(),
+            observation_id: "obs-1".into(),
+            watch: "shop".into(),
+            kind: ActionKind::Retry,
+            calls: 0,
+            condemned_release: "v2 \"hot\"fix".into(),
+            target_release: "releases/1.0 b&c".into(),
+            target_version: None,
+            environment: "prod eu".into(),
+            marker: "[backstop-rollback:rb-1]".into(),
+            comments: String::new(),
+            state: RollbackState::Pending,
+            deployment_id: None,
+            task_id: None,
+            detail: None,
+            decided_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn url_values_are_percent_encoded() {
+        let rec = record();
+        let url = fill_url(
+            "http://cd.example/apps/{{watch}}/deploy/{{target_release}}?env={{environment}}&key={{idempotency_key}}",
+            &placeholders(&target(), &rec),
+        );
+        assert_eq!(
+            url,
+            "http://cd.example/apps/shop/deploy/releases%2F1.0%20b%26c?env=prod%20eu&key=%5Bbackstop-rollback%3Arb-1%5D"
+        );
+        let parsed = reqwest::Url::parse(&url).unwrap();
+        assert_eq!(parsed.path_segments().unwrap().count(), 4);
+        assert_eq!(parsed.query_pairs().count(), 2);
+        assert_eq!(percent_encode("é~"), "%C3%A9~");
+    }
+
+    #[test]
+    fn the_body_is_json_with_every_value_escaped() {
+        let rec = record();
+        let template = r#"{"app": "{{watch}}", "release": "{{target_release}}", "version": "{{version}}",
+            "from": "{{condemned_release}}", "action": "{{action}}", "key": "{{idempotency_key}}"}"#;
+        let body = fill(template, &placeholders(&target(), &rec), true);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({"app": "shop", "release": "releases/1.0 b&c", "version": "",
+                   "from": "v2 \"hot\"fix", "action": "retry", "key": "[backstop-rollback:rb-1]"})
+        );
+    }
+
+    #[test]
+    fn status_fields_are_found_by_dotted_path() {
+        let v = json!({"status": "running", "operation": {"phase": "Succeeded", "attempt": 2},
+                       "items": [{"state": true}], "none": null});
+        let get = |path| lookup(&v, path).and_then(scalar);
+        assert_eq!(get("status").as_deref(), Some("running"));
+        assert_eq!(get("operation.phase").as_deref(), Some("Succeeded"));
+        assert_eq!(get("operation.attempt").as_deref(), Some("2"));
+        assert_eq!(get("items.0.state").as_deref(), Some("true"));
+        assert_eq!(get("operation"), None, "an object is not a status");
+        assert_eq!(get("none"), None);
+        assert_eq!(get("operation.missing"), None);
+        assert_eq!(get("status.deeper"), None);
+        assert_eq!(get("items.x"), None);
+        assert!(matches_any("Succeeded", &["succeeded".into()]));
+        assert!(!matches_any("succeeded-ish", &["succeeded".into()]));
+    }
+
+    #[test]
+    fn answers_are_classified_for_retrying() {
+        let e = classify(StatusCode::SERVICE_UNAVAILABLE, None, b"down");
+        assert!(e.is_retryable());
+        let e = classify(StatusCode::TOO_MANY_REQUESTS, Some(7), b"");
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(7));
+        let e = classify(
+            StatusCode::BAD_REQUEST,
+            None,
+            b"{\"error\":\n  \"unknown release\"}",
+        );
+        assert!(!e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            "rejected (HTTP 400): {\"error\": \"unknown release\"}"
+        );
+        assert!(matches!(
+            classify(StatusCode::FORBIDDEN, None, b""),
+            DeployerError::Unauthorized { status: 403, .. }
+        ));
+        let long = excerpt("x".repeat(1000).as_bytes());
+        assert_eq!(long.chars().count(), BODY_EXCERPT + 3);
+    }
+
+    /// A scripted endpoint: deploy answers and status answers are served in order, the last
+    /// one repeated; every deploy request's headers and body are kept.
+    #[derive(Default)]
+    struct Script {
+        deploys: VecDeque<(u16, Value)>,
+        statuses: VecDeque<Value>,
+        received: Vec<(HeaderMap, String)>,
+        status_paths: Vec<String>,
+    }
+
+    type Shared = Arc<Mutex<Script>>;
+
+    fn next<T: Clone>(q: &mut VecDeque<T>) -> T {
+        if q.len() > 1 {
+            q.pop_front().unwrap()
+        } else {
+            q.front().cloned().expect("script exhausted")
+        }
+    }
+
+    async fn endpoint(script: Script) -> (String, Shared) {
+        async fn deploy(
+            State(s): State<Shared>,
+            headers: HeaderMap,
+            body: String,
+        ) -> (AxStatus, axum::Json<Value>) {
+            let mut s = s.lock().unwrap();
+            s.received.push((headers, body));
+            let (status, answer) = next(&mut s.deploys);
+            (AxStatus::from_u16(status).unwrap(), axum::Json(answer))
+        }
+        async fn status(State(s): State<Shared>, Path(key): Path<String>) -> axum::Json<Value> {
+            let mut s = s.lock().unwrap();
+            s.status_paths.push(key);
+            axum::Json(next(&mut s.statuses))
+        }
+        let shared = Arc::new(Mutex::new(script));
+        let router = Router::new()
+            .route("/deploy", post(deploy))
+            .route("/status/{key}", get(status))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        (url, shared)
+    }
+
+    fn deployer(url: &str, status_url: Option<&str>) -> WebhookDeployer {
+        let config = WebhookDeployerConfig {
+            method: "POST".into(),
+            url: format!("{url}/deploy"),
+            headers: BTreeMap::from([("X-Team".into(), "web".into())]),
+            secret_headers: BTreeMap::from([("Authorization".into(), Secret::new("Bearer s3"))]),
+            body: Some(r#"{"release": "{{target_release}}"}"#.into()),
+            success_status: vec![200, 202],
+            status_url: status_url.map(|s| format!("{url}{s}")),
+            status_field: "operation.phase".into(),
+            success_values: vec!["succeeded".into()],
+            failure_values: vec!["failed".into()],
+            calls: CallSettings {
+                timeout: Duration::from_secs(5),
+                task_poll: Duration::from_millis(10),
+                task_timeout: Duration::from_secs(10),
+                max_retries: 3,
+            },
+        };
+        WebhookDeployer::new("cd", config, reqwest::Client::new(), Metrics::new())
+    }
+
+    /// Runs `execute`, returning the outcome and (state, calls) as seen by each `progress`.
+    async fn run(
+        d: &WebhookDeployer,
+        rec: &mut RollbackRecord,
+    ) -> (ExecOutcome, Vec<(RollbackState, u32)>) {
+        let cancel = CancellationToken::new();
+        let mut seen = Vec::new();
+        let mut progress = |r: &RollbackRecord| seen.push((r.state, r.calls));
+        let exec = Exec {
+            cancel: &cancel,
+            progress: &mut progress,
+        };
+        let out = d.execute(&target(), rec, exec).await;
+        (out, seen)
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_is_resent_with_the_same_key_then_the_status_is_followed() {
+        let (url, script) = endpoint(Script {
+            deploys: [(503, json!({})), (202, json!({"id": 7}))].into(),
+            statuses: [
+                json!({"operation": {}}),
+                json!({"operation": {"phase": "Running"}}),
+                json!({"operation": {"phase": "Succeeded"}}),
+            ]
+            .into(),
+            ..Script::default()
+        })
+        .await;
+        let d = deployer(&url, Some("/status/{{idempotency_key}}"));
+        let mut rec = record();
+        let (out, seen) = run(&d, &mut rec).await;
+        assert_eq!(out, ExecOutcome::Succeeded);
+        assert_eq!(rec.state, RollbackState::Succeeded);
+        assert_eq!(rec.calls, 2);
+        assert_eq!(rec.deployment_id.as_deref(), Some("7"));
+        assert_eq!(
+            rec.detail.as_deref(),
+            Some("deployment 7: operation.phase = Succeeded")
+        );
+        // Each call was counted and persisted while the intent was still pending.
+        assert!(seen.contains(&(RollbackState::Pending, 1)));
+        assert!(seen.contains(&(RollbackState::Pending, 2)));
+        let s = script.lock().unwrap();
+        assert_eq!(s.received.len(), 2);
+        for (headers, body) in &s.received {
+            assert_eq!(headers["idempotency-key"], "[backstop-rollback:rb-1]");
+            assert_eq!(headers["authorization"], "Bearer s3");
+            assert_eq!(headers["x-team"], "web");
+            assert_eq!(headers["content-type"], "application/json");
+            assert_eq!(body, r#"{"release": "releases/1.0 b&c"}"#);
+        }
+        assert_eq!(s.status_paths.len(), 3);
+        assert_eq!(s.status_paths[0], "[backstop-rollback:rb-1]");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_not_retried_and_a_failure_value_ends_the_wait() {
+        let (url, script) = endpoint(Script {
+            deploys: [(400, json!({"error": "unknown release"}))].into(),
+            ..Script::default()
+        })
+        .await;
+        let mut rec = record();
+        let (out, _) = run(&deployer(&url, None), &mut rec).await;
+        assert_eq!(
+            out,
+            ExecOutcome::Failed(
+                r#"the deploy endpoint refused the deployment: rejected (HTTP 400): {"error":"unknown release"}"#
+                    .into()
+            )
+        );
+        assert_eq!(rec.calls, 1);
+        assert_eq!(script.lock().unwrap().received.len(), 1);
+
+        // A created intent (as after a restart) is followed, not sent again.
+        let (url, script) = endpoint(Script {
+            statuses: [json!({"operation": {"phase": "FAILED"}})].into(),
+            ..Script::default()
+        })
+        .await;
+        let mut rec = record();
+        rec.state = RollbackState::Created;
+        rec.calls = 1;
+        rec.deployment_id = Some("dep-3".into());
+        let (out, _) = run(&deployer(&url, Some("/status/{{watch}}")), &mut rec).await;
+        assert_eq!(
+            out,
+            ExecOutcome::Failed("deployment dep-3 ended with operation.phase = \"FAILED\"".into())
+        );
+        assert_eq!(rec.calls, 1);
+        assert!(script.lock().unwrap().received.is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_a_status_url_acceptance_is_success() {
+        let (url, _script) = endpoint(Script {
+            deploys: [(200, json!(null))].into(),
+            ..Script::default()
+        })
+        .await;
+        let mut rec = record();
+        let (out, seen) = run(&deployer(&url, None), &mut rec).await;
+        assert_eq!(out, ExecOutcome::Succeeded);
+        assert_eq!(seen.last(), Some(&(RollbackState::Succeeded, 1)));
+        assert_eq!(rec.deployment_id, None);
+    }
+}

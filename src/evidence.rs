@@ -1,0 +1,246 @@
+//! The evidence document: everything a human needs to understand one decision.
+//!
+//! One document per observation, stored in the state database, served at
+//! `GET /v1/verdicts/{id}`, attached to notifications, summarised in the deployer's comments and
+//! written to a file for `[watch.command]` programs. The schema is versioned (`schema`); fields
+//! are only ever added.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::command::CommandResult;
+use crate::judge::observation::{CheckTrack, VerdictKind};
+
+/// Current schema version of [`Evidence`].
+pub const SCHEMA: u32 = 1;
+
+/// The evidence of one observation and what was done about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub schema: u32,
+    /// The observation id (also the verdict id).
+    pub id: String,
+    pub watch: String,
+    pub deployment: DeploymentFacts,
+    pub verdict: Option<VerdictFacts>,
+    /// Per check: probe, rules, baseline, counters, recent samples with timestamps, limit hit.
+    pub checks: Vec<CheckEvidence>,
+    pub action: Option<ActionFacts>,
+    /// What happened when, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+    /// Where to look next: the deployer's task, a Prometheus graph of each query.
+    pub links: Vec<Link>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentFacts {
+    pub release: String,
+    pub version: Option<String>,
+    pub deployment_id: Option<String>,
+    /// announce, webhook, poll, rollback, retry.
+    pub source: String,
+    /// deployment, rollback, retry.
+    pub kind: String,
+    pub deployed_at: DateTime<Utc>,
+    pub judging_from: DateTime<Utc>,
+    pub window_ends: DateTime<Utc>,
+    /// false when the release is marked as not safe to roll back from; null when unknown.
+    pub rollback_safe: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerdictFacts {
+    pub verdict: VerdictKind,
+    pub decided_at: DateTime<Utc>,
+    /// Which check hit which limit.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckEvidence {
+    /// `http` or `prometheus`.
+    pub kind: String,
+    /// The probed URL (http) or the Prometheus server (prometheus).
+    pub url: String,
+    pub query: Option<String>,
+    #[serde(flatten)]
+    pub track: CheckTrack,
+}
+
+/// What backstop chose to do, why, and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionFacts {
+    /// The configured policy (`on_failure`, or the `then` of a retry).
+    pub policy: String,
+    /// What was chosen: rollback, retry, notify, command, freeze, pause, none.
+    pub chosen: String,
+    /// Why this and not something else.
+    pub why: String,
+    pub target_release: Option<String>,
+    /// Why this target (last verified; newest successful other release; the same release).
+    pub target_why: Option<String>,
+    pub dry_run: bool,
+    pub deploy: Option<DeployFacts>,
+    pub command: Option<CommandResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployFacts {
+    pub deployer: String,
+    pub deployment_id: Option<String>,
+    pub task_id: Option<String>,
+    /// pending, created, succeeded, failed.
+    pub state: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub event: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub name: String,
+    pub url: String,
+}
+
+impl Evidence {
+    pub fn note(&mut self, event: impl Into<String>) {
+        self.timeline.push(TimelineEntry {
+            at: Utc::now(),
+            event: event.into(),
+        });
+    }
+
+    /// A readable report for `backstop explain`.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let d = &self.deployment;
+        out.push_str(&format!(
+            "Observation {} of watch {}\n  release {}{} ({}, {}), deployed {}\n  judged {} .. {}\n",
+            self.id,
+            self.watch,
+            d.release,
+            d.version
+                .as_deref()
+                .map(|v| format!(" version {v}"))
+                .unwrap_or_default(),
+            d.kind,
+            d.source,
+            d.deployed_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            d.judging_from.format("%H:%M:%S"),
+            d.window_ends.format("%H:%M:%S"),
+        ));
+        if d.rollback_safe == Some(false) {
+            out.push_str("  marked NOT safe to roll back from\n");
+        }
+        match &self.verdict {
+            Some(v) => out.push_str(&format!(
+                "\nVerdict: {} at {}\n  {}\n",
+                v.verdict.as_str().to_uppercase(),
+                v.decided_at.format("%H:%M:%S"),
+                v.summary
+            )),
+            None => out.push_str("\nVerdict: none yet (observing)\n"),
+        }
+        out.push_str("\nChecks:\n");
+        for c in &self.checks {
+            let t = &c.track;
+            let rules: Vec<String> = t.rules.iter().map(|r| r.to_string()).collect();
+            out.push_str(&format!(
+                "  {} ({} {}{}): {}\n    {} pass, {} fail, {} error; failure_limit {}{}\n",
+                t.name,
+                c.kind,
+                c.url,
+                c.query
+                    .as_deref()
+                    .map(|q| format!(" query {q}"))
+                    .unwrap_or_default(),
+                rules.join(", "),
+                t.passes,
+                t.failures,
+                t.errors,
+                t.failure_limit,
+                t.baseline
+                    .map(|b| format!("; baseline {}", crate::judge::num(b)))
+                    .unwrap_or_default(),
+            ));
+            if let Some(hit) = &t.limit_hit {
+                out.push_str(&format!("    LIMIT HIT: {hit}\n"));
+            }
+            for s in t
+                .samples
+                .iter()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                let what = match &s.outcome {
+                    crate::judge::Outcome::Pass => "pass".to_string(),
+                    crate::judge::Outcome::Fail { limit } => format!("FAIL {limit}"),
+                    crate::judge::Outcome::Error { reason } => format!("error: {reason}"),
+                };
+                out.push_str(&format!(
+                    "    {}  {:>10}  {what}\n",
+                    s.at.format("%H:%M:%S%.3f"),
+                    s.value.map(crate::judge::num).unwrap_or_else(|| "-".into())
+                ));
+            }
+        }
+        if let Some(a) = &self.action {
+            out.push_str(&format!(
+                "\nAction: {}{} (policy {})\n  why: {}\n",
+                a.chosen,
+                if a.dry_run {
+                    " [dry run: nothing called]"
+                } else {
+                    ""
+                },
+                a.policy,
+                a.why
+            ));
+            if let Some(t) = &a.target_release {
+                out.push_str(&format!(
+                    "  target: {t}{}\n",
+                    a.target_why
+                        .as_deref()
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default()
+                ));
+            }
+            if let Some(d) = &a.deploy {
+                out.push_str(&format!(
+                    "  deploy via {}: {}{}{}\n",
+                    d.deployer,
+                    d.state,
+                    d.deployment_id
+                        .as_deref()
+                        .map(|i| format!(", deployment {i}"))
+                        .unwrap_or_default(),
+                    d.detail
+                        .as_deref()
+                        .map(|i| format!(", {i}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if let Some(c) = &a.command {
+                out.push_str(&format!("  command {:?}: {}\n", c.argv, c.describe()));
+            }
+        }
+        out.push_str("\nTimeline:\n");
+        for e in &self.timeline {
+            out.push_str(&format!("  {}  {}\n", e.at.format("%H:%M:%S%.3f"), e.event));
+        }
+        if !self.links.is_empty() {
+            out.push_str("\nLinks:\n");
+            for l in &self.links {
+                out.push_str(&format!("  {}: {}\n", l.name, l.url));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,233 @@
+//! Notification sinks (`[notify.NAME]`): every decision reaches humans through Slack-compatible
+//! webhooks, generic JSON webhooks and Alertmanager.
+//!
+//! [`Sinks::send`] never blocks its caller (a watch actor in the middle of a decision): it
+//! spawns one delivery task per named sink on the daemon's [`TaskTracker`], and each delivery
+//! retries transient failures with capped backoff (`delivery`). Payloads are built by one file
+//! per kind, as pure functions of the [`Alert`]: `slack`, `webhook`, `alertmanager`.
+
+mod alertmanager;
+mod delivery;
+mod slack;
+mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use serde::Serialize;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::SinkConfig;
+use crate::evidence::Evidence;
+use crate::metrics::Metrics;
+use crate::secret::Secret;
+
+use delivery::{DeliveryError, Request};
+
+/// What happened. Closed set; snake_case names appear in payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    Condemned,
+    RolledBack,
+    RollbackFailed,
+    Inconclusive,
+    Frozen,
+    Paused,
+}
+
+impl AlertKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlertKind::Condemned => "condemned",
+            AlertKind::RolledBack => "rolled_back",
+            AlertKind::RollbackFailed => "rollback_failed",
+            AlertKind::Inconclusive => "inconclusive",
+            AlertKind::Frozen => "frozen",
+            AlertKind::Paused => "paused",
+        }
+    }
+}
+
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub watch: String,
+    pub release: String,
+    /// One line for humans.
+    pub summary: String,
+    pub at: DateTime<Utc>,
+    pub evidence: Option<Evidence>,
+}
+
+/// The configured sinks. Cheap to clone; clones share the configuration.
+#[derive(Clone)]
+pub struct Sinks {
+    config: Arc<RwLock<BTreeMap<String, SinkConfig>>>,
+    http: reqwest::Client,
+    metrics: Metrics,
+    tasks: TaskTracker,
+}
+
+impl Sinks {
+    /// Deliveries are spawned on `tasks`, so the daemon's shutdown waits for those in flight.
+    pub fn new(
+        config: &BTreeMap<String, SinkConfig>,
+        http: reqwest::Client,
+        metrics: Metrics,
+        tasks: TaskTracker,
+    ) -> Self {
+        Sinks {
+            config: Arc::new(RwLock::new(config.clone())),
+            http,
+            metrics,
+            tasks,
+        }
+    }
+
+    /// Swaps in a reloaded configuration. Deliveries already started keep the old one.
+    pub fn reconfigure(&self, config: &BTreeMap<String, SinkConfig>) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
+    }
+
+    /// Delivers `alert` to the named sinks in the background; never blocks the caller. Names
+    /// without a `[notify.NAME]` (possible only across a reload) are logged and skipped.
+    /// Must be called inside the tokio runtime.
+    pub fn send(&self, names: &[String], alert: &Alert) {
+        let config = self.config.read().unwrap_or_else(|e| e.into_inner());
+        let alert = Arc::new(alert.clone());
+        for name in names {
+            let Some(sink) = config.get(name) else {
+                tracing::warn!(sink = %name, event = alert.kind.as_str(), watch = %alert.watch,
+                    "no [notify.{name}] is configured; notification skipped");
+                continue;
+            };
+            let job = Delivery {
+                name: name.clone(),
+                sink: sink.clone(),
+                alert: alert.clone(),
+            };
+            let http = self.http.clone();
+            let metrics = self.metrics.clone();
+            // The span names the sink in the per-attempt retry messages too.
+            let span = tracing::info_span!("notify", sink = %name, event = alert.kind.as_str());
+            self.tasks
+                .spawn(async move { job.run(&http, &metrics).await }.instrument(span));
+        }
+    }
+}
+
+/// One alert on its way to one sink.
+struct Delivery {
+    name: String,
+    sink: SinkConfig,
+    alert: Arc<Alert>,
+}
+
+impl Delivery {
+    async fn run(self, http: &reqwest::Client, metrics: &Metrics) {
+        let event = self.alert.kind.as_str();
+        let (attempts, result) = match self.request() {
+            Ok(req) => delivery::deliver(http, &req).await,
+            Err(e) => (0, Err(e)),
+        };
+        match &result {
+            Ok(()) => tracing::info!(sink = %self.name, kind = self.kind(), event,
+                watch = %self.alert.watch, release = %self.alert.release, attempts,
+                "notification delivered"),
+            Err(e) => tracing::warn!(sink = %self.name, kind = self.kind(), event,
+                watch = %self.alert.watch, release = %self.alert.release, attempts, error = %e,
+                "notification not delivered"),
+        }
+        metrics.notification(&self.name, event, result.is_ok());
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.sink {
+            SinkConfig::Slack { .. } => "slack",
+            SinkConfig::Webhook { .. } => "webhook",
+            SinkConfig::Alertmanager { .. } => "alertmanager",
+        }
+    }
+
+    fn request(&self) -> Result<Request, DeliveryError> {
+        let alert = &self.alert;
+        Ok(match &self.sink {
+            SinkConfig::Slack { url, timeout } => Request {
+                url: url.clone(),
+                headers: HeaderMap::new(),
+                body: slack::payload(alert),
+                timeout: *timeout,
+            },
+            SinkConfig::Webhook {
+                url,
+                headers,
+                secret_headers,
+                timeout,
+            } => Request {
+                url: Secret::new(url.as_str()),
+                headers: webhook::headers(headers, secret_headers)?,
+                body: webhook::payload(alert),
+                timeout: *timeout,
+            },
+            SinkConfig::Alertmanager {
+                url,
+                labels,
+                timeout,
+            } => Request {
+                url: Secret::new(alertmanager::endpoint(url)),
+                headers: HeaderMap::new(),
+                body: alertmanager::payload(alert, labels),
+                timeout: *timeout,
+            },
+        })
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut with `...`.
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("abcdefghij", 8), "abcde...");
+        let cut = truncate("ééééé", 8);
+        assert!(cut.len() <= 8, "{cut}");
+        assert!(cut.ends_with("..."));
+    }
+
+    #[test]
+    fn kinds_have_stable_names() {
+        for (kind, name) in [
+            (AlertKind::Condemned, "condemned"),
+            (AlertKind::RolledBack, "rolled_back"),
+            (AlertKind::RollbackFailed, "rollback_failed"),
+            (AlertKind::Inconclusive, "inconclusive"),
+            (AlertKind::Frozen, "frozen"),
+            (AlertKind::Paused, "paused"),
+        ] {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(serde_json::to_value(kind).unwrap(), name);
+        }
+    }
+}
