@@ -25,10 +25,22 @@ pub const PLACEHOLDERS: [&str; 9] = [
     "environment",
 ];
 
-pub(super) fn deployers(root: &Table, dir: &Path) -> BTreeMap<String, Option<DeployerConfig>> {
+/// A deployer as validated: its kind (known even when the rest is invalid, so watches can be
+/// checked against it) and its config when valid.
+pub(super) type Parsed = BTreeMap<String, (Option<&'static str>, Option<DeployerConfig>)>;
+
+pub(super) fn deployers(root: &Table, dir: &Path) -> Parsed {
     let mut out = BTreeMap::new();
     for (name, t) in root.named_tables("deployers") {
-        let deployer = match t.required_string("kind").as_deref() {
+        let kind = t.required_string("kind");
+        let known = match kind.as_deref() {
+            Some("octopus") => Some("octopus"),
+            Some("webhook") => Some("webhook"),
+            Some("command") => Some("command"),
+            Some("argocd") => Some("argocd"),
+            _ => None,
+        };
+        let deployer = match kind.as_deref() {
             Some("octopus") => octopus(&t, dir).map(DeployerConfig::Octopus),
             Some("webhook") => webhook(&t, dir).map(DeployerConfig::Webhook),
             Some("command") => command(&t).map(DeployerConfig::Command),
@@ -43,7 +55,7 @@ pub(super) fn deployers(root: &Table, dir: &Path) -> BTreeMap<String, Option<Dep
             None => None,
         };
         t.finish();
-        out.insert(name, deployer);
+        out.insert(name, (known, deployer));
     }
     out
 }

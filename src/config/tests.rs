@@ -97,14 +97,21 @@ name = "w"
 kind = "prometheus"
 url = "http://p"
 max = 1
+[[watch]]
+name = "v"
+deployer = "o"
+[[watch.check]]
+name = "h"
+kind = "http"
+url = "http://app"
 "#;
     let joined = errors(toml, dir.path()).join("\n");
     for needle in [
         "deployers.o.space: is required",
         "deployers.o.api_key_file: an API key is required",
         "watch[0].deployer: is required",
-        "watch[0].project: is required",
-        "watch[0].environment: is required",
+        "watch[1].project: is required",
+        "watch[1].environment: is required",
         "watch[0].check[0].name: is required",
         "watch[0].check[0].query: is required",
     ] {
@@ -234,4 +241,220 @@ fn environment_overrides_keys_with_double_underscore_only() {
         c.state.dir,
         std::path::PathBuf::from("/tmp/backstop-env-override")
     );
+}
+
+/// A minimal valid config with one watch whose extra keys and extra tables are given.
+fn minimal(watch_extra: &str, tables: &str) -> String {
+    format!(
+        r#"
+{tables}
+[deployers.o]
+kind = "octopus"
+url = "http://octo"
+space = "Spaces-1"
+api_key_file = "octopus-api-key"
+
+[[watch]]
+name = "w"
+deployer = "o"
+project = "Projects-1"
+environment = "Environments-1"
+{watch_extra}
+
+[[watch.check]]
+name = "h"
+kind = "http"
+url = "http://app/health"
+"#
+    )
+}
+
+#[test]
+fn policies_guards_and_sinks_parse() {
+    let dir = secrets();
+    std::fs::write(
+        dir.path().join("slack-url"),
+        "https://hooks.slack.example/T/B/X",
+    )
+    .unwrap();
+    let toml = minimal(
+        r#"on_failure = "retry"
+then = "notify"
+dry_run = true
+max_actions = 2
+max_actions_period = "30m"
+notify = ["chat", "am"]
+[watch.command]
+argv = ["/usr/local/bin/page-dba", "--sev", "1"]
+timeout = "20s"
+when = "after""#,
+        r#"[notify.chat]
+kind = "slack"
+url_file = "slack-url"
+[notify.am]
+kind = "alertmanager"
+url = "http://127.0.0.1:9093"
+labels = { team = "shop" }"#,
+    );
+    let c = load_str(&toml, dir.path()).unwrap();
+    let w = &c.watches[0];
+    assert_eq!(
+        w.on_failure,
+        OnFailure::Retry {
+            then: Fallback::Notify
+        }
+    );
+    assert!(w.dry_run);
+    assert_eq!(
+        (w.max_actions, w.max_actions_period),
+        (2, Duration::from_secs(1800))
+    );
+    assert_eq!(w.notify, vec!["chat".to_string(), "am".to_string()]);
+    let hook = w.command.as_ref().unwrap();
+    assert_eq!(hook.argv[0], "/usr/local/bin/page-dba");
+    assert_eq!(
+        (hook.timeout, hook.when),
+        (Duration::from_secs(20), HookWhen::After)
+    );
+    assert!(
+        matches!(&c.sinks["chat"], SinkConfig::Slack { url, .. } if url.expose().contains("slack"))
+    );
+    assert!(
+        !format!("{:?}", c.sinks).contains("hooks.slack"),
+        "the Slack URL is a secret"
+    );
+    let SinkConfig::Alertmanager { labels, .. } = &c.sinks["am"] else {
+        panic!("alertmanager sink expected")
+    };
+    assert_eq!(labels["team"], "shop");
+}
+
+#[test]
+fn policy_mistakes_are_named() {
+    let dir = secrets();
+    let toml = minimal(
+        r#"on_failure = "command"
+then = "rollback"
+notify = ["nowhere"]
+max_actions = 0"#,
+        r#"[notify.bad]
+kind = "pager"
+[notify.am]
+kind = "alertmanager"
+url = "ftp://x"
+labels = { "bad-label" = "x" }"#,
+    );
+    let joined = errors(&toml, dir.path()).join("\n");
+    for needle in [
+        "watch[0].on_failure: \"command\" needs a [watch.command] table",
+        "watch[0].then: only applies to on_failure = \"retry\"",
+        "watch[0].notify: no [notify.nowhere] table",
+        "watch[0].max_actions: expected a whole number of at least 1",
+        "notify.bad.kind: unknown notify kind \"pager\"",
+        "notify.am.url: \"ftp://x\" must start with http",
+        "notify.am.labels.bad-label: is not a valid Prometheus label name",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+    let toml = minimal(
+        "on_failure = \"retry\"\nthen = \"pray\"\n[watch.command]\nwhen = \"during\"",
+        "",
+    );
+    let joined = errors(&toml, dir.path()).join("\n");
+    for needle in [
+        "watch[0].then: unknown value \"pray\"",
+        "watch[0].command.argv: is required",
+        "watch[0].command.when: unknown value \"during\"",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+}
+
+#[test]
+fn other_deployer_kinds_parse_and_their_mistakes_are_named() {
+    let dir = secrets();
+    std::fs::write(dir.path().join("argo-token"), "tok").unwrap();
+    std::fs::write(dir.path().join("cd-token"), "Bearer x").unwrap();
+    let toml = r#"
+[deployers.cd]
+kind = "webhook"
+url = "https://cd.example/deploy/{{watch}}"
+body = '{"release": "{{target_release}}", "why": "{{action}}"}'
+status_url = "https://cd.example/status/{{idempotency_key}}"
+headers = { "X-Team" = "shop" }
+secret_headers = { Authorization = "cd-token" }
+
+[deployers.script]
+kind = "command"
+argv = ["/usr/local/bin/deploy", "{{target_release}}"]
+
+[deployers.argo]
+kind = "argocd"
+url = "https://argocd.example"
+token_file = "argo-token"
+
+[[watch]]
+name = "a"
+deployer = "argo"
+application = "shop"
+[[watch.check]]
+name = "h"
+kind = "http"
+url = "http://app/health"
+
+[[watch]]
+name = "b"
+deployer = "cd"
+[[watch.check]]
+name = "h"
+kind = "http"
+url = "http://app/health"
+"#;
+    let c = load_str(toml, dir.path()).unwrap();
+    assert_eq!(c.deployers["cd"].kind(), "webhook");
+    assert_eq!(c.deployers["script"].kind(), "command");
+    assert_eq!(c.watches[0].application.as_deref(), Some("shop"));
+    let DeployerConfig::Webhook(w) = &c.deployers["cd"] else {
+        panic!("webhook expected")
+    };
+    assert_eq!(w.method, "POST");
+    assert_eq!(w.success_status, vec![200, 201, 202, 204]);
+    assert_eq!(w.secret_headers["Authorization"].expose(), "Bearer x");
+    assert!(!format!("{w:?}").contains("Bearer x"));
+
+    let bad = r#"
+[deployers.cd]
+kind = "webhook"
+url = "https://cd.example/{{nope}}"
+body = '{"release": {{target_release}}'
+method = "DELETE"
+[deployers.script]
+kind = "command"
+[deployers.argo]
+kind = "argocd"
+url = "https://argocd.example"
+[deployers.x]
+kind = "jenkins"
+[[watch]]
+name = "a"
+deployer = "argo"
+poll = "30s"
+[[watch.check]]
+name = "h"
+kind = "http"
+url = "http://app/health"
+"#;
+    let joined = errors(bad, dir.path()).join("\n");
+    for needle in [
+        "deployers.cd.url: unknown placeholder {{nope}}",
+        "deployers.cd.body: is not a JSON template",
+        "deployers.cd.method: \"DELETE\" is not one of",
+        "deployers.script.argv: is required",
+        "deployers.argo.token_file: a bearer token is required",
+        "deployers.x.kind: unknown deployer kind \"jenkins\"",
+        "watch[0].application: is required",
+        "watch[0].poll: polling for deployments is supported for octopus deployers only",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
 }

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::fields::{Errors, Table};
 use super::load::ConfigError;
 use super::{
-    CheckConfig, CommandHook, Config, DeployerConfig, Fallback, HookWhen, OnFailure, Probe,
-    ServerConfig, SinkConfig, StateConfig, WatchConfig,
+    CheckConfig, CommandHook, Config, Fallback, HookWhen, OnFailure, Probe, ServerConfig,
+    SinkConfig, StateConfig, WatchConfig,
 };
 use crate::judge::Rule;
 use crate::secret::{Secret, SecretSource};
@@ -49,7 +49,7 @@ pub fn validate_with(
                 state,
                 deployers: deployers
                     .into_iter()
-                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .filter_map(|(k, (_, v))| v.map(|v| (k, v)))
                     .collect(),
                 sinks: sinks
                     .into_iter()
@@ -133,7 +133,7 @@ fn state(root: &Table) -> StateConfig {
 
 fn watches(
     root: &Table,
-    deployers: &BTreeMap<String, Option<DeployerConfig>>,
+    deployers: &super::deployers::Parsed,
     sinks: &BTreeMap<String, Option<SinkConfig>>,
     dry_run: bool,
 ) -> Vec<WatchConfig> {
@@ -215,7 +215,7 @@ fn command_hook(t: &Table) -> Option<CommandHook> {
 
 fn watch(
     t: &Table,
-    deployers: &BTreeMap<String, Option<DeployerConfig>>,
+    deployers: &super::deployers::Parsed,
     sinks: &BTreeMap<String, Option<SinkConfig>>,
     global_dry_run: bool,
 ) -> Option<WatchConfig> {
@@ -234,8 +234,7 @@ fn watch(
     let deployer = t.required_string("deployer");
     let kind = match &deployer {
         Some(d) => match deployers.get(d) {
-            Some(Some(cfg)) => Some(cfg.kind()),
-            Some(None) => None, // the deployer's own errors are reported already
+            Some((kind, _)) => *kind,
             None => {
                 t.error(
                     "deployer",

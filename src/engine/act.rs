@@ -494,6 +494,17 @@ impl WatchActor {
             if let Some(a) = ev.action.as_mut() {
                 a.deploy = Some(deploy_facts(self.deployer.name(), &rec));
             }
+            if let (Some(task), crate::deployer::Deployer::Octopus(c)) =
+                (&rec.task_id, &self.deployer)
+            {
+                let url = format!("{}/app#/{}/tasks/{task}", c.config().url, c.config().space);
+                if !ev.links.iter().any(|l| l.url == url) {
+                    ev.links.push(crate::evidence::Link {
+                        name: format!("Octopus task {task}"),
+                        url,
+                    });
+                }
+            }
             if let Some(dep) = &rec.deployment_id {
                 if let Some(url) = self.deployer.link(&self.target(), dep) {
                     if !ev.links.iter().any(|l| l.url == url) {

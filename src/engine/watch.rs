@@ -200,6 +200,16 @@ impl WatchActor {
                 }
                 self.record.state = Some(WatchState::Paused);
                 self.save_record();
+                let release = self.record.current_release.clone().unwrap_or_default();
+                self.alert(
+                    AlertKind::Paused,
+                    &release,
+                    &format!(
+                        "watch {} paused by an operator: deployments are recorded, not observed",
+                        self.cfg.name
+                    ),
+                    None,
+                );
             }
             Command::Resume => {
                 if self.record.state == Some(WatchState::Paused) {
