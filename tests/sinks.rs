@@ -64,7 +64,7 @@ fn evidence() -> Evidence {
             "command": null
         },
         "timeline": [{"at": at, "event": "condemned"}],
-        "links": []
+        "links": [{"name": "health graph", "url": "http://prometheus:9090/graph?g0.expr=up"}]
     }))
     .expect("the evidence document deserialises")
 }
@@ -251,6 +251,7 @@ async fn alertmanager_gets_labels_annotations_and_times() {
     assert_eq!(Value::Object(labels.clone()), want);
     assert_eq!(a["annotations"]["summary"], sent.summary);
     assert_eq!(a["annotations"]["verdict_id"], "obs-42");
+    assert_eq!(a["generatorURL"], "http://prometheus:9090/graph?g0.expr=up");
     let description = a["annotations"]["description"].as_str().unwrap();
     assert!(description.contains("LIMIT HIT"), "{description}");
     let time = |k: &str| chrono::DateTime::parse_from_rfc3339(a[k].as_str().unwrap()).unwrap();
@@ -389,10 +390,10 @@ async fn secrets_never_reach_logs_errors_or_debug_output() {
 }
 
 #[tokio::test]
-async fn unknown_sink_names_are_skipped() {
+async fn unknown_sink_names_are_skipped_and_duplicates_told_once() {
     let fake = FakeSlack::start().await;
     let h = Harness::new(vec![("chat", slack(&fake.url()))]);
-    h.send(&["nope", "chat"], &alert(AlertKind::Paused));
+    h.send(&["nope", "chat", "chat"], &alert(AlertKind::Paused));
     h.drain().await;
     assert_eq!(fake.bodies().len(), 1);
     assert_eq!(h.count("chat", "paused", "ok"), 1);
@@ -462,8 +463,8 @@ fn alertmanager_binary() -> PathBuf {
     });
     on_path.unwrap_or_else(|| {
         panic!(
-            "{AM_PACKAGE} not found on PATH: install the Debian package \
-             ({AM_PACKAGE}: apt-get install -y {AM_PACKAGE}); tests/run-all.sh does it"
+            "{AM_PACKAGE} not found on PATH: install the Debian package {AM_PACKAGE} \
+             (apt-get install -y {AM_PACKAGE})"
         )
     })
 }
@@ -582,6 +583,10 @@ async fn a_real_alertmanager_accepts_and_lists_the_alert() {
     assert_eq!(labels["team"], "payments");
     assert_eq!(found["annotations"]["verdict_id"], "obs-42");
     assert_eq!(found["annotations"]["summary"], sent.summary);
+    assert_eq!(
+        found["generatorURL"],
+        "http://prometheus:9090/graph?g0.expr=up"
+    );
     let ends = chrono::DateTime::parse_from_rfc3339(found["endsAt"].as_str().unwrap()).unwrap();
     let lifetime = ends.with_timezone(&Utc) - sent.at;
     assert!(

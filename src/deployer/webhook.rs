@@ -226,6 +226,8 @@ impl WebhookDeployer {
             (exec.progress)(rec);
             return ExecOutcome::Succeeded;
         };
+        // Besides the intent's values, `{{deployment_id}}`: the `id` of the accepting answer,
+        // for endpoints that look a deployment up by their own id rather than by the key.
         let mut values = placeholders(target, rec);
         values.push(("deployment_id", rec.deployment_id.as_deref().unwrap_or("")));
         let url = fill_url(template, &values);
@@ -692,13 +694,15 @@ mod tests {
         rec.state = RollbackState::Created;
         rec.calls = 1;
         rec.deployment_id = Some("dep-3".into());
-        let (out, _) = run(&deployer(&url, Some("/status/{{watch}}")), &mut rec).await;
+        let (out, _) = run(&deployer(&url, Some("/status/{{deployment_id}}")), &mut rec).await;
         assert_eq!(
             out,
             ExecOutcome::Failed("deployment dep-3 ended with operation.phase = \"FAILED\"".into())
         );
         assert_eq!(rec.calls, 1);
-        assert!(script.lock().unwrap().received.is_empty());
+        let s = script.lock().unwrap();
+        assert!(s.received.is_empty());
+        assert_eq!(s.status_paths, ["dep-3"]);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ mod delivery;
 mod slack;
 mod webhook;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -100,6 +100,8 @@ impl Sinks {
     pub fn send(&self, names: &[String], alert: &Alert) {
         let config = self.config.read().unwrap_or_else(|e| e.into_inner());
         let alert = Arc::new(alert.clone());
+        // A name listed twice is one destination: tell it once.
+        let names: BTreeSet<&String> = names.iter().collect();
         for name in names {
             let Some(sink) = config.get(name) else {
                 tracing::warn!(sink = %name, event = alert.kind.as_str(), watch = %alert.watch,

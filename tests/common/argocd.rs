@@ -223,7 +223,10 @@ impl FakeArgoCd {
     pub fn history(&self, app: &str) -> Vec<(i64, String)> {
         let mut st = self.lock();
         let a = st.app_mut(app);
-        a.history.iter().map(|h| (h.id, h.revision.clone())).collect()
+        a.history
+            .iter()
+            .map(|h| (h.id, h.revision.clone()))
+            .collect()
     }
 
     /// The phase of the last operation, without advancing it.
@@ -259,9 +262,11 @@ impl FakeArgoCd {
     /// Waits (real time) until `app`'s last operation is in `phase`; panics after `timeout`.
     pub async fn wait_for_phase(&self, app: &str, phase: &str, timeout: Duration) {
         let me = self.clone();
-        super::wait_until(&format!("{app}'s operation is {phase}"), timeout, move || {
-            me.operation_phase(app).as_deref() == Some(phase)
-        })
+        super::wait_until(
+            &format!("{app}'s operation is {phase}"),
+            timeout,
+            move || me.operation_phase(app).as_deref() == Some(phase),
+        )
         .await;
     }
 
@@ -389,7 +394,8 @@ impl App {
             });
             if let Some(f) = s.finished {
                 state["finishedAt"] = json!(ts(f));
-                state["syncResult"] = json!({"resources": [], "revision": s.op.revision, "source": source});
+                state["syncResult"] =
+                    json!({"resources": [], "revision": s.op.revision, "source": source});
             }
             status["operationState"] = state;
         }
@@ -434,7 +440,11 @@ fn error(status: StatusCode, code: u32, message: &str) -> Response {
 /// Bearer token check for every route; the real server answers gRPC Unauthenticated (16).
 async fn gate(AxState(state): AxState<Shared>, req: Request, next: Next) -> Response {
     let expected = format!("Bearer {}", lock(&state).token);
-    match req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()) {
+    match req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+    {
         Some(v) if v == expected.as_bytes() => next.run(req).await,
         Some(_) => error(
             StatusCode::UNAUTHORIZED,
@@ -474,8 +484,8 @@ async fn rollback(
         Err(_) => None,
     };
     st.rollback_calls.push(id.unwrap_or(-1));
-    let fault = st.faults.pop_front();
-    if let Some(Fault::Fail(status)) = fault {
+    if let Some(Fault::Fail(status)) = st.faults.front().cloned() {
+        st.faults.pop_front();
         return error(status, 14, "injected fault");
     }
     let Some(id) = id else {
@@ -493,7 +503,12 @@ async fn rollback(
         let msg = "rollback cannot be initiated when auto-sync is enabled";
         return error(StatusCode::BAD_REQUEST, 9, msg);
     }
-    let Some(revision) = a.history.iter().find(|h| h.id == id).map(|h| h.revision.clone()) else {
+    let Some(revision) = a
+        .history
+        .iter()
+        .find(|h| h.id == id)
+        .map(|h| h.revision.clone())
+    else {
         let msg = format!("application {name} does not have deployment with id {id}");
         return error(StatusCode::BAD_REQUEST, 3, &msg);
     };
@@ -509,11 +524,17 @@ async fn rollback(
         a.op_state = None;
     }
     let rendered = a.render();
-    if !dry_run {
-        st.operations += 1;
+    if dry_run {
+        return Json(rendered).into_response();
     }
-    match fault {
-        Some(Fault::RollbackThenFail) => error(StatusCode::INTERNAL_SERVER_ERROR, 13, "transport is closing"),
-        _ => Json(rendered).into_response(),
+    st.operations += 1;
+    if let Some(Fault::RollbackThenFail) = st.faults.front() {
+        st.faults.pop_front();
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            13,
+            "transport is closing",
+        );
     }
+    Json(rendered).into_response()
 }
