@@ -13,7 +13,7 @@ use super::{
 use crate::secret::{Secret, SecretSource};
 
 /// Placeholders a webhook or command deployer may use in its templates.
-pub const PLACEHOLDERS: [&str; 9] = [
+pub const PLACEHOLDERS: [&str; 10] = [
     "watch",
     "release",
     "version",
@@ -23,6 +23,7 @@ pub const PLACEHOLDERS: [&str; 9] = [
     "action",
     "idempotency_key",
     "environment",
+    "deployment_id",
 ];
 
 /// A deployer as validated: its kind (known even when the rest is invalid, so watches can be

@@ -568,19 +568,19 @@ impl ArgoCdClient {
                 Ok(a) => a,
                 Err(DeployerError::Cancelled) => return Some(ExecOutcome::Cancelled),
                 Err(e) => {
+                    let hint = match e {
+                        DeployerError::Unauthorized { status: 403, .. } => " (Argo CD answers 403 both when the application does not exist and when the token may not read it)",
+                        _ => "",
+                    };
                     return Some(ExecOutcome::Failed(format!(
-                        "cannot read Argo CD application {app}: {e}"
-                    )))
+                        "cannot read Argo CD application {app}: {e}{hint}"
+                    )));
                 }
             };
             if rec.calls > 0 {
                 let baseline = rec.task_id.as_deref().and_then(Baseline::decode);
                 if find_ours(&a, &revision, baseline.as_ref(), rec.decided_at) != Ours::Absent {
                     tracing::warn!(%watch, application = %app, %revision, "found the rollback an earlier attempt started; adopting it");
-                    if let Some(id) = history_id(&a, &revision) {
-                        rec.deployment_id
-                            .get_or_insert_with(|| format!("{app}#history-{id}"));
-                    }
                     rec.state = RollbackState::Created;
                     (exec.progress)(rec);
                     return None;
@@ -609,13 +609,14 @@ impl ArgoCdClient {
             if rec.calls == 0 {
                 rec.task_id = Some(Baseline::of(&a).encode());
             }
+            // What is asked for, known before the answer (which may be lost).
+            rec.deployment_id = Some(format!("{app}#history-{id}"));
             rec.calls += 1;
             (exec.progress)(rec);
             // Not cancellable: an in-flight call is allowed to finish (bounded by the timeout).
             match self.rollback(app, id).await {
                 Ok(()) => {
                     tracing::info!(%watch, application = %app, %revision, history_id = id, "rollback requested");
-                    rec.deployment_id = Some(format!("{app}#history-{id}"));
                     rec.state = RollbackState::Created;
                     rec.detail = Some(format!("rollback to history id {id} requested"));
                     (exec.progress)(rec);

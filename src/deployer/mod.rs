@@ -314,18 +314,31 @@ impl Deployer {
     }
 }
 
-/// Fills `{{name}}` placeholders. With `json`, values are escaped for a JSON string context.
+/// Fills `{{name}}` placeholders in one pass (a value that itself contains `{{...}}` is not
+/// filled again). With `json`, values are escaped for a JSON string context. Unknown names are
+/// left as they are (config validation rejects them).
 pub fn fill(template: &str, values: &[(&str, &str)], json: bool) -> String {
-    let mut out = template.to_string();
-    for (name, value) in values {
-        let v = if json {
-            let quoted = serde_json::to_string(value).unwrap_or_default();
-            quoted[1..quoted.len() - 1].to_string()
-        } else {
-            (*value).to_string()
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
         };
-        out = out.replace(&format!("{{{{{name}}}}}"), &v);
+        let name = after[..end].trim();
+        match values.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) if json => {
+                let quoted = serde_json::to_string(value).unwrap_or_default();
+                out.push_str(&quoted[1..quoted.len() - 1]);
+            }
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -347,6 +360,7 @@ pub fn placeholders<'a>(
         ("action", rec.kind.as_str()),
         ("idempotency_key", rec.marker.as_str()),
         ("environment", target.environment),
+        ("deployment_id", rec.deployment_id.as_deref().unwrap_or("")),
     ]
 }
 
@@ -361,5 +375,12 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["release"], "R\"1");
         assert_eq!(fill("/x/{{watch}}", &[("watch", "a b")], false), "/x/a b");
+        // One pass: a value holding a placeholder is not filled again.
+        let out = fill("{{a}}-{{b}}", &[("a", "{{b}}"), ("b", "B")], false);
+        assert_eq!(out, "{{b}}-B");
+        assert_eq!(
+            fill("{{unknown}} {{a", &[("a", "x")], false),
+            "{{unknown}} {{a"
+        );
     }
 }
