@@ -17,12 +17,15 @@
 //! - [`config`]: TOML + environment, validated into typed structs with every error reported.
 //! - [`judge`]: rules, baseline maths, the verdict state machine.
 //! - [`checks`]: HTTP and Prometheus probes.
-//! - [`deployer`]: the Octopus Deploy client (deployments, tasks, retries).
-//! - [`engine`]: watch actors, observation rounds, rollbacks, polling, reload.
+//! - [`deployer`]: the deployers (Octopus, Argo CD, webhook, command), each exactly once.
+//! - [`engine`]: watch actors, observation rounds, policies and actions, polling, reload.
 //! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup).
 //! - [`api`]: the HTTP API and `/metrics`.
 //! - [`metrics`]: every metric the daemon exports.
 //! - [`status`]: the status document shared by the API and `backstop status`.
+//! - [`evidence`]: the evidence document of every decision.
+//! - [`sinks`]: notifications (Slack, JSON webhook, Alertmanager).
+//! - [`command`]: running configured programs; [`client`]: the CLI side of the API.
 //! - [`daemon`]: wiring it all together for `backstop run`.
 //! - [`systemd`]: the systemd notify protocol (readiness, status, reload, watchdog).
 //! - [`signals`], [`secret`], [`cli`].

@@ -31,6 +31,10 @@ complete -c backstop -n "__fish_backstop_needs_command" -s V -l version -d 'Prin
 complete -c backstop -n "__fish_backstop_needs_command" -f -a "run" -d 'Run the daemon (SIGTERM/SIGINT stop it, SIGHUP reloads the config)'
 complete -c backstop -n "__fish_backstop_needs_command" -f -a "check-config" -d 'Validate a config file; exits non-zero and lists every problem when it is invalid'
 complete -c backstop -n "__fish_backstop_needs_command" -f -a "status" -d 'Print each watch\'s state from a running daemon'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "history" -d 'List past deployments and their verdicts, newest first'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "explain" -d 'Print one verdict\'s evidence as a readable report (ID from `history` or status)'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "pause" -d 'Pause a watch: deployments are recorded, not observed or acted on (persisted)'
+complete -c backstop -n "__fish_backstop_needs_command" -f -a "resume" -d 'Resume a paused watch'
 complete -c backstop -n "__fish_backstop_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
 complete -c backstop -n "__fish_backstop_needs_command" -f -a "man" -d 'Print the man page (roff), generated from this command line definition'
 complete -c backstop -n "__fish_backstop_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -47,15 +51,41 @@ complete -c backstop -n "__fish_backstop_using_subcommand status" -l log-format 
 json\t''"
 complete -c backstop -n "__fish_backstop_using_subcommand status" -l json -d 'Print the raw JSON document instead of a table'
 complete -c backstop -n "__fish_backstop_using_subcommand status" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand history" -l url -r
+complete -c backstop -n "__fish_backstop_using_subcommand history" -l limit -d 'How many entries' -r
+complete -c backstop -n "__fish_backstop_using_subcommand history" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand history" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand explain" -l url -r
+complete -c backstop -n "__fish_backstop_using_subcommand explain" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand explain" -l json -d 'Print the raw evidence document (JSON)'
+complete -c backstop -n "__fish_backstop_using_subcommand explain" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand pause" -l url -r
+complete -c backstop -n "__fish_backstop_using_subcommand pause" -l token-file -d 'File holding the API bearer token (e.g. /etc/backstop/token)' -r -F
+complete -c backstop -n "__fish_backstop_using_subcommand pause" -l token-env -d 'Environment variable holding the token' -r
+complete -c backstop -n "__fish_backstop_using_subcommand pause" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand pause" -s h -l help -d 'Print help'
+complete -c backstop -n "__fish_backstop_using_subcommand resume" -l url -r
+complete -c backstop -n "__fish_backstop_using_subcommand resume" -l token-file -d 'File holding the API bearer token (e.g. /etc/backstop/token)' -r -F
+complete -c backstop -n "__fish_backstop_using_subcommand resume" -l token-env -d 'Environment variable holding the token' -r
+complete -c backstop -n "__fish_backstop_using_subcommand resume" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
+json\t''"
+complete -c backstop -n "__fish_backstop_using_subcommand resume" -s h -l help -d 'Print help'
 complete -c backstop -n "__fish_backstop_using_subcommand completions" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
 json\t''"
 complete -c backstop -n "__fish_backstop_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c backstop -n "__fish_backstop_using_subcommand man" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
 json\t''"
 complete -c backstop -n "__fish_backstop_using_subcommand man" -s h -l help -d 'Print help'
-complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "run" -d 'Run the daemon (SIGTERM/SIGINT stop it, SIGHUP reloads the config)'
-complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "check-config" -d 'Validate a config file; exits non-zero and lists every problem when it is invalid'
-complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "status" -d 'Print each watch\'s state from a running daemon'
-complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
-complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "man" -d 'Print the man page (roff), generated from this command line definition'
-complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "run" -d 'Run the daemon (SIGTERM/SIGINT stop it, SIGHUP reloads the config)'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "check-config" -d 'Validate a config file; exits non-zero and lists every problem when it is invalid'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "status" -d 'Print each watch\'s state from a running daemon'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "history" -d 'List past deployments and their verdicts, newest first'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "explain" -d 'Print one verdict\'s evidence as a readable report (ID from `history` or status)'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "pause" -d 'Pause a watch: deployments are recorded, not observed or acted on (persisted)'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "resume" -d 'Resume a paused watch'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh, fish, elvish, powershell)'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "man" -d 'Print the man page (roff), generated from this command line definition'
+complete -c backstop -n "__fish_backstop_using_subcommand help; and not __fish_seen_subcommand_from run check-config status history explain pause resume completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
