@@ -400,3 +400,111 @@ async fn every_decision_has_evidence_history_and_explanation() {
     }
     assert_eq!(w["rollback"]["state"], "succeeded");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_after_the_rollback_runs_with_the_target_and_every_event_is_notified() {
+    use crate::common::prometheus::{FakePrometheus, Reply};
+    use crate::common::sinks::FakeJsonHook;
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    octo.fail_next_posts(1, 400, None);
+    let app = FakeApp::start().await;
+    let hook = FakeJsonHook::start().await;
+    let setup = Setup::new();
+    let out = setup.dir.path().join("after.txt");
+    let extra = format!(
+        "notify = [\"ops\"]\n[watch.command]\nargv = [\"sh\", \"-c\", \"echo $BACKSTOP_ACTION $BACKSTOP_TARGET_RELEASE >> {}\"]\nwhen = \"after\"",
+        out.display()
+    );
+    let sink = format!(
+        "[notify.ops]\nkind = \"webhook\"\nurl = \"{}\"\n",
+        hook.url()
+    );
+    setup.write(&(sink + &setup.base(&octo.url()) + &watch(&app, &extra)));
+    let d = Daemon::start(&setup).await;
+    verified(&d, &r1).await;
+
+    // The rollback is refused by Octopus (400): condemned, then rollback_failed.
+    app.set_health(503);
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    d.wait_watch("shop", "failed rollback", T, |w| w["state"] == "failed")
+        .await;
+    let events = |n| {
+        let hook = hook.clone();
+        async move {
+            hook.wait_for(n, T)
+                .await
+                .iter()
+                .map(|r| r.body["kind"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Deliveries run concurrently: compare without order.
+    let mut first = events(2).await;
+    first.sort();
+    assert_eq!(first, ["condemned", "rollback_failed"]);
+    let ran = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        ran.trim(),
+        format!("rollback {r1}"),
+        "the after-hook ran once, after the deploy call"
+    );
+    let sent = hook.requests();
+    let failed = sent
+        .iter()
+        .find(|r| r.body["kind"] == "rollback_failed")
+        .unwrap();
+    assert_eq!(
+        failed.body["evidence"]["action"]["target_release"],
+        r1.as_str()
+    );
+    assert_eq!(failed.body["evidence"]["action"]["command"]["exit_code"], 0);
+
+    // An operator pause is announced too.
+    let r = d
+        .http()
+        .post(format!("{}/v1/watches/shop/pause", d.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(events(3).await[2], "paused");
+    drop(d);
+
+    // A blind watch (no data) is announced as inconclusive.
+    let prom = FakePrometheus::start().await;
+    prom.set("p", Reply::Empty);
+    let setup = Setup::new();
+    let sink = format!(
+        "[notify.ops]\nkind = \"webhook\"\nurl = \"{}\"\n",
+        hook.url()
+    );
+    let watch = format!(
+        r#"
+[[watch]]
+name = "blind"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+warmup = "0s"
+window = "5s"
+interval = "100ms"
+error_limit = 3
+notify = ["ops"]
+[[watch.check]]
+name = "latency"
+kind = "prometheus"
+url = "{}"
+query = "p"
+max = 1
+timeout = "80ms"
+"#,
+        prom.url()
+    );
+    setup.write(&(sink + &setup.base(&octo.url()) + &watch));
+    let d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("blind", "Releases-7").await, 202);
+    assert_eq!(events(4).await[3], "inconclusive");
+}
