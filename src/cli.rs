@@ -90,6 +90,19 @@ pub enum Command {
         #[command(flatten)]
         auth: ApiAuth,
     },
+    /// Watch backstop catch a bad release and roll it back: a simulated service and deployment
+    /// tool, real HTTP on loopback, no config, under a minute.
+    Demo {
+        /// What goes wrong with the new release.
+        #[arg(long, value_enum, default_value = "bad-health")]
+        scenario: crate::demo::Scenario,
+        /// List the scenarios.
+        #[arg(long)]
+        list: bool,
+        /// Print the evidence documents (JSON) instead of the live view.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]

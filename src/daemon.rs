@@ -42,15 +42,25 @@ pub enum DaemonError {
 pub async fn run(
     config: Config,
     config_path: PathBuf,
-    mut control: mpsc::Receiver<Control>,
+    control: mpsc::Receiver<Control>,
 ) -> Result<(), DaemonError> {
-    let store = Store::open(&config.state.dir)?;
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| DaemonError::Listen {
             addr: config.server.listen,
             source,
         })?;
+    serve(config, config_path, control, listener).await
+}
+
+/// Like [`run`] on a listener the caller bound (the demo binds port 0 and needs the address).
+pub async fn serve(
+    config: Config,
+    config_path: PathBuf,
+    mut control: mpsc::Receiver<Control>,
+    listener: TcpListener,
+) -> Result<(), DaemonError> {
+    let store = Store::open(&config.state.dir)?;
     let http = reqwest::Client::builder()
         .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))

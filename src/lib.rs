@@ -38,6 +38,7 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod deployer;
+pub mod demo;
 pub mod engine;
 pub mod evidence;
 pub mod judge;

@@ -7,9 +7,9 @@ use clap::Parser;
 use backstop::cli::{Cli, Command, LogFormat};
 use backstop::{config, daemon, signals};
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Under journald the journal stamps every line itself.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     // Colours only on a terminal: escape codes in the journal or a log file are noise.
@@ -27,8 +27,33 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The demo shows its own live view; the daemon's logs would drown it.
+    let level = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
+    init_tracing(cli.log_format, level);
     match cli.command {
+        Command::Demo { list: true, .. } => {
+            print!("{}", backstop::demo::list());
+            ExitCode::SUCCESS
+        }
+        Command::Demo { scenario, json, .. } => {
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(backstop::demo::run(scenario, json)) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Completions { shell } => {
             use std::io::Write;
             match std::io::stdout().write_all(&backstop::cli::completions(shell)) {
