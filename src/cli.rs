@@ -103,6 +103,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the demo's simulated service and Octopus-shaped deployment API (for benchmarks);
+    /// prints their URLs as JSON and runs until SIGTERM/SIGINT.
+    #[command(hide = true)]
+    Simulate,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]

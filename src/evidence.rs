@@ -58,9 +58,9 @@ pub struct VerdictFacts {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckEvidence {
-    /// `http` or `prometheus`.
+    /// `http`, `prometheus` or `scrape`.
     pub kind: String,
-    /// The probed URL (http) or the Prometheus server (prometheus).
+    /// The probed URL (http), the Prometheus server (prometheus) or the /metrics URL (scrape).
     pub url: String,
     pub query: Option<String>,
     #[serde(flatten)]

@@ -16,7 +16,7 @@
 //! Modules:
 //! - [`config`]: TOML + environment, validated into typed structs with every error reported.
 //! - [`judge`]: rules, baseline maths, the verdict state machine.
-//! - [`checks`]: HTTP and Prometheus probes.
+//! - [`checks`]: HTTP, Prometheus and scrape (`/metrics` read directly) probes.
 //! - [`deployer`]: the deployers (Octopus, Argo CD, webhook, command), each exactly once.
 //! - [`engine`]: watch actors, observation rounds, policies and actions, polling, reload.
 //! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup).
@@ -28,6 +28,7 @@
 //! - [`command`]: running configured programs; [`client`]: the CLI side of the API.
 //! - [`daemon`]: wiring it all together for `backstop run`.
 //! - [`systemd`]: the systemd notify protocol (readiness, status, reload, watchdog).
+//! - [`demo`]: `backstop demo`, a simulated service and deployment tool on loopback.
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
@@ -37,8 +38,8 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod daemon;
-pub mod deployer;
 pub mod demo;
+pub mod deployer;
 pub mod engine;
 pub mod evidence;
 pub mod judge;

@@ -28,12 +28,46 @@ fn init_tracing(format: LogFormat, default_level: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo shows its own live view; the daemon's logs would drown it.
-    let level = if matches!(cli.command, Command::Demo { .. }) { "error" } else { "info" };
+    let level = if matches!(cli.command, Command::Demo { .. }) {
+        "off"
+    } else {
+        "info"
+    };
     init_tracing(cli.log_format, level);
     match cli.command {
         Command::Demo { list: true, .. } => {
             print!("{}", backstop::demo::list());
             ExitCode::SUCCESS
+        }
+        Command::Simulate => {
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = rt.block_on(async {
+                let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+                if let Err(e) = signals::forward(tx) {
+                    eprintln!("cannot install signal handlers: {e}");
+                }
+                backstop::demo::simulate(async move {
+                    while let Some(c) = rx.recv().await {
+                        if c == signals::Control::Shutdown {
+                            return;
+                        }
+                    }
+                })
+                .await
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Demo { scenario, json, .. } => {
             let rt = match tokio::runtime::Runtime::new() {

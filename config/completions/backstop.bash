@@ -22,6 +22,9 @@ _backstop() {
             backstop,completions)
                 cmd="backstop__subcmd__completions"
                 ;;
+            backstop,demo)
+                cmd="backstop__subcmd__demo"
+                ;;
             backstop,explain)
                 cmd="backstop__subcmd__explain"
                 ;;
@@ -43,6 +46,9 @@ _backstop() {
             backstop,run)
                 cmd="backstop__subcmd__run"
                 ;;
+            backstop,simulate)
+                cmd="backstop__subcmd__simulate"
+                ;;
             backstop,status)
                 cmd="backstop__subcmd__status"
                 ;;
@@ -51,6 +57,9 @@ _backstop() {
                 ;;
             backstop__subcmd__help,completions)
                 cmd="backstop__subcmd__help__subcmd__completions"
+                ;;
+            backstop__subcmd__help,demo)
+                cmd="backstop__subcmd__help__subcmd__demo"
                 ;;
             backstop__subcmd__help,explain)
                 cmd="backstop__subcmd__help__subcmd__explain"
@@ -73,6 +82,9 @@ _backstop() {
             backstop__subcmd__help,run)
                 cmd="backstop__subcmd__help__subcmd__run"
                 ;;
+            backstop__subcmd__help,simulate)
+                cmd="backstop__subcmd__help__subcmd__simulate"
+                ;;
             backstop__subcmd__help,status)
                 cmd="backstop__subcmd__help__subcmd__status"
                 ;;
@@ -83,7 +95,7 @@ _backstop() {
 
     case "${cmd}" in
         backstop)
-            opts="-h -V --log-format --help --version run check-config status history explain pause resume completions man help"
+            opts="-h -V --log-format --help --version run check-config status history explain pause resume demo simulate completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -144,6 +156,28 @@ _backstop() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        backstop__subcmd__demo)
+            opts="-h --scenario --list --json --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --scenario)
+                    COMPREPLY=($(compgen -W "bad-health error-spike slow noisy-good flapping" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         backstop__subcmd__explain)
             opts="-h --url --json --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -167,7 +201,7 @@ _backstop() {
             return 0
             ;;
         backstop__subcmd__help)
-            opts="run check-config status history explain pause resume completions man help"
+            opts="run check-config status history explain pause resume demo simulate completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -195,6 +229,20 @@ _backstop() {
             return 0
             ;;
         backstop__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        backstop__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -293,6 +341,20 @@ _backstop() {
             return 0
             ;;
         backstop__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        backstop__subcmd__help__subcmd__simulate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -439,6 +501,24 @@ _backstop() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        backstop__subcmd__simulate)
+            opts="-h --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0

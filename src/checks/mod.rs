@@ -1,10 +1,12 @@
-//! Probes: take one sample of a check, or the baseline of a Prometheus query.
+//! Probes: take one sample of a check, or its pre-deployment baseline.
 //!
 //! A probe that cannot measure returns a [`ProbeError`]; the engine records it as an error
-//! outcome, never as a failure. One variant per check kind, dispatched with `match`.
+//! outcome, never as a failure. One variant per check kind, dispatched with `match`. Scrape
+//! checks do their I/O in a [`scrape::Collector`] task; sampling them reads its history.
 
 mod http;
 pub mod prometheus;
+pub mod scrape;
 
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ pub enum ProbeError {
     MultipleSeries(usize),
     #[error("malformed response: {0}")]
     Malformed(String),
+    #[error(transparent)]
+    Scrape(#[from] scrape::ScrapeError),
 }
 
 impl ProbeError {
@@ -48,8 +52,14 @@ impl ProbeError {
     }
 }
 
-/// Takes one sample.
-pub async fn sample(client: &reqwest::Client, probe: &Probe) -> Result<Reading, ProbeError> {
+/// Takes one sample. `collector` is the check's scrape collector (scrape checks only);
+/// `since` is when the observed deployment started.
+pub async fn sample(
+    client: &reqwest::Client,
+    probe: &Probe,
+    collector: Option<&scrape::Collector>,
+    since: DateTime<Utc>,
+) -> Result<Reading, ProbeError> {
     match probe {
         Probe::Http { url, timeout } => http::sample(client, url, *timeout).await,
         Probe::Prometheus {
@@ -60,6 +70,10 @@ pub async fn sample(client: &reqwest::Client, probe: &Probe) -> Result<Reading, 
         } => prometheus::instant(client, url, query, *timeout)
             .await
             .map(Reading::Value),
+        Probe::Scrape(_) => collector
+            .ok_or(ProbeError::Scrape(scrape::ScrapeError::NotYet))?
+            .sample(Utc::now(), since)
+            .map(Reading::Value),
     }
 }
 
@@ -68,6 +82,7 @@ pub async fn baseline(
     client: &reqwest::Client,
     probe: &Probe,
     deployed_at: DateTime<Utc>,
+    collector: Option<&scrape::Collector>,
 ) -> Result<Option<f64>, ProbeError> {
     match probe {
         Probe::Http { .. } => Ok(None),
@@ -87,5 +102,8 @@ pub async fn baseline(
                 .map(Some)
                 .ok_or(ProbeError::NoData)
         }
+        Probe::Scrape(_) => collector
+            .ok_or(ProbeError::Scrape(scrape::ScrapeError::NotYet))?
+            .baseline(deployed_at),
     }
 }

@@ -9,6 +9,7 @@
 mod deployers;
 mod fields;
 mod load;
+mod scrape;
 mod sinks;
 mod validate;
 
@@ -282,7 +283,7 @@ pub struct CheckConfig {
     /// `kind` and its probe settings.
     pub probe: Probe,
     /// The thresholds: `expect_status` for http; `max`, `min`, `max_ratio`, `min_ratio` for
-    /// prometheus. At least one is required.
+    /// prometheus and scrape. At least one is required.
     pub rules: Vec<Rule>,
 }
 
@@ -300,6 +301,68 @@ pub enum Probe {
         /// the deployment started. Required by ratio rules (default 10m when one is set).
         baseline_window: Option<Duration>,
     },
+    /// `kind = "scrape"`: backstop fetches a Prometheus text-format endpoint itself every
+    /// interval (no Prometheus server needed) and judges a gauge, a counter rate or a ratio of
+    /// two counter rates computed from its own successive scrapes.
+    Scrape(ScrapeProbe),
+}
+
+/// The settings of a `kind = "scrape"` check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeProbe {
+    /// `url`: the `/metrics` endpoint (Prometheus text exposition format) to fetch.
+    pub url: String,
+    /// `timeout`: per-scrape timeout, shorter than the interval.
+    pub timeout: Duration,
+    /// `mode` (`gauge`, the default, `rate` or `ratio`) and the series it reads.
+    pub mode: ScrapeMode,
+    /// `rate_window` (default 1m, at least two intervals): `rate` and `ratio` are computed from
+    /// the scrapes of this window ending at the newest one.
+    pub rate_window: Duration,
+    /// `baseline_window`: the baseline is the mean of the value over this window ending when
+    /// the deployment started, from backstop's own scrapes. Required by ratio rules (default
+    /// 10m when one is set).
+    pub baseline_window: Option<Duration>,
+}
+
+/// What a scrape check computes from the selected series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScrapeMode {
+    /// `mode = "gauge"`: the newest value (summed over the selected series).
+    Gauge(SeriesSelector),
+    /// `mode = "rate"`: per-second increase of a counter over `rate_window`.
+    Rate(SeriesSelector),
+    /// `mode = "ratio"`: increase of `numerator` divided by increase of `denominator` over
+    /// `rate_window` (e.g. 5xx responses / all responses). No increase of the denominator is
+    /// "no traffic": an error, never a failure.
+    Ratio {
+        numerator: SeriesSelector,
+        denominator: SeriesSelector,
+    },
+}
+
+impl ScrapeMode {
+    /// The selectors this mode reads, in a fixed order (numerator before denominator).
+    pub fn selectors(&self) -> Vec<&SeriesSelector> {
+        match self {
+            ScrapeMode::Gauge(s) | ScrapeMode::Rate(s) => vec![s],
+            ScrapeMode::Ratio {
+                numerator,
+                denominator,
+            } => vec![numerator, denominator],
+        }
+    }
+}
+
+/// `metric` + `labels`: the series of one metric whose labels include every listed pair
+/// (exact matches; unlisted labels are free). Several matching series are summed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSelector {
+    /// `metric`: the full series name, e.g. `http_requests_total` or
+    /// `http_request_duration_seconds_bucket`.
+    pub metric: String,
+    /// `labels`: label name = exact value; `{}` (the default) selects every series of `metric`.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Config {

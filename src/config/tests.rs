@@ -458,3 +458,6 @@ url = "http://app/health"
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
 }
+
+#[path = "scrape_tests.rs"]
+mod scrape;

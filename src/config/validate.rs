@@ -377,54 +377,7 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
         }
         Some("prometheus") => {
             let query = t.required_string("query");
-            let mut rules = Vec::new();
-            if let Some(v) = t.number("max") {
-                rules.push(Rule::Max(v));
-            }
-            if let Some(v) = t.number("min") {
-                rules.push(Rule::Min(v));
-            }
-            for (key, make) in [
-                ("max_ratio", Rule::MaxRatio as fn(f64) -> Rule),
-                ("min_ratio", Rule::MinRatio),
-            ] {
-                if let Some(v) = t.number(key) {
-                    if v <= 0.0 {
-                        t.error(key, "must be greater than zero");
-                    } else {
-                        rules.push(make(v));
-                    }
-                }
-            }
-            let given = ["max", "min", "max_ratio", "min_ratio"]
-                .iter()
-                .any(|k| t.has(k));
-            if !given {
-                t.error(
-                    "max",
-                    "a prometheus check needs a rule: set max, min, max_ratio or min_ratio",
-                );
-            }
-            if let (Some(Rule::Min(lo)), Some(Rule::Max(hi))) = (
-                rules.iter().find(|r| matches!(r, Rule::Min(_))),
-                rules.iter().find(|r| matches!(r, Rule::Max(_))),
-            ) {
-                if lo > hi {
-                    t.error(
-                        "min",
-                        format!("min {lo} is above max {hi}: every sample would fail"),
-                    );
-                }
-            }
-            let mut baseline_window = t.duration("baseline_window");
-            if rules.iter().any(Rule::needs_baseline) {
-                baseline_window.get_or_insert(Duration::from_secs(600));
-            } else if baseline_window.is_some() {
-                t.error(
-                    "baseline_window",
-                    "has no effect without max_ratio or min_ratio",
-                );
-            }
+            let (rules, baseline_window) = threshold_rules(t, "prometheus");
             let probe = match (url, query) {
                 (Some(url), Some(query)) => Some(Probe::Prometheus {
                     url: url.trim_end_matches('/').to_string(),
@@ -436,32 +389,25 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
             };
             (probe, rules)
         }
+        Some("scrape") => super::scrape::scrape(t, url, timeout, interval),
         Some(other) => {
             t.error(
                 "kind",
-                format!("unknown check kind {other:?}; expected \"http\" or \"prometheus\""),
+                format!(
+                    "unknown check kind {other:?}; expected \"http\", \"prometheus\" or \"scrape\""
+                ),
             );
             (None, Vec::new())
         }
         None => (None, Vec::new()),
     };
-    if kind.as_deref() == Some("http") {
-        for key in [
-            "max",
-            "min",
-            "max_ratio",
-            "min_ratio",
-            "query",
-            "baseline_window",
-        ] {
-            if t.has(key) {
-                t.error(key, "is not a setting of http checks");
-                let _ = t.string(key);
+    if let Some(kind) = kind.as_deref() {
+        for (key, kinds) in KIND_KEYS {
+            if KINDS.contains(&kind) && !kinds.contains(&kind) && t.has(key) {
+                t.error(key, format!("is not a setting of {kind} checks"));
+                consume(t, key);
             }
         }
-    } else if kind.as_deref() == Some("prometheus") && t.has("expect_status") {
-        t.error("expect_status", "is not a setting of prometheus checks");
-        let _ = t.statuses("expect_status");
     }
     Some(CheckConfig {
         name: name?,
@@ -469,4 +415,90 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
         probe: probe?,
         rules,
     })
+}
+
+/// The check kinds.
+const KINDS: [&str; 3] = ["http", "prometheus", "scrape"];
+
+/// The kinds that accept each kind-specific key, so a key given to another kind is named as
+/// misplaced rather than unknown.
+const KIND_KEYS: [(&str, &[&str]); 13] = [
+    ("expect_status", &["http"]),
+    ("query", &["prometheus"]),
+    ("max", &["prometheus", "scrape"]),
+    ("min", &["prometheus", "scrape"]),
+    ("max_ratio", &["prometheus", "scrape"]),
+    ("min_ratio", &["prometheus", "scrape"]),
+    ("baseline_window", &["prometheus", "scrape"]),
+    ("mode", &["scrape"]),
+    ("metric", &["scrape"]),
+    ("labels", &["scrape"]),
+    ("numerator", &["scrape"]),
+    ("denominator", &["scrape"]),
+    ("rate_window", &["scrape"]),
+];
+
+/// Reads a misplaced key with its natural accessor, so that it is reported once (as
+/// misplaced) and not also as unknown.
+pub(super) fn consume(t: &Table, key: &str) {
+    match key {
+        "expect_status" => drop(t.statuses(key)),
+        "labels" => drop(t.string_map(key)),
+        "numerator" | "denominator" => drop(t.table(key)),
+        _ => drop(t.string(key)),
+    }
+}
+
+/// The threshold rules of a numeric check (`max`, `min`, `max_ratio`, `min_ratio`) and its
+/// `baseline_window` (default 10m when a ratio rule needs one). At least one rule is required.
+pub(super) fn threshold_rules(t: &Table, kind: &str) -> (Vec<Rule>, Option<Duration>) {
+    let mut rules = Vec::new();
+    if let Some(v) = t.number("max") {
+        rules.push(Rule::Max(v));
+    }
+    if let Some(v) = t.number("min") {
+        rules.push(Rule::Min(v));
+    }
+    for (key, make) in [
+        ("max_ratio", Rule::MaxRatio as fn(f64) -> Rule),
+        ("min_ratio", Rule::MinRatio),
+    ] {
+        if let Some(v) = t.number(key) {
+            if v <= 0.0 {
+                t.error(key, "must be greater than zero");
+            } else {
+                rules.push(make(v));
+            }
+        }
+    }
+    let given = ["max", "min", "max_ratio", "min_ratio"]
+        .iter()
+        .any(|k| t.has(k));
+    if !given {
+        t.error(
+            "max",
+            format!("a {kind} check needs a rule: set max, min, max_ratio or min_ratio"),
+        );
+    }
+    if let (Some(Rule::Min(lo)), Some(Rule::Max(hi))) = (
+        rules.iter().find(|r| matches!(r, Rule::Min(_))),
+        rules.iter().find(|r| matches!(r, Rule::Max(_))),
+    ) {
+        if lo > hi {
+            t.error(
+                "min",
+                format!("min {lo} is above max {hi}: every sample would fail"),
+            );
+        }
+    }
+    let mut baseline_window = t.duration("baseline_window");
+    if rules.iter().any(Rule::needs_baseline) {
+        baseline_window.get_or_insert(Duration::from_secs(600));
+    } else if baseline_window.is_some() {
+        t.error(
+            "baseline_window",
+            "has no effect without max_ratio or min_ratio",
+        );
+    }
+    (rules, baseline_window)
 }

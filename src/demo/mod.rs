@@ -78,6 +78,35 @@ impl Scenario {
     }
 }
 
+/// `backstop simulate`: serves the demo's simulated service and deployment API until the
+/// shutdown future completes, printing their URLs as one JSON line. For benchmarks and for
+/// trying configurations by hand.
+pub async fn simulate(shutdown: impl std::future::Future<Output = ()>) -> Result<(), DemoError> {
+    let setup = |e: std::io::Error| DemoError::Setup(e.to_string());
+    let cancel = CancellationToken::new();
+    let service = Service::start("1.0.0", cancel.clone())
+        .await
+        .map_err(setup)?;
+    let octo = Octopus::start(service.clone(), cancel.clone())
+        .await
+        .map_err(setup)?;
+    let r1 = octo.add_release("1.0.0", Behaviour::Good);
+    octo.deploy(&r1, "initial deployment");
+    println!(
+        "{}",
+        serde_json::json!({
+            "service": service.url,
+            "deployer": octo.url,
+            "space": "Spaces-1",
+            "project": octopus::PROJECT,
+            "environment": octopus::ENVIRONMENT,
+        })
+    );
+    shutdown.await;
+    cancel.cancel();
+    Ok(())
+}
+
 /// The list printed by `--list`.
 pub fn list() -> String {
     Scenario::ALL
@@ -224,7 +253,9 @@ async fn run_in(
     cancel: CancellationToken,
 ) -> Result<String, DemoError> {
     let setup = |e: std::io::Error| DemoError::Setup(e.to_string());
-    let service = Service::start("1.0.0", cancel.clone()).await.map_err(setup)?;
+    let service = Service::start("1.0.0", cancel.clone())
+        .await
+        .map_err(setup)?;
     let octo = Octopus::start(service.clone(), cancel.clone())
         .await
         .map_err(setup)?;
@@ -244,10 +275,19 @@ async fn run_in(
     let (control, rx) = tokio::sync::mpsc::channel(1);
     let daemon = tokio::spawn(crate::daemon::serve(cfg, path, rx, listener));
 
-    out.line(&format!("backstop demo, scenario {}: {}", scenario.name(), scenario.describe()));
-    out.line(&format!("  simulated service    {}  (/health, /metrics)", service.url));
+    out.line(&format!(
+        "backstop demo, scenario {}: {}",
+        scenario.name(),
+        scenario.describe()
+    ));
+    out.line(&format!(
+        "  simulated service    {}  (/health, /metrics)",
+        service.url
+    ));
     out.line(&format!("  simulated Octopus    {}", octo.url));
-    out.line(&format!("  backstop             {api}  (try {api}/v1/status)"));
+    out.line(&format!(
+        "  backstop             {api}  (try {api}/v1/status)"
+    ));
     out.line("release 1.0.0 is running; backstop collects its baseline from /metrics");
     let http = reqwest::Client::new();
     let status = |http: reqwest::Client, api: String| async move {
@@ -264,7 +304,10 @@ async fn run_in(
     // Let the scrape checks gather a few seconds of the running release.
     let warm = Instant::now();
     while warm.elapsed() < Duration::from_secs(3) {
-        out.progress(&format!("collecting baseline {:.1}s", warm.elapsed().as_secs_f64()));
+        out.progress(&format!(
+            "collecting baseline {:.1}s",
+            warm.elapsed().as_secs_f64()
+        ));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -275,21 +318,37 @@ async fn run_in(
     })
     .await?;
     let v = &w["last_verdict"];
-    out.line(&format!("✔ backstop verdict on 1.1.0: {} — it is now the last good release", v["verdict"].as_str().unwrap_or("?")));
+    out.line(&format!(
+        "✔ backstop verdict on 1.1.0: {} — it is now the last good release",
+        v["verdict"].as_str().unwrap_or("?")
+    ));
 
-    out.line(&format!("CI deploys release 1.2.0 ({})", scenario.describe()));
-    let bad = octo.deploy(&r3, "CI pipeline").ok_or(DemoError::Setup("release missing".into()))?;
+    out.line(&format!(
+        "CI deploys release 1.2.0 ({})",
+        scenario.describe()
+    ));
+    let bad = octo
+        .deploy(&r3, "CI pipeline")
+        .ok_or(DemoError::Setup("release missing".into()))?;
     let w = watch_until(out, &http, &api, &status, |w| {
         w["last_verdict"]["release"] == r3.as_str()
     })
     .await?;
-    let verdict = w["last_verdict"]["verdict"].as_str().unwrap_or("?").to_string();
+    let verdict = w["last_verdict"]["verdict"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
     let summary;
     if scenario.is_bad() {
         if verdict != "condemned" {
-            return Err(DemoError::Outcome(format!("1.2.0 was {verdict}, expected condemned")));
+            return Err(DemoError::Outcome(format!(
+                "1.2.0 was {verdict}, expected condemned"
+            )));
         }
-        out.line(&format!("✘ backstop condemned 1.2.0: {}", w["last_verdict"]["summary"].as_str().unwrap_or("")));
+        out.line(&format!(
+            "✘ backstop condemned 1.2.0: {}",
+            w["last_verdict"]["summary"].as_str().unwrap_or("")
+        ));
         let rollback = octo
             .deployments()
             .into_iter()
@@ -310,26 +369,35 @@ async fn run_in(
             w["last_verdict"]["verdict"].as_str().unwrap_or("?"),
             service.release()
         ));
-        let decided = w["rollback"].clone();
-        let _ = decided;
+        let overhead = overhead(&http, &api, &rollback).await;
         summary = format!(
-            "Summary: bad release 1.2.0 ({}) rolled back to 1.1.0; bad deployment → rollback call: {}.\nEvidence: backstop explain <id> --url {api} (ids: backstop history --url {api})\n",
+            "Summary: bad release 1.2.0 ({}) rolled back to 1.1.0.\n  bad deployment → rollback call: {} (deploy 0.3 s + discovery + warmup 1 s + 3 failed rounds of 0.5 s)\n  condemning sample → deploy call: {}\n  (run with --json for the evidence documents)\n",
             scenario.name(),
-            fmt(rollback.at - bad.at)
+            fmt(rollback.at - bad.at),
+            overhead.unwrap_or_else(|| "unknown".into())
         );
+        let _ = &api;
     } else {
         if verdict != "verified" {
-            return Err(DemoError::Outcome(format!("1.2.0 was {verdict}, expected verified")));
+            return Err(DemoError::Outcome(format!(
+                "1.2.0 was {verdict}, expected verified"
+            )));
         }
         let failures: u64 = w["last_verdict"]["checks"]
             .as_array()
             .map(|c| c.iter().filter_map(|c| c["failures"].as_u64()).sum())
             .unwrap_or(0);
-        out.line(&format!("✔ 1.2.0 verified despite {failures} failed samples: noise is not a failure"));
-        if octo.deployments().iter().any(|d| d.comments.contains("backstop")) {
+        out.line(&format!(
+            "✔ 1.2.0 verified despite {failures} failed samples: noise is not a failure"
+        ));
+        if octo
+            .deployments()
+            .iter()
+            .any(|d| d.comments.contains("backstop"))
+        {
             return Err(DemoError::Outcome("a good release was rolled back".into()));
         }
-        summary = format!("Summary: noisy but good release 1.2.0 kept; no rollback was made.\n");
+        summary = "Summary: noisy but good release 1.2.0 kept; no rollback was made.\n".to_string();
     }
     let text = if out.json {
         evidence(&http, &api).await?
@@ -339,6 +407,50 @@ async fn run_in(
     let _ = control.send(crate::signals::Control::Shutdown).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), daemon).await;
     Ok(text)
+}
+
+/// Time from the sample that condemned the release to the rollback deployment's creation.
+async fn overhead(
+    http: &reqwest::Client,
+    api: &str,
+    rollback: &octopus::Deployment,
+) -> Option<String> {
+    let history: Value = http
+        .get(format!("{api}/v1/history?watch={WATCH}"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let id = history["deployments"]
+        .as_array()?
+        .iter()
+        .find(|e| e["verdict"] == "condemned")?["id"]
+        .as_str()?
+        .to_string();
+    let ev: Value = http
+        .get(format!("{api}/v1/verdicts/{id}"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let condemning = ev["checks"]
+        .as_array()?
+        .iter()
+        .filter(|c| !c["limit_hit"].is_null())
+        .filter_map(|c| {
+            c["samples"].as_array()?.last()?["at"]
+                .as_str()
+                .map(String::from)
+        })
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        .max()?;
+    let ms = (rollback.created - condemning.with_timezone(&chrono::Utc)).num_microseconds()? as f64
+        / 1000.0;
+    Some(format!("{ms:.1} ms"))
 }
 
 fn fmt(d: Duration) -> String {
@@ -358,12 +470,19 @@ async fn evidence(http: &reqwest::Client, api: &str) -> Result<String, DemoError
     };
     let history = get(format!("{api}/v1/history?watch={WATCH}")).await?;
     let mut docs = Vec::new();
-    for e in history["deployments"].as_array().cloned().unwrap_or_default() {
+    for e in history["deployments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         if let Some(id) = e["id"].as_str() {
             docs.push(get(format!("{api}/v1/verdicts/{id}")).await?);
         }
     }
-    Ok(serde_json::to_string_pretty(&serde_json::json!({ "evidence": docs })).unwrap_or_default() + "\n")
+    Ok(
+        serde_json::to_string_pretty(&serde_json::json!({ "evidence": docs })).unwrap_or_default()
+            + "\n",
+    )
 }
 
 /// Shows the observation live until `done` holds.
@@ -448,9 +567,16 @@ fn observation_line(o: &Value) -> String {
             }
         })
         .collect();
+    // Releases-N is the Nth demo release: 1.0.0, 1.1.0, 1.2.0.
+    let release = o["release"].as_str().unwrap_or("?");
+    let version = match release {
+        "Releases-1" => "1.0.0",
+        "Releases-2" => "1.1.0",
+        "Releases-3" => "1.2.0",
+        other => other,
+    };
     format!(
-        "observing {} [{bar}] round {}: {}",
-        o["version"].as_str().or(o["release"].as_str()).unwrap_or("?"),
+        "observing {version} [{bar}] round {}: {}",
         o["rounds"],
         checks.join(" | ")
     )

@@ -63,6 +63,8 @@ impl Octopus {
             service,
         };
         let app = Router::new()
+            .route("/sim/releases", axum::routing::post(sim_release))
+            .route("/sim/deployments", get(sim_deployments))
             .route("/api/{space}/deployments", get(list).post(create))
             .route("/api/{space}/deployments/{id}", get(one))
             .route("/api/{space}/tasks/{id}", get(task))
@@ -137,7 +139,10 @@ impl Octopus {
     }
 }
 
-async fn list(State(o): State<Octopus>, axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>) -> Json<Value> {
+async fn list(
+    State(o): State<Octopus>,
+    axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>,
+) -> Json<Value> {
     let want_success = q.iter().any(|(k, v)| k == "taskState" && v == "Success");
     let s = o.lock();
     let items: Vec<Value> = s
@@ -165,19 +170,31 @@ async fn create(State(o): State<Octopus>, Json(body): Json<Value>) -> (StatusCod
     }
 }
 
-async fn one(State(o): State<Octopus>, Path((_, id)): Path<(String, String)>) -> (StatusCode, Json<Value>) {
+async fn one(
+    State(o): State<Octopus>,
+    Path((_, id)): Path<(String, String)>,
+) -> (StatusCode, Json<Value>) {
     let s = o.lock();
     match s.deployments.iter().find(|d| d.id == id) {
         Some(d) => (StatusCode::OK, Json(o.render(d))),
-        None => (StatusCode::NOT_FOUND, Json(json!({"ErrorMessage": "Not found", "Errors": []}))),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"ErrorMessage": "Not found", "Errors": []})),
+        ),
     }
 }
 
-async fn task(State(o): State<Octopus>, Path((_, id)): Path<(String, String)>) -> (StatusCode, Json<Value>) {
+async fn task(
+    State(o): State<Octopus>,
+    Path((_, id)): Path<(String, String)>,
+) -> (StatusCode, Json<Value>) {
     let dep = id.replace("ServerTasks-", "Deployments-");
     let s = o.lock();
     let Some(d) = s.deployments.iter().find(|d| d.id == dep) else {
-        return (StatusCode::NOT_FOUND, Json(json!({"ErrorMessage": "Not found", "Errors": []})));
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"ErrorMessage": "Not found", "Errors": []})),
+        );
     };
     let state = if d.done { "Success" } else { "Executing" };
     (
@@ -189,13 +206,57 @@ async fn task(State(o): State<Octopus>, Path((_, id)): Path<(String, String)>) -
     )
 }
 
-async fn release(State(o): State<Octopus>, Path((_, id)): Path<(String, String)>) -> (StatusCode, Json<Value>) {
+async fn release(
+    State(o): State<Octopus>,
+    Path((_, id)): Path<(String, String)>,
+) -> (StatusCode, Json<Value>) {
     let s = o.lock();
     match s.releases.iter().find(|r| r.id == id) {
         Some(r) => (
             StatusCode::OK,
-            Json(json!({"Id": r.id, "Version": r.version, "ProjectId": PROJECT, "ReleaseNotes": ""})),
+            Json(
+                json!({"Id": r.id, "Version": r.version, "ProjectId": PROJECT, "ReleaseNotes": ""}),
+            ),
         ),
-        None => (StatusCode::NOT_FOUND, Json(json!({"ErrorMessage": "Not found", "Errors": []}))),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"ErrorMessage": "Not found", "Errors": []})),
+        ),
     }
+}
+
+/// `POST /sim/releases {"version", "behaviour"}`: registers a release (benchmarks, scripts).
+async fn sim_release(
+    State(o): State<Octopus>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let version = body["version"].as_str().unwrap_or("0.0.0");
+    let Some(behaviour) = body["behaviour"].as_str().and_then(Behaviour::parse) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"error": "behaviour must be one of good, bad-health, error-spike, slow, noisy, flapping"}),
+            ),
+        );
+    };
+    let id = o.add_release(version, behaviour);
+    (StatusCode::CREATED, Json(json!({"id": id})))
+}
+
+/// `GET /sim/deployments`: every deployment with its creation time in unix milliseconds and
+/// whether it is live yet, so a benchmark can time detection.
+async fn sim_deployments(State(o): State<Octopus>) -> Json<Value> {
+    let s = o.lock();
+    let items: Vec<Value> = s
+        .deployments
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id, "release": d.release, "version": d.version,
+                "created_unix_ms": d.created.timestamp_millis(), "done": d.done,
+                "comments": d.comments,
+            })
+        })
+        .collect();
+    Json(json!({ "deployments": items }))
 }

@@ -26,6 +26,20 @@ pub enum Behaviour {
     Flapping,
 }
 
+impl Behaviour {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "good" => Behaviour::Good,
+            "bad-health" => Behaviour::BadHealth,
+            "error-spike" => Behaviour::ErrorSpike,
+            "slow" => Behaviour::Slow,
+            "noisy" => Behaviour::Noisy,
+            "flapping" => Behaviour::Flapping,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug)]
 struct Sim {
     release: String,

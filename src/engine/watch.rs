@@ -32,6 +32,8 @@ pub(super) struct WatchActor {
     /// Liveness for the watchdog; beaten during every step, rested while waiting.
     pub(super) pulse: Arc<super::Pulse>,
     next_round: Option<Instant>,
+    /// Per check, the scrape collector of `kind = "scrape"` checks (started in `run`).
+    collectors: Vec<Option<checks::scrape::Collector>>,
 }
 
 fn to_chrono(d: Duration) -> chrono::Duration {
@@ -62,6 +64,7 @@ impl WatchActor {
             obs: None,
             rollback: None,
             next_round: None,
+            collectors: Vec::new(),
         }
     }
 
@@ -80,6 +83,13 @@ impl WatchActor {
         self.shared
             .metrics
             .register_watch(&self.cfg.name, &self.cfg.deployer, &checks);
+        // Scrape checks collect from now on, so a deployment finds history to compare with.
+        self.collectors = checks::scrape::start(
+            &self.cfg,
+            &self.shared.http,
+            &self.shared.tasks,
+            &self.cancel,
+        );
         self.pulse.beat();
         if let Err(e) = self.recover().await {
             tracing::error!(watch = %self.name(), error = %e, "cannot read state; watch stays idle");
@@ -359,15 +369,17 @@ impl WatchActor {
         };
         let http = self.shared.http.clone();
         let cfg = self.cfg.clone();
+        let collectors = &self.collectors;
         let baselines =
             futures_util::future::join_all(cfg.checks.iter().enumerate().map(|(i, c)| {
                 let http = http.clone();
                 let need = obs.tracker.checks[i].baseline.is_none()
                     && c.rules.iter().any(|r| r.needs_baseline());
                 let deployed_at = obs.deployed_at;
+                let collector = collectors.get(i).and_then(Option::as_ref);
                 async move {
                     if need {
-                        Some(checks::baseline(&http, &c.probe, deployed_at).await)
+                        Some(checks::baseline(&http, &c.probe, deployed_at, collector).await)
                     } else {
                         None
                     }
@@ -387,10 +399,17 @@ impl WatchActor {
                 None => {}
             }
         }
-        let readings = futures_util::future::join_all(
-            cfg.checks.iter().map(|c| checks::sample(&http, &c.probe)),
-        )
-        .await;
+        let since = obs.deployed_at;
+        let readings =
+            futures_util::future::join_all(cfg.checks.iter().enumerate().map(|(i, c)| {
+                checks::sample(
+                    &http,
+                    &c.probe,
+                    collectors.get(i).and_then(Option::as_ref),
+                    since,
+                )
+            }))
+            .await;
         let now = Utc::now();
         for (i, reading) in readings.into_iter().enumerate() {
             let check = &cfg.checks[i];
@@ -578,6 +597,11 @@ impl WatchActor {
                         });
                         ("prometheus", url.clone(), Some(query.clone()))
                     }
+                    Probe::Scrape(s) => (
+                        "scrape",
+                        s.url.clone(),
+                        Some(checks::scrape::describe(&s.mode, s.rate_window)),
+                    ),
                 };
                 CheckEvidence {
                     kind: kind.into(),

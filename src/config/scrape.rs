@@ -1,0 +1,151 @@
+//! `kind = "scrape"` checks: the mode, the series it selects and its windows.
+
+use std::time::Duration;
+
+use super::fields::Table;
+use super::validate::{consume, threshold_rules};
+use super::{Probe, ScrapeMode, ScrapeProbe, SeriesSelector};
+use crate::judge::Rule;
+
+const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Parses the scrape-specific keys of a check; `url` and `timeout` are already read.
+pub(super) fn scrape(
+    t: &Table,
+    url: Option<String>,
+    timeout: Duration,
+    interval: Duration,
+) -> (Option<Probe>, Vec<Rule>) {
+    let (rules, baseline_window) = threshold_rules(t, "scrape");
+    let name = t.string("mode");
+    let mode = mode(t, name.as_deref());
+    let given_window = t.duration("rate_window");
+    let gauge = matches!(name.as_deref(), None | Some("gauge"));
+    let counts = matches!(name.as_deref(), Some("rate" | "ratio"));
+    if gauge && given_window.is_some() {
+        t.error(
+            "rate_window",
+            "only applies to mode = \"rate\" or \"ratio\"",
+        );
+    }
+    let rate_window = given_window.unwrap_or(DEFAULT_RATE_WINDOW);
+    if counts && rate_window < interval * 2 {
+        let shown = humantime::format_duration(rate_window);
+        let what = if given_window.is_some() {
+            shown.to_string()
+        } else {
+            format!("the default {shown}")
+        };
+        t.error(
+            "rate_window",
+            format!(
+                "{what} is shorter than two intervals ({}): a rate needs two scrapes inside its window",
+                humantime::format_duration(interval * 2)
+            ),
+        );
+    }
+    let probe = match (url, mode) {
+        (Some(url), Some(mode)) => Some(Probe::Scrape(ScrapeProbe {
+            url,
+            timeout,
+            mode,
+            rate_window,
+            baseline_window,
+        })),
+        _ => None,
+    };
+    (probe, rules)
+}
+
+fn mode(t: &Table, name: Option<&str>) -> Option<ScrapeMode> {
+    if name != Some("ratio") {
+        for key in ["numerator", "denominator"] {
+            if t.has(key) {
+                t.error(key, "only applies to mode = \"ratio\"");
+                consume(t, key);
+            }
+        }
+    }
+    match name {
+        None | Some("gauge") => selector(t).map(ScrapeMode::Gauge),
+        Some("rate") => selector(t).map(ScrapeMode::Rate),
+        Some("ratio") => {
+            for key in ["metric", "labels"] {
+                if t.has(key) {
+                    t.error(
+                        key,
+                        "does not apply to mode = \"ratio\": give numerator and denominator tables",
+                    );
+                    consume(t, key);
+                }
+            }
+            let numerator = side(t, "numerator");
+            let denominator = side(t, "denominator");
+            Some(ScrapeMode::Ratio {
+                numerator: numerator?,
+                denominator: denominator?,
+            })
+        }
+        Some(other) => {
+            // Read the selection keys so they are not also reported as unknown.
+            for key in ["metric", "labels", "numerator", "denominator"] {
+                if t.has(key) {
+                    consume(t, key);
+                }
+            }
+            t.error(
+                "mode",
+                format!("unknown value {other:?}; expected \"gauge\", \"rate\" or \"ratio\""),
+            );
+            None
+        }
+    }
+}
+
+/// `numerator` or `denominator`: a table with its own `metric` and `labels`.
+fn side(t: &Table, key: &str) -> Option<SeriesSelector> {
+    if !t.has(key) {
+        t.error(
+            key,
+            "is required with mode = \"ratio\": a table such as { metric = \"http_requests_total\" }",
+        );
+        return None;
+    }
+    let sub = t.table(key)?;
+    let s = selector(&sub);
+    sub.finish();
+    s
+}
+
+/// `metric` and `labels` of one table.
+fn selector(t: &Table) -> Option<SeriesSelector> {
+    let metric = t.required_string("metric").filter(|m| {
+        let ok = valid_name(m, true);
+        if !ok {
+            t.error(
+                "metric",
+                format!("{m:?} is not a metric name (letters, digits, '_' and ':', not starting with a digit)"),
+            );
+        }
+        ok
+    });
+    let labels = t.string_map("labels");
+    for name in labels.keys() {
+        if !valid_name(name, false) {
+            t.error(
+                &format!("labels.{name}"),
+                "is not a label name (letters, digits and '_', not starting with a digit)",
+            );
+        }
+    }
+    Some(SeriesSelector {
+        metric: metric?,
+        labels,
+    })
+}
+
+/// Prometheus metric names (`[a-zA-Z_:][a-zA-Z0-9_:]*`) and label names (no `:`).
+fn valid_name(name: &str, colon: bool) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':');
+    name.chars().next().is_some_and(|c| !c.is_ascii_digit()) && name.chars().all(ok)
+}

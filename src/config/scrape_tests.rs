@@ -1,0 +1,175 @@
+//! Scrape checks: every mode parses with its defaults; every mistake is named by its key.
+
+use super::*;
+
+/// The minimal config plus one scrape check (`check[1]`) per body.
+fn with_scrapes(bodies: &[&str]) -> String {
+    let mut toml = minimal("interval = \"10s\"", "");
+    for (i, body) in bodies.iter().enumerate() {
+        toml.push_str(&format!(
+            "\n[[watch.check]]\nname = \"s{i}\"\nkind = \"scrape\"\nurl = \"http://app:9100/metrics\"\n{body}\n"
+        ));
+    }
+    toml
+}
+
+fn selector(metric: &str, labels: &[(&str, &str)]) -> SeriesSelector {
+    SeriesSelector {
+        metric: metric.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn scrape_probe(c: &Config, check: usize) -> ScrapeProbe {
+    match &c.watches[0].checks[check].probe {
+        Probe::Scrape(p) => p.clone(),
+        other => panic!("not a scrape probe: {other:?}"),
+    }
+}
+
+#[test]
+fn every_mode_parses_with_its_defaults() {
+    let dir = secrets();
+    let toml = with_scrapes(&[
+        r#"metric = "queue_depth"
+max = 100"#,
+        r#"mode = "rate"
+metric = "orders_total"
+labels = { shop = "eu", code = 200 }
+min_ratio = 0.5
+timeout = "2s""#,
+        r#"mode = "ratio"
+numerator = { metric = "http_requests_total", labels = { code = "500" } }
+denominator = { metric = "http_requests_total" }
+rate_window = "2m"
+baseline_window = "30m"
+max = 0.05
+max_ratio = 3"#,
+    ]);
+    let c = load_str(&toml, dir.path()).unwrap();
+    let gauge = scrape_probe(&c, 1);
+    assert_eq!(gauge.url, "http://app:9100/metrics");
+    assert_eq!(gauge.mode, ScrapeMode::Gauge(selector("queue_depth", &[])));
+    assert_eq!(gauge.timeout, Duration::from_secs(5));
+    assert_eq!(gauge.baseline_window, None);
+    assert_eq!(c.watches[0].checks[1].rules, vec![Rule::Max(100.0)]);
+
+    let rate = scrape_probe(&c, 2);
+    assert_eq!(
+        rate.mode,
+        ScrapeMode::Rate(selector("orders_total", &[("code", "200"), ("shop", "eu")]))
+    );
+    assert_eq!(rate.rate_window, Duration::from_secs(60));
+    assert_eq!(rate.baseline_window, Some(Duration::from_secs(600)));
+    assert_eq!(rate.timeout, Duration::from_secs(2));
+
+    let ratio = scrape_probe(&c, 3);
+    assert_eq!(
+        ratio.mode,
+        ScrapeMode::Ratio {
+            numerator: selector("http_requests_total", &[("code", "500")]),
+            denominator: selector("http_requests_total", &[]),
+        }
+    );
+    assert_eq!(ratio.rate_window, Duration::from_secs(120));
+    assert_eq!(ratio.baseline_window, Some(Duration::from_secs(1800)));
+    assert_eq!(
+        c.watches[0].checks[3].rules,
+        vec![Rule::Max(0.05), Rule::MaxRatio(3.0)]
+    );
+    assert!(c.watches[0].needs_baseline());
+}
+
+#[test]
+fn scrape_mistakes_are_named_by_key() {
+    let dir = secrets();
+    let toml = with_scrapes(&[
+        // check[1]: ratio without its tables' required keys, and a stray metric.
+        r#"mode = "ratio"
+metric = "x"
+numerator = { labels = { code = "500" }, lables = {} }
+max = 1"#,
+        // check[2]: no denominator, no rule, a window shorter than two intervals.
+        r#"mode = "ratio"
+numerator = { metric = "a_total" }
+rate_window = "15s""#,
+        // check[3]: a gauge with rate-only keys and bad names.
+        r#"metric = "9lives"
+labels = { "bad-label" = "x" }
+rate_window = "1m"
+denominator = { metric = "y" }
+max = 1"#,
+        // check[4]: unknown mode; keys of other kinds.
+        r#"mode = "histogram"
+metric = "x"
+query = "up"
+expect_status = [200]
+max = 1"#,
+        // check[5]: labels that are not a table, a rate without a metric.
+        r#"mode = "rate"
+labels = "code=500"
+max = 1"#,
+    ]);
+    let joined = errors(&toml, dir.path()).join("\n");
+    for needle in [
+        "watch[0].check[1].metric: does not apply to mode = \"ratio\"",
+        "watch[0].check[1].numerator.metric: is required",
+        "watch[0].check[1].numerator.lables: unknown key",
+        "watch[0].check[1].denominator: is required with mode = \"ratio\"",
+        "watch[0].check[2].denominator: is required with mode = \"ratio\"",
+        "watch[0].check[2].max: a scrape check needs a rule",
+        "watch[0].check[2].rate_window: 15s is shorter than two intervals (20s)",
+        "watch[0].check[3].metric: \"9lives\" is not a metric name",
+        "watch[0].check[3].labels.bad-label: is not a label name",
+        "watch[0].check[3].rate_window: only applies to mode = \"rate\" or \"ratio\"",
+        "watch[0].check[3].denominator: only applies to mode = \"ratio\"",
+        "watch[0].check[4].mode: unknown value \"histogram\"",
+        "watch[0].check[4].query: is not a setting of scrape checks",
+        "watch[0].check[4].expect_status: is not a setting of scrape checks",
+        "watch[0].check[5].labels: expected a table, found a string",
+        "watch[0].check[5].metric: is required",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+    for key in ["check[3].denominator", "check[4].metric"] {
+        assert!(
+            !joined.contains(&format!("{key}: unknown key")),
+            "{key} is reported once:\n{joined}"
+        );
+    }
+}
+
+#[test]
+fn the_default_rate_window_must_fit_two_intervals() {
+    let dir = secrets();
+    let toml = with_scrapes(&["mode = \"rate\"\nmetric = \"a_total\"\nmax = 1"])
+        .replace("interval = \"10s\"", "interval = \"45s\"\nwindow = \"10m\"");
+    let joined = errors(&toml, dir.path()).join("\n");
+    assert!(
+        joined.contains(
+            "watch[0].check[1].rate_window: the default 1m is shorter than two intervals (1m 30s)"
+        ),
+        "{joined}"
+    );
+}
+
+#[test]
+fn scrape_keys_on_other_kinds_are_named() {
+    let dir = secrets();
+    let toml = minimal("", "").replace(
+        "url = \"http://app/health\"",
+        "url = \"http://app/health\"\nmetric = \"x\"\nlabels = { a = \"b\" }\nnumerator = { metric = \"y\" }\nmode = \"rate\"",
+    );
+    let joined = errors(&toml, dir.path()).join("\n");
+    for key in ["metric", "labels", "numerator", "mode"] {
+        let needle = format!("watch[0].check[0].{key}: is not a setting of http checks");
+        assert!(joined.contains(&needle), "missing {needle:?} in:\n{joined}");
+        assert!(
+            !joined.contains(&format!("check[0].{key}: unknown key")),
+            "{joined}"
+        );
+    }
+}

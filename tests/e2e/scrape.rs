@@ -1,0 +1,382 @@
+//! `kind = "scrape"`: backstop reads the app's `/metrics` itself. An error-ratio spike and a
+//! latency regression against backstop's own pre-deployment baseline condemn a release; a
+//! counter reset (the app restarting) in the middle of an observation does not.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State as AxState;
+use axum::routing::get;
+use axum::Router;
+
+use crate::common::octopus::FakeOctopus;
+use crate::common::wait_until;
+use crate::harness::*;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A counter that grows at `per_sec` in real time, so rates do not depend on when backstop
+/// happens to scrape.
+struct Counter {
+    base: f64,
+    per_sec: f64,
+    since: Instant,
+}
+
+impl Counter {
+    fn new(per_sec: f64) -> Self {
+        Counter {
+            base: 0.0,
+            per_sec,
+            since: Instant::now(),
+        }
+    }
+
+    fn value(&self) -> f64 {
+        self.base + self.per_sec * self.since.elapsed().as_secs_f64()
+    }
+
+    fn set_rate(&mut self, per_sec: f64) {
+        self.base = self.value();
+        self.since = Instant::now();
+        self.per_sec = per_sec;
+    }
+
+    /// The process restarted: counting starts again from zero.
+    fn reset(&mut self) {
+        self.base = 0.0;
+        self.since = Instant::now();
+    }
+}
+
+struct State {
+    ok: Counter,
+    errors: Counter,
+    /// Whether the `code="500"` series is exported (client libraries create a labelled
+    /// series on its first increment, so it appears late).
+    errors_exported: bool,
+    /// Set by a restart: the 500 series comes back one scrape after the 200 one.
+    errors_back_next_scrape: bool,
+    p90_latency: f64,
+    hits: usize,
+}
+
+/// The app's `/metrics` endpoint, driven by the test.
+#[derive(Clone)]
+struct FakeMetrics {
+    url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeMetrics {
+    async fn start(ok_per_sec: f64, errors_per_sec: f64, errors_exported: bool) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            ok: Counter::new(ok_per_sec),
+            errors: Counter::new(errors_per_sec),
+            errors_exported,
+            errors_back_next_scrape: false,
+            p90_latency: 0.1,
+            hits: 0,
+        }));
+        let router = Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        FakeMetrics { url, state }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn hits(&self) -> usize {
+        self.lock().hits
+    }
+
+    fn set_error_rate(&self, per_sec: f64) {
+        let mut s = self.lock();
+        s.errors.set_rate(per_sec);
+        s.errors_exported = true;
+    }
+
+    fn set_latency(&self, v: f64) {
+        self.lock().p90_latency = v;
+    }
+
+    /// The app restarts: every counter starts from zero, the 500 series reappears late.
+    fn restart(&self) {
+        let mut s = self.lock();
+        s.ok.reset();
+        s.errors.reset();
+        s.errors_exported = false;
+        s.errors_back_next_scrape = true;
+    }
+
+    /// Waits until backstop has scraped `n` more times from now.
+    async fn wait_scrapes(&self, n: usize) {
+        let target = self.hits() + n;
+        wait_until(&format!("{n} more scrapes"), T, || self.hits() >= target).await;
+    }
+}
+
+async fn metrics(AxState(state): AxState<Arc<Mutex<State>>>) -> String {
+    let mut s = state.lock().unwrap();
+    s.hits += 1;
+    let mut out = String::from(
+        "# HELP http_requests_total Requests served.\n# TYPE http_requests_total counter\n",
+    );
+    out += &format!(
+        "http_requests_total{{code=\"200\",method=\"GET\"}} {}\n",
+        s.ok.value()
+    );
+    if s.errors_exported {
+        out += &format!(
+            "http_requests_total{{code=\"500\",method=\"GET\"}} {}\n",
+            s.errors.value()
+        );
+    }
+    if s.errors_back_next_scrape {
+        s.errors_back_next_scrape = false;
+        s.errors_exported = true;
+    }
+    out += &format!(
+        "# TYPE http_request_duration_seconds summary\n\
+         http_request_duration_seconds{{quantile=\"0.9\"}} {}\n\
+         http_request_duration_seconds_sum 12.5\nhttp_request_duration_seconds_count 125\n",
+        s.p90_latency
+    );
+    out
+}
+
+/// A watch with the given scrape checks (TOML bodies, `[[watch.check]]` headers included).
+fn scrape_watch(warmup: &str, window: &str, checks: &str) -> String {
+    format!(
+        r#"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+warmup = "{warmup}"
+window = "{window}"
+interval = "100ms"
+{checks}
+"#
+    )
+}
+
+fn error_ratio_check(url: &str) -> String {
+    format!(
+        r#"
+[[watch.check]]
+name = "errors"
+kind = "scrape"
+url = "{url}"
+timeout = "80ms"
+mode = "ratio"
+numerator = {{ metric = "http_requests_total", labels = {{ code = "500" }} }}
+denominator = {{ metric = "http_requests_total" }}
+rate_window = "300ms"
+max = 0.1
+failure_limit = 3
+"#
+    )
+}
+
+/// Announces a deployment that started now, so the baseline window ends before anything the
+/// test changes next.
+async fn announce_now(d: &Daemon, release: &str) {
+    let status = d
+        .announce_json(serde_json::json!({
+            "watch": "shop",
+            "release": release,
+            "deployed_at": chrono::Utc::now(),
+        }))
+        .await;
+    assert_eq!(status, 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_ratio_spike_condemns_the_release_and_rolls_back() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    // No 5xx yet: the 500 series does not exist until the release breaks.
+    let app = FakeMetrics::start(100.0, 0.0, false).await;
+    let setup = Setup::new();
+    setup.write(
+        &(setup.base(&octo.url()) + &scrape_watch("500ms", "1500ms", &error_ratio_check(&app.url))),
+    );
+    let d = Daemon::start(&setup).await;
+    app.wait_scrapes(3).await;
+
+    announce_now(&d, &r2).await;
+    app.set_error_rate(50.0);
+    let created = octo.wait_for_created(1, T).await;
+    app.set_error_rate(0.0);
+    assert_eq!(created[0]["ReleaseId"], r1.as_str());
+
+    let w = d
+        .wait_watch("shop", "condemned verdict recorded", T, |w| {
+            w["last_verdict"]["verdict"] == "condemned"
+        })
+        .await;
+    let check = &w["last_verdict"]["checks"][0];
+    assert!(
+        check["limit_hit"]
+            .as_str()
+            .unwrap()
+            .contains("failure_limit 3"),
+        "{check}"
+    );
+    let last = check["samples"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["result"], "fail");
+    // Over the 10% limit, and at most 50 errors a second out of 150 requests a second.
+    let ratio = last["value"].as_f64().unwrap();
+    assert!(ratio > 0.1 && ratio < 0.4, "{last}");
+
+    let id = w["last_verdict"]["observation_id"].as_str().unwrap();
+    let (status, ev) = d.get_json(&format!("/v1/verdicts/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(ev["checks"][0]["kind"], "scrape");
+    assert_eq!(ev["checks"][0]["url"], app.url.as_str());
+    assert_eq!(
+        ev["checks"][0]["query"],
+        "sum(increase(http_requests_total{code=\"500\"}[300ms])) / sum(increase(http_requests_total[300ms]))"
+    );
+
+    // The rolled-back release has no errors: it is verified.
+    let w = d
+        .wait_watch("shop", "rollback verified", T, |w| {
+            w["last_verdict"]["verdict"] == "verified"
+                && w["last_verdict"]["release"] == r1.as_str()
+        })
+        .await;
+    assert_eq!(w["last_good_release"], r1.as_str());
+    assert_eq!(octo.created_deployments().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_doubling_against_the_pre_deployment_baseline_condemns() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let app = FakeMetrics::start(100.0, 0.0, false).await;
+    let setup = Setup::new();
+    let check = format!(
+        r#"
+[[watch.check]]
+name = "latency"
+kind = "scrape"
+url = "{}"
+timeout = "80ms"
+metric = "http_request_duration_seconds"
+labels = {{ quantile = "0.9" }}
+baseline_window = "10m"
+max_ratio = 2.0
+failure_limit = 3
+"#,
+        app.url
+    );
+    setup.write(&(setup.base(&octo.url()) + &scrape_watch("0s", "3s", &check)));
+    let d = Daemon::start(&setup).await;
+    // The baseline is backstop's own: it must have scraped before the deployment.
+    app.wait_scrapes(5).await;
+
+    announce_now(&d, &r2).await;
+    app.set_latency(0.3);
+    let created = octo.wait_for_created(1, T).await;
+    app.set_latency(0.1);
+    assert_eq!(created[0]["ReleaseId"], r1.as_str());
+    let comments = created[0]["Comments"].as_str().unwrap();
+    assert!(comments.contains("latency"), "{comments}");
+
+    let w = d
+        .wait_watch("shop", "condemned verdict recorded", T, |w| {
+            w["last_verdict"]["verdict"] == "condemned"
+        })
+        .await;
+    let check = &w["last_verdict"]["checks"][0];
+    let baseline = check["baseline"].as_f64().unwrap();
+    assert!((baseline - 0.1).abs() < 1e-9, "{check}");
+    assert!(
+        check["limit_hit"]
+            .as_str()
+            .unwrap()
+            .contains("value 0.3 > max_ratio 2 x baseline 0.1 = 0.2"),
+        "{check}"
+    );
+    let id = w["last_verdict"]["observation_id"].as_str().unwrap();
+    let (_, ev) = d.get_json(&format!("/v1/verdicts/{id}")).await;
+    assert_eq!(
+        ev["checks"][0]["query"],
+        "sum(http_request_duration_seconds{quantile=\"0.9\"})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_reset_mid_observation_does_not_condemn_a_healthy_release() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    // A steady 5% error ratio, under the 10% limit.
+    let app = FakeMetrics::start(190.0, 10.0, true).await;
+    let setup = Setup::new();
+    let throughput = format!(
+        r#"
+[[watch.check]]
+name = "throughput"
+kind = "scrape"
+url = "{}"
+timeout = "80ms"
+mode = "rate"
+metric = "http_requests_total"
+rate_window = "500ms"
+baseline_window = "10m"
+min_ratio = 0.5
+failure_limit = 3
+"#,
+        app.url
+    );
+    setup.write(
+        &(setup.base(&octo.url())
+            + &scrape_watch("0s", "2s", &(error_ratio_check(&app.url) + &throughput))),
+    );
+    let d = Daemon::start(&setup).await;
+    app.wait_scrapes(6).await;
+
+    announce_now(&d, &r2).await;
+    d.wait_watch("shop", "a few rounds judged", T, |w| {
+        w["observation"]["rounds"].as_u64() >= Some(4)
+    })
+    .await;
+    // The app restarts: counters drop to zero and the 500 series comes back a scrape late.
+    // Read naively, the drop is a negative rate (throughput "collapsed") for a whole window.
+    app.restart();
+    app.wait_scrapes(5).await;
+    let w = d
+        .wait_watch("shop", "release verified", T, |w| {
+            w["last_verdict"]["release"] == r2.as_str()
+        })
+        .await;
+    assert_eq!(w["last_verdict"]["verdict"], "verified", "{w}");
+    assert_eq!(w["last_good_release"], r2.as_str());
+    assert_eq!(octo.post_attempts(), 0);
+    for check in w["last_verdict"]["checks"].as_array().unwrap() {
+        assert_eq!(check["failures"], 0, "{check}");
+        assert!(check["passes"].as_u64().unwrap() >= 10, "{check}");
+    }
+    let throughput = &w["last_verdict"]["checks"][1];
+    let baseline = throughput["baseline"].as_f64().unwrap();
+    assert!((baseline - 200.0).abs() < 40.0, "{throughput}");
+    for s in throughput["samples"].as_array().unwrap() {
+        if let Some(v) = s["value"].as_f64() {
+            assert!(v > 100.0, "throughput dipped at the reset: {throughput}");
+        }
+    }
+}
