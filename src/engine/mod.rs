@@ -8,6 +8,7 @@
 
 mod act;
 mod poll;
+mod report;
 mod watch;
 
 use std::collections::BTreeMap;
