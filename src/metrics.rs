@@ -250,10 +250,11 @@ impl Metrics {
                     .set(limit);
             }
         }
+        // Verdict counters exist from the start (alerts use increase() on them); the duration
+        // histogram does not: 13 series per verdict per watch would dominate the exposition
+        // of a large install, and no alert needs its zero.
         for v in VerdictKind::ALL {
             m.verdicts.with_label_values(&[watch, v.as_str()]);
-            m.observation_duration
-                .with_label_values(&[watch, v.as_str()]);
         }
         for o in RollbackOutcome::ALL {
             m.rollbacks.with_label_values(&[watch, o.as_str()]);

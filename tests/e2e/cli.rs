@@ -158,7 +158,6 @@ async fn sighup_reloads_keeps_observations_and_rejects_bad_files_then_sigterm_ex
         "backstop_watch_state",
         "backstop_rollbacks_total",
         "backstop_deployer_api_errors_total",
-        "backstop_observation_duration_seconds",
         "process_resident_memory_bytes",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");

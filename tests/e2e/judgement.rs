@@ -89,6 +89,12 @@ async fn bad_release_is_rolled_back_to_the_verified_one() {
     );
     assert!(m.contains(r#"backstop_verdicts_total{verdict="condemned",watch="shop"} 1"#));
     assert!(m.contains(r#"backstop_verdicts_total{verdict="verified",watch="shop"} 2"#));
+    assert!(
+        m.contains(
+            r#"backstop_observation_duration_seconds_count{verdict="condemned",watch="shop"} 1"#
+        ),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
