@@ -47,9 +47,14 @@ struct Sim {
     ok: u64,
     errors: u64,
     latency_sum: f64,
+    /// Cumulative counts per bucket of [`BUCKETS`] (the last is +Inf).
+    buckets: [u64; BUCKETS.len() + 1],
     health_hits: u64,
     rng: u64,
 }
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 6] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
 /// Handle on the running simulated service.
 #[derive(Clone)]
@@ -67,6 +72,7 @@ impl Service {
             ok: 0,
             errors: 0,
             latency_sum: 0.0,
+            buckets: [0; BUCKETS.len() + 1],
             health_hits: 0,
             rng: 0x2545_f491_4f6c_dd1d,
         }));
@@ -135,7 +141,14 @@ fn simulate(sim: &Mutex<Sim>, requests: u32) {
             s.ok += 1;
         }
         let jitter = 0.8 + 0.4 * next(&mut s.rng);
-        s.latency_sum += latency * jitter;
+        let took = latency * jitter;
+        s.latency_sum += took;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if took <= *le {
+                s.buckets[i] += 1;
+            }
+        }
+        s.buckets[BUCKETS.len()] += 1;
     }
 }
 
@@ -159,13 +172,25 @@ async fn health(State(sim): State<Arc<Mutex<Sim>>>) -> StatusCode {
 async fn metrics(State(sim): State<Arc<Mutex<Sim>>>) -> String {
     let s = sim.lock().unwrap_or_else(|e| e.into_inner());
     let count = s.ok + s.errors;
+    let mut buckets = String::new();
+    for (i, le) in BUCKETS.iter().enumerate() {
+        buckets.push_str(&format!(
+            "demo_request_duration_seconds_bucket{{le=\"{le}\"}} {}\n",
+            s.buckets[i]
+        ));
+    }
+    buckets.push_str(&format!(
+        "demo_request_duration_seconds_bucket{{le=\"+Inf\"}} {}\n",
+        s.buckets[BUCKETS.len()]
+    ));
     format!(
         "# HELP demo_http_requests_total Requests served.\n\
          # TYPE demo_http_requests_total counter\n\
          demo_http_requests_total{{code=\"200\"}} {ok}\n\
          demo_http_requests_total{{code=\"500\"}} {errors}\n\
          # HELP demo_request_duration_seconds Request latency.\n\
-         # TYPE demo_request_duration_seconds summary\n\
+         # TYPE demo_request_duration_seconds histogram\n\
+         {buckets}\
          demo_request_duration_seconds_sum {sum}\n\
          demo_request_duration_seconds_count {count}\n\
          # HELP demo_build_info Running release.\n\
