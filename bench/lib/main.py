@@ -46,7 +46,8 @@ class Ctx:
             rel = os.path.relpath(dirpath, self.tmp)
             top = rel.split(os.sep)[0]
             # the large generated configs of the scale steps are kept only for the smallest N
-            if top.startswith(("scale-", "ready-", "idle-")) and not top.endswith(("-10", "-10-0")):
+            if (top.startswith(("scale-", "ready-", "idle-", "massif-"))
+                    and not top.endswith(("-10", "-10-0"))):
                 continue
             for fn in files:
                 if fn in wanted:

@@ -99,7 +99,7 @@ def conditions(outdir):
         "CPU used by processes outside the benchmark's own tree, sampled every 2 s while it ran "
         "(cores; 2.0 = the whole machine):",
         "",
-        "| benchmark | run at | mode | took | other load mean / max | top others at max | "
+        "| benchmark | finished at | mode | took | other load mean / max | top others at max | "
         "build running at start |",
         "|---|---|---|---|---|---|---|",
         *rows,
@@ -534,10 +534,11 @@ STORE_WHY = (
     "(`Store::save_observation` from `engine/watch.rs::round`: the tracker with up to 20 samples "
     "per check, serialised to JSON) in its own SQLite transaction with `synchronous=FULL` — a "
     "WAL append and an fsync per watch per interval — under the store's single "
-    "`Mutex<Connection>`, called synchronously on the tokio worker threads. When those writes "
-    "use up the workers, responses already received wait to be processed, rounds slip, the "
-    "800 ms request timeouts fire, and the timeouts are recorded as check errors (which, with "
-    "`error_limit`, make healthy releases inconclusive).")
+    "`Mutex<Connection>`, called synchronously on the tokio worker threads. When the workers "
+    "run out of slack (those writes, plus anything else: another process on the 2 CPUs, a "
+    "large API response), responses already received wait to be processed and rounds slip; "
+    "a request kept waiting past its 800 ms timeout is recorded as a check *error* against the "
+    "target, and `error_limit` such errors in a row make a healthy release inconclusive.")
 
 
 def checks_why(sc, outdir):
