@@ -118,6 +118,37 @@ impl DeployerError {
         )
     }
 
+    /// Classifies a non-success HTTP answer; shared by every HTTP deployer so they retry alike.
+    pub fn from_status(
+        status: reqwest::StatusCode,
+        message: String,
+        retry_after: Option<u64>,
+    ) -> Self {
+        use reqwest::StatusCode;
+        let code = status.as_u16();
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DeployerError::Unauthorized {
+                status: code,
+                message,
+            },
+            StatusCode::NOT_FOUND => DeployerError::NotFound(message),
+            s if s == StatusCode::TOO_MANY_REQUESTS
+                || s == StatusCode::REQUEST_TIMEOUT
+                || s.is_server_error() =>
+            {
+                DeployerError::Server {
+                    status: code,
+                    message,
+                    retry_after,
+                }
+            }
+            _ => DeployerError::Rejected {
+                status: code,
+                message,
+            },
+        }
+    }
+
     /// A server-requested delay before the next attempt.
     pub fn retry_after(&self) -> Option<u64> {
         match self {

@@ -17,7 +17,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -455,29 +455,11 @@ impl ArgoCdClient {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| DeployerError::Malformed(e.to_string()));
         }
-        let message = error_text(&bytes);
-        let code = status.as_u16();
-        Err(match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DeployerError::Unauthorized {
-                status: code,
-                message,
-            },
-            StatusCode::NOT_FOUND => DeployerError::NotFound(message),
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => DeployerError::Server {
-                status: code,
-                message,
-                retry_after,
-            },
-            s if s.is_server_error() => DeployerError::Server {
-                status: code,
-                message,
-                retry_after,
-            },
-            _ => DeployerError::Rejected {
-                status: code,
-                message,
-            },
-        })
+        Err(DeployerError::from_status(
+            status,
+            error_text(&bytes),
+            retry_after,
+        ))
     }
 
     /// `GET /api/v1/applications/{name}`.

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -195,29 +195,11 @@ impl OctopusClient {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| DeployerError::Malformed(e.to_string()));
         }
-        let message = error_text(&bytes);
-        let code = status.as_u16();
-        Err(match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DeployerError::Unauthorized {
-                status: code,
-                message,
-            },
-            StatusCode::NOT_FOUND => DeployerError::NotFound(message),
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => DeployerError::Server {
-                status: code,
-                message,
-                retry_after,
-            },
-            s if s.is_server_error() => DeployerError::Server {
-                status: code,
-                message,
-                retry_after,
-            },
-            _ => DeployerError::Rejected {
-                status: code,
-                message,
-            },
-        })
+        Err(DeployerError::from_status(
+            status,
+            error_text(&bytes),
+            retry_after,
+        ))
     }
 
     /// Deployments of a project to an environment, newest first, optionally by task state.

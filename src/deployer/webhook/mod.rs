@@ -332,29 +332,7 @@ impl WebhookDeployer {
 
 /// A non-accepted answer as an error: 5xx, 408 and 429 are worth retrying, other statuses not.
 fn classify(status: StatusCode, retry_after: Option<u64>, body: &[u8]) -> DeployerError {
-    let code = status.as_u16();
-    let message = excerpt(body);
-    match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DeployerError::Unauthorized {
-            status: code,
-            message,
-        },
-        StatusCode::NOT_FOUND => DeployerError::NotFound(message),
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => DeployerError::Server {
-            status: code,
-            message,
-            retry_after,
-        },
-        s if s.is_server_error() => DeployerError::Server {
-            status: code,
-            message,
-            retry_after,
-        },
-        _ => DeployerError::Rejected {
-            status: code,
-            message,
-        },
-    }
+    DeployerError::from_status(status, excerpt(body), retry_after)
 }
 
 /// The start of a body, on one line.
