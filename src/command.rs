@@ -25,6 +25,19 @@ pub struct CommandResult {
 }
 
 impl CommandResult {
+    /// The result when no `[watch.command]` is configured (a reload removed it).
+    pub fn not_configured() -> Self {
+        CommandResult {
+            argv: Vec::new(),
+            exit_code: None,
+            timed_out: false,
+            spawn_error: Some("no [watch.command] is configured".into()),
+            stdout: String::new(),
+            stderr: String::new(),
+            duration_ms: 0,
+        }
+    }
+
     pub fn success(&self) -> bool {
         self.exit_code == Some(0)
     }

@@ -44,6 +44,7 @@ pub mod engine;
 pub mod evidence;
 pub mod judge;
 pub mod metrics;
+pub mod model;
 pub mod secret;
 pub mod signals;
 pub mod sinks;

@@ -27,14 +27,20 @@ pub enum RollbackOutcome {
     NoTarget,
     /// The condemned release was itself a rollback: the loop breaker held.
     LoopPrevented,
+    /// A create may have landed but could not be confirmed.
+    Unknown,
+    /// A newer deployment backstop did not make replaced the condemned one: nothing deployed.
+    Superseded,
 }
 
 impl RollbackOutcome {
-    pub const ALL: [RollbackOutcome; 4] = [
+    pub const ALL: [RollbackOutcome; 6] = [
         RollbackOutcome::Succeeded,
         RollbackOutcome::Failed,
         RollbackOutcome::NoTarget,
         RollbackOutcome::LoopPrevented,
+        RollbackOutcome::Unknown,
+        RollbackOutcome::Superseded,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -43,6 +49,8 @@ impl RollbackOutcome {
             RollbackOutcome::Failed => "failed",
             RollbackOutcome::NoTarget => "no_target",
             RollbackOutcome::LoopPrevented => "loop_prevented",
+            RollbackOutcome::Unknown => "unknown",
+            RollbackOutcome::Superseded => "superseded",
         }
     }
 }
@@ -60,6 +68,7 @@ struct Inner {
     watch_state: IntGaugeVec,
     verdicts: IntCounterVec,
     rollbacks: IntCounterVec,
+    duplicates: IntCounterVec,
     deployer_errors: IntCounterVec,
     observation_duration: HistogramVec,
     observation_started: GaugeVec,
@@ -164,8 +173,13 @@ impl Metrics {
             ),
             rollbacks: counter(
                 "backstop_rollbacks_total",
-                "Rollbacks by watch and outcome (succeeded, failed, no_target, loop_prevented).",
+                "Rollbacks by watch and outcome (succeeded, failed, no_target, loop_prevented, unknown, superseded).",
                 &["watch", "outcome"],
+            ),
+            duplicates: counter(
+                "backstop_duplicate_deployments_total",
+                "Deployments found carrying the marker of an intent that already had one: backstop deployed twice. Should always be 0.",
+                &["watch"],
             ),
             deployer_errors: counter(
                 "backstop_deployer_api_errors_total",
@@ -259,6 +273,7 @@ impl Metrics {
         for o in RollbackOutcome::ALL {
             m.rollbacks.with_label_values(&[watch, o.as_str()]);
         }
+        m.duplicates.with_label_values(&[watch]);
         for op in [
             "list_deployments",
             "get_deployment",
@@ -354,6 +369,10 @@ impl Metrics {
             .rollbacks
             .with_label_values(&[watch, outcome.as_str()])
             .inc();
+    }
+
+    pub fn duplicate_deployments(&self, watch: &str, n: u64) {
+        self.0.duplicates.with_label_values(&[watch]).inc_by(n);
     }
 
     pub fn deployer_error(&self, deployer: &str, operation: &str) {

@@ -9,46 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::judge::observation::{CheckTrack, Verdict};
 
-/// State of a watch. Closed set; the snake_case names are the API contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WatchState {
-    /// Nothing in flight.
-    Idle,
-    /// A release is under observation.
-    Observing,
-    /// A rollback deployment is being made.
-    RollingBack,
-    /// A human must act: the rollback failed or was itself condemned, no target was safe, or
-    /// a release was condemned under `on_failure = "notify"`.
-    Failed,
-    /// An operator paused the watch: deployments are recorded, not observed.
-    Paused,
-}
-
-impl WatchState {
-    pub const ALL: [WatchState; 5] = [
-        WatchState::Idle,
-        WatchState::Observing,
-        WatchState::RollingBack,
-        WatchState::Failed,
-        WatchState::Paused,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            WatchState::Idle => "idle",
-            WatchState::Observing => "observing",
-            WatchState::RollingBack => "rolling_back",
-            WatchState::Failed => "failed",
-            WatchState::Paused => "paused",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|w| w.as_str() == s)
-    }
-}
+pub use crate::model::WatchState;
 
 /// The observation in progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

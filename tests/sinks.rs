@@ -71,6 +71,7 @@ fn evidence() -> Evidence {
 
 fn alert(kind: AlertKind) -> Alert {
     Alert {
+        id: format!("obs-1:{}", kind.as_str()),
         kind,
         watch: "shop".into(),
         release: "Releases-2".into(),

@@ -3,7 +3,7 @@
 //! Authenticated by the header and secret configured on an octopus deployer. Only
 //! `DeploymentSucceeded` events for a watched project and environment start an observation;
 //! anything else is acknowledged and ignored, so Octopus does not retry it. Event ids are
-//! remembered, because Octopus may deliver an event twice.
+//! remembered once delivered, because Octopus may deliver an event twice.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{send, ApiError, ApiState};
 use crate::engine::{Command, Trigger};
-use crate::store::Source;
+use crate::model::Source;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -96,11 +96,11 @@ pub(super) async fn octopus(
     if watches.is_empty() {
         return Ok(ignored("no watch for this project and environment"));
     }
-    let first = s.store.first_delivery(&event.id).map_err(|e| {
-        tracing::error!(error = %e, "cannot record webhook event");
+    let seen = s.store.event_seen(&event.id).map_err(|e| {
+        tracing::error!(error = %e, "cannot read webhook events");
         ApiError::Internal
     })?;
-    if !first {
+    if seen {
         return Ok(ignored("event already delivered"));
     }
     for watch in &watches {
@@ -117,6 +117,12 @@ pub(super) async fn octopus(
                 rollback_safe: None,
             }),
         )?;
+    }
+    // Marked seen only once every watch has the trigger: a delivery that failed (503) is
+    // redelivered by Octopus and handled then. Two concurrent redeliveries both reach the
+    // watches, which treat a deployment they already observe as a no-op.
+    if let Err(e) = s.store.mark_event_seen(&event.id) {
+        tracing::error!(error = %e, "cannot record webhook event");
     }
     Ok((
         StatusCode::ACCEPTED,

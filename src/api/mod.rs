@@ -26,7 +26,8 @@ use crate::engine::{Command, Engine, SendError, Trigger};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::status::StatusBoard;
-use crate::store::{Source, Store};
+use crate::model::Source;
+use crate::store::Store;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;

@@ -62,8 +62,12 @@ pub(super) fn deployers(root: &Table, dir: &Path) -> Parsed {
 }
 
 fn calls(t: &Table, default_timeout: Duration) -> CallSettings {
+    let timeout = t.duration("timeout").unwrap_or(default_timeout);
     CallSettings {
-        timeout: t.duration("timeout").unwrap_or(default_timeout),
+        timeout,
+        settle: t
+            .duration("settle")
+            .unwrap_or(2 * timeout + Duration::from_secs(30)),
         task_poll: t.duration("task_poll").unwrap_or(Duration::from_secs(5)),
         task_timeout: t
             .duration("task_timeout")

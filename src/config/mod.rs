@@ -97,6 +97,18 @@ pub struct CallSettings {
     pub task_timeout: Duration,
     /// `max_retries`: attempts for a failing call before giving up (default 6).
     pub max_retries: u32,
+    /// `settle`: after a create whose outcome is unknown (timeout, 5xx, a lost response, a
+    /// crash), how long the deployer is searched for it before another create may be made, so
+    /// a slow server that commits after the client gave up is never deployed to twice
+    /// (default 2 × `timeout` + 30s).
+    pub settle: Duration,
+}
+
+impl CallSettings {
+    /// How often the deployer is searched during `settle`: a few times, at most every 5s.
+    pub fn search_every(&self) -> Duration {
+        (self.settle / 4).clamp(Duration::from_millis(200), Duration::from_secs(5))
+    }
 }
 
 /// `kind = "octopus"`.

@@ -15,7 +15,7 @@ use crate::command::{self, CommandResult};
 use crate::config::CommandDeployerConfig;
 use crate::deployer::{fill, placeholders, Exec, ExecOutcome, Target};
 use crate::metrics::Metrics;
-use crate::store::{RollbackRecord, RollbackState};
+use crate::model::{DeployIntent, IntentState};
 
 /// Text kept from the program's output in details and messages.
 const OUTPUT_EXCERPT: usize = 300;
@@ -63,19 +63,24 @@ impl CommandDeployer {
     pub(crate) async fn execute(
         &self,
         target: &Target<'_>,
-        rec: &mut RollbackRecord,
+        rec: &mut DeployIntent,
         exec: Exec<'_>,
     ) -> ExecOutcome {
         match rec.state {
-            RollbackState::Succeeded => return ExecOutcome::Succeeded,
-            RollbackState::Failed => {
+            IntentState::Succeeded => return ExecOutcome::Succeeded,
+            IntentState::Failed => {
                 return ExecOutcome::Failed(
                     rec.detail
                         .clone()
                         .unwrap_or_else(|| "the deploy command failed".into()),
                 )
             }
-            RollbackState::Pending | RollbackState::Created => {}
+            IntentState::Unknown | IntentState::Superseded => {
+                if let Some(out) = crate::deployer::octopus::protocol::outcome(rec) {
+                    return out;
+                }
+            }
+            IntentState::Pending | IntentState::Created => {}
         }
         if rec.calls > 0 {
             tracing::error!(deployer = %self.name, watch = %target.watch, calls = rec.calls, "{ALREADY_RAN}");
@@ -91,7 +96,7 @@ impl CommandDeployer {
         // counted, which a restart reports instead of repeating.
         let result = command::run(&argv, &env, self.config.calls.timeout).await;
         if result.success() {
-            rec.state = RollbackState::Succeeded;
+            rec.state = IntentState::Succeeded;
             rec.detail = Some(summary(&result));
             (exec.progress)(rec);
             tracing::info!(deployer = %self.name, watch = %target.watch, "{}", result.describe());
@@ -102,7 +107,7 @@ impl CommandDeployer {
     }
 
     /// `argv` with placeholders filled in, each element on its own (no shell, no splitting).
-    fn argv(&self, target: &Target<'_>, rec: &RollbackRecord) -> Vec<String> {
+    fn argv(&self, target: &Target<'_>, rec: &DeployIntent) -> Vec<String> {
         let values = placeholders(target, rec);
         self.config
             .argv
@@ -113,7 +118,7 @@ impl CommandDeployer {
 }
 
 /// The intent as environment variables for the program.
-fn environment(target: &Target<'_>, rec: &RollbackRecord) -> Vec<(String, String)> {
+fn environment(target: &Target<'_>, rec: &DeployIntent) -> Vec<(String, String)> {
     [
         ("BACKSTOP_WATCH", target.watch),
         ("BACKSTOP_RELEASE", rec.target_release.as_str()),
@@ -186,7 +191,7 @@ mod tests {
 
     use super::*;
     use crate::config::CallSettings;
-    use crate::store::ActionKind;
+    use crate::model::ActionKind;
 
     fn deployer(argv: &[&str]) -> CommandDeployer {
         let config = CommandDeployerConfig {
@@ -196,6 +201,7 @@ mod tests {
                 task_poll: Duration::from_secs(5),
                 task_timeout: Duration::from_secs(60),
                 max_retries: 6,
+                settle: std::time::Duration::from_secs(1),
             },
         };
         CommandDeployer::new("script", config, Metrics::new())
@@ -210,8 +216,8 @@ mod tests {
         }
     }
 
-    fn record() -> RollbackRecord {
-        RollbackRecord {
+    fn record() -> DeployIntent {
+        DeployIntent {
             id: "rb-1".into(),
             observation_id: "obs-1".into(),
             watch: "shop".into(),
@@ -223,19 +229,20 @@ mod tests {
             environment: "Environments-1".into(),
             marker: "[backstop-rollback:rb-1]".into(),
             comments: String::new(),
-            state: RollbackState::Pending,
+            state: IntentState::Pending,
             deployment_id: None,
             task_id: None,
             detail: None,
             decided_at: Utc::now(),
+            ..crate::model::DeployIntent::blank()
         }
     }
 
     /// Runs `execute`, returning the outcome and the call counts seen by `progress`.
-    async fn run(d: &CommandDeployer, rec: &mut RollbackRecord) -> (ExecOutcome, Vec<u32>) {
+    async fn run(d: &CommandDeployer, rec: &mut DeployIntent) -> (ExecOutcome, Vec<u32>) {
         let cancel = CancellationToken::new();
         let mut seen = Vec::new();
-        let mut progress = |r: &RollbackRecord| seen.push(r.calls);
+        let mut progress = |r: &DeployIntent| seen.push(r.calls);
         let out = d
             .execute(
                 &target(),
@@ -262,7 +269,7 @@ mod tests {
         let mut rec = record();
         let (out, seen) = run(&d, &mut rec).await;
         assert_eq!(out, ExecOutcome::Succeeded);
-        assert_eq!(rec.state, RollbackState::Succeeded);
+        assert_eq!(rec.state, IntentState::Succeeded);
         assert_eq!(rec.calls, 1);
         assert_eq!(
             seen.first(),

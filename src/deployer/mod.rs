@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{CallSettings, DeployerConfig};
 use crate::metrics::Metrics;
-use crate::store::RollbackRecord;
+use crate::model::DeployIntent;
 
 /// A deployment as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,8 +101,12 @@ pub enum DeployerError {
     },
     #[error("timed out")]
     Timeout,
+    /// The request may have been sent (connection lost or reset after sending).
     #[error("unreachable: {0}")]
     Unreachable(String),
+    /// The connection could not be made: the request was never sent.
+    #[error("unreachable (connection refused before sending): {0}")]
+    Refused(String),
     #[error("malformed response: {0}")]
     Malformed(String),
     #[error("cancelled by shutdown")]
@@ -114,8 +118,33 @@ impl DeployerError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            DeployerError::Server { .. } | DeployerError::Timeout | DeployerError::Unreachable(_)
+            DeployerError::Server { .. }
+                | DeployerError::Timeout
+                | DeployerError::Unreachable(_)
+                | DeployerError::Refused(_)
         )
+    }
+
+    /// Whether a failed create certainly made nothing: the request was never sent, or the
+    /// server said so (408 request timeout, 429 too many requests). Any other failure of a
+    /// sent request may have been committed by the server.
+    pub fn is_definitely_not_applied(&self) -> bool {
+        match self {
+            DeployerError::Refused(_) => true,
+            DeployerError::Server { status, .. } => matches!(status, 408 | 429),
+            _ => false,
+        }
+    }
+
+    /// Maps a transport error: refused before sending, timed out, or lost after sending.
+    pub fn from_reqwest(e: reqwest::Error) -> Self {
+        if e.is_timeout() {
+            DeployerError::Timeout
+        } else if e.is_connect() {
+            DeployerError::Refused(e.without_url().to_string())
+        } else {
+            DeployerError::Unreachable(e.without_url().to_string())
+        }
     }
 
     /// Classifies a non-success HTTP answer; shared by every HTTP deployer so they retry alike.
@@ -186,6 +215,10 @@ pub enum ExecOutcome {
     Succeeded,
     /// It could not be made or it failed; the text says why, for humans.
     Failed(String),
+    /// A deploy call may have landed but could not be confirmed: a human must look.
+    Unknown(String),
+    /// A newer deployment backstop did not make replaced the condemned one; nothing deployed.
+    Superseded(crate::model::NewerDeployment),
     /// Shutdown interrupted it; the persisted intent resumes after a restart.
     Cancelled,
 }
@@ -195,7 +228,7 @@ pub struct Exec<'a> {
     pub cancel: &'a CancellationToken,
     /// Persists the intent after every change (state, ids, call count) *before* the next step,
     /// and marks liveness for the watchdog. Called before each deploy call too.
-    pub progress: &'a mut (dyn FnMut(&RollbackRecord) + Send + Sync),
+    pub progress: &'a mut (dyn FnMut(&DeployIntent) + Send + Sync),
 }
 
 impl<'a> Exec<'a> {
@@ -294,7 +327,7 @@ impl Deployer {
     pub async fn execute(
         &self,
         target: &Target<'_>,
-        rec: &mut RollbackRecord,
+        rec: &mut DeployIntent,
         exec: Exec<'_>,
     ) -> ExecOutcome {
         match self {
@@ -333,6 +366,24 @@ impl Deployer {
                 .application
                 .map(|app| format!("{}/applications/{app}", c.config().url)),
             Deployer::Webhook(_) | Deployer::Command(_) => None,
+        }
+    }
+
+    /// The deployer's newest deployment of `release` to the watch's environment (Octopus), to
+    /// match an announcement that carries no deployment id.
+    pub async fn newest_deployment_of(
+        &self,
+        target: &Target<'_>,
+        release: &str,
+    ) -> Option<Deployment> {
+        match self {
+            Deployer::Octopus(c) => c
+                .deployments(target.project, target.environment, None, 30)
+                .await
+                .ok()?
+                .into_iter()
+                .find(|d| d.release_id == release),
+            _ => None,
         }
     }
 
@@ -376,7 +427,7 @@ pub fn fill(template: &str, values: &[(&str, &str)], json: bool) -> String {
 /// The placeholder values of an intent, shared by webhook and command deployers.
 pub fn placeholders<'a>(
     target: &'a Target<'_>,
-    rec: &'a RollbackRecord,
+    rec: &'a DeployIntent,
 ) -> Vec<(&'static str, &'a str)> {
     vec![
         ("watch", target.watch),

@@ -7,8 +7,10 @@
 //! after the old one has fully stopped.
 
 mod act;
+pub mod lifecycle;
 mod poll;
 mod report;
+mod rounds;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,8 @@ use crate::config::{Config, DeployerConfig, WatchConfig};
 use crate::deployer::Deployer;
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
-use crate::store::{Source, Store};
+use crate::model::Source;
+use crate::store::Store;
 
 /// A deployment backstop has learned of.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,8 @@ use super::{Command, Trigger};
 use crate::config::WatchConfig;
 use crate::deployer::Deployer;
 use crate::metrics::Metrics;
-use crate::store::{Source, Store};
+use crate::model::Source;
+use crate::store::Store;
 
 /// Successful deployments examined per poll.
 const DEPTH: usize = 10;

@@ -1,13 +1,16 @@
-//! What the watch actor reports: evidence documents and notifications.
+//! What the watch actor reports: evidence documents (built from the lifecycle's patches) and
+//! notifications (through the outbox).
 
 use chrono::{DateTime, Utc};
 
+use super::lifecycle::{Effect, EvidencePatch};
 use super::watch::WatchActor;
 use crate::checks;
 use crate::config::Probe;
-use crate::evidence::{CheckEvidence, DeploymentFacts, Evidence, Link, TimelineEntry};
-use crate::sinks::{Alert, AlertKind};
-use crate::store::ObservationRecord;
+use crate::evidence::{CheckEvidence, DeployFacts, DeploymentFacts, Evidence, Link, TimelineEntry};
+use crate::model::{ObservationRecord, WatchRecord};
+use crate::sinks::Alert;
+use crate::store::OutboxItem;
 
 impl WatchActor {
     /// The evidence document of an observation as it stands (no verdict or action yet).
@@ -25,8 +28,9 @@ impl WatchActor {
             .tracker
             .checks
             .iter()
-            .zip(&self.cfg.checks)
-            .map(|(track, cfg)| {
+            .filter_map(|track| {
+                // By name: a reload may have reordered the checks.
+                let cfg = self.cfg.checks.iter().find(|c| c.name == track.name)?;
                 let (kind, url, query) = match &cfg.probe {
                     Probe::Http { url, .. } => ("http", url.clone(), None),
                     Probe::Prometheus { url, query, .. } => {
@@ -42,12 +46,12 @@ impl WatchActor {
                         Some(checks::scrape::describe(&s.mode, s.rate_window)),
                     ),
                 };
-                CheckEvidence {
+                Some(CheckEvidence {
                     kind: kind.into(),
                     url,
                     query,
                     track: track.clone(),
-                }
+                })
             })
             .collect();
         let mut timeline = vec![
@@ -99,34 +103,142 @@ impl WatchActor {
         }
     }
 
-    pub(super) fn save_evidence(&self, ev: &Evidence) {
-        if let Err(e) = self.shared.store.save_evidence(ev) {
-            tracing::error!(watch = %self.name(), error = %e, "cannot persist evidence");
+    /// The durable parts of a transition: evidence documents with the patches applied, and
+    /// the outbox items of its notifications (with their evidence attached).
+    pub(super) fn durable_parts(
+        &self,
+        next: &WatchRecord,
+        effects: &[Effect],
+    ) -> (Vec<Evidence>, Vec<OutboxItem>) {
+        let mut docs: Vec<Evidence> = Vec::new();
+        for e in effects {
+            let Effect::Evidence(p) = e else { continue };
+            let pos = docs.iter().position(|d| d.id == p.observation_id);
+            let mut doc = match pos {
+                Some(i) => docs.remove(i),
+                None => match self.shared.store.evidence(&p.observation_id).ok().flatten() {
+                    Some(d) => d,
+                    None => match p.observation.as_ref().or(next.observation.as_ref()) {
+                        Some(o) if o.id == p.observation_id => self.evidence_for(o),
+                        _ => continue,
+                    },
+                },
+            };
+            self.apply(&mut doc, p, next);
+            docs.push(doc);
+        }
+        let outbox = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Notify(n) => Some(n),
+                _ => None,
+            })
+            .map(|n| {
+                let evidence = n.evidence.as_ref().and_then(|id| {
+                    docs.iter()
+                        .find(|d| &d.id == id)
+                        .cloned()
+                        .or_else(|| self.shared.store.evidence(id).ok().flatten())
+                });
+                OutboxItem {
+                    id: n.id.clone(),
+                    sinks: self.cfg.notify.clone(),
+                    alert: Alert {
+                        id: n.id.clone(),
+                        kind: n.kind,
+                        watch: self.cfg.name.clone(),
+                        release: n.release.clone(),
+                        summary: n.summary.clone(),
+                        at: Utc::now(),
+                        evidence,
+                    },
+                }
+            })
+            .collect();
+        (docs, outbox)
+    }
+
+    /// Merges a patch into an evidence document.
+    fn apply(&self, doc: &mut Evidence, p: &EvidencePatch, next: &WatchRecord) {
+        if let Some(o) = &p.observation {
+            let fresh = self.evidence_for(o);
+            doc.checks = fresh.checks;
+            doc.deployment = fresh.deployment;
+            for l in fresh.links {
+                if !doc.links.iter().any(|x| x.url == l.url) {
+                    doc.links.push(l);
+                }
+            }
+        }
+        if let Some(v) = &p.verdict {
+            doc.verdict = Some(v.clone());
+        }
+        if let Some(a) = &p.action {
+            let mut a = a.clone();
+            if let Some(old) = doc.action.as_ref() {
+                a.command = a.command.or(old.command.clone());
+            }
+            doc.action = Some(a);
+        }
+        if let Some(d) = &p.deploy {
+            let mut d = d.clone();
+            d.deployer = self.deployer.name().to_string();
+            if let Some(a) = doc.action.as_mut() {
+                a.deploy = Some(d.clone());
+            }
+            self.deploy_links(doc, &d, next);
+        }
+        if let Some(c) = &p.command {
+            if let Some(a) = doc.action.as_mut() {
+                a.command = Some(c.clone());
+            }
+        }
+        for (at, text) in &p.notes {
+            doc.timeline.push(TimelineEntry { at: *at, event: text.clone() });
         }
     }
 
-    /// Tells the watch's sinks.
-    pub(super) fn alert(
-        &self,
-        kind: AlertKind,
-        release: &str,
-        summary: &str,
-        evidence: Option<Evidence>,
-    ) {
-        if self.cfg.notify.is_empty() {
-            return;
+    /// Links to the deployment and task an intent made.
+    fn deploy_links(&self, doc: &mut Evidence, d: &DeployFacts, next: &WatchRecord) {
+        let mut add = |name: String, url: String| {
+            if !doc.links.iter().any(|l| l.url == url) {
+                doc.links.push(Link { name, url });
+            }
+        };
+        if let (Some(task), crate::deployer::Deployer::Octopus(c)) = (&d.task_id, &self.deployer) {
+            let url = format!("{}/app#/{}/tasks/{task}", c.config().url, c.config().space);
+            add(format!("Octopus task {task}"), url);
         }
-        self.shared.sinks.send(
-            &self.cfg.notify,
-            &Alert {
-                kind,
-                watch: self.cfg.name.clone(),
-                release: release.to_string(),
-                summary: summary.to_string(),
-                at: Utc::now(),
-                evidence,
-            },
-        );
+        if let Some(dep) = &d.deployment_id {
+            if let Some(url) = self.deployer.link(&self.target(), dep) {
+                let kind = next.intent.as_ref().map(|i| i.kind.as_str()).unwrap_or("deployment");
+                add(format!("{kind} deployment {dep}"), url);
+            }
+        }
+    }
+
+    /// Hands an outbox item to the sinks; marked delivered once every sink is done with it.
+    pub(super) fn deliver(&self, item: OutboxItem) {
+        let store = self.shared.store.clone();
+        let id = item.id.clone();
+        self.shared.sinks.send_then(&item.sinks, &item.alert, move || {
+            if let Err(e) = store.delivered(&id) {
+                tracing::warn!(error = %e, notification = %id, "cannot mark a notification delivered");
+            }
+        });
+    }
+
+    /// Notifications recorded before a crash and not delivered: sent again, same id.
+    pub(super) fn redeliver(&self) {
+        match self.shared.store.undelivered(self.name()) {
+            Ok(items) => {
+                for item in items {
+                    tracing::info!(watch = %self.name(), notification = %item.id, "delivering a notification recorded before a restart");
+                    self.deliver(item);
+                }
+            }
+            Err(e) => tracing::error!(watch = %self.name(), error = %e, "cannot read the notification outbox"),
+        }
     }
 }
 

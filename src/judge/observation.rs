@@ -98,6 +98,65 @@ impl Tracker {
         }
     }
 
+    /// Makes the tracked checks match the configured ones, by name: a check added by a reload
+    /// starts fresh, a removed one is dropped, one whose rules or limit changed keeps its runs.
+    /// Returns what changed, for the evidence; empty when nothing did.
+    pub fn reconcile<'a>(
+        &mut self,
+        checks: impl IntoIterator<Item = (&'a str, &'a [Rule], u32)>,
+        error_limit: u32,
+    ) -> Vec<String> {
+        let mut notes = Vec::new();
+        let mut old: Vec<CheckTrack> = std::mem::take(&mut self.checks);
+        for (name, rules, failure_limit) in checks {
+            match old.iter().position(|t| t.name == name) {
+                Some(i) => {
+                    let mut t = old.remove(i);
+                    if t.rules != rules || t.failure_limit != failure_limit.max(1) {
+                        notes.push(format!(
+                            "reload changed check {name}: rules {} (was {}), failure_limit {} (was {}); its runs are kept",
+                            describe(rules),
+                            describe(&t.rules),
+                            failure_limit.max(1),
+                            t.failure_limit
+                        ));
+                        t.rules = rules.to_vec();
+                        t.failure_limit = failure_limit.max(1);
+                    }
+                    self.checks.push(t);
+                }
+                None => {
+                    notes.push(format!("reload added check {name}: it starts fresh"));
+                    self.checks.extend(Tracker::new([(name, rules, failure_limit)], 1).checks);
+                }
+            }
+        }
+        for t in old {
+            notes.push(format!("reload removed check {}: its samples are dropped", t.name));
+        }
+        if self.error_limit != error_limit.max(1) {
+            notes.push(format!(
+                "reload changed error_limit to {} (was {})",
+                error_limit.max(1),
+                self.error_limit
+            ));
+            self.error_limit = error_limit.max(1);
+        }
+        notes
+    }
+
+    /// Records one sample of the check named `name`; unknown names are ignored.
+    pub fn record_named(&mut self, name: &str, sample: Sample) {
+        if let Some(i) = self.checks.iter().position(|t| t.name == name) {
+            self.record(i, sample);
+        }
+    }
+
+    /// The tracked check named `name`.
+    pub fn check_mut(&mut self, name: &str) -> Option<&mut CheckTrack> {
+        self.checks.iter_mut().find(|t| t.name == name)
+    }
+
     /// Records one sample of check `index`. A pass or a failure ends an error run, and an
     /// error does not break a failure run: a flapping scrape between two failures is not
     /// evidence that the release recovered.
@@ -189,6 +248,14 @@ impl Tracker {
             Decision::Continue
         }
     }
+}
+
+fn describe(rules: &[Rule]) -> String {
+    rules
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The kind of a final verdict. Closed set, persisted and reported as snake_case.
@@ -342,6 +409,35 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         let back: Tracker = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn reconcile_keys_checks_by_name() {
+        let mut t = tracker(3, 5);
+        t.record(0, s(fail()));
+        t.record(1, s(Outcome::Pass));
+        let strict = [Rule::Max(0.5)];
+        let same = [Rule::Max(1.0)];
+        // Reordered, one changed, one added, none removed.
+        let notes = t.reconcile(
+            [("c", &same[..], 2), ("b", &strict[..], 1000), ("a", &same[..], 3)],
+            5,
+        );
+        let names: Vec<&str> = t.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["c", "b", "a"]);
+        assert_eq!(t.checks[2].consecutive_failures, 1, "a keeps its run");
+        assert_eq!(t.checks[1].passes, 1, "b keeps its counts");
+        assert_eq!(t.checks[1].rules, strict);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("added check c")));
+        assert!(notes.iter().any(|n| n.contains("changed check b")));
+        let notes = t.reconcile([("a", &same[..], 3)], 5);
+        assert_eq!(t.checks.len(), 1);
+        assert_eq!(notes.len(), 2);
+        assert!(t.reconcile([("a", &same[..], 3)], 5).is_empty());
+        t.record_named("nope", s(fail()));
+        t.record_named("a", s(fail()));
+        assert_eq!(t.checks[0].consecutive_failures, 2);
     }
 
     #[test]

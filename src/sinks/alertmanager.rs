@@ -26,9 +26,12 @@ pub(super) fn endpoint(url: &str) -> String {
 /// How urgently a human must look: a failed rollback or a frozen watch needs one now.
 pub(super) fn severity(kind: AlertKind) -> &'static str {
     match kind {
-        AlertKind::RollbackFailed | AlertKind::Frozen => "page",
+        AlertKind::RollbackFailed
+        | AlertKind::RollbackUnknown
+        | AlertKind::DuplicateDeployment
+        | AlertKind::Frozen => "page",
         AlertKind::Condemned | AlertKind::Inconclusive | AlertKind::Paused => "warning",
-        AlertKind::RolledBack => "info",
+        AlertKind::RolledBack | AlertKind::Superseded => "info",
     }
 }
 
@@ -50,6 +53,7 @@ pub(super) fn payload(alert: &Alert, extra: &BTreeMap<String, String>) -> serde_
     let mut annotations = BTreeMap::from([
         ("summary", alert.summary.clone()),
         ("description", alert.summary.clone()),
+        ("notification_id", alert.id.clone()),
     ]);
     if let Some(ev) = &alert.evidence {
         annotations.insert(

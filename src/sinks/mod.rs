@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -28,12 +28,18 @@ use crate::secret::Secret;
 use delivery::{DeliveryError, Request};
 
 /// What happened. Closed set; snake_case names appear in payloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     Condemned,
     RolledBack,
     RollbackFailed,
+    /// A deploy call may have landed but could not be confirmed: a human must look.
+    RollbackUnknown,
+    /// Two deployments carry one intent's marker: backstop deployed twice.
+    DuplicateDeployment,
+    /// A newer deployment by someone else replaced the condemned one; no deploy was made.
+    Superseded,
     Inconclusive,
     Frozen,
     Paused,
@@ -45,6 +51,9 @@ impl AlertKind {
             AlertKind::Condemned => "condemned",
             AlertKind::RolledBack => "rolled_back",
             AlertKind::RollbackFailed => "rollback_failed",
+            AlertKind::RollbackUnknown => "rollback_unknown",
+            AlertKind::DuplicateDeployment => "duplicate_deployment",
+            AlertKind::Superseded => "superseded",
             AlertKind::Inconclusive => "inconclusive",
             AlertKind::Frozen => "frozen",
             AlertKind::Paused => "paused",
@@ -53,8 +62,10 @@ impl AlertKind {
 }
 
 /// One notification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
+    /// Stable across redeliveries after a crash: receivers deduplicate on it.
+    pub id: String,
     pub kind: AlertKind,
     pub watch: String,
     pub release: String,
@@ -98,10 +109,17 @@ impl Sinks {
     /// without a `[notify.NAME]` (possible only across a reload) are logged and skipped.
     /// Must be called inside the tokio runtime.
     pub fn send(&self, names: &[String], alert: &Alert) {
+        self.send_then(names, alert, || {});
+    }
+
+    /// Like [`Sinks::send`], and calls `done` once every named sink's delivery has ended
+    /// (delivered, or given up after its retries): the outbox marks the alert delivered then.
+    pub fn send_then(&self, names: &[String], alert: &Alert, done: impl FnOnce() + Send + 'static) {
         let config = self.config.read().unwrap_or_else(|e| e.into_inner());
         let alert = Arc::new(alert.clone());
         // A name listed twice is one destination: tell it once.
         let names: BTreeSet<&String> = names.iter().collect();
+        let mut jobs = Vec::new();
         for name in names {
             let Some(sink) = config.get(name) else {
                 tracing::warn!(sink = %name, event = alert.kind.as_str(), watch = %alert.watch,
@@ -117,9 +135,12 @@ impl Sinks {
             let metrics = self.metrics.clone();
             // The span names the sink in the per-attempt retry messages too.
             let span = tracing::info_span!("notify", sink = %name, event = alert.kind.as_str());
-            self.tasks
-                .spawn(async move { job.run(&http, &metrics).await }.instrument(span));
+            jobs.push(async move { job.run(&http, &metrics).await }.instrument(span));
         }
+        self.tasks.spawn(async move {
+            futures_util::future::join_all(jobs).await;
+            done();
+        });
     }
 }
 

@@ -119,6 +119,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         links: vec![],
     };
     Alert {
+        id: format!("obs-1:{}", kind.as_str()),
         kind,
         watch: "shop".into(),
         release: "Releases-2".into(),

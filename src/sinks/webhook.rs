@@ -9,7 +9,7 @@ use super::delivery::DeliveryError;
 use super::Alert;
 use crate::secret::Secret;
 
-/// `{"kind", "watch", "release", "summary", "at", "evidence"}`; `evidence` is the full
+/// `{"id", "kind", "watch", "release", "summary", "at", "evidence"}`; `evidence` is the full
 /// [`crate::evidence::Evidence`] document, or `null` when the decision has none.
 pub(super) fn payload(alert: &Alert) -> serde_json::Value {
     serde_json::to_value(alert).unwrap_or_else(|e| {
@@ -17,6 +17,7 @@ pub(super) fn payload(alert: &Alert) -> serde_json::Value {
         // what is known rather than nothing.
         tracing::error!(error = %e, "cannot serialise alert evidence");
         serde_json::json!({
+            "id": alert.id,
             "kind": alert.kind,
             "watch": alert.watch,
             "release": alert.release,

@@ -26,7 +26,7 @@ use crate::config::ArgoCdConfig;
 use crate::deployer::retry::{delay, with_retry};
 use crate::deployer::{DeployerError, Exec, ExecOutcome, Target};
 use crate::metrics::Metrics;
-use crate::store::{RollbackRecord, RollbackState};
+use crate::model::{DeployIntent, IntentState};
 
 /// Argo CD writes whole-second timestamps with its own clock: without a baseline, an operation
 /// that started this long before the decision may still be the one backstop asked for.
@@ -366,11 +366,7 @@ fn is_busy(e: &DeployerError) -> bool {
 }
 
 fn transport(e: reqwest::Error) -> DeployerError {
-    if e.is_timeout() {
-        DeployerError::Timeout
-    } else {
-        DeployerError::Unreachable(e.without_url().to_string())
-    }
+    DeployerError::from_reqwest(e)
 }
 
 impl ArgoCdClient {
@@ -508,7 +504,7 @@ impl ArgoCdClient {
     pub(crate) async fn execute(
         &self,
         target: &Target<'_>,
-        rec: &mut RollbackRecord,
+        rec: &mut DeployIntent,
         mut exec: Exec<'_>,
     ) -> ExecOutcome {
         let Some(app) = target.application else {
@@ -516,7 +512,7 @@ impl ArgoCdClient {
                 "the watch names no Argo CD application (`application`)".into(),
             );
         };
-        if rec.state == RollbackState::Pending {
+        if rec.state == IntentState::Pending {
             if let Some(out) = self.start_once(app, target.watch, rec, &mut exec).await {
                 return out;
             }
@@ -529,7 +525,7 @@ impl ArgoCdClient {
         &self,
         app: &str,
         watch: &str,
-        rec: &mut RollbackRecord,
+        rec: &mut DeployIntent,
         exec: &mut Exec<'_>,
     ) -> Option<ExecOutcome> {
         let revision = rec.target_release.clone();
@@ -563,7 +559,7 @@ impl ArgoCdClient {
                 let baseline = rec.task_id.as_deref().and_then(Baseline::decode);
                 if find_ours(&a, &revision, baseline.as_ref(), rec.decided_at) != Ours::Absent {
                     tracing::warn!(%watch, application = %app, %revision, "found the rollback an earlier attempt started; adopting it");
-                    rec.state = RollbackState::Created;
+                    rec.state = IntentState::Created;
                     (exec.progress)(rec);
                     return None;
                 }
@@ -599,7 +595,7 @@ impl ArgoCdClient {
             match self.rollback(app, id).await {
                 Ok(()) => {
                     tracing::info!(%watch, application = %app, %revision, history_id = id, "rollback requested");
-                    rec.state = RollbackState::Created;
+                    rec.state = IntentState::Created;
                     rec.detail = Some(format!("rollback to history id {id} requested"));
                     (exec.progress)(rec);
                     return None;
@@ -630,7 +626,7 @@ impl ArgoCdClient {
     async fn follow(
         &self,
         app: &str,
-        rec: &mut RollbackRecord,
+        rec: &mut DeployIntent,
         exec: &mut Exec<'_>,
     ) -> ExecOutcome {
         let revision = rec.target_release.clone();
@@ -643,7 +639,7 @@ impl ArgoCdClient {
                 Ok(a) => {
                     let detail = match find_ours(&a, &revision, baseline.as_ref(), rec.decided_at) {
                         Ours::Succeeded => {
-                            rec.state = RollbackState::Succeeded;
+                            rec.state = IntentState::Succeeded;
                             rec.detail = None;
                             (exec.progress)(rec);
                             return ExecOutcome::Succeeded;

@@ -316,6 +316,7 @@ fn urls_keep_a_path_prefix_and_select_an_app_namespace() {
             task_poll: std::time::Duration::from_secs(1),
             task_timeout: std::time::Duration::from_secs(1),
             max_retries: 1,
+            settle: std::time::Duration::from_secs(1),
         },
     };
     let c = ArgoCdClient::new("argo", config, reqwest::Client::new(), Metrics::new());

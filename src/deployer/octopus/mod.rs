@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 mod execute;
+pub mod protocol;
 
 use super::{DeployerError, Deployment, Task, TaskState};
 use crate::config::OctopusConfig;
@@ -171,25 +172,17 @@ impl OctopusClient {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| {
-            if e.is_timeout() {
-                DeployerError::Timeout
-            } else {
-                DeployerError::Unreachable(e.without_url().to_string())
-            }
-        })?;
+        let resp = req.send().await.map_err(DeployerError::from_reqwest)?;
         let status = resp.status();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                DeployerError::Timeout
-            } else {
-                DeployerError::Unreachable(e.without_url().to_string())
-            }
+        // The request was answered: a failure reading the body is not "refused".
+        let bytes = resp.bytes().await.map_err(|e| match DeployerError::from_reqwest(e) {
+            DeployerError::Refused(m) => DeployerError::Unreachable(m),
+            other => other,
         })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
@@ -210,10 +203,23 @@ impl OctopusClient {
         task_state: Option<&str>,
         take: usize,
     ) -> Result<Vec<Deployment>, DeployerError> {
+        self.deployments_page(project, environment, task_state, 0, take)
+            .await
+    }
+
+    /// One page of [`Self::deployments`], `skip` items in.
+    pub async fn deployments_page(
+        &self,
+        project: &str,
+        environment: &str,
+        task_state: Option<&str>,
+        skip: usize,
+        take: usize,
+    ) -> Result<Vec<Deployment>, DeployerError> {
         let mut query = vec![
             ("projects", project.to_string()),
             ("environments", environment.to_string()),
-            ("skip", "0".to_string()),
+            ("skip", skip.to_string()),
             ("take", take.to_string()),
         ];
         if let Some(s) = task_state {

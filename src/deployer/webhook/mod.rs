@@ -20,7 +20,7 @@ use crate::config::WebhookDeployerConfig;
 use crate::deployer::retry::delay;
 use crate::deployer::{fill, placeholders, DeployerError, Exec, ExecOutcome, Target};
 use crate::metrics::Metrics;
-use crate::store::{RollbackRecord, RollbackState};
+use crate::model::{DeployIntent, IntentState};
 
 /// Error bodies are cut to this many characters in messages.
 const BODY_EXCERPT: usize = 200;
@@ -77,23 +77,27 @@ impl WebhookDeployer {
     pub(crate) async fn execute(
         &self,
         target: &Target<'_>,
-        rec: &mut RollbackRecord,
+        rec: &mut DeployIntent,
         mut exec: Exec<'_>,
     ) -> ExecOutcome {
-        if rec.state == RollbackState::Pending {
+        if rec.state == IntentState::Pending {
             if let Some(out) = self.deploy(target, rec, &mut exec).await {
                 return out;
             }
         }
         match rec.state {
-            RollbackState::Succeeded => ExecOutcome::Succeeded,
-            RollbackState::Failed => ExecOutcome::Failed(
+            IntentState::Succeeded => ExecOutcome::Succeeded,
+            IntentState::Failed => ExecOutcome::Failed(
                 rec.detail
                     .clone()
                     .unwrap_or_else(|| "the deployment failed".into()),
             ),
-            RollbackState::Created | RollbackState::Pending => {
+            IntentState::Created | IntentState::Pending => {
                 self.follow(target, rec, &mut exec).await
+            }
+            IntentState::Unknown | IntentState::Superseded => {
+                crate::deployer::octopus::protocol::outcome(rec)
+                    .unwrap_or_else(|| ExecOutcome::Failed("the deployment failed".into()))
             }
         }
     }
@@ -103,7 +107,7 @@ impl WebhookDeployer {
     async fn deploy(
         &self,
         target: &Target<'_>,
-        rec: &mut RollbackRecord,
+        rec: &mut DeployIntent,
         exec: &mut Exec<'_>,
     ) -> Option<ExecOutcome> {
         if rec.calls > 0 {
@@ -151,18 +155,18 @@ impl WebhookDeployer {
     }
 
     /// Records an accepted deploy request: Created when there is a status to follow.
-    fn accepted(&self, rec: &mut RollbackRecord, answer: Option<&Value>) {
+    fn accepted(&self, rec: &mut DeployIntent, answer: Option<&Value>) {
         if let Some(id) = answer.and_then(|v| scalar(v.get("id")?)) {
             rec.deployment_id = Some(id);
         }
         if self.config.status_url.is_some() {
-            rec.state = RollbackState::Created;
+            rec.state = IntentState::Created;
             rec.detail = Some(match &rec.deployment_id {
                 Some(id) => format!("deployment {id} accepted"),
                 None => "deployment accepted".into(),
             });
         } else {
-            rec.state = RollbackState::Succeeded;
+            rec.state = IntentState::Succeeded;
             rec.detail = Some("deploy request accepted (no status_url to follow)".into());
         }
     }
@@ -171,7 +175,7 @@ impl WebhookDeployer {
     fn deploy_request(
         &self,
         target: &Target<'_>,
-        rec: &RollbackRecord,
+        rec: &DeployIntent,
     ) -> Result<reqwest::Request, String> {
         let values = placeholders(target, rec);
         let method = Method::from_bytes(self.config.method.as_bytes())
@@ -217,12 +221,12 @@ impl WebhookDeployer {
     async fn follow(
         &self,
         target: &Target<'_>,
-        rec: &mut RollbackRecord,
+        rec: &mut DeployIntent,
         exec: &mut Exec<'_>,
     ) -> ExecOutcome {
         let Some(template) = &self.config.status_url else {
             // Accepted before a reload removed status_url: acceptance is all there is to know.
-            rec.state = RollbackState::Succeeded;
+            rec.state = IntentState::Succeeded;
             (exec.progress)(rec);
             return ExecOutcome::Succeeded;
         };
@@ -248,7 +252,7 @@ impl WebhookDeployer {
             let detail = match self.get_status(request).await {
                 Ok(answer) => match lookup(&answer, field).and_then(scalar) {
                     Some(v) if matches_any(&v, &self.config.success_values) => {
-                        rec.state = RollbackState::Succeeded;
+                        rec.state = IntentState::Succeeded;
                         rec.detail = Some(format!("{name}: {field} = {v}"));
                         (exec.progress)(rec);
                         return ExecOutcome::Succeeded;
@@ -311,13 +315,7 @@ impl WebhookDeployer {
         &self,
         request: reqwest::Request,
     ) -> Result<(StatusCode, Option<u64>, Vec<u8>), DeployerError> {
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
-                DeployerError::Timeout
-            } else {
-                DeployerError::Unreachable(e.without_url().to_string())
-            }
-        };
+        let transport = DeployerError::from_reqwest;
         let resp = self.http.execute(request).await.map_err(transport)?;
         let status = resp.status();
         let retry_after = resp

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::config::CallSettings;
 use crate::secret::Secret;
-use crate::store::ActionKind;
+use crate::model::ActionKind;
 
 fn target() -> Target<'static> {
     Target {
@@ -25,8 +25,8 @@ fn target() -> Target<'static> {
     }
 }
 
-fn record() -> RollbackRecord {
-    RollbackRecord {
+fn record() -> DeployIntent {
+    DeployIntent {
         id: "rb-1".into(),
         observation_id: "obs-1".into(),
         watch: "shop".into(),
@@ -38,11 +38,12 @@ fn record() -> RollbackRecord {
         environment: "prod eu".into(),
         marker: "[backstop-rollback:rb-1]".into(),
         comments: String::new(),
-        state: RollbackState::Pending,
+        state: IntentState::Pending,
         deployment_id: None,
         task_id: None,
         detail: None,
         decided_at: Utc::now(),
+        ..crate::model::DeployIntent::blank()
     }
 }
 
@@ -184,6 +185,7 @@ fn deployer(url: &str, status_url: Option<&str>) -> WebhookDeployer {
             task_poll: Duration::from_millis(10),
             task_timeout: Duration::from_secs(10),
             max_retries: 3,
+            settle: std::time::Duration::from_secs(1),
         },
     };
     WebhookDeployer::new("cd", config, reqwest::Client::new(), Metrics::new())
@@ -192,11 +194,11 @@ fn deployer(url: &str, status_url: Option<&str>) -> WebhookDeployer {
 /// Runs `execute`, returning the outcome and (state, calls) as seen by each `progress`.
 async fn run(
     d: &WebhookDeployer,
-    rec: &mut RollbackRecord,
-) -> (ExecOutcome, Vec<(RollbackState, u32)>) {
+    rec: &mut DeployIntent,
+) -> (ExecOutcome, Vec<(IntentState, u32)>) {
     let cancel = CancellationToken::new();
     let mut seen = Vec::new();
-    let mut progress = |r: &RollbackRecord| seen.push((r.state, r.calls));
+    let mut progress = |r: &DeployIntent| seen.push((r.state, r.calls));
     let exec = Exec {
         cancel: &cancel,
         progress: &mut progress,
@@ -222,7 +224,7 @@ async fn a_failed_attempt_is_resent_with_the_same_key_then_the_status_is_followe
     let mut rec = record();
     let (out, seen) = run(&d, &mut rec).await;
     assert_eq!(out, ExecOutcome::Succeeded);
-    assert_eq!(rec.state, RollbackState::Succeeded);
+    assert_eq!(rec.state, IntentState::Succeeded);
     assert_eq!(rec.calls, 2);
     assert_eq!(rec.deployment_id.as_deref(), Some("7"));
     assert_eq!(
@@ -230,8 +232,8 @@ async fn a_failed_attempt_is_resent_with_the_same_key_then_the_status_is_followe
         Some("deployment 7: operation.phase = Succeeded")
     );
     // Each call was counted and persisted while the intent was still pending.
-    assert!(seen.contains(&(RollbackState::Pending, 1)));
-    assert!(seen.contains(&(RollbackState::Pending, 2)));
+    assert!(seen.contains(&(IntentState::Pending, 1)));
+    assert!(seen.contains(&(IntentState::Pending, 2)));
     let s = script.lock().unwrap();
     assert_eq!(s.received.len(), 2);
     for (headers, body) in &s.received {
@@ -271,7 +273,7 @@ async fn a_refusal_is_not_retried_and_a_failure_value_ends_the_wait() {
     })
     .await;
     let mut rec = record();
-    rec.state = RollbackState::Created;
+    rec.state = IntentState::Created;
     rec.calls = 1;
     rec.deployment_id = Some("dep-3".into());
     let (out, _) = run(&deployer(&url, Some("/status/{{deployment_id}}")), &mut rec).await;
@@ -295,6 +297,6 @@ async fn without_a_status_url_acceptance_is_success() {
     let mut rec = record();
     let (out, seen) = run(&deployer(&url, None), &mut rec).await;
     assert_eq!(out, ExecOutcome::Succeeded);
-    assert_eq!(seen.last(), Some(&(RollbackState::Succeeded, 1)));
+    assert_eq!(seen.last(), Some(&(IntentState::Succeeded, 1)));
     assert_eq!(rec.deployment_id, None);
 }

@@ -1,0 +1,323 @@
+//! The exactly-once protocol of an Octopus deploy intent, as pure decisions.
+//!
+//! Octopus has no idempotency key on `POST /deployments`, so the intent's marker (a unique text
+//! in Comments) stands in for one, and these rules make it safe:
+//!
+//! 1. Before every create attempt, including the first and after a restart, every deployment
+//!    of the project+environment created since the condemned one is listed (all pages). One
+//!    with the marker is adopted, never created again; two or more are a duplicate, reported.
+//!    One that backstop did not make supersedes the intent: a person shipped something newer,
+//!    and nothing is deployed over it.
+//! 2. A create whose outcome is unknown (timeout, connection lost after sending, 5xx, a lost
+//!    response, a crash during the call) is not repeated until the search has come back empty
+//!    for `settle` after it, searching every few seconds: an overloaded server may commit
+//!    after the client gave up.
+//! 3. Only a definite "not created" (connection refused before sending, 408, 429) is retried
+//!    at once, after the usual backoff (Retry-After honoured). Other 4xx answers are final.
+//! 4. When the attempts are used up, an intent with an unknown attempt ends `unknown` (a human
+//!    must look), never `failed` while a deployment may be running.
+//!
+//! The shell (`execute.rs`) asks [`next`] what to do, does it, and feeds the answer back with
+//! the `on_*` functions, persisting the intent after each; the simulation drives the same
+//! functions against a simulated server.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::deployer::retry::delay;
+use crate::deployer::{DeployerError, Deployment, ExecOutcome, Task};
+use crate::model::{DeployIntent, IntentState, NewerDeployment};
+
+/// The text every marker starts with: deployments carrying it were made by backstop.
+pub const MARKER_PREFIX: &str = "[backstop-";
+
+/// Timing of the protocol, from the deployer's config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// How long a create with an unknown outcome is searched for before another is made.
+    pub settle: Duration,
+    /// How often the marker is searched during the settle period.
+    pub search_every: Duration,
+    /// Create attempts at most.
+    pub max_retries: u32,
+    pub task_poll: Duration,
+    pub task_timeout: Duration,
+}
+
+/// One deployer call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    /// List every deployment of the project+environment created since `since`.
+    Search { since: DateTime<Utc> },
+    /// `POST /deployments` with the intent's release, environment and comments.
+    Create,
+    /// Read the deployment, for its task id.
+    ReadDeployment(String),
+    ReadTask(String),
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Call(Call),
+    /// Nothing before this time.
+    Wait(DateTime<Utc>),
+    /// The intent is over.
+    Done(ExecOutcome),
+}
+
+fn at(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// After a restart: a create that was started and has no recorded outcome may have landed.
+pub fn resume(i: &mut DeployIntent, s: &Settings) {
+    if let Some(started) = i.attempt_started.take() {
+        let gave_up = at(started, s.timeout);
+        i.ambiguous_since = Some(i.ambiguous_since.map_or(gave_up, |a| a.max(gave_up)));
+        i.searched_at = None;
+    }
+}
+
+/// The outcome of an intent that is over.
+pub fn outcome(i: &DeployIntent) -> Option<ExecOutcome> {
+    let detail = || i.detail.clone().unwrap_or_default();
+    match i.state {
+        IntentState::Pending | IntentState::Created => None,
+        IntentState::Succeeded => Some(ExecOutcome::Succeeded),
+        IntentState::Failed => Some(ExecOutcome::Failed(detail())),
+        IntentState::Unknown => Some(ExecOutcome::Unknown(detail())),
+        IntentState::Superseded => i.superseded_by.clone().map(ExecOutcome::Superseded),
+    }
+}
+
+/// The next step of the intent.
+pub fn next(i: &DeployIntent, s: &Settings, now: DateTime<Utc>) -> Next {
+    if let Some(out) = outcome(i) {
+        return Next::Done(out);
+    }
+    if let Some(t) = i.not_before.filter(|t| *t > now) {
+        return Next::Wait(t);
+    }
+    if i.state == IntentState::Created {
+        return match (&i.task_id, &i.deployment_id) {
+            (Some(task), _) => Next::Call(Call::ReadTask(task.clone())),
+            (None, Some(dep)) => Next::Call(Call::ReadDeployment(dep.clone())),
+            (None, None) => Next::Done(ExecOutcome::Failed(
+                "the deployment has no task to follow".into(),
+            )),
+        };
+    }
+    let since = search_since(i);
+    let settled = |searched: Option<DateTime<Utc>>| match i.ambiguous_since {
+        Some(a) => searched.is_some_and(|t| t >= at(a, s.settle)),
+        None => searched.is_some(),
+    };
+    if !settled(i.searched_at) {
+        return Next::Call(Call::Search { since });
+    }
+    if i.calls >= s.max_retries.max(1) {
+        return Next::Done(match i.ambiguous_since {
+            Some(_) => ExecOutcome::Unknown(format!(
+                "{} create attempts; the outcome of at least one is unknown and no deployment with marker {} was found within the settle period: check Octopus before deploying by hand",
+                i.calls, i.marker
+            )),
+            None => ExecOutcome::Failed(format!(
+                "gave up after {} attempts; last error: {}",
+                i.calls,
+                i.detail.clone().unwrap_or_default()
+            )),
+        });
+    }
+    Next::Call(Call::Create)
+}
+
+/// Deployments created at or after this time are searched: the condemned deployment's
+/// creation (newer ones supersede), else the decision.
+pub fn search_since(i: &DeployIntent) -> DateTime<Utc> {
+    i.condemned_created
+        .map_or(i.decided_at, |c| c.min(i.decided_at))
+}
+
+fn end(i: &mut DeployIntent, state: IntentState, detail: String) {
+    i.state = state;
+    i.detail = Some(detail);
+    i.not_before = None;
+}
+
+/// Applies a search result.
+pub fn on_search(
+    i: &mut DeployIntent,
+    s: &Settings,
+    result: Result<Vec<Deployment>, DeployerError>,
+    now: DateTime<Utc>,
+) {
+    let list = match result {
+        Ok(list) => list,
+        Err(e) => return on_search_error(i, s, e, now),
+    };
+    i.errors = 0;
+    let mut own: Vec<&Deployment> = list
+        .iter()
+        .filter(|d| {
+            d.release_id == i.target_release
+                && d.comments.as_deref().is_some_and(|c| c.contains(&i.marker))
+        })
+        .collect();
+    own.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    if let Some(first) = own.first() {
+        i.duplicates = own[1..].iter().map(|d| d.id.clone()).collect();
+        i.deployment_id = Some(first.id.clone());
+        i.task_id = first.task_id.clone();
+        i.state = IntentState::Created;
+        i.not_before = None;
+        i.detail = None;
+        return;
+    }
+    let since = search_since(i);
+    let newer = list
+        .iter()
+        .filter(|d| {
+            d.created > since
+                && Some(&d.id) != i.condemned_deployment.as_ref()
+                && !d
+                    .comments
+                    .as_deref()
+                    .is_some_and(|c| c.contains(MARKER_PREFIX))
+        })
+        .max_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    if let Some(d) = newer {
+        i.superseded_by = Some(NewerDeployment {
+            id: d.id.clone(),
+            release: d.release_id.clone(),
+            created: d.created,
+        });
+        let detail = format!(
+            "superseded: {} (release {}) was deployed after the condemned release by someone else; nothing deployed over it",
+            d.id, d.release_id
+        );
+        return end(i, IntentState::Superseded, detail);
+    }
+    i.searched_at = Some(now);
+    if let Some(a) = i.ambiguous_since {
+        if now < at(a, s.settle) {
+            i.not_before = Some(at(now, s.search_every).min(at(a, s.settle)));
+        }
+    }
+}
+
+fn on_search_error(i: &mut DeployIntent, s: &Settings, e: DeployerError, now: DateTime<Utc>) {
+    i.errors += 1;
+    if !e.is_retryable() || i.errors > s.max_retries.max(1) + 10 {
+        let what = format!("cannot list deployments to look for marker {}: {e}", i.marker);
+        return match i.ambiguous_since {
+            Some(_) => end(i, IntentState::Unknown, format!("{what}; an earlier create may have landed: check Octopus")),
+            None => end(i, IntentState::Failed, what),
+        };
+    }
+    i.detail = Some(format!("searching for the deployment: {e}"));
+    i.not_before = Some(at(now, delay(i.errors - 1, e.retry_after())));
+}
+
+/// Records a create attempt before it is made (persist the intent before calling).
+pub fn on_create_started(i: &mut DeployIntent, now: DateTime<Utc>) {
+    i.calls += 1;
+    i.attempt_started = Some(now);
+}
+
+/// Applies a create result.
+pub fn on_create(
+    i: &mut DeployIntent,
+    s: &Settings,
+    result: Result<Deployment, DeployerError>,
+    now: DateTime<Utc>,
+) {
+    i.attempt_started = None;
+    i.searched_at = None;
+    match result {
+        Ok(d) => {
+            i.deployment_id = Some(d.id);
+            i.task_id = d.task_id;
+            i.state = IntentState::Created;
+            i.not_before = None;
+            i.detail = None;
+        }
+        Err(e) if e.is_definitely_not_applied() => {
+            i.errors += 1;
+            i.detail = Some(e.to_string());
+            i.not_before = Some(at(now, delay(i.errors - 1, e.retry_after())));
+        }
+        Err(e) if e.is_retryable() || matches!(e, DeployerError::Malformed(_)) => {
+            i.errors += 1;
+            i.detail = Some(format!("create outcome unknown: {e}"));
+            i.ambiguous_since = Some(now);
+            i.not_before = Some(at(now, s.search_every));
+        }
+        Err(e) => end(i, IntentState::Failed, format!("Octopus refused the deployment: {e}")),
+    }
+}
+
+/// Applies a deployment read (for its task id).
+pub fn on_deployment(
+    i: &mut DeployIntent,
+    s: &Settings,
+    result: Result<Deployment, DeployerError>,
+    now: DateTime<Utc>,
+) {
+    match result {
+        Ok(d) if d.task_id.is_some() => i.task_id = d.task_id,
+        Ok(_) => end(i, IntentState::Failed, "the deployment has no task to follow".into()),
+        Err(e) => {
+            i.detail = Some(format!("cannot read the deployment: {e}"));
+            i.not_before = Some(at(now, s.task_poll));
+        }
+    }
+}
+
+/// Applies a task read.
+pub fn on_task(
+    i: &mut DeployIntent,
+    s: &Settings,
+    result: Result<Task, DeployerError>,
+    now: DateTime<Utc>,
+) {
+    let since = *i.following_since.get_or_insert(now);
+    let task_id = i.task_id.clone().unwrap_or_default();
+    match result {
+        Ok(t) if t.is_completed && t.finished_successfully => {
+            i.state = IntentState::Succeeded;
+            i.detail = None;
+            i.not_before = None;
+            return;
+        }
+        Ok(t) if t.is_completed => {
+            let msg = t.error_message.map(|m| format!(": {m}")).unwrap_or_default();
+            return end(i, IntentState::Failed, format!("task {task_id} ended {:?}{msg}", t.state));
+        }
+        Ok(t) => {
+            i.detail = Some(if t.has_pending_interruptions {
+                format!("task {task_id} is waiting for manual intervention in Octopus")
+            } else {
+                format!("task {task_id} is {:?}", t.state)
+            });
+        }
+        Err(e) => i.detail = Some(format!("cannot read task {task_id}: {e}")),
+    }
+    if now >= at(since, s.task_timeout) {
+        return end(
+            i,
+            IntentState::Failed,
+            format!(
+                "task {task_id} did not complete within {}; it may still finish: check Octopus",
+                humantime::format_duration(s.task_timeout)
+            ),
+        );
+    }
+    i.not_before = Some(at(now, s.task_poll));
+}
+
+#[cfg(test)]
+mod tests;

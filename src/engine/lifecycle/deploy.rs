@@ -1,0 +1,203 @@
+//! The end of a deploy intent, and the commands run beside it.
+
+use super::{EvidencePatch, Learned, Level, Metric, Transition};
+use crate::command::CommandResult;
+use crate::config::HookWhen;
+use crate::deployer::ExecOutcome;
+use crate::evidence::DeployFacts;
+use crate::judge::observation::VerdictKind;
+use crate::metrics::RollbackOutcome;
+use crate::model::{ActionKind, CommandPurpose, DeployIntent, ObservationKind, Source, WatchState};
+use crate::sinks::AlertKind;
+
+use super::Effect;
+
+/// The evidence view of an intent.
+pub(super) fn deploy_facts(i: &DeployIntent) -> DeployFacts {
+    DeployFacts {
+        deployer: String::new(),
+        deployment_id: i.deployment_id.clone(),
+        task_id: i.task_id.clone(),
+        state: i.state.as_str().into(),
+        detail: i.detail.clone(),
+    }
+}
+
+impl Transition<'_> {
+    pub(super) fn deployed(&mut self, intent: DeployIntent, outcome: ExecOutcome) {
+        let obs_id = intent.observation_id.clone();
+        self.r.intent = Some(intent.clone());
+        if !intent.duplicates.is_empty() {
+            let msg = format!(
+                "DUPLICATE deployments: {} carry the marker of one {} intent besides {}; backstop deployed more than once. It cannot be undone: check Octopus",
+                intent.duplicates.join(", "),
+                intent.kind.as_str(),
+                intent.deployment_id.as_deref().unwrap_or("?")
+            );
+            self.log(Level::Error, msg.clone());
+            self.note(&obs_id, msg.clone());
+            self.fx.push(Effect::Metric(Metric::DuplicateDeployments(intent.duplicates.len() as u64)));
+            self.notify(&intent.id, AlertKind::DuplicateDeployment, &intent.target_release, &msg, Some(&obs_id));
+        }
+        let patch = |notes: Vec<(chrono::DateTime<chrono::Utc>, String)>| EvidencePatch {
+            observation_id: obs_id.clone(),
+            deploy: Some(deploy_facts(&intent)),
+            notes,
+            ..EvidencePatch::default()
+        };
+        match outcome {
+            ExecOutcome::Cancelled => {
+                // Shutdown: the persisted intent resumes after a restart.
+            }
+            ExecOutcome::Succeeded => {
+                let msg = match intent.kind {
+                    ActionKind::Rollback => format!("rolled back from {} to {}", intent.condemned_release, intent.target_release),
+                    ActionKind::Retry => format!("redeployed {} (retry)", intent.target_release),
+                };
+                self.log(Level::Info, format!("{msg}; observing it"));
+                self.fx.push(Effect::Metric(Metric::Rollback(RollbackOutcome::Succeeded)));
+                self.fx.push(Effect::Evidence(patch(vec![(self.now, msg.clone())])));
+                self.notify(&intent.id, AlertKind::RolledBack, &intent.target_release, &msg, Some(&obs_id));
+                self.r.state = Some(WatchState::Idle);
+                self.r.attention = None;
+                let (kind, source) = match intent.kind {
+                    ActionKind::Rollback => (ObservationKind::Rollback, Source::Rollback),
+                    ActionKind::Retry => (ObservationKind::Retry, Source::Retry),
+                };
+                let l = Learned {
+                    release: intent.target_release.clone(),
+                    version: intent.target_version.clone(),
+                    deployment_id: intent.deployment_id.clone(),
+                    deployed_at: self.now,
+                    created: Some(self.now),
+                    source,
+                    rollback_safe: None,
+                    known: false,
+                    observation_id: format!("obs-{}", intent.id),
+                };
+                self.remember(&l);
+                self.observe(l, kind);
+                self.after_hook();
+            }
+            ExecOutcome::Failed(msg) | ExecOutcome::Unknown(msg) => {
+                let unknown = intent.state == crate::model::IntentState::Unknown;
+                let attention = if unknown {
+                    format!(
+                        "{} of {} to {}: outcome unknown: {msg}; a human must act",
+                        intent.kind.as_str(), intent.condemned_release, intent.target_release
+                    )
+                } else {
+                    format!(
+                        "{} of {} to {} failed: {msg}; a human must act",
+                        intent.kind.as_str(), intent.condemned_release, intent.target_release
+                    )
+                };
+                self.log(Level::Error, attention.clone());
+                let outcome = if unknown { RollbackOutcome::Unknown } else { RollbackOutcome::Failed };
+                self.fx.push(Effect::Metric(Metric::Rollback(outcome)));
+                self.fx.push(Effect::Evidence(patch(vec![(self.now, attention.clone())])));
+                let kind = if unknown { AlertKind::RollbackUnknown } else { AlertKind::RollbackFailed };
+                self.notify(&intent.id, kind, &intent.condemned_release, &attention, Some(&obs_id));
+                self.r.state = Some(WatchState::Failed);
+                self.r.attention = Some(attention);
+                self.after_hook();
+            }
+            ExecOutcome::Superseded(newer) => {
+                let msg = format!(
+                    "{} to {} not made: {} (release {}) was deployed after the condemned {} by someone else; observing it instead",
+                    intent.kind.as_str(), intent.target_release, newer.id, newer.release, intent.condemned_release
+                );
+                self.log(Level::Warn, msg.clone());
+                self.fx.push(Effect::Metric(Metric::Rollback(RollbackOutcome::Superseded)));
+                self.fx.push(Effect::Evidence(patch(vec![(self.now, msg.clone())])));
+                self.notify(&intent.id, AlertKind::Superseded, &newer.release, &msg, Some(&obs_id));
+                self.r.state = Some(WatchState::Idle);
+                self.r.attention = None;
+                self.learned(Learned {
+                    release: newer.release.clone(),
+                    version: None,
+                    deployment_id: Some(newer.id.clone()),
+                    deployed_at: newer.created,
+                    created: Some(newer.created),
+                    source: Source::Poll,
+                    rollback_safe: None,
+                    known: false,
+                    observation_id: format!("obs-{}-{}", intent.id, newer.id),
+                });
+            }
+        }
+    }
+
+    fn after_hook(&mut self) {
+        if self.cfg.command.as_ref().is_some_and(|h| h.when == HookWhen::After) {
+            self.run_command(CommandPurpose::After);
+        }
+    }
+
+    pub(super) fn command_done(&mut self, result: CommandResult) {
+        let Some(pending) = self.r.command.take() else { return };
+        let described = result.describe();
+        let ok = result.success();
+        match pending.purpose {
+            CommandPurpose::OnFailure => {
+                let Some(obs) = self.r.observation.clone() else { return };
+                let reason = obs.condemned.clone().unwrap_or_default();
+                let msg = format!("release {} condemned; ran the on_failure command: {described}", obs.release);
+                self.fx.push(Effect::Evidence(EvidencePatch {
+                    observation_id: obs.id.clone(),
+                    command: Some(result),
+                    notes: vec![(self.now, format!("decision: command — {msg}"))],
+                    ..EvidencePatch::default()
+                }));
+                self.notify(&obs.id, AlertKind::Condemned, &obs.release, &msg, Some(&obs.id));
+                if ok {
+                    self.r.state = Some(WatchState::Idle);
+                    self.finish(VerdictKind::Condemned, reason, Some(msg));
+                } else {
+                    self.escalate(reason, msg);
+                }
+            }
+            CommandPurpose::Before | CommandPurpose::After => {
+                let Some(intent) = self.r.intent.clone() else { return };
+                self.log(Level::Info, format!("ran the watch command ({:?}): {described}", pending.purpose));
+                self.fx.push(Effect::Evidence(EvidencePatch {
+                    observation_id: intent.observation_id.clone(),
+                    command: Some(result),
+                    ..EvidencePatch::default()
+                }));
+                if pending.purpose == CommandPurpose::Before {
+                    self.fx.push(Effect::Execute);
+                }
+            }
+        }
+    }
+
+    /// A command was started before a crash and its result is unknown: never run again.
+    pub(super) fn command_lost(&mut self, purpose: CommandPurpose) {
+        self.r.command = None;
+        let what = "the watch command was running when backstop stopped; it may already have run, and is not run again";
+        match purpose {
+            CommandPurpose::OnFailure => {
+                let Some(obs) = self.r.observation.clone() else { return };
+                let reason = obs.condemned.clone().unwrap_or_default();
+                let msg = format!("release {} condemned; {what}: a human must check", obs.release);
+                self.note(&obs.id, msg.clone());
+                self.notify(&obs.id, AlertKind::Condemned, &obs.release, &msg, Some(&obs.id));
+                self.escalate(reason, msg);
+            }
+            CommandPurpose::Before => {
+                let Some(intent) = self.r.intent.clone() else { return };
+                self.note(&intent.observation_id, format!("before hook: {what}"));
+                self.r.state = Some(WatchState::RollingBack);
+                self.fx.push(Effect::Execute);
+            }
+            CommandPurpose::After => {
+                if let Some(intent) = self.r.intent.clone() {
+                    self.note(&intent.observation_id, format!("after hook: {what}"));
+                }
+                // Resume what the after-hook ran beside: a rollback's observation.
+                self.recovered();
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Exhaustive tests of the pure lifecycle: each event in each state it can meet.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::config::WatchConfig;
+use crate::model::{IntentState, NewerDeployment};
+
+fn t(s: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)
+}
+
+/// A watch with two checks ("health" and "errors"), 1s interval, 10s window, no warmup.
+pub(crate) fn config(extra: &str) -> WatchConfig {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+token_file = "token"
+[state]
+dir = "{state}"
+[deployers.octo]
+kind = "octopus"
+url = "http://127.0.0.1:1"
+space = "Spaces-1"
+api_key_file = "api-key"
+[notify.ops]
+kind = "webhook"
+url = "http://127.0.0.1:1/hook"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+warmup = "0s"
+window = "10s"
+interval = "1s"
+notify = ["ops"]
+{extra}
+[[watch.check]]
+name = "health"
+kind = "http"
+url = "http://127.0.0.1:1/health"
+expect_status = [200]
+failure_limit = 3
+[[watch.check]]
+name = "errors"
+kind = "prometheus"
+url = "http://127.0.0.1:1"
+query = "x"
+max = 1.0
+"#,
+        state = dir.path().display()
+    );
+    let c = crate::config::load_str(&toml, dir.path()).unwrap();
+    c.watches.into_iter().next().unwrap()
+}
+
+fn learned(release: &str, dep: &str, created: i64) -> Learned {
+    Learned {
+        release: release.into(),
+        version: None,
+        deployment_id: Some(dep.into()),
+        deployed_at: t(created),
+        created: Some(t(created)),
+        source: Source::Announce,
+        rollback_safe: None,
+        known: false,
+        observation_id: format!("obs-{dep}"),
+    }
+}
+
+fn round(at: i64, health: u16) -> Event {
+    Event::Round(RoundResult {
+        scheduled: t(at),
+        checks: vec![
+            CheckResult { name: "health".into(), baseline: None, reading: Ok(Reading::Status(health)) },
+            CheckResult { name: "errors".into(), baseline: None, reading: Ok(Reading::Value(0.0)) },
+        ],
+    })
+}
+
+/// Steps every event, returning the final record and every effect.
+fn run(cfg: &WatchConfig, mut r: WatchRecord, events: Vec<(i64, Event)>) -> (WatchRecord, Vec<Effect>) {
+    let mut all = Vec::new();
+    for (at, e) in events {
+        let (next, fx) = step(cfg, &r, e, t(at));
+        r = next;
+        all.extend(fx);
+    }
+    (r, all)
+}
+
+fn notices(fx: &[Effect]) -> Vec<(AlertKind, String)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Notify(n) => Some((n.kind, n.id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// R1 verified, then R2 deployed and condemned by three failed health samples.
+fn condemned_r2(cfg: &WatchConfig) -> (WatchRecord, Vec<Effect>) {
+    condemned_r2_from(cfg, WatchRecord::default())
+}
+
+fn condemned_r2_from(cfg: &WatchConfig, start: WatchRecord) -> (WatchRecord, Vec<Effect>) {
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, round(s, 200))));
+    events.push((20, Event::Deployment(learned("R2", "D2", 20))));
+    events.extend((20..23).map(|s| (s, round(s, 503))));
+    run(cfg, start, events)
+}
+
+#[test]
+fn a_release_that_passes_its_window_is_verified() {
+    let cfg = config("");
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, round(s, 200))));
+    let (r, fx) = run(&cfg, WatchRecord::default(), events);
+    assert_eq!(r.last_good_release.as_deref(), Some("R1"));
+    assert!(r.observation.is_none());
+    assert_eq!(r.reported_state(), WatchState::Idle);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Finished(f) if f.1.verdict == VerdictKind::Verified)));
+    assert!(fx.contains(&Effect::Schedule(t(1))), "cadence on scheduled times");
+}
+
+#[test]
+fn a_condemned_release_is_quarantined_and_rolled_back_to_the_last_verified() {
+    let cfg = config("");
+    let (r, fx) = condemned_r2(&cfg);
+    let i = r.intent.as_ref().expect("an intent");
+    assert_eq!(i.target_release, "R1");
+    assert_eq!(i.state, IntentState::Pending);
+    assert_eq!(i.condemned_deployment.as_deref(), Some("D2"));
+    assert_eq!(i.condemned_created, Some(t(20)));
+    assert!(i.comments.ends_with(&i.marker));
+    assert_eq!(r.state, Some(WatchState::RollingBack));
+    assert!(r.quarantined.contains_key("R2"));
+    assert_eq!(fx.last(), Some(&Effect::Execute));
+    assert!(notices(&fx).contains(&(AlertKind::Condemned, "obs-D2:condemned".into())));
+    assert_eq!(r.actions, vec![t(22)]);
+}
+
+#[test]
+fn a_rollback_that_succeeds_is_observed_and_never_rolled_back_itself() {
+    let cfg = config("");
+    let (r, _) = condemned_r2(&cfg);
+    let mut i = r.intent.clone().unwrap();
+    i.state = IntentState::Succeeded;
+    i.deployment_id = Some("D3".into());
+    let (r, fx) = step(&cfg, &r, Event::Deployed { intent: i, outcome: ExecOutcome::Succeeded }, t(30));
+    let o = r.observation.as_ref().unwrap();
+    assert_eq!((o.release.as_str(), o.kind), ("R1", ObservationKind::Rollback));
+    assert_eq!(r.reported_state(), WatchState::Observing);
+    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::RolledBack));
+    let (r, _) = run(&cfg, r, (30..33).map(|s| (s, round(s, 503))).collect());
+    assert_eq!(r.state, Some(WatchState::Failed));
+    assert!(r.attention.as_deref().unwrap().contains("never rolls back a rollback"));
+    assert_eq!(r.intent.as_ref().unwrap().state, IntentState::Succeeded, "no second intent");
+}
+
+#[test]
+fn no_verified_release_asks_the_deployer_for_candidates() {
+    let cfg = config("");
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    events.extend((0..3).map(|s| (s, round(s, 503))));
+    let (r, fx) = run(&cfg, WatchRecord::default(), events);
+    assert_eq!(fx.last(), Some(&Effect::GatherCandidates));
+    assert!(r.observation.as_ref().unwrap().condemned.is_some());
+    assert_eq!(r.reported_state(), WatchState::Idle);
+    let (r2, fx) = step(&cfg, &r, Event::Candidates(Ok(vec!["R2".into(), "R0".into()])), t(4));
+    assert_eq!(r2.intent.unwrap().target_release, "R0", "never the condemned release");
+    assert_eq!(fx.last(), Some(&Effect::Execute));
+    let (r3, _) = step(&cfg, &r, Event::Candidates(Err("unreachable".into())), t(4));
+    assert_eq!(r3.state, Some(WatchState::Failed));
+    // A restart while deciding decides again.
+    let (_, fx) = step(&cfg, &r, Event::Recovered, t(5));
+    assert_eq!(fx.last(), Some(&Effect::GatherCandidates));
+}
+
+#[test]
+fn unknown_and_failed_outcomes_need_a_human_with_the_reason() {
+    let cfg = config("");
+    let (r, _) = condemned_r2(&cfg);
+    let mut i = r.intent.clone().unwrap();
+    i.state = IntentState::Unknown;
+    let (u, fx) = step(&cfg, &r, Event::Deployed { intent: i.clone(), outcome: ExecOutcome::Unknown("lost".into()) }, t(30));
+    assert_eq!(u.state, Some(WatchState::Failed));
+    assert!(u.attention.as_deref().unwrap().contains("outcome unknown"));
+    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::RollbackUnknown));
+    i.state = IntentState::Failed;
+    let (f, fx) = step(&cfg, &r, Event::Deployed { intent: i, outcome: ExecOutcome::Failed("refused".into()) }, t(30));
+    assert!(f.attention.as_deref().unwrap().contains("failed: refused"));
+    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::RollbackFailed));
+}
+
+#[test]
+fn a_superseded_intent_observes_the_newer_deployment() {
+    let cfg = config("");
+    let (r, _) = condemned_r2(&cfg);
+    let mut i = r.intent.clone().unwrap();
+    let newer = NewerDeployment { id: "D9".into(), release: "R3".into(), created: t(25) };
+    i.state = IntentState::Superseded;
+    i.superseded_by = Some(newer.clone());
+    let (r, fx) = step(&cfg, &r, Event::Deployed { intent: i, outcome: ExecOutcome::Superseded(newer) }, t(30));
+    let o = r.observation.as_ref().unwrap();
+    assert_eq!((o.release.as_str(), o.deployment_id.as_deref()), ("R3", Some("D9")));
+    assert_eq!(r.reported_state(), WatchState::Observing);
+    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::Superseded));
+}
+
+#[test]
+fn duplicates_are_reported_loudly() {
+    let cfg = config("");
+    let (r, _) = condemned_r2(&cfg);
+    let mut i = r.intent.clone().unwrap();
+    i.state = IntentState::Succeeded;
+    i.deployment_id = Some("D3".into());
+    i.duplicates = vec!["D4".into()];
+    let (_, fx) = step(&cfg, &r, Event::Deployed { intent: i, outcome: ExecOutcome::Succeeded }, t(30));
+    assert!(fx.contains(&Effect::Metric(Metric::DuplicateDeployments(1))));
+    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::DuplicateDeployment));
+}
+
+#[test]
+fn older_repeated_and_known_deployments_never_replace_the_observation() {
+    let cfg = config("");
+    let (r, _) = run(&cfg, WatchRecord::default(), vec![(10, Event::Deployment(learned("R2", "D2", 10)))]);
+    let before = r.observation.clone();
+    let (r1, fx) = step(&cfg, &r, Event::Deployment(learned("R1", "D1", 5)), t(11));
+    assert_eq!(r1.observation, before, "an older deployment is ignored");
+    assert!(fx.contains(&Effect::Seen("D1".into())));
+    let (r2, _) = step(&cfg, &r, Event::Deployment(learned("R2", "D2", 10)), t(11));
+    assert_eq!(r2.observation, before, "a repeated one is a no-op");
+    let mut known = learned("R3", "D3", 12);
+    known.known = true;
+    let (r3, _) = step(&cfg, &r, Event::Deployment(known), t(13));
+    assert_eq!(r3.observation, before);
+    let (r4, fx) = step(&cfg, &r, Event::Deployment(learned("R3", "D3", 12)), t(13));
+    assert_eq!(r4.observation.unwrap().release, "R3");
+    assert!(fx.iter().any(|e| matches!(e, Effect::Finished(f) if f.1.verdict == VerdictKind::Superseded)));
+}
+
+#[test]
+fn recovery_resumes_an_intent_or_acts_on_its_recorded_outcome() {
+    let cfg = config("");
+    let (r, _) = condemned_r2(&cfg);
+    let (_, fx) = step(&cfg, &r, Event::Recovered, t(40));
+    assert!(fx.contains(&Effect::Execute));
+    // Stopped after the intent succeeded and before the rollback's observation was saved.
+    let mut done = r.clone();
+    let i = done.intent.as_mut().unwrap();
+    i.state = IntentState::Succeeded;
+    i.deployment_id = Some("D3".into());
+    let (after, _) = step(&cfg, &done, Event::Recovered, t(40));
+    assert_eq!(after.observation.unwrap().kind, ObservationKind::Rollback);
+    assert_eq!(after.state, Some(WatchState::Idle));
+}
+
+#[test]
+fn a_command_is_run_at_most_once() {
+    let cfg = config("on_failure = \"command\"\n[watch.command]\nargv = [\"/bin/true\"]\n");
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    events.extend((0..3).map(|s| (s, round(s, 503))));
+    let (r, fx) = run(&cfg, WatchRecord::default(), events);
+    assert_eq!(fx.last(), Some(&Effect::RunCommand(CommandPurpose::OnFailure)));
+    assert!(r.command.is_some(), "recorded as started before it runs");
+    // Crash while it runs: never run again, a human is told it may have run.
+    let (after, fx) = step(&cfg, &r, Event::Recovered, t(10));
+    assert!(!fx.iter().any(|e| matches!(e, Effect::RunCommand(_))));
+    assert_eq!(after.state, Some(WatchState::Failed));
+    assert!(after.attention.unwrap().contains("may already have run"));
+    assert!(after.observation.is_none());
+}
+
+#[test]
+fn a_reload_that_reorders_and_adds_checks_keeps_the_observation() {
+    let cfg = config("");
+    let (r, _) = run(
+        &cfg,
+        WatchRecord::default(),
+        vec![(0, Event::Deployment(learned("R2", "D2", 0))), (0, round(0, 503))],
+    );
+    let mut reloaded = cfg.clone();
+    reloaded.checks.reverse();
+    let mut extra = reloaded.checks[0].clone();
+    extra.name = "latency".into();
+    reloaded.checks.push(extra);
+    let (r, fx) = step(&reloaded, &r, Event::Recovered, t(1));
+    let names: Vec<_> = r.observation.as_ref().unwrap().tracker.checks.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(names, ["errors", "health", "latency"]);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Evidence(p) if p.notes.iter().any(|n| n.1.contains("added check latency")))));
+    // The old actor's round (old order, no latency) still lands by name; two more failures condemn.
+    let (r, _) = run(&reloaded, r, vec![(1, round(1, 503)), (2, round(2, 503))]);
+    assert!(r.intent.is_none() || r.observation.as_ref().is_some_and(|o| o.condemned.is_some()) || r.last_verdict.as_ref().is_some_and(|v| v.verdict == VerdictKind::Condemned));
+}
+
+#[test]
+fn max_actions_pauses_and_dry_run_calls_nothing() {
+    let cfg = config("max_actions = 1\n");
+    let used = WatchRecord { actions: vec![t(5)], ..WatchRecord::default() };
+    let (r, fx) = condemned_r2_from(&cfg, used);
+    assert_eq!(r.state, Some(WatchState::Paused));
+    assert!(r.intent.is_none());
+    assert!(!fx.contains(&Effect::Execute));
+    let cfg = config("dry_run = true\n");
+    let (r, fx) = condemned_r2(&cfg);
+    assert!(r.intent.is_none());
+    assert!(!fx.contains(&Effect::Execute));
+    assert!(r.attention.unwrap().contains("dry run"));
+}
+
+#[test]
+fn an_irreversible_release_freezes_the_watch() {
+    let cfg = config("");
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, round(s, 200))));
+    let mut l = learned("R2", "D2", 20);
+    l.rollback_safe = Some(false);
+    events.push((20, Event::Deployment(l)));
+    events.extend((20..23).map(|s| (s, round(s, 503))));
+    let (r, fx) = run(&cfg, WatchRecord::default(), events);
+    assert!(r.intent.is_none());
+    assert_eq!(r.state, Some(WatchState::Failed));
+    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::Frozen));
+}
+
+#[test]
+fn pause_stops_observing_and_resume_clears_it() {
+    let cfg = config("");
+    let (r, _) = run(&cfg, WatchRecord::default(), vec![(0, Event::Deployment(learned("R2", "D2", 0)))]);
+    let (p, _) = step(&cfg, &r, Event::Pause, t(1));
+    assert_eq!(p.reported_state(), WatchState::Paused);
+    let (p2, fx) = step(&cfg, &p, Event::Deployment(learned("R3", "D3", 2)), t(2));
+    assert!(p2.observation.is_none());
+    assert_eq!(p2.current_release.as_deref(), Some("R3"));
+    assert!(fx.contains(&Effect::Seen("D3".into())));
+    let (res, _) = step(&cfg, &p2, Event::Resume, t(3));
+    assert_eq!(res.reported_state(), WatchState::Idle);
+}
+
+#[test]
+fn notification_ids_are_stable_across_a_repeated_decision() {
+    let cfg = config("");
+    let (a, _) = condemned_r2(&cfg);
+    let (_, fx1) = step(&cfg, &a, Event::Deployed { intent: a.intent.clone().unwrap(), outcome: ExecOutcome::Failed("x".into()) }, t(30));
+    let (_, fx2) = step(&cfg, &a, Event::Deployed { intent: a.intent.clone().unwrap(), outcome: ExecOutcome::Failed("x".into()) }, t(31));
+    assert_eq!(notices(&fx1), notices(&fx2));
+}

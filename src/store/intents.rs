@@ -1,0 +1,72 @@
+//! Deploy intents (the `rollbacks` table: rollbacks and retries) and the notification outbox.
+
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::{select_all_json, select_json, Durable, Store, StoreError};
+use crate::model::DeployIntent;
+use crate::sinks::Alert;
+
+/// A notification recorded in the same transaction as the decision it announces, delivered
+/// at least once: after a crash, undelivered items are sent again with the same `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// Stable across redeliveries (observation or intent id plus the event): receivers
+    /// deduplicate on it.
+    pub id: String,
+    pub sinks: Vec<String>,
+    pub alert: Alert,
+}
+
+/// Inserts or updates an intent; one per condemned observation (the UNIQUE column).
+pub(super) fn upsert_intent(conn: &Connection, i: &DeployIntent) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO rollbacks (id, observation_id, watch, deployment_id, done, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET deployment_id = excluded.deployment_id,
+             done = excluded.done, body = excluded.body",
+        params![
+            i.id,
+            i.observation_id,
+            i.watch,
+            i.deployment_id,
+            i.state.is_done(),
+            serde_json::to_string(i)?
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Persists an intent's progress with `synchronous=FULL`, before the deployer's next call.
+    pub fn save_intent(&self, i: &DeployIntent) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let _durable = Durable::new(&conn)?;
+        upsert_intent(&conn, i)
+    }
+
+    /// The most recent intent of a watch.
+    pub fn latest_intent(&self, watch: &str) -> Result<Option<DeployIntent>, StoreError> {
+        select_json(
+            &self.conn(),
+            "SELECT body FROM rollbacks WHERE watch = ?1 ORDER BY rowid DESC LIMIT 1",
+            [watch],
+        )
+    }
+
+    /// Notifications recorded but not yet delivered, oldest first.
+    pub fn undelivered(&self, watch: &str) -> Result<Vec<OutboxItem>, StoreError> {
+        select_all_json(
+            &self.conn(),
+            "SELECT body FROM outbox WHERE watch = ?1 AND delivered = 0 ORDER BY rowid",
+            [watch],
+        )
+    }
+
+    /// Marks a notification delivered (or given up on after the sink's retries).
+    pub fn delivered(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("UPDATE outbox SET delivered = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+}

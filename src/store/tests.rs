@@ -1,0 +1,177 @@
+use chrono::Utc;
+
+use super::*;
+use crate::judge::observation::{Tracker, Verdict, VerdictKind};
+use crate::judge::Rule;
+use crate::model::{
+    ActionKind, DeployIntent, IntentState, ObservationKind, ObservationRecord, Source, WatchRecord,
+};
+
+fn obs(id: &str, dep: Option<&str>) -> ObservationRecord {
+    let rules = [Rule::Max(1.0)];
+    ObservationRecord {
+        id: id.into(),
+        watch: "shop".into(),
+        release: "Releases-2".into(),
+        version: None,
+        deployment_id: dep.map(String::from),
+        kind: ObservationKind::Deployment,
+        source: Source::Announce,
+        deployed_at: Utc::now(),
+        judging_from: Utc::now(),
+        window_ends: Utc::now(),
+        rollback_safe: None,
+        tracker: Tracker::new([("c", &rules[..], 3)], 5),
+        condemned: None,
+        created: None,
+    }
+}
+
+fn intent(obs_id: &str) -> DeployIntent {
+    DeployIntent {
+        id: format!("act-{obs_id}"),
+        observation_id: obs_id.into(),
+        watch: "shop".into(),
+        kind: ActionKind::Rollback,
+        calls: 0,
+        condemned_release: "Releases-2".into(),
+        condemned_deployment: None,
+        condemned_created: None,
+        target_release: "Releases-1".into(),
+        target_version: None,
+        environment: "Environments-1".into(),
+        marker: "m".into(),
+        comments: "c".into(),
+        state: IntentState::Pending,
+        deployment_id: None,
+        task_id: None,
+        detail: None,
+        decided_at: Utc::now(),
+        attempt_started: None,
+        ambiguous_since: None,
+        searched_at: None,
+        not_before: None,
+        errors: 0,
+        duplicates: vec![],
+        superseded_by: None,
+        following_since: None,
+    }
+}
+
+fn verdict(id: &str) -> Verdict {
+    Verdict {
+        verdict: VerdictKind::Verified,
+        release: "Releases-2".into(),
+        version: None,
+        deployment_id: None,
+        observation_id: id.into(),
+        decided_at: Utc::now(),
+        summary: String::new(),
+        checks: vec![],
+        action: None,
+    }
+}
+
+#[test]
+fn a_transition_survives_reopen_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        let mut rec = WatchRecord {
+            last_good_release: Some("Releases-1".into()),
+            observation: Some(obs("o1", Some("Deployments-5"))),
+            ..WatchRecord::default()
+        };
+        rec.quarantined.insert("Releases-3".into(), "condemned".into());
+        s.commit(
+            "shop",
+            &Commit {
+                record: Some(&rec),
+                durable: true,
+                ..Commit::default()
+            },
+        )
+        .unwrap();
+    }
+    let s = Store::open(dir.path()).unwrap();
+    let rec = s.load_watch("shop").unwrap();
+    assert_eq!(rec.observation.unwrap().id, "o1");
+    assert_eq!(rec.last_good_release.as_deref(), Some("Releases-1"));
+    assert!(rec.quarantined.contains_key("Releases-3"));
+    assert!(s.deployment_known("shop", "Deployments-5").unwrap());
+    assert!(!s.deployment_known("other", "Deployments-5").unwrap());
+}
+
+#[test]
+fn finishing_closes_the_observation_and_the_intent_is_joined_in() {
+    let s = Store::in_memory().unwrap();
+    let mut rec = WatchRecord {
+        observation: Some(obs("o1", None)),
+        ..WatchRecord::default()
+    };
+    s.commit("shop", &Commit { record: Some(&rec), ..Commit::default() }).unwrap();
+    let o = rec.observation.take().unwrap();
+    let mut i = intent("o1");
+    rec.intent = Some(i.clone());
+    s.commit(
+        "shop",
+        &Commit {
+            record: Some(&rec),
+            finished: vec![(o, verdict("o1"))],
+            durable: true,
+            ..Commit::default()
+        },
+    )
+    .unwrap();
+    let back = s.load_watch("shop").unwrap();
+    assert!(back.observation.is_none());
+    assert_eq!(back.intent.as_ref().unwrap().id, i.id);
+    assert_eq!(s.latest_observation("shop").unwrap().unwrap().id, "o1");
+    assert_eq!(s.history(Some("shop"), 10).unwrap()[0].verdict.as_deref(), Some("verified"));
+    i.state = IntentState::Succeeded;
+    i.deployment_id = Some("Deployments-9".into());
+    s.save_intent(&i).unwrap();
+    assert_eq!(s.latest_intent("shop").unwrap().unwrap().state, IntentState::Succeeded);
+    assert!(s.deployment_known("shop", "Deployments-9").unwrap());
+}
+
+#[test]
+fn one_intent_per_condemned_observation() {
+    let s = Store::in_memory().unwrap();
+    s.save_intent(&intent("o1")).unwrap();
+    let mut again = intent("o1");
+    again.id = "another".into();
+    assert!(s.save_intent(&again).is_err(), "a second intent for one observation is refused");
+}
+
+#[test]
+fn outbox_items_stay_until_delivered() {
+    let s = Store::in_memory().unwrap();
+    let item = OutboxItem {
+        id: "o1:condemned".into(),
+        sinks: vec!["ops".into()],
+        alert: crate::sinks::Alert {
+            id: "o1:condemned".into(),
+            kind: crate::sinks::AlertKind::Condemned,
+            watch: "shop".into(),
+            release: "Releases-2".into(),
+            summary: "s".into(),
+            at: Utc::now(),
+            evidence: None,
+        },
+    };
+    let c = Commit { outbox: vec![item.clone(), item.clone()], ..Commit::default() };
+    s.commit("shop", &c).unwrap();
+    assert_eq!(s.undelivered("shop").unwrap(), vec![item]);
+    s.delivered("o1:condemned").unwrap();
+    assert!(s.undelivered("shop").unwrap().is_empty());
+}
+
+#[test]
+fn webhook_event_ids_deduplicate() {
+    let s = Store::in_memory().unwrap();
+    assert!(!s.event_seen("Events-1").unwrap());
+    assert!(s.mark_event_seen("Events-1").unwrap());
+    assert!(s.event_seen("Events-1").unwrap());
+    assert!(!s.mark_event_seen("Events-1").unwrap());
+}

@@ -1,0 +1,233 @@
+//! Watch records, observations, history and evidence; [`Store::commit`] writes a whole
+//! lifecycle transition in one transaction.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::{select_all_json, select_json, OutboxItem, Store, StoreError};
+use crate::evidence::Evidence;
+use crate::judge::observation::Verdict;
+use crate::model::{ObservationRecord, WatchRecord};
+
+/// One line of `GET /v1/history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub watch: String,
+    pub release: String,
+    pub kind: String,
+    pub deployed_at: DateTime<Utc>,
+    /// verified, condemned, inconclusive, superseded; None while observing.
+    pub verdict: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub summary: Option<String>,
+    pub action: Option<String>,
+}
+
+/// Everything one lifecycle transition writes.
+#[derive(Debug, Default)]
+pub struct Commit<'a> {
+    /// The watch's record after the transition, with its observation and intent.
+    pub record: Option<&'a WatchRecord>,
+    /// Observations closed by the transition, with their verdicts.
+    pub finished: Vec<(ObservationRecord, Verdict)>,
+    pub evidence: Vec<Evidence>,
+    /// Notifications to deliver at least once.
+    pub outbox: Vec<OutboxItem>,
+    /// Deployments recorded as handled (never observed again).
+    pub seen: Vec<String>,
+    /// Commit with `synchronous=FULL`: an intent changed or something leaves the process next.
+    pub durable: bool,
+}
+
+impl Store {
+    /// The watch's record with its open observation and latest intent joined in. Quarantine
+    /// rows from before the record owned the quarantine are merged in.
+    pub fn load_watch(&self, name: &str) -> Result<WatchRecord, StoreError> {
+        let conn = self.conn();
+        let mut rec: WatchRecord =
+            select_json(&conn, "SELECT body FROM watches WHERE name = ?1", [name])?
+                .unwrap_or_default();
+        rec.observation = select_json(
+            &conn,
+            "SELECT body FROM observations WHERE watch = ?1 AND active = 1
+             ORDER BY rowid DESC LIMIT 1",
+            [name],
+        )?;
+        rec.intent = select_json(
+            &conn,
+            "SELECT body FROM rollbacks WHERE watch = ?1 ORDER BY rowid DESC LIMIT 1",
+            [name],
+        )?;
+        let mut stmt =
+            conn.prepare("SELECT release, reason FROM quarantine WHERE watch = ?1")?;
+        let rows = stmt.query_map([name], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+        for row in rows {
+            let (release, reason) = row?;
+            rec.quarantined.entry(release).or_insert(reason);
+        }
+        Ok(rec)
+    }
+
+    /// Writes one transition atomically.
+    pub fn commit(&self, watch: &str, c: &Commit<'_>) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let durable = c.durable;
+        if durable {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        let result = (|| {
+            let tx = conn.transaction()?;
+            for (obs, verdict) in &c.finished {
+                tx.execute(
+                    "INSERT INTO observations (id, watch, deployment_id, active, body, verdict)
+                     VALUES (?1, ?2, ?3, 0, ?4, ?5)
+                     ON CONFLICT(id) DO UPDATE SET active = 0, deployment_id = excluded.deployment_id,
+                         body = excluded.body, verdict = excluded.verdict",
+                    params![
+                        obs.id,
+                        obs.watch,
+                        obs.deployment_id,
+                        serde_json::to_string(obs)?,
+                        serde_json::to_string(verdict)?
+                    ],
+                )?;
+            }
+            if let Some(rec) = c.record {
+                tx.execute(
+                    "INSERT INTO watches (name, body) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET body = excluded.body",
+                    params![watch, serde_json::to_string(rec)?],
+                )?;
+                tx.execute("DELETE FROM quarantine WHERE watch = ?1", [watch])?;
+                if let Some(obs) = &rec.observation {
+                    tx.execute(
+                        "INSERT INTO observations (id, watch, deployment_id, active, body)
+                         VALUES (?1, ?2, ?3, 1, ?4)
+                         ON CONFLICT(id) DO UPDATE SET deployment_id = excluded.deployment_id,
+                             body = excluded.body",
+                        params![obs.id, obs.watch, obs.deployment_id, serde_json::to_string(obs)?],
+                    )?;
+                }
+                if let Some(i) = &rec.intent {
+                    super::intents::upsert_intent(&tx, i)?;
+                }
+            }
+            for ev in &c.evidence {
+                tx.execute(
+                    "INSERT INTO evidence (id, watch, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                    params![ev.id, ev.watch, serde_json::to_string(ev)?],
+                )?;
+            }
+            for item in &c.outbox {
+                tx.execute(
+                    "INSERT OR IGNORE INTO outbox (id, watch, body, delivered) VALUES (?1, ?2, ?3, 0)",
+                    params![item.id, watch, serde_json::to_string(item)?],
+                )?;
+            }
+            for dep in &c.seen {
+                tx.execute(
+                    "INSERT OR IGNORE INTO seen_deployments (watch, deployment_id) VALUES (?1, ?2)",
+                    params![watch, dep],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if durable {
+            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        }
+        result
+    }
+
+    /// The most recent observation of a watch, open or closed.
+    pub fn latest_observation(&self, watch: &str) -> Result<Option<ObservationRecord>, StoreError> {
+        select_json(
+            &self.conn(),
+            "SELECT body FROM observations WHERE watch = ?1 ORDER BY rowid DESC LIMIT 1",
+            [watch],
+        )
+    }
+
+    /// Whether backstop already handled this deployment: observed it, made it as a rollback,
+    /// or saw it while polling.
+    pub fn deployment_known(&self, watch: &str, deployment_id: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT (SELECT count(*) FROM observations WHERE watch = ?1 AND deployment_id = ?2)
+                  + (SELECT count(*) FROM rollbacks WHERE watch = ?1 AND deployment_id = ?2)
+                  + (SELECT count(*) FROM seen_deployments WHERE watch = ?1 AND deployment_id = ?2)",
+            params![watch, deployment_id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The evidence document of an observation.
+    pub fn evidence(&self, id: &str) -> Result<Option<Evidence>, StoreError> {
+        select_json(&self.conn(), "SELECT body FROM evidence WHERE id = ?1", [id])
+    }
+
+    /// Inserts or replaces an evidence document outside a transition.
+    pub fn save_evidence(&self, ev: &Evidence) -> Result<(), StoreError> {
+        self.commit(
+            &ev.watch,
+            &Commit {
+                evidence: vec![ev.clone()],
+                ..Commit::default()
+            },
+        )
+    }
+
+    /// Past observations, newest first, optionally of one watch.
+    pub fn history(
+        &self,
+        watch: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT body, verdict FROM observations WHERE (?1 IS NULL OR watch = ?1)
+             ORDER BY rowid DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![watch, limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (body, verdict) = row?;
+            let obs: ObservationRecord = serde_json::from_str(&body)?;
+            let verdict: Option<Verdict> = verdict.map(|v| serde_json::from_str(&v)).transpose()?;
+            out.push(HistoryEntry {
+                id: obs.id,
+                watch: obs.watch,
+                release: obs.release,
+                kind: obs.kind.as_str().into(),
+                deployed_at: obs.deployed_at,
+                verdict: verdict.as_ref().map(|v| v.verdict.as_str().to_string()),
+                decided_at: verdict.as_ref().map(|v| v.decided_at),
+                summary: verdict.as_ref().map(|v| v.summary.clone()),
+                action: verdict.and_then(|v| v.action),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Open observations of a watch other than `keep` (left by an older version's crash).
+    pub fn stray_observations(
+        &self,
+        watch: &str,
+        keep: Option<&str>,
+    ) -> Result<Vec<ObservationRecord>, StoreError> {
+        let all: Vec<ObservationRecord> = select_all_json(
+            &self.conn(),
+            "SELECT body FROM observations WHERE watch = ?1 AND active = 1",
+            [watch],
+        )?;
+        Ok(all
+            .into_iter()
+            .filter(|o| Some(o.id.as_str()) != keep)
+            .collect())
+    }
+}
