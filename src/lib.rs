@@ -47,6 +47,8 @@ pub mod metrics;
 pub mod model;
 pub mod secret;
 pub mod signals;
+#[cfg(test)]
+mod sim;
 pub mod sinks;
 pub mod status;
 pub mod store;

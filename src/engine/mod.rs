@@ -124,6 +124,9 @@ pub struct Engine {
     shared: Shared,
     root: CancellationToken,
     running: Arc<Mutex<BTreeMap<String, Running>>>,
+    /// Actors of removed watches that may still be stopping: a watch added again (by a later
+    /// reload) starts only after its old actor has stopped, so one watch never has two.
+    stopping: Arc<Mutex<BTreeMap<String, JoinHandle<()>>>>,
 }
 
 /// Commands queued per watch before senders are told the watch is overloaded.
@@ -135,6 +138,7 @@ impl Engine {
             shared,
             root,
             running: Arc::new(Mutex::new(BTreeMap::new())),
+            stopping: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 
@@ -171,6 +175,8 @@ impl Engine {
                 }
             }
         }
+        let mut stopping = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
+        stopping.retain(|_, h| !h.is_finished());
         for w in &config.watches {
             if running.contains_key(&w.name) {
                 continue;
@@ -186,7 +192,7 @@ impl Engine {
             );
             let cancel = self.root.child_token();
             let (tx, rx) = mpsc::channel(QUEUE);
-            let before = previous.remove(&w.name);
+            let before = previous.remove(&w.name).or_else(|| stopping.remove(&w.name));
             let pulse = Arc::new(Pulse::default());
             let actor = watch::WatchActor::new(
                 Arc::new(w.clone()),
@@ -225,6 +231,8 @@ impl Engine {
                 },
             );
         }
+        // Removed watches: remembered until their actor has stopped.
+        stopping.extend(previous);
     }
 
     /// Delivers a command to a watch's actor without waiting for it to be handled.

@@ -7,7 +7,9 @@ use crate::deployer::ExecOutcome;
 use crate::evidence::DeployFacts;
 use crate::judge::observation::VerdictKind;
 use crate::metrics::RollbackOutcome;
-use crate::model::{ActionKind, CommandPurpose, DeployIntent, ObservationKind, Source, WatchState};
+use crate::model::{
+    ActionKind, CommandPurpose, DeployIntent, IntentState, ObservationKind, Source, WatchState,
+};
 use crate::sinks::AlertKind;
 
 use super::Effect;
@@ -57,7 +59,6 @@ impl Transition<'_> {
                 self.log(Level::Info, format!("{msg}; observing it"));
                 self.fx.push(Effect::Metric(Metric::Rollback(RollbackOutcome::Succeeded)));
                 self.fx.push(Effect::Evidence(patch(vec![(self.now, msg.clone())])));
-                self.notify(&intent.id, AlertKind::RolledBack, &intent.target_release, &msg, Some(&obs_id));
                 self.r.state = Some(WatchState::Idle);
                 self.r.attention = None;
                 let (kind, source) = match intent.kind {
@@ -77,7 +78,7 @@ impl Transition<'_> {
                 };
                 self.remember(&l);
                 self.observe(l, kind);
-                self.after_hook();
+                self.after_hook_then_notify();
             }
             ExecOutcome::Failed(msg) | ExecOutcome::Unknown(msg) => {
                 let unknown = intent.state == crate::model::IntentState::Unknown;
@@ -96,11 +97,9 @@ impl Transition<'_> {
                 let outcome = if unknown { RollbackOutcome::Unknown } else { RollbackOutcome::Failed };
                 self.fx.push(Effect::Metric(Metric::Rollback(outcome)));
                 self.fx.push(Effect::Evidence(patch(vec![(self.now, attention.clone())])));
-                let kind = if unknown { AlertKind::RollbackUnknown } else { AlertKind::RollbackFailed };
-                self.notify(&intent.id, kind, &intent.condemned_release, &attention, Some(&obs_id));
                 self.r.state = Some(WatchState::Failed);
                 self.r.attention = Some(attention);
-                self.after_hook();
+                self.after_hook_then_notify();
             }
             ExecOutcome::Superseded(newer) => {
                 let msg = format!(
@@ -128,10 +127,40 @@ impl Transition<'_> {
         }
     }
 
-    fn after_hook(&mut self) {
+    /// Runs the after-hook, if any, and announces the intent's outcome once it ran, so the
+    /// notification carries the hook's result.
+    fn after_hook_then_notify(&mut self) {
         if self.cfg.command.as_ref().is_some_and(|h| h.when == HookWhen::After) {
             self.run_command(CommandPurpose::After);
+        } else {
+            self.notify_outcome();
         }
+    }
+
+    /// The notification of an ended intent.
+    fn notify_outcome(&mut self) {
+        let Some(i) = self.r.intent.clone() else { return };
+        let (kind, release, msg) = match i.state {
+            IntentState::Succeeded => (
+                AlertKind::RolledBack,
+                &i.target_release,
+                match i.kind {
+                    ActionKind::Rollback => format!("rolled back from {} to {}", i.condemned_release, i.target_release),
+                    ActionKind::Retry => format!("redeployed {} (retry)", i.target_release),
+                },
+            ),
+            IntentState::Unknown => (
+                AlertKind::RollbackUnknown,
+                &i.condemned_release,
+                self.r.attention.clone().unwrap_or_default(),
+            ),
+            _ => (
+                AlertKind::RollbackFailed,
+                &i.condemned_release,
+                self.r.attention.clone().unwrap_or_default(),
+            ),
+        };
+        self.notify(&i.id, kind, release, &msg, Some(&i.observation_id));
     }
 
     pub(super) fn command_done(&mut self, result: CommandResult) {
@@ -165,8 +194,9 @@ impl Transition<'_> {
                     command: Some(result),
                     ..EvidencePatch::default()
                 }));
-                if pending.purpose == CommandPurpose::Before {
-                    self.fx.push(Effect::Execute);
+                match pending.purpose {
+                    CommandPurpose::Before => self.fx.push(Effect::Execute),
+                    _ => self.notify_outcome(),
                 }
             }
         }
@@ -195,6 +225,7 @@ impl Transition<'_> {
                 if let Some(intent) = self.r.intent.clone() {
                     self.note(&intent.observation_id, format!("after hook: {what}"));
                 }
+                self.notify_outcome();
                 // Resume what the after-hook ran beside: a rollback's observation.
                 self.recovered();
             }

@@ -513,3 +513,5 @@ impl Transition<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::config as test_config;
