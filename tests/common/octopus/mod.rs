@@ -1,6 +1,6 @@
 //! `FakeOctopus`: the slice of Octopus Deploy's REST API backstop uses to find and roll back
 //! deployments (list/get/create deployments, get tasks and releases), shaped after the 2021.2
-//! Swagger document in `tests/data/` so that `tests/fakes_shape.rs` can hold it to that shape.
+//! Swagger document in `tests/data/` so that `tests/fakes_shape/` can hold it to that shape.
 //!
 //! Rollbacks are POSTs with no idempotency key, so the fake exists mostly to prove exactly-once
 //! behaviour: it can refuse POSTs, lose the response of one that landed, or answer too late, and
