@@ -3,12 +3,12 @@
 //! the next queued POST fault, if any.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -17,11 +17,14 @@ use super::faults::{injected, PostFault};
 use super::routes::space;
 use super::state::{lock, Shared, State};
 
+/// Refusals first, then validation, then the record, stored with its visibility under the lock
+/// before any wait: what a client that hangs up does not see still happens.
 pub(super) async fn create_deployment(
     AxState(s): AxState<Shared>,
     Path(p): Path<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
+    let arrived = Instant::now();
     let (fault, created) = {
         let mut st = lock(&s);
         if let Some(PostFault::Fail {
@@ -56,19 +59,14 @@ pub(super) async fn create_deployment(
         let task = st.task_mut(&id).expect("just inserted");
         task.pending = VecDeque::from(["Executing", final_state]);
         st.created_via_post.push(id.clone());
+        st.deployment_mut(&id).expect("just inserted").visible_from =
+            arrived + PostFault::hidden_for(fault.as_ref());
         (
             fault,
             st.render_deployment(st.deployment(&id).expect("just inserted")),
         )
     };
-    match fault {
-        Some(PostFault::CreateThenFail) => injected(StatusCode::INTERNAL_SERVER_ERROR),
-        Some(PostFault::Hang(delay)) => {
-            tokio::time::sleep(delay).await;
-            (StatusCode::CREATED, Json(created)).into_response()
-        }
-        _ => (StatusCode::CREATED, Json(created)).into_response(),
-    }
+    PostFault::answer(fault, created).await
 }
 
 /// Validates a create command like the server's model validation; returns release, environment, fields.

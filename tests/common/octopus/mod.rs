@@ -3,8 +3,8 @@
 //! Swagger document in `tests/data/` so that `tests/fakes_shape/` can hold it to that shape.
 //!
 //! Rollbacks are POSTs with no idempotency key, so the fake exists mostly to prove exactly-once
-//! behaviour: it can refuse POSTs, lose the response of one that landed, or answer too late, and
-//! it records every attempt. A created deployment's task walks Queued -> Executing -> final on
+//! behaviour: it can refuse POSTs, lose the response of one that landed, answer too late or
+//! commit slowly (the deployment shows in the API only later), and it records every attempt. A created deployment's task walks Queued -> Executing -> final on
 //! successive GETs, as a real server's would between polls.
 //!
 //! Conventions: every resource is stored typed and rendered with every Swagger property; ids have

@@ -2,6 +2,7 @@
 //! a task's `State` follows.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -30,6 +31,15 @@ pub(super) struct Deployment {
     pub(super) deployed_by: (&'static str, &'static str),
     /// The writeable properties of a create command, defaults filled in.
     pub(super) fields: Map<String, Value>,
+    /// From when the API shows it (a slow commit hides it until then); inspection sees it always.
+    pub(super) visible_from: Instant,
+}
+
+impl Deployment {
+    /// Whether listings and GETs (of it and of its task) show it at `now`.
+    pub(super) fn is_visible(&self, now: Instant) -> bool {
+        self.visible_from <= now
+    }
 }
 
 pub(super) struct Task {

@@ -3,6 +3,7 @@
 //! the space segment, as on a real server.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::extract::{Path, Query, Request, State as AxState};
 use axum::http::{Method, StatusCode};
@@ -83,7 +84,7 @@ pub(super) fn space(p: &HashMap<String, String>) -> String {
     p.get("space").cloned().unwrap_or_else(|| SPACE.into())
 }
 
-/// Newest first (by `Created`, then by id), filtered, one page.
+/// Newest first (by `Created`, then by id), visible and filtered, one page.
 async fn list_deployments(
     AxState(s): AxState<Shared>,
     Path(p): Path<HashMap<String, String>>,
@@ -93,11 +94,11 @@ async fn list_deployments(
         Ok(lq) => lq,
         Err(rejection) => return reject(rejection),
     };
-    let st = lock(&s);
+    let (st, now) = (lock(&s), Instant::now());
     let mut matching: Vec<&Deployment> = st
         .deployments
         .iter()
-        .filter(|d| lq.matches(&st, d))
+        .filter(|d| d.is_visible(now) && lq.matches(&st, d))
         .collect();
     matching.sort_by_key(|d| std::cmp::Reverse((d.created, d.seq)));
     let page = matching.iter().skip(lq.skip).take(lq.take);
@@ -110,7 +111,7 @@ async fn get_deployment(
     Path(p): Path<HashMap<String, String>>,
 ) -> Response {
     let st = lock(&s);
-    match st.deployment(&p["id"]) {
+    match st.visible_deployment(&p["id"], Instant::now()) {
         Some(d) => Json(st.render_deployment(d)).into_response(),
         None => not_found(&format!("Deployment {} not found", p["id"])),
     }
@@ -127,9 +128,10 @@ async fn get_release(
 }
 
 /// Serves the task, then (from the second GET on) moves it one step along its progression.
+/// The task of a deployment the API does not show yet does not exist either.
 async fn get_task(AxState(s): AxState<Shared>, Path(p): Path<HashMap<String, String>>) -> Response {
     let mut st = lock(&s);
-    let Some(task) = st.tasks.iter_mut().find(|t| t.id == p["id"]) else {
+    let Some(task) = st.visible_task_mut(&p["id"], Instant::now()) else {
         return not_found(&format!("Task {} not found", p["id"]));
     };
     if !task.served {

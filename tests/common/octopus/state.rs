@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -61,6 +62,29 @@ impl State {
         self.deployments.iter().find(|d| d.id == id)
     }
 
+    pub(super) fn deployment_mut(&mut self, id: &str) -> Option<&mut Deployment> {
+        self.deployments.iter_mut().find(|d| d.id == id)
+    }
+
+    /// The deployment with this id, if the API shows it at `now`.
+    pub(super) fn visible_deployment(&self, id: &str, now: Instant) -> Option<&Deployment> {
+        self.deployment(id).filter(|d| d.is_visible(now))
+    }
+
+    /// The task with this id, if the API shows its deployment at `now`.
+    pub(super) fn visible_task_mut(&mut self, id: &str, now: Instant) -> Option<&mut Task> {
+        let State {
+            tasks, deployments, ..
+        } = self;
+        tasks.iter_mut().find(|t| {
+            t.id == id
+                && deployments
+                    .iter()
+                    .find(|d| d.id == t.deployment)
+                    .is_none_or(|d| d.is_visible(now))
+        })
+    }
+
     /// The task with this id, or of the deployment with this id.
     pub(super) fn task_mut(&mut self, id: &str) -> Option<&mut Task> {
         self.tasks
@@ -68,7 +92,7 @@ impl State {
             .find(|t| t.id == id || t.deployment == id)
     }
 
-    /// Stores a deployment and its Queued task; returns the deployment id.
+    /// Stores a deployment, visible at once, and its Queued task; returns the deployment id.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn insert(
         &mut self,
@@ -114,6 +138,7 @@ impl State {
             created,
             deployed_by: by,
             fields,
+            visible_from: Instant::now(),
         });
         id
     }
