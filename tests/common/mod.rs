@@ -4,7 +4,7 @@
 //! hands back a cheap, cloneable handle that the test uses to script behaviour and inspect what
 //! the daemon did. They are shaped after the real APIs (Octopus Deploy's REST API, Prometheus'
 //! HTTP API v1, a plain `/health` endpoint) so that a client that passes against them has a fair
-//! chance against the real thing; `tests/fakes_shape.rs` holds them to that.
+//! chance against the real thing; `tests/fakes_shape/` holds them to that.
 //!
 //! Every test file compiles this module separately and uses only part of it, hence `dead_code`.
 #![allow(dead_code)]

@@ -5,19 +5,18 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::app::FakeApp;
-use crate::common::octopus::FakeOctopus;
 use crate::harness::*;
+use crate::scenario::Stage;
 
 const T: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_refused_and_trigger_nothing() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "")));
-    let d = Daemon::start(&setup).await;
+    let s = Stage::new([])
+        .await
+        .start(|stage| stage.base() + &http_watch("shop", &stage.app.url(), ""))
+        .await;
+    let (octo, app, d) = (&s.octopus, &s.app, &s.daemon);
     let url = format!("{}/v1/deployments", d.url);
     let c = d.http();
     let ok_body = json!({"watch": "shop", "release": "Releases-9"});
@@ -155,15 +154,15 @@ fn event_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn octopus_webhook_starts_one_observation_per_event() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(
-        &(setup.base(&octo.url())
-            + &http_watch("shop", &app.url(), "")
-                .replace("window = \"1500ms\"", "window = \"10s\"")),
-    );
-    let d = Daemon::start(&setup).await;
+    let s = Stage::new([])
+        .await
+        .start(|stage| {
+            stage.base()
+                + &http_watch("shop", &stage.app.url(), "")
+                    .replace("window = \"1500ms\"", "window = \"10s\"")
+        })
+        .await;
+    let d = &s.daemon;
     let hook = format!("{}/v1/hooks/octopus", d.url);
     let c = d.http();
     let send = |body: Value| {
@@ -273,14 +272,15 @@ async fn octopus_webhook_starts_one_observation_per_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_discovers_new_deployments_only() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r1 = octo.add_release("Projects-1", "1.0.0");
-    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
-    let r2 = octo.add_release("Projects-1", "1.1.0");
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &http_watch("shop", &app.url(), "poll = \"100ms\"")));
-    let d = Daemon::start(&setup).await;
+    let stage = Stage::new(["1.0.0", "1.1.0"]).await;
+    let [r1, r2] = stage.releases.clone();
+    stage
+        .octopus
+        .add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let s = stage
+        .start(|stage| stage.base() + &http_watch("shop", &stage.app.url(), "poll = \"100ms\""))
+        .await;
+    let (octo, d) = (&s.octopus, &s.daemon);
     // Wait for a completed poll: what existed before backstop started is history.
     let deadline = std::time::Instant::now() + T;
     while metric(

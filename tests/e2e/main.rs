@@ -15,6 +15,7 @@ mod judgement;
 mod policies;
 mod real_prometheus;
 mod restart;
+mod scenario;
 mod scrape;
 mod seq;
 mod sinks;

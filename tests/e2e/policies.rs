@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::app::FakeApp;
-use crate::common::octopus::FakeOctopus;
 use crate::harness::*;
+use crate::scenario::{scenario, verified, Scenario, Stage};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -16,26 +16,14 @@ fn watch(app: &FakeApp, extra: &str) -> String {
     http_watch("shop", &app.url(), extra).replace("warmup = \"0s\"", "warmup = \"300ms\"")
 }
 
-async fn verified(d: &Daemon, release: &str) {
-    assert_eq!(d.announce("shop", release).await, 202);
-    d.wait_watch("shop", "release verified", T, |w| {
-        w["last_good_release"] == release && w["state"] == "idle"
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_redeploys_once_then_rolls_back() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r1 = octo.add_release("Projects-1", "1.0.0");
-    let r2 = octo.add_release("Projects-1", "1.1.0");
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(
-        &(setup.base(&octo.url()) + &watch(&app, "on_failure = \"retry\"\nthen = \"rollback\"")),
-    );
-    let d = Daemon::start(&setup).await;
-    verified(&d, &r1).await;
+    let s = scenario(["1.0.0", "1.1.0"], |stage| {
+        stage.base() + &watch(&stage.app, "on_failure = \"retry\"\nthen = \"rollback\"")
+    })
+    .await;
+    let (octo, app, d) = (&s.octopus, &s.app, &s.daemon);
+    let [r1, r2] = s.releases.clone();
 
     app.set_health(503);
     assert_eq!(d.announce("shop", &r2).await, 202);
@@ -70,16 +58,12 @@ async fn retry_redeploys_once_then_rolls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_then_notify_stops_after_one_redeploy() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r1 = octo.add_release("Projects-1", "1.0.0");
-    let r2 = octo.add_release("Projects-1", "1.1.0");
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(
-        &(setup.base(&octo.url()) + &watch(&app, "on_failure = \"retry\"\nthen = \"notify\"")),
-    );
-    let d = Daemon::start(&setup).await;
-    verified(&d, &r1).await;
+    let s = scenario(["1.0.0", "1.1.0"], |stage| {
+        stage.base() + &watch(&stage.app, "on_failure = \"retry\"\nthen = \"notify\"")
+    })
+    .await;
+    let (octo, app, d) = (&s.octopus, &s.app, &s.daemon);
+    let [_, r2] = s.releases.clone();
     app.set_health(503);
     assert_eq!(d.announce("shop", &r2).await, 202);
     let w = d
@@ -97,20 +81,20 @@ async fn retry_then_notify_stops_after_one_redeploy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_policy_runs_the_program_with_the_evidence() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r2 = octo.add_release("Projects-1", "1.1.0");
-    let app = FakeApp::start().await;
-    app.set_health(500);
-    let setup = Setup::new();
-    let out = setup.dir.path().join("hook-env.txt");
-    let evidence_copy = setup.dir.path().join("hook-evidence.json");
+    let stage = Stage::new(["1.1.0"]).await;
+    stage.app.set_health(500);
+    let out = stage.setup.dir.path().join("hook-env.txt");
+    let evidence_copy = stage.setup.dir.path().join("hook-evidence.json");
     let extra = format!(
         "on_failure = \"command\"\n[watch.command]\nargv = [\"sh\", \"-c\", \"env > {} && cat \\\"$BACKSTOP_EVIDENCE_FILE\\\" > {} && echo done\"]\ntimeout = \"10s\"",
         out.display(),
         evidence_copy.display()
     );
-    setup.write(&(setup.base(&octo.url()) + &watch(&app, &extra)));
-    let d = Daemon::start(&setup).await;
+    let s = stage
+        .start(|stage| stage.base() + &watch(&stage.app, &extra))
+        .await;
+    let (octo, d) = (&s.octopus, &s.daemon);
+    let [r2] = s.releases.clone();
     assert_eq!(
         d.announce_json(json!({"watch": "shop", "release": r2, "version": "1.1.0"}))
             .await,
@@ -153,16 +137,16 @@ async fn command_policy_runs_the_program_with_the_evidence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn irreversible_releases_freeze_instead_of_rolling_back() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r1 = octo.add_release("Projects-1", "1.0.0");
-    let r2 = octo.add_release("Projects-1", "2.0.0");
-    octo.set_release_notes(&r2, "Adds the orders.v2 table. [backstop:no-rollback]");
-    let r3 = octo.add_release("Projects-1", "2.0.1");
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &watch(&app, "")));
-    let d = Daemon::start(&setup).await;
-    verified(&d, &r1).await;
+    let stage = Stage::new(["1.0.0", "2.0.0", "2.0.1"]).await;
+    let [r1, r2, r3] = stage.releases.clone();
+    stage
+        .octopus
+        .set_release_notes(&r2, "Adds the orders.v2 table. [backstop:no-rollback]");
+    let s = stage
+        .start(|stage| stage.base() + &watch(&stage.app, ""))
+        .await;
+    let (octo, app, d) = (&s.octopus, &s.app, &s.daemon);
+    verified(d, &r1).await;
 
     // The migrating release itself is condemned: frozen (read from the Octopus release notes).
     app.set_health(503);
@@ -203,12 +187,12 @@ async fn irreversible_releases_freeze_instead_of_rolling_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announced_irreversible_release_freezes() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &watch(&app, "")));
-    let d = Daemon::start(&setup).await;
-    verified(&d, "Releases-1").await;
+    let s = Stage::new([])
+        .await
+        .start(|stage| stage.base() + &watch(&stage.app, ""))
+        .await;
+    let (octo, app, d) = (&s.octopus, &s.app, &s.daemon);
+    verified(d, "Releases-1").await;
     app.set_health(503);
     let body = json!({"watch": "shop", "release": "Releases-2", "rollback_safe": false});
     assert_eq!(d.announce_json(body).await, 202);
@@ -224,15 +208,13 @@ async fn announced_irreversible_release_freezes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_judges_and_reports_but_calls_nothing() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r1 = octo.add_release("Projects-1", "1.0.0");
-    let r2 = octo.add_release("Projects-1", "1.1.0");
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
     // Global dry run.
-    setup.write(&("dry_run = true\n".to_string() + &setup.base(&octo.url()) + &watch(&app, "")));
-    let d = Daemon::start(&setup).await;
-    verified(&d, &r1).await;
+    let s = scenario(["1.0.0", "1.1.0"], |stage| {
+        "dry_run = true\n".to_string() + &stage.base() + &watch(&stage.app, "")
+    })
+    .await;
+    let (octo, app, d) = (&s.octopus, &s.app, &s.daemon);
+    let [r1, r2] = s.releases.clone();
     app.set_health(503);
     assert_eq!(d.announce("shop", &r2).await, 202);
     let w = d
@@ -255,17 +237,13 @@ async fn dry_run_judges_and_reports_but_calls_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_actions_pauses_the_watch_and_pause_survives_restart() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r1 = octo.add_release("Projects-1", "1.0.0");
-    let r2 = octo.add_release("Projects-1", "1.1.0");
-    let r3 = octo.add_release("Projects-1", "1.2.0");
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(
-        &(setup.base(&octo.url()) + &watch(&app, "max_actions = 1\nmax_actions_period = \"1h\"")),
-    );
-    let mut d = Daemon::start(&setup).await;
-    verified(&d, &r1).await;
+    let mut s = scenario(["1.0.0", "1.1.0", "1.2.0"], |stage| {
+        stage.base() + &watch(&stage.app, "max_actions = 1\nmax_actions_period = \"1h\"")
+    })
+    .await;
+    let (octo, app, setup) = (&s.octopus, &s.app, &s.setup);
+    let [r1, r2, r3] = s.releases.clone();
+    let d = &mut s.daemon;
     app.set_health(503);
     assert_eq!(d.announce("shop", &r2).await, 202);
     octo.wait_for_created(1, T).await;
@@ -288,7 +266,7 @@ async fn max_actions_pauses_the_watch_and_pause_survives_restart() {
 
     // Paused survives a restart; deployments are recorded but not observed.
     d.kill9();
-    let d = Daemon::start(&setup).await;
+    let d = Daemon::start(setup).await;
     d.wait_watch("shop", "still paused", T, |w| w["state"] == "paused")
         .await;
     assert_eq!(d.announce("shop", &r1).await, 202);
@@ -322,14 +300,12 @@ async fn max_actions_pauses_the_watch_and_pause_survives_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_has_evidence_history_and_explanation() {
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r1 = octo.add_release("Projects-1", "1.0.0");
-    let r2 = octo.add_release("Projects-1", "1.1.0");
-    let app = FakeApp::start().await;
-    let setup = Setup::new();
-    setup.write(&(setup.base(&octo.url()) + &watch(&app, "")));
-    let d = Daemon::start(&setup).await;
-    verified(&d, &r1).await;
+    let s = scenario(["1.0.0", "1.1.0"], |stage| {
+        stage.base() + &watch(&stage.app, "")
+    })
+    .await;
+    let (octo, app, setup, d) = (&s.octopus, &s.app, &s.setup, &s.daemon);
+    let [r1, r2] = s.releases.clone();
     app.set_health(503);
     assert_eq!(d.announce("shop", &r2).await, 202);
     let created = octo.wait_for_created(1, T).await;
@@ -405,14 +381,10 @@ async fn every_decision_has_evidence_history_and_explanation() {
 async fn a_hook_after_the_rollback_runs_with_the_target_and_every_event_is_notified() {
     use crate::common::prometheus::{FakePrometheus, Reply};
     use crate::common::sinks::FakeJsonHook;
-    let octo = FakeOctopus::start(API_KEY).await;
-    let r1 = octo.add_release("Projects-1", "1.0.0");
-    let r2 = octo.add_release("Projects-1", "1.1.0");
-    octo.fail_next_posts(1, 400, None);
-    let app = FakeApp::start().await;
+    let stage = Stage::new(["1.0.0", "1.1.0"]).await;
+    stage.octopus.fail_next_posts(1, 400, None);
     let hook = FakeJsonHook::start().await;
-    let setup = Setup::new();
-    let out = setup.dir.path().join("after.txt");
+    let out = stage.setup.dir.path().join("after.txt");
     let extra = format!(
         "notify = [\"ops\"]\n[watch.command]\nargv = [\"sh\", \"-c\", \"echo $BACKSTOP_ACTION $BACKSTOP_TARGET_RELEASE >> {}\"]\nwhen = \"after\"",
         out.display()
@@ -421,8 +393,16 @@ async fn a_hook_after_the_rollback_runs_with_the_target_and_every_event_is_notif
         "[notify.ops]\nkind = \"webhook\"\nurl = \"{}\"\n",
         hook.url()
     );
-    setup.write(&(sink + &setup.base(&octo.url()) + &watch(&app, &extra)));
-    let d = Daemon::start(&setup).await;
+    // Bound by value: the daemon is dropped (killed) halfway, the temp dir kept to the end.
+    let Scenario {
+        octopus: octo,
+        app,
+        setup: _first_setup,
+        daemon: d,
+        releases: [r1, r2],
+    } = stage
+        .start(|stage| sink + &stage.base() + &watch(&stage.app, &extra))
+        .await;
     verified(&d, &r1).await;
 
     // The rollback is refused by Octopus (400): condemned, then rollback_failed.
