@@ -6,6 +6,7 @@
 //! wrong types, malformed durations, dangling references) so a user fixes a file in one pass
 //! instead of one error per restart. Only a fully valid tree becomes a [`Config`].
 
+mod debug;
 mod deployers;
 mod fields;
 mod load;
@@ -100,7 +101,7 @@ pub struct CallSettings {
 }
 
 /// `kind = "octopus"`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct OctopusConfig {
     /// `url`: server base URL, without `/api`.
     pub url: String,
@@ -119,7 +120,7 @@ pub struct OctopusConfig {
 }
 
 /// `kind = "webhook"`: any CD system with an HTTP endpoint that deploys a release.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct WebhookDeployerConfig {
     /// `method` (default POST).
     pub method: String,
@@ -154,7 +155,7 @@ pub struct CommandDeployerConfig {
 }
 
 /// `kind = "argocd"`: roll an Argo CD application back to a history id.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ArgoCdConfig {
     /// `url`: Argo CD server base URL.
     pub url: String,
@@ -164,7 +165,7 @@ pub struct ArgoCdConfig {
 }
 
 /// `[notify.NAME]`: a destination for decisions. Closed set: one variant per `kind`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum SinkConfig {
     /// `kind = "slack"`: a Slack-compatible incoming webhook (text + blocks). The URL is a
     /// secret: `url_file` / `url_env` / `url_credential`.
@@ -288,7 +289,7 @@ pub struct CheckConfig {
 }
 
 /// How a check takes a sample. Closed set: one variant per `kind`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Probe {
     /// `kind = "http"`: GET `url`; the reading is the status code.
     Http { url: String, timeout: Duration },
@@ -308,7 +309,7 @@ pub enum Probe {
 }
 
 /// The settings of a `kind = "scrape"` check.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ScrapeProbe {
     /// `url`: the `/metrics` endpoint (Prometheus text exposition format) to fetch.
     pub url: String,
