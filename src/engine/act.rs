@@ -498,6 +498,7 @@ impl WatchActor {
                 (&rec.task_id, &self.deployer)
             {
                 let url = format!("{}/app#/{}/tasks/{task}", c.config().url, c.config().space);
+                let url = crate::secret::redact_url(&url);
                 if !ev.links.iter().any(|l| l.url == url) {
                     ev.links.push(crate::evidence::Link {
                         name: format!("Octopus task {task}"),

@@ -6,6 +6,7 @@ use super::watch::WatchActor;
 use crate::checks;
 use crate::config::Probe;
 use crate::evidence::{CheckEvidence, DeploymentFacts, Evidence, Link, TimelineEntry};
+use crate::secret::redact_url;
 use crate::sinks::{Alert, AlertKind};
 use crate::store::ObservationRecord;
 
@@ -27,18 +28,19 @@ impl WatchActor {
             .iter()
             .zip(&self.cfg.checks)
             .map(|(track, cfg)| {
+                // Evidence is stored, served and sent: configured URLs go in redacted.
                 let (kind, url, query) = match &cfg.probe {
-                    Probe::Http { url, .. } => ("http", url.clone(), None),
+                    Probe::Http { url, .. } => ("http", redact_url(url), None),
                     Probe::Prometheus { url, query, .. } => {
                         links.push(Link {
                             name: format!("graph of check {}", cfg.name),
                             url: graph_url(url, query, obs.deployed_at, obs.window_ends),
                         });
-                        ("prometheus", url.clone(), Some(query.clone()))
+                        ("prometheus", redact_url(url), Some(query.clone()))
                     }
                     Probe::Scrape(s) => (
                         "scrape",
-                        s.url.clone(),
+                        redact_url(&s.url),
                         Some(checks::scrape::describe(&s.mode, s.rate_window)),
                     ),
                 };
@@ -130,7 +132,7 @@ impl WatchActor {
     }
 }
 
-/// A Prometheus graph of `query` over the observation.
+/// A Prometheus graph of `query` over the observation, without the server's credentials.
 fn graph_url(prom: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let range = (to - from).num_seconds().max(60);
     reqwest::Url::parse_with_params(
@@ -142,6 +144,6 @@ fn graph_url(prom: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) ->
             ("g0.end_input", to.format("%Y-%m-%d %H:%M:%S").to_string()),
         ],
     )
-    .map(|u| u.to_string())
-    .unwrap_or_else(|_| prom.to_string())
+    .map(|u| redact_url(u.as_str()))
+    .unwrap_or_else(|_| redact_url(prom))
 }
