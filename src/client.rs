@@ -6,16 +6,17 @@ use serde_json::Value;
 
 use crate::cli::ApiAuth;
 use crate::evidence::Evidence;
+use crate::secret::redact_url;
 use crate::status::{render_table, StatusDocument};
 
-/// A CLI failure, printed as one line.
+/// A CLI failure, printed as one line; the URL without any credentials it carries.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach backstop at {url}: {message}")]
+    #[error("cannot reach backstop at {}: {message}", redact_url(.url))]
     Unreachable { url: String, message: String },
     #[error("backstop answered {status}: {message}")]
     Refused { status: u16, message: String },
-    #[error("unexpected answer from {url}: {message}")]
+    #[error("unexpected answer from {}: {message}", redact_url(.url))]
     Malformed { url: String, message: String },
     #[error("no API token: {0}")]
     Token(String),

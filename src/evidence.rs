@@ -114,6 +114,17 @@ impl Evidence {
         });
     }
 
+    /// Masks credentials in the URLs of checks and links. Documents are written redacted; this
+    /// is for those stored before they were.
+    pub fn redact_urls(&mut self) {
+        for c in &mut self.checks {
+            c.url = crate::secret::redact_url(&c.url);
+        }
+        for l in &mut self.links {
+            l.url = crate::secret::redact_url(&l.url);
+        }
+    }
+
     /// A readable report for `backstop explain`.
     pub fn report(&self) -> String {
         let mut out = String::new();
@@ -242,5 +253,28 @@ impl Evidence {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sinks::{testing, AlertKind};
+
+    #[test]
+    fn redact_urls_masks_checks_and_links_only_where_needed() {
+        let mut ev = testing::alert(AlertKind::Condemned).evidence.unwrap();
+        ev.checks[0].url = "http://user:s3cr3t@app/health".into();
+        ev.links.push(super::Link {
+            name: "graph".into(),
+            url: "http://prom/graph?g0.expr=up&token=s3cr3t".into(),
+        });
+        let clean = ev.checks[1].url.clone();
+        ev.redact_urls();
+        assert_eq!(ev.checks[0].url, "http://***@app/health");
+        assert_eq!(ev.checks[1].url, clean);
+        assert_eq!(
+            ev.links.last().unwrap().url,
+            "http://prom/graph?g0.expr=up&token=***"
+        );
     }
 }

@@ -127,7 +127,10 @@ async fn watch_status(
 /// `GET /v1/verdicts/{id}`: the evidence document of one observation.
 async fn verdict(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     match s.store.evidence(&id) {
-        Ok(Some(ev)) => Ok(Json(ev).into_response()),
+        Ok(Some(mut ev)) => {
+            ev.redact_urls();
+            Ok(Json(ev).into_response())
+        }
         Ok(None) => Err(ApiError::NotFound(format!("no verdict with id {id:?}"))),
         Err(e) => {
             tracing::error!(error = %e, "cannot read evidence");

@@ -39,14 +39,14 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
-    /// Classifies a transport error from reqwest.
+    /// Classifies a transport error from reqwest. The URL is stripped from the message: it may
+    /// carry credentials in user-info or the query.
     pub(crate) fn from_reqwest(e: reqwest::Error, timeout: Duration) -> Self {
         if e.is_timeout() {
             ProbeError::Timeout(timeout)
         } else if e.is_decode() {
-            ProbeError::Malformed(e.to_string())
+            ProbeError::Malformed(e.without_url().to_string())
         } else {
-            // Strip the URL: it may carry credentials in user-info.
             ProbeError::Unreachable(e.without_url().to_string())
         }
     }

@@ -6,6 +6,7 @@
 //! wrong types, malformed durations, dangling references) so a user fixes a file in one pass
 //! instead of one error per restart. Only a fully valid tree becomes a [`Config`].
 
+mod debug;
 mod deployers;
 mod fields;
 mod load;
@@ -112,7 +113,7 @@ impl CallSettings {
 }
 
 /// `kind = "octopus"`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct OctopusConfig {
     /// `url`: server base URL, without `/api`.
     pub url: String,
@@ -131,7 +132,7 @@ pub struct OctopusConfig {
 }
 
 /// `kind = "webhook"`: any CD system with an HTTP endpoint that deploys a release.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct WebhookDeployerConfig {
     /// `method` (default POST).
     pub method: String,
@@ -166,7 +167,7 @@ pub struct CommandDeployerConfig {
 }
 
 /// `kind = "argocd"`: roll an Argo CD application back to a history id.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ArgoCdConfig {
     /// `url`: Argo CD server base URL.
     pub url: String,
@@ -176,7 +177,7 @@ pub struct ArgoCdConfig {
 }
 
 /// `[notify.NAME]`: a destination for decisions. Closed set: one variant per `kind`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum SinkConfig {
     /// `kind = "slack"`: a Slack-compatible incoming webhook (text + blocks). The URL is a
     /// secret: `url_file` / `url_env` / `url_credential`.
@@ -300,7 +301,7 @@ pub struct CheckConfig {
 }
 
 /// How a check takes a sample. Closed set: one variant per `kind`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Probe {
     /// `kind = "http"`: GET `url`; the reading is the status code.
     Http { url: String, timeout: Duration },
@@ -320,7 +321,7 @@ pub enum Probe {
 }
 
 /// The settings of a `kind = "scrape"` check.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ScrapeProbe {
     /// `url`: the `/metrics` endpoint (Prometheus text exposition format) to fetch.
     pub url: String,

@@ -341,7 +341,7 @@ max_actions = 0"#,
 kind = "pager"
 [notify.am]
 kind = "alertmanager"
-url = "ftp://x"
+url = "ftp://am:s3cr3t@x"
 labels = { "bad-label" = "x" }"#,
     );
     let joined = errors(&toml, dir.path()).join("\n");
@@ -351,11 +351,12 @@ labels = { "bad-label" = "x" }"#,
         "watch[0].notify: no [notify.nowhere] table",
         "watch[0].max_actions: expected a whole number of at least 1",
         "notify.bad.kind: unknown notify kind \"pager\"",
-        "notify.am.url: \"ftp://x\" must start with http",
+        "notify.am.url: \"ftp://***@x/\" must start with http",
         "notify.am.labels.bad-label: is not a valid Prometheus label name",
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
+    assert!(!joined.contains("s3cr3t"), "{joined}");
     let toml = minimal(
         "on_failure = \"retry\"\nthen = \"pray\"\n[watch.command]\nwhen = \"during\"",
         "",

@@ -71,7 +71,11 @@ pub(super) fn http_url(t: &Table, key: &str) -> Option<String> {
         if u.starts_with("http://") || u.starts_with("https://") {
             Some(u)
         } else {
-            t.error(key, format!("{u:?} must start with http:// or https://"));
+            let shown = crate::secret::redact_url(&u);
+            t.error(
+                key,
+                format!("{shown:?} must start with http:// or https://"),
+            );
             None
         }
     })

@@ -354,9 +354,10 @@ impl Deployer {
         }
     }
 
-    /// A link a human can open for a deployment made by this deployer.
+    /// A link a human can open for a deployment made by this deployer; shown in evidence and
+    /// notifications, so credentials in the configured URL are masked.
     pub fn link(&self, target: &Target<'_>, deployment_id: &str) -> Option<String> {
-        match self {
+        let link = match self {
             Deployer::Octopus(c) => Some(format!(
                 "{}/app#/{}/deployments/{deployment_id}",
                 c.config().url,
@@ -366,7 +367,8 @@ impl Deployer {
                 .application
                 .map(|app| format!("{}/applications/{app}", c.config().url)),
             Deployer::Webhook(_) | Deployer::Command(_) => None,
-        }
+        };
+        link.map(|l| crate::secret::redact_url(&l))
     }
 
     /// The deployer's newest deployment of `release` to the watch's environment (Octopus), to
@@ -464,5 +466,49 @@ mod tests {
             fill("{{unknown}} {{a", &[("a", "x")], false),
             "{{unknown}} {{a"
         );
+    }
+
+    #[test]
+    fn links_and_debug_hide_url_credentials() {
+        let calls = CallSettings {
+            timeout: Duration::from_secs(1),
+            task_poll: Duration::from_secs(1),
+            task_timeout: Duration::from_secs(1),
+            max_retries: 1,
+        };
+        let octopus = DeployerConfig::Octopus(crate::config::OctopusConfig {
+            url: "https://ci:s3cr3t@octopus.example".into(),
+            space: "Spaces-1".into(),
+            api_key: crate::secret::Secret::new("API-KEY"),
+            webhook_header: None,
+            webhook_secret: None,
+            no_rollback_marker: "x".into(),
+            calls: calls.clone(),
+        });
+        let argo = DeployerConfig::ArgoCd(crate::config::ArgoCdConfig {
+            url: "https://s3cr3t@argocd.example".into(),
+            token: crate::secret::Secret::new("tok"),
+            calls,
+        });
+        let target = Target {
+            watch: "w",
+            project: "Projects-1",
+            environment: "Environments-1",
+            application: Some("shop"),
+        };
+        let http = reqwest::Client::new();
+        let octopus = Deployer::new("o", &octopus, http.clone(), Metrics::new());
+        let argo = Deployer::new("a", &argo, http, Metrics::new());
+        assert_eq!(
+            octopus.link(&target, "Deployments-1").unwrap(),
+            "https://***@octopus.example/app#/Spaces-1/deployments/Deployments-1"
+        );
+        assert_eq!(
+            argo.link(&target, "1").unwrap(),
+            "https://***@argocd.example/applications/shop"
+        );
+        for d in [octopus, argo] {
+            assert!(!format!("{d:?}").contains("s3cr3t"), "{d:?}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use crate::checks;
 use crate::config::Probe;
 use crate::evidence::{CheckEvidence, DeployFacts, DeploymentFacts, Evidence, Link, TimelineEntry};
 use crate::model::{ObservationRecord, WatchRecord};
+use crate::secret::redact_url;
 use crate::sinks::Alert;
 use crate::store::OutboxItem;
 
@@ -31,18 +32,19 @@ impl WatchActor {
             .filter_map(|track| {
                 // By name: a reload may have reordered the checks.
                 let cfg = self.cfg.checks.iter().find(|c| c.name == track.name)?;
+                // Evidence is stored, served and sent: configured URLs go in redacted.
                 let (kind, url, query) = match &cfg.probe {
-                    Probe::Http { url, .. } => ("http", url.clone(), None),
+                    Probe::Http { url, .. } => ("http", redact_url(url), None),
                     Probe::Prometheus { url, query, .. } => {
                         links.push(Link {
                             name: format!("graph of check {}", cfg.name),
                             url: graph_url(url, query, obs.deployed_at, obs.window_ends),
                         });
-                        ("prometheus", url.clone(), Some(query.clone()))
+                        ("prometheus", redact_url(url), Some(query.clone()))
                     }
                     Probe::Scrape(s) => (
                         "scrape",
-                        s.url.clone(),
+                        redact_url(&s.url),
                         Some(checks::scrape::describe(&s.mode, s.rate_window)),
                     ),
                 };
@@ -207,6 +209,7 @@ impl WatchActor {
         };
         if let (Some(task), crate::deployer::Deployer::Octopus(c)) = (&d.task_id, &self.deployer) {
             let url = format!("{}/app#/{}/tasks/{task}", c.config().url, c.config().space);
+            let url = redact_url(&url);
             add(format!("Octopus task {task}"), url);
         }
         if let Some(dep) = &d.deployment_id {
@@ -242,7 +245,7 @@ impl WatchActor {
     }
 }
 
-/// A Prometheus graph of `query` over the observation.
+/// A Prometheus graph of `query` over the observation, without the server's credentials.
 fn graph_url(prom: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let range = (to - from).num_seconds().max(60);
     reqwest::Url::parse_with_params(
@@ -254,6 +257,6 @@ fn graph_url(prom: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) ->
             ("g0.end_input", to.format("%Y-%m-%d %H:%M:%S").to_string()),
         ],
     )
-    .map(|u| u.to_string())
-    .unwrap_or_else(|_| prom.to_string())
+    .map(|u| redact_url(u.as_str()))
+    .unwrap_or_else(|_| redact_url(prom))
 }

@@ -258,7 +258,8 @@ impl Sim {
                 }
                 Next::Wait(t) => self.advance_to(t),
                 Next::Call(Call::Search { since }) => {
-                    self.advance_to(now + ms(self.rng.i64(5..500)));
+                    let d = ms(self.rng.i64(5..500));
+                self.advance_to(now + d);
                     let r = if self.rng.f64() < 0.1 {
                         Err(DeployerError::Server { status: 503, message: "busy".into(), retry_after: None })
                     } else {
@@ -305,14 +306,15 @@ impl Sim {
         };
         let task = (self.rng.i64(1..40), self.rng.f64() < 0.9);
         let now = self.now;
-        let mut commit = |server: &mut SimOctopus, visible: DateTime<Utc>| {
+        let commit = |server: &mut SimOctopus, visible: DateTime<Utc>| {
             server.add(&i.target_release, now, visible, Some(i.comments.clone()), task, false)
         };
         self.log(format!("create {} ({fault:?})", i.target_release));
         let result = match fault {
             CreateFault::Ok => {
                 let id = commit(&mut self.server, now);
-                self.advance_to(now + ms(self.rng.i64(5..800)));
+                let d = ms(self.rng.i64(5..800));
+                self.advance_to(now + d);
                 self.server.get(&id, self.now)
             }
             CreateFault::LateAnswer => {
@@ -327,7 +329,8 @@ impl Sim {
             }
             CreateFault::LostResponse => {
                 commit(&mut self.server, now);
-                self.advance_to(now + ms(self.rng.i64(5..800)));
+                let d = ms(self.rng.i64(5..800));
+                self.advance_to(now + d);
                 Err(DeployerError::Unreachable("connection reset".into()))
             }
             CreateFault::Unavailable => Err(DeployerError::Server { status: 503, message: "unavailable".into(), retry_after: None }),

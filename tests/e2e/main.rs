@@ -14,6 +14,7 @@ mod harness;
 mod judgement;
 mod policies;
 mod real_prometheus;
+mod redaction;
 mod restart;
 mod scenario;
 mod scrape;

@@ -37,6 +37,7 @@ pub use maths::{describe, ScrapeError};
 
 use super::ProbeError;
 use crate::config::{Probe, ScrapeProbe, WatchConfig};
+use crate::secret::redact_url;
 
 /// Largest exposition read; a bigger one is a failed scrape, not an out-of-memory daemon.
 const MAX_BODY: usize = 32 << 20;
@@ -147,6 +148,8 @@ async fn collect(
 ) {
     let probe = collector.probe.clone();
     let selectors = probe.mode.selectors();
+    // Logged, so without the credentials the URL may carry.
+    let shown_url = redact_url(&probe.url);
     let mut tick = tokio::time::interval(collector.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut failing = false;
@@ -169,11 +172,11 @@ async fn collect(
         });
         match &exposition {
             Err(e) if !failing => {
-                tracing::warn!(%check, url = %probe.url, error = %e, "scrape failing");
+                tracing::warn!(%check, url = %shown_url, error = %e, "scrape failing");
                 failing = true;
             }
             Ok(_) if failing => {
-                tracing::info!(%check, url = %probe.url, "scrape recovered");
+                tracing::info!(%check, url = %shown_url, "scrape recovered");
                 failing = false;
             }
             _ => {}
@@ -181,7 +184,7 @@ async fn collect(
         if let (Ok(exp), false) = (&exposition, checked_names) {
             checked_names = true;
             for s in selectors.iter().filter(|s| !exp.knows(&s.metric)) {
-                tracing::warn!(%check, url = %probe.url, metric = %s.metric,
+                tracing::warn!(%check, url = %shown_url, metric = %s.metric,
                     "metric not in the scrape: a counter counts as 0 until it appears, a gauge has no value");
             }
         }

@@ -47,7 +47,7 @@ impl fmt::Debug for ArgoCdClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ArgoCdClient")
             .field("name", &self.name)
-            .field("url", &self.config.url)
+            .field("url", &crate::secret::redact_url(&self.config.url))
             .finish_non_exhaustive()
     }
 }

@@ -31,7 +31,7 @@ impl fmt::Debug for OctopusClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OctopusClient")
             .field("name", &self.name)
-            .field("url", &self.config.url)
+            .field("url", &crate::secret::redact_url(&self.config.url))
             .field("space", &self.config.space)
             .finish_non_exhaustive()
     }

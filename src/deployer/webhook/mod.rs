@@ -44,7 +44,7 @@ impl std::fmt::Debug for WebhookDeployer {
         f.debug_struct("WebhookDeployer")
             .field("name", &self.name)
             .field("method", &self.config.method)
-            .field("url", &self.config.url)
+            .field("url", &crate::secret::redact_url(&self.config.url))
             .finish_non_exhaustive()
     }
 }
