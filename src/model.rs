@@ -214,6 +214,9 @@ pub struct DeployIntent {
     pub comments: String,
     pub state: IntentState,
     pub deployment_id: Option<String>,
+    /// The deployer-side creation time of the deployment made (orders it among others).
+    #[serde(default)]
+    pub created: Option<DateTime<Utc>>,
     pub task_id: Option<String>,
     pub detail: Option<String>,
     pub decided_at: DateTime<Utc>,
@@ -266,6 +269,7 @@ impl DeployIntent {
             comments: String::new(),
             state: IntentState::Pending,
             deployment_id: None,
+            created: None,
             task_id: None,
             detail: None,
             decided_at: DateTime::<Utc>::UNIX_EPOCH,

@@ -24,9 +24,9 @@ pub use error::ApiError;
 use crate::config::{Config, DeployerConfig};
 use crate::engine::{Command, Engine, SendError, Trigger};
 use crate::metrics::Metrics;
+use crate::model::Source;
 use crate::secret::Secret;
 use crate::status::StatusBoard;
-use crate::model::Source;
 use crate::store::Store;
 
 /// Largest request body accepted.

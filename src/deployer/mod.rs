@@ -475,6 +475,7 @@ mod tests {
             task_poll: Duration::from_secs(1),
             task_timeout: Duration::from_secs(1),
             max_retries: 1,
+            settle: Duration::from_secs(1),
         };
         let octopus = DeployerConfig::Octopus(crate::config::OctopusConfig {
             url: "https://ci:s3cr3t@octopus.example".into(),

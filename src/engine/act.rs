@@ -35,7 +35,11 @@ impl WatchActor {
                 }
             }
             None => {
-                if let Some(d) = self.deployer.newest_deployment_of(&self.target(), &t.release).await {
+                if let Some(d) = self
+                    .deployer
+                    .newest_deployment_of(&self.target(), &t.release)
+                    .await
+                {
                     tracing::info!(watch = %self.name(), release = %t.release, deployment = %d.id, "announcement without a deployment id matched to the deployer's newest deployment of the release");
                     deployment_id = Some(d.id);
                     created = Some(d.created);
@@ -133,7 +137,10 @@ impl WatchActor {
             }
             ExecOutcome::Cancelled => {}
         }
-        Event::Deployed { intent, outcome }
+        Event::Deployed {
+            intent: Box::new(intent),
+            outcome,
+        }
     }
 
     /// Runs `[watch.command]` with the evidence in a file.
@@ -141,11 +148,14 @@ impl WatchActor {
         let Some(hook) = self.cfg.command.clone() else {
             return CommandResult::not_configured();
         };
-        let (obs_id, release, version) = match (purpose, &self.record.observation, &self.record.intent) {
-            (CommandPurpose::OnFailure, Some(o), _) => (o.id.clone(), o.release.clone(), o.version.clone()),
-            (_, _, Some(i)) => (i.observation_id.clone(), i.condemned_release.clone(), None),
-            _ => (String::new(), String::new(), None),
-        };
+        let (obs_id, release, version) =
+            match (purpose, &self.record.observation, &self.record.intent) {
+                (CommandPurpose::OnFailure, Some(o), _) => {
+                    (o.id.clone(), o.release.clone(), o.version.clone())
+                }
+                (_, _, Some(i)) => (i.observation_id.clone(), i.condemned_release.clone(), None),
+                _ => (String::new(), String::new(), None),
+            };
         let ev = self.shared.store.evidence(&obs_id).ok().flatten();
         let dir = self.shared.evidence_dir.clone();
         let path = dir.join(format!("{obs_id}.json"));
@@ -158,7 +168,11 @@ impl WatchActor {
             .and_then(|e| e.verdict.as_ref())
             .map(|v| v.verdict.as_str())
             .unwrap_or("condemned");
-        let intent = self.record.intent.as_ref().filter(|_| purpose != CommandPurpose::OnFailure);
+        let intent = self
+            .record
+            .intent
+            .as_ref()
+            .filter(|_| purpose != CommandPurpose::OnFailure);
         let env = vec![
             ("BACKSTOP_WATCH".to_string(), self.cfg.name.clone()),
             ("BACKSTOP_RELEASE".to_string(), release),
@@ -168,10 +182,16 @@ impl WatchActor {
                 intent.map(|i| i.target_release.clone()).unwrap_or_default(),
             ),
             ("BACKSTOP_VERDICT".to_string(), verdict.to_string()),
-            ("BACKSTOP_EVIDENCE_FILE".to_string(), path.display().to_string()),
+            (
+                "BACKSTOP_EVIDENCE_FILE".to_string(),
+                path.display().to_string(),
+            ),
             (
                 "BACKSTOP_ACTION".to_string(),
-                intent.map(|i| i.kind.as_str()).unwrap_or("command").to_string(),
+                intent
+                    .map(|i| i.kind.as_str())
+                    .unwrap_or("command")
+                    .to_string(),
             ),
         ];
         self.pulse.beat();
@@ -187,9 +207,11 @@ impl WatchActor {
             Metric::Verdict { kind, seconds } => metrics.verdict(self.name(), kind, seconds),
             Metric::Action(chosen) => metrics.action(self.name(), chosen.as_str()),
             Metric::Rollback(outcome) => metrics.rollback(self.name(), outcome),
-            Metric::ObservationStarted { source } => {
-                metrics.observation_started(self.name(), source.as_str(), Utc::now().timestamp() as f64)
-            }
+            Metric::ObservationStarted { source } => metrics.observation_started(
+                self.name(),
+                source.as_str(),
+                Utc::now().timestamp() as f64,
+            ),
             Metric::DuplicateDeployments(n) => metrics.duplicate_deployments(self.name(), n),
         }
     }
@@ -205,10 +227,14 @@ impl WatchActor {
         };
         for c in &obs.tracker.checks {
             if let Some(s) = c.samples.back().filter(|s| s.at == now) {
-                self.shared.metrics.check_sample(self.name(), &c.name, &s.outcome, s.value);
+                self.shared
+                    .metrics
+                    .check_sample(self.name(), &c.name, &s.outcome, s.value);
             }
             if c.baseline.is_some() {
-                self.shared.metrics.check_baseline(self.name(), &c.name, c.baseline);
+                self.shared
+                    .metrics
+                    .check_baseline(self.name(), &c.name, c.baseline);
             }
         }
     }

@@ -25,8 +25,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, DeployerConfig, WatchConfig};
 use crate::deployer::Deployer;
 use crate::metrics::Metrics;
-use crate::status::StatusBoard;
 use crate::model::Source;
+use crate::status::StatusBoard;
 use crate::store::Store;
 
 /// A deployment backstop has learned of.
@@ -192,7 +192,9 @@ impl Engine {
             );
             let cancel = self.root.child_token();
             let (tx, rx) = mpsc::channel(QUEUE);
-            let before = previous.remove(&w.name).or_else(|| stopping.remove(&w.name));
+            let before = previous
+                .remove(&w.name)
+                .or_else(|| stopping.remove(&w.name));
             let pulse = Arc::new(Pulse::default());
             let actor = watch::WatchActor::new(
                 Arc::new(w.clone()),

@@ -196,7 +196,10 @@ impl WatchActor {
             }
         }
         for (at, text) in &p.notes {
-            doc.timeline.push(TimelineEntry { at: *at, event: text.clone() });
+            doc.timeline.push(TimelineEntry {
+                at: *at,
+                event: text.clone(),
+            });
         }
     }
 
@@ -214,7 +217,11 @@ impl WatchActor {
         }
         if let Some(dep) = &d.deployment_id {
             if let Some(url) = self.deployer.link(&self.target(), dep) {
-                let kind = next.intent.as_ref().map(|i| i.kind.as_str()).unwrap_or("deployment");
+                let kind = next
+                    .intent
+                    .as_ref()
+                    .map(|i| i.kind.as_str())
+                    .unwrap_or("deployment");
                 add(format!("{kind} deployment {dep}"), url);
             }
         }
@@ -240,7 +247,9 @@ impl WatchActor {
                     self.deliver(item);
                 }
             }
-            Err(e) => tracing::error!(watch = %self.name(), error = %e, "cannot read the notification outbox"),
+            Err(e) => {
+                tracing::error!(watch = %self.name(), error = %e, "cannot read the notification outbox")
+            }
         }
     }
 }

@@ -9,7 +9,10 @@ use crate::checks;
 impl WatchActor {
     pub(super) async fn round(&self, scheduled: DateTime<Utc>) -> RoundResult {
         let Some(obs) = &self.record.observation else {
-            return RoundResult { scheduled, checks: Vec::new() };
+            return RoundResult {
+                scheduled,
+                checks: Vec::new(),
+            };
         };
         let http = &self.shared.http;
         let since = obs.deployed_at;
@@ -46,6 +49,9 @@ impl WatchActor {
             }
         }))
         .await;
-        RoundResult { scheduled, checks: results }
+        RoundResult {
+            scheduled,
+            checks: results,
+        }
     }
 }

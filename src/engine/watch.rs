@@ -79,8 +79,12 @@ impl WatchActor {
             .metrics
             .register_watch(&self.cfg.name, &self.cfg.deployer, &checks);
         // Scrape checks collect from now on, so a deployment finds history to compare with.
-        let collectors =
-            checks::scrape::start(&self.cfg, &self.shared.http, &self.shared.tasks, &self.cancel);
+        let collectors = checks::scrape::start(
+            &self.cfg,
+            &self.shared.http,
+            &self.shared.tasks,
+            &self.cancel,
+        );
         self.collectors = self
             .cfg
             .checks
@@ -176,7 +180,8 @@ impl WatchActor {
                 // last committed state and try again at the next round.
                 tracing::error!(watch = %self.name(), error = %e, "cannot persist a transition; it is not acted on");
                 if self.record.observation.is_some() {
-                    let at = Utc::now() + chrono::Duration::from_std(self.cfg.interval).unwrap_or_default();
+                    let at = Utc::now()
+                        + chrono::Duration::from_std(self.cfg.interval).unwrap_or_default();
                     self.next_round = Some((instant_at(at), at));
                 }
                 break;
@@ -212,7 +217,9 @@ impl WatchActor {
                 let intent = self.record.intent.clone()?;
                 Some(self.execute(intent).await)
             }
-            Effect::RunCommand(purpose) => Some(Event::CommandDone(self.run_command(purpose).await)),
+            Effect::RunCommand(purpose) => {
+                Some(Event::CommandDone(self.run_command(purpose).await))
+            }
             Effect::Metric(m) => {
                 self.metric(m);
                 None
@@ -234,7 +241,11 @@ impl WatchActor {
     pub(super) fn publish(&self) {
         let state = self.record.reported_state();
         self.shared.metrics.set_state(self.name(), state);
-        let o = self.record.observation.as_ref().filter(|o| o.condemned.is_none());
+        let o = self
+            .record
+            .observation
+            .as_ref()
+            .filter(|o| o.condemned.is_none());
         let status = WatchStatus {
             name: self.cfg.name.clone(),
             state,

@@ -127,12 +127,16 @@ impl Tracker {
                 }
                 None => {
                     notes.push(format!("reload added check {name}: it starts fresh"));
-                    self.checks.extend(Tracker::new([(name, rules, failure_limit)], 1).checks);
+                    self.checks
+                        .extend(Tracker::new([(name, rules, failure_limit)], 1).checks);
                 }
             }
         }
         for t in old {
-            notes.push(format!("reload removed check {}: its samples are dropped", t.name));
+            notes.push(format!(
+                "reload removed check {}: its samples are dropped",
+                t.name
+            ));
         }
         if self.error_limit != error_limit.max(1) {
             notes.push(format!(
@@ -420,7 +424,11 @@ mod tests {
         let same = [Rule::Max(1.0)];
         // Reordered, one changed, one added, none removed.
         let notes = t.reconcile(
-            [("c", &same[..], 2), ("b", &strict[..], 1000), ("a", &same[..], 3)],
+            [
+                ("c", &same[..], 2),
+                ("b", &strict[..], 1000),
+                ("a", &same[..], 3),
+            ],
             5,
         );
         let names: Vec<&str> = t.checks.iter().map(|c| c.name.as_str()).collect();

@@ -75,9 +75,10 @@ struct Sim {
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let cfg = crate::engine::lifecycle::test_config(
-            "window = \"10s\"\ninterval = \"1s\"\nmax_actions = 100\n",
-        );
+        static CONFIG: std::sync::OnceLock<WatchConfig> = std::sync::OnceLock::new();
+        let cfg = CONFIG
+            .get_or_init(|| crate::engine::lifecycle::test_config("max_actions = 100\n"))
+            .clone();
         let s = Settings {
             timeout: Duration::from_secs(5),
             settle: Duration::from_secs(40),
@@ -127,7 +128,8 @@ impl Sim {
     }
 
     fn log(&mut self, s: String) {
-        self.trace.push(format!("{} {s}", self.now.format("%H:%M:%S%.3f")));
+        self.trace
+            .push(format!("{} {s}", self.now.format("%H:%M:%S%.3f")));
     }
 
     /// Moves the clock, applying the persons' deployments that happen meanwhile.
@@ -135,14 +137,26 @@ impl Sim {
         while let Some(p) = self.plan.first().filter(|p| p.at <= t).cloned() {
             self.plan.remove(0);
             self.now = self.now.max(p.at);
-            let id = self.server.add(&p.release, p.at, p.at, Some("by hand".into()), (p.task_secs, p.task_ok), true);
-            self.log(format!("person deploys {} as {id} (task ok: {})", p.release, p.task_ok));
+            let id = self.server.add(
+                &p.release,
+                p.at,
+                p.at,
+                Some("by hand".into()),
+                (p.task_secs, p.task_ok),
+                true,
+            );
+            self.log(format!(
+                "person deploys {} as {id} (task ok: {})",
+                p.release, p.task_ok
+            ));
             if p.task_ok {
                 // Learned when its task succeeds, sometimes late, sometimes twice.
                 let done = p.at + secs(p.task_secs);
-                self.deliveries.push((done + ms(self.rng.i64(0..10_000)), id.clone()));
+                self.deliveries
+                    .push((done + ms(self.rng.i64(0..10_000)), id.clone()));
                 if self.rng.f64() < 0.2 {
-                    self.deliveries.push((done + ms(self.rng.i64(0..60_000)), id));
+                    self.deliveries
+                        .push((done + ms(self.rng.i64(0..60_000)), id));
                 }
             }
         }
@@ -165,7 +179,11 @@ impl Sim {
                 self.known.insert(d.clone());
             }
         }
-        if let Some(d) = next.observation.as_ref().and_then(|o| o.deployment_id.clone()) {
+        if let Some(d) = next
+            .observation
+            .as_ref()
+            .and_then(|o| o.deployment_id.clone())
+        {
             self.known.insert(d);
         }
         if let Some(i) = &next.intent {
@@ -178,7 +196,10 @@ impl Sim {
         if let Some(d) = &i.deployment_id {
             self.known.insert(d.clone());
         }
-        let entry = self.intents.entry(i.id.clone()).or_insert((i.clone(), None));
+        let entry = self
+            .intents
+            .entry(i.id.clone())
+            .or_insert((i.clone(), None));
         entry.0 = i.clone();
         if i.state.is_done() && entry.1.is_none() {
             entry.1 = Some(self.now);
@@ -222,7 +243,9 @@ impl Sim {
                         queue.push(Event::Candidates(Ok(list)));
                     }
                     Effect::Execute => {
-                        let Some(i) = self.record.intent.clone() else { continue };
+                        let Some(i) = self.record.intent.clone() else {
+                            continue;
+                        };
                         match self.execute(i) {
                             Some(ev) => queue.push(ev),
                             None => return,
@@ -254,14 +277,21 @@ impl Sim {
                     }
                     self.save_intent(&i);
                     self.log(format!("intent {} done: {outcome:?}", i.id));
-                    return Some(Event::Deployed { intent: i, outcome });
+                    return Some(Event::Deployed {
+                        intent: Box::new(i),
+                        outcome,
+                    });
                 }
                 Next::Wait(t) => self.advance_to(t),
                 Next::Call(Call::Search { since }) => {
                     let d = ms(self.rng.i64(5..500));
-                self.advance_to(now + d);
+                    self.advance_to(now + d);
                     let r = if self.rng.f64() < 0.1 {
-                        Err(DeployerError::Server { status: 503, message: "busy".into(), retry_after: None })
+                        Err(DeployerError::Server {
+                            status: 503,
+                            message: "busy".into(),
+                            retry_after: None,
+                        })
                     } else {
                         Ok(self.server.list(since, self.now))
                     };
@@ -281,7 +311,11 @@ impl Sim {
                     protocol::on_deployment(&mut i, &self.s, r, now);
                 }
                 Next::Call(Call::ReadTask(id)) => {
-                    let r = if self.rng.f64() < 0.1 { Err(DeployerError::Timeout) } else { self.server.task(&id, now) };
+                    let r = if self.rng.f64() < 0.1 {
+                        Err(DeployerError::Timeout)
+                    } else {
+                        self.server.task(&id, now)
+                    };
                     protocol::on_task(&mut i, &self.s, r, now);
                 }
             }
@@ -307,7 +341,14 @@ impl Sim {
         let task = (self.rng.i64(1..40), self.rng.f64() < 0.9);
         let now = self.now;
         let commit = |server: &mut SimOctopus, visible: DateTime<Utc>| {
-            server.add(&i.target_release, now, visible, Some(i.comments.clone()), task, false)
+            server.add(
+                &i.target_release,
+                now,
+                visible,
+                Some(i.comments.clone()),
+                task,
+                false,
+            )
         };
         self.log(format!("create {} ({fault:?})", i.target_release));
         let result = match fault {
@@ -333,10 +374,21 @@ impl Sim {
                 self.advance_to(now + d);
                 Err(DeployerError::Unreachable("connection reset".into()))
             }
-            CreateFault::Unavailable => Err(DeployerError::Server { status: 503, message: "unavailable".into(), retry_after: None }),
-            CreateFault::RateLimited(s) => Err(DeployerError::Server { status: 429, message: "slow down".into(), retry_after: Some(s) }),
+            CreateFault::Unavailable => Err(DeployerError::Server {
+                status: 503,
+                message: "unavailable".into(),
+                retry_after: None,
+            }),
+            CreateFault::RateLimited(s) => Err(DeployerError::Server {
+                status: 429,
+                message: "slow down".into(),
+                retry_after: Some(s),
+            }),
             CreateFault::Refused => Err(DeployerError::Refused("connection refused".into())),
-            CreateFault::Rejected => Err(DeployerError::Rejected { status: 400, message: "no".into() }),
+            CreateFault::Rejected => Err(DeployerError::Rejected {
+                status: 400,
+                message: "no".into(),
+            }),
         };
         // The request was sent; the process may die before the answer is recorded.
         self.maybe_crash("during a create");
@@ -344,7 +396,10 @@ impl Sim {
     }
 
     fn round(&mut self, scheduled: DateTime<Utc>) -> Event {
-        let healthy = self.server.serving(self.now).is_some_and(|r| self.good.get(r) == Some(&true));
+        let healthy = self
+            .server
+            .serving(self.now)
+            .is_some_and(|r| self.good.get(r) == Some(&true));
         let reading = if self.rng.f64() < 0.05 {
             Err("timed out".to_string())
         } else {
@@ -352,7 +407,18 @@ impl Sim {
         };
         Event::Round(RoundResult {
             scheduled,
-            checks: vec![CheckResult { name: "health".into(), baseline: None, reading }],
+            checks: vec![
+                CheckResult {
+                    name: "health".into(),
+                    baseline: None,
+                    reading,
+                },
+                CheckResult {
+                    name: "errors".into(),
+                    baseline: None,
+                    reading: Ok(Reading::Value(0.0)),
+                },
+            ],
         })
     }
 
@@ -377,8 +443,13 @@ impl Sim {
         loop {
             let next_plan = self.plan.first().map(|p| p.at);
             let next_delivery = self.deliveries.iter().map(|d| d.0).min();
-            let next = [self.next_round, next_plan, next_delivery].into_iter().flatten().min();
-            let Some(t) = next.filter(|t| *t <= end) else { break };
+            let next = [self.next_round, next_plan, next_delivery]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(t) = next.filter(|t| *t <= end) else {
+                break;
+            };
             self.advance_to(t);
             if self.next_round == Some(t) {
                 self.next_round = None;
@@ -401,7 +472,8 @@ impl Sim {
     fn check_step(&mut self) {
         if let Some(g) = &self.record.last_good_release {
             if self.record.quarantined.contains_key(g) {
-                self.violations.push(format!("last good release {g} is quarantined"));
+                self.violations
+                    .push(format!("last good release {g} is quarantined"));
             }
         }
     }
@@ -416,55 +488,83 @@ impl Sim {
                 .filter(|d| d.comments.as_deref().is_some_and(|c| c.contains(&i.marker)))
                 .collect();
             if made.len() > 1 {
-                self.violations.push(format!("intent {id} created {} deployments", made.len()));
+                self.violations
+                    .push(format!("intent {id} created {} deployments", made.len()));
             }
             if i.state == IntentState::Succeeded && made.len() != 1 {
-                self.violations.push(format!("intent {id} succeeded with {} deployments", made.len()));
+                self.violations.push(format!(
+                    "intent {id} succeeded with {} deployments",
+                    made.len()
+                ));
             }
             if !i.state.is_done() {
-                self.violations.push(format!("intent {id} still {:?} at the end", i.state));
+                self.violations
+                    .push(format!("intent {id} still {:?} at the end", i.state));
             }
             // Never over a newer deployment: no person deployed between the condemned one and ours.
             let since = protocol::search_since(i);
             for ours in &made {
-                if let Some(p) = self.server.deployments.iter().find(|p| p.by_person && p.created > since && p.created < ours.created) {
-                    self.violations.push(format!("intent {id} deployed {} over newer {} ({})", ours.id, p.id, p.release));
+                if let Some(p) = self
+                    .server
+                    .deployments
+                    .iter()
+                    .find(|p| p.by_person && p.created > since && p.created < ours.created)
+                {
+                    self.violations.push(format!(
+                        "intent {id} deployed {} over newer {} ({})",
+                        ours.id, p.id, p.release
+                    ));
                 }
             }
             // Leaves rolling_back in bounded time (crashes restart at once here).
             if let Some(done) = done {
-                let bound = (self.s.timeout + self.s.settle + Duration::from_secs(150)) * self.s.max_retries
+                let bound = (self.s.timeout + self.s.settle + Duration::from_secs(150))
+                    * self.s.max_retries
                     + self.s.task_timeout
                     + Duration::from_secs(300);
                 if (*done - i.decided_at).to_std().unwrap_or_default() > bound {
-                    self.violations.push(format!("intent {id} took {} (bound {bound:?})", *done - i.decided_at));
+                    self.violations.push(format!(
+                        "intent {id} took {} (bound {bound:?})",
+                        *done - i.decided_at
+                    ));
                 }
             }
         }
         if self.record.reported_state() == WatchState::RollingBack {
-            self.violations.push("the watch is stuck rolling back".into());
+            self.violations
+                .push("the watch is stuck rolling back".into());
         }
         // Every person deployment that succeeded was handled: observed, or recorded as older.
-        for d in self.server.deployments.iter().filter(|d| d.by_person && d.task_ok) {
+        for d in self
+            .server
+            .deployments
+            .iter()
+            .filter(|d| d.by_person && d.task_ok)
+        {
             if !self.known.contains(&d.id) {
-                self.violations.push(format!("deployment {} was never handled", d.id));
+                self.violations
+                    .push(format!("deployment {} was never handled", d.id));
             }
         }
     }
 }
 
 /// Runs one seed; the violations, or the panic, as text.
-fn run_seed(seed: u64) -> Result<(u32, usize), (String, Vec<String>)> {
+fn run_seed(seed: u64) -> Result<(u32, Vec<IntentState>), (String, Vec<String>)> {
     let r = std::panic::catch_unwind(|| {
         let mut sim = Sim::new(seed);
         sim.run();
-        (sim.violations.clone(), sim.trace.clone(), sim.crashes, sim.intents.len())
+        let ends = sim.intents.values().map(|(i, _)| i.state).collect();
+        (sim.violations.clone(), sim.trace.clone(), sim.crashes, ends)
     });
     match r {
-        Ok((v, _, crashes, intents)) if v.is_empty() => Ok((crashes, intents)),
+        Ok((v, _, crashes, ends)) if v.is_empty() => Ok((crashes, ends)),
         Ok((v, trace, _, _)) => Err((v.join("; "), trace)),
         Err(p) => Err((
-            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default(),
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default(),
             vec![],
         )),
     }
@@ -472,32 +572,48 @@ fn run_seed(seed: u64) -> Result<(u32, usize), (String, Vec<String>)> {
 
 #[test]
 fn simulation_keeps_every_invariant() {
-    if let Some(seed) = std::env::var("BACKSTOP_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    if let Some(seed) = std::env::var("BACKSTOP_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         let mut sim = Sim::new(seed);
         sim.run();
         for line in &sim.trace {
             println!("{line}");
         }
-        assert!(sim.violations.is_empty(), "seed {seed}: {:?}", sim.violations);
+        assert!(
+            sim.violations.is_empty(),
+            "seed {seed}: {:?}",
+            sim.violations
+        );
         return;
     }
-    let seeds: u64 = std::env::var("BACKSTOP_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let (mut crashes, mut intents, mut failed) = (0u64, 0u64, Vec::new());
+    let seeds: u64 = std::env::var("BACKSTOP_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let (mut crashes, mut failed) = (0u64, Vec::new());
+    let mut ends: BTreeMap<&'static str, u64> = BTreeMap::new();
     for seed in 0..seeds {
         match run_seed(seed) {
-            Ok((c, i)) => {
+            Ok((c, states)) => {
                 crashes += u64::from(c);
-                intents += i as u64;
+                for s in states {
+                    *ends.entry(s.as_str()).or_default() += 1;
+                }
             }
             Err((why, _)) => failed.push(format!("seed {seed}: {why}")),
         }
     }
     let summary = format!(
-        "simulation: {seeds} seeds, {intents} deploy intents, {crashes} crashes, {} failing seeds{}",
+        "simulation: {seeds} seeds, deploy intents ended {ends:?}, {crashes} crashes, {} failing seeds{}",
         failed.len(),
         failed.first().map(|f| format!(" (first: {f}; replay: BACKSTOP_SIM_SEED=<seed> cargo test --lib sim:: -- --nocapture)")).unwrap_or_default()
     );
     println!("{summary}");
-    let _ = std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/sim-summary.txt"), format!("{summary}\n"));
+    let _ = std::fs::write(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/sim-summary.txt"),
+        format!("{summary}\n"),
+    );
     assert!(failed.is_empty(), "{summary}\n{}", failed.join("\n"));
 }

@@ -44,6 +44,7 @@ fn intent(obs_id: &str) -> DeployIntent {
         comments: "c".into(),
         state: IntentState::Pending,
         deployment_id: None,
+        created: None,
         task_id: None,
         detail: None,
         decided_at: Utc::now(),
@@ -82,7 +83,8 @@ fn a_transition_survives_reopen_whole() {
             observation: Some(obs("o1", Some("Deployments-5"))),
             ..WatchRecord::default()
         };
-        rec.quarantined.insert("Releases-3".into(), "condemned".into());
+        rec.quarantined
+            .insert("Releases-3".into(), "condemned".into());
         s.commit(
             "shop",
             &Commit {
@@ -109,7 +111,14 @@ fn finishing_closes_the_observation_and_the_intent_is_joined_in() {
         observation: Some(obs("o1", None)),
         ..WatchRecord::default()
     };
-    s.commit("shop", &Commit { record: Some(&rec), ..Commit::default() }).unwrap();
+    s.commit(
+        "shop",
+        &Commit {
+            record: Some(&rec),
+            ..Commit::default()
+        },
+    )
+    .unwrap();
     let o = rec.observation.take().unwrap();
     let mut i = intent("o1");
     rec.intent = Some(i.clone());
@@ -127,11 +136,17 @@ fn finishing_closes_the_observation_and_the_intent_is_joined_in() {
     assert!(back.observation.is_none());
     assert_eq!(back.intent.as_ref().unwrap().id, i.id);
     assert_eq!(s.latest_observation("shop").unwrap().unwrap().id, "o1");
-    assert_eq!(s.history(Some("shop"), 10).unwrap()[0].verdict.as_deref(), Some("verified"));
+    assert_eq!(
+        s.history(Some("shop"), 10).unwrap()[0].verdict.as_deref(),
+        Some("verified")
+    );
     i.state = IntentState::Succeeded;
     i.deployment_id = Some("Deployments-9".into());
     s.save_intent(&i).unwrap();
-    assert_eq!(s.latest_intent("shop").unwrap().unwrap().state, IntentState::Succeeded);
+    assert_eq!(
+        s.latest_intent("shop").unwrap().unwrap().state,
+        IntentState::Succeeded
+    );
     assert!(s.deployment_known("shop", "Deployments-9").unwrap());
 }
 
@@ -141,7 +156,10 @@ fn one_intent_per_condemned_observation() {
     s.save_intent(&intent("o1")).unwrap();
     let mut again = intent("o1");
     again.id = "another".into();
-    assert!(s.save_intent(&again).is_err(), "a second intent for one observation is refused");
+    assert!(
+        s.save_intent(&again).is_err(),
+        "a second intent for one observation is refused"
+    );
 }
 
 #[test]
@@ -160,7 +178,10 @@ fn outbox_items_stay_until_delivered() {
             evidence: None,
         },
     };
-    let c = Commit { outbox: vec![item.clone(), item.clone()], ..Commit::default() };
+    let c = Commit {
+        outbox: vec![item.clone(), item.clone()],
+        ..Commit::default()
+    };
     s.commit("shop", &c).unwrap();
     assert_eq!(s.undelivered("shop").unwrap(), vec![item]);
     s.delivered("o1:condemned").unwrap();

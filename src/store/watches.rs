@@ -60,8 +60,7 @@ impl Store {
             "SELECT body FROM rollbacks WHERE watch = ?1 ORDER BY rowid DESC LIMIT 1",
             [name],
         )?;
-        let mut stmt =
-            conn.prepare("SELECT release, reason FROM quarantine WHERE watch = ?1")?;
+        let mut stmt = conn.prepare("SELECT release, reason FROM quarantine WHERE watch = ?1")?;
         let rows = stmt.query_map([name], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
         for row in rows {
             let (release, reason) = row?;
@@ -107,7 +106,12 @@ impl Store {
                          VALUES (?1, ?2, ?3, 1, ?4)
                          ON CONFLICT(id) DO UPDATE SET deployment_id = excluded.deployment_id,
                              body = excluded.body",
-                        params![obs.id, obs.watch, obs.deployment_id, serde_json::to_string(obs)?],
+                        params![
+                            obs.id,
+                            obs.watch,
+                            obs.deployment_id,
+                            serde_json::to_string(obs)?
+                        ],
                     )?;
                 }
                 if let Some(i) = &rec.intent {
@@ -166,7 +170,11 @@ impl Store {
 
     /// The evidence document of an observation.
     pub fn evidence(&self, id: &str) -> Result<Option<Evidence>, StoreError> {
-        select_json(&self.conn(), "SELECT body FROM evidence WHERE id = ?1", [id])
+        select_json(
+            &self.conn(),
+            "SELECT body FROM evidence WHERE id = ?1",
+            [id],
+        )
     }
 
     /// Inserts or replaces an evidence document outside a transition.

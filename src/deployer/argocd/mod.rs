@@ -623,12 +623,7 @@ impl ArgoCdClient {
     }
 
     /// Polls the application until the rollback operation completes, or `task_timeout`.
-    async fn follow(
-        &self,
-        app: &str,
-        rec: &mut DeployIntent,
-        exec: &mut Exec<'_>,
-    ) -> ExecOutcome {
+    async fn follow(&self, app: &str, rec: &mut DeployIntent, exec: &mut Exec<'_>) -> ExecOutcome {
         let revision = rec.target_release.clone();
         let baseline = rec.task_id.as_deref().and_then(Baseline::decode);
         let timeout = self.config.calls.task_timeout;

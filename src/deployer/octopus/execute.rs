@@ -69,8 +69,12 @@ impl OctopusClient {
                         .create_deployment(&rec.target_release, &rec.environment, &rec.comments)
                         .await;
                     match &r {
-                        Ok(d) => tracing::info!(watch = %target.watch, deployment = %d.id, task = ?d.task_id, "deployment created"),
-                        Err(e) => tracing::warn!(watch = %target.watch, error = %e, attempt = rec.calls, "create failed; the marker is searched before any retry"),
+                        Ok(d) => {
+                            tracing::info!(watch = %target.watch, deployment = %d.id, task = ?d.task_id, "deployment created")
+                        }
+                        Err(e) => {
+                            tracing::warn!(watch = %target.watch, error = %e, attempt = rec.calls, "create failed; the marker is searched before any retry")
+                        }
                     }
                     protocol::on_create(rec, &s, r, Utc::now());
                 }

@@ -180,10 +180,13 @@ impl OctopusClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         // The request was answered: a failure reading the body is not "refused".
-        let bytes = resp.bytes().await.map_err(|e| match DeployerError::from_reqwest(e) {
-            DeployerError::Refused(m) => DeployerError::Unreachable(m),
-            other => other,
-        })?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| match DeployerError::from_reqwest(e) {
+                DeployerError::Refused(m) => DeployerError::Unreachable(m),
+                other => other,
+            })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| DeployerError::Malformed(e.to_string()));

@@ -51,7 +51,9 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     /// List every deployment of the project+environment created since `since`.
-    Search { since: DateTime<Utc> },
+    Search {
+        since: DateTime<Utc>,
+    },
     /// `POST /deployments` with the intent's release, environment and comments.
     Create,
     /// Read the deployment, for its task id.
@@ -171,6 +173,7 @@ pub fn on_search(
     if let Some(first) = own.first() {
         i.duplicates = own[1..].iter().map(|d| d.id.clone()).collect();
         i.deployment_id = Some(first.id.clone());
+        i.created = Some(first.created);
         i.task_id = first.task_id.clone();
         i.state = IntentState::Created;
         i.not_before = None;
@@ -212,9 +215,16 @@ pub fn on_search(
 fn on_search_error(i: &mut DeployIntent, s: &Settings, e: DeployerError, now: DateTime<Utc>) {
     i.errors += 1;
     if !e.is_retryable() || i.errors > s.max_retries.max(1) + 10 {
-        let what = format!("cannot list deployments to look for marker {}: {e}", i.marker);
+        let what = format!(
+            "cannot list deployments to look for marker {}: {e}",
+            i.marker
+        );
         return match i.ambiguous_since {
-            Some(_) => end(i, IntentState::Unknown, format!("{what}; an earlier create may have landed: check Octopus")),
+            Some(_) => end(
+                i,
+                IntentState::Unknown,
+                format!("{what}; an earlier create may have landed: check Octopus"),
+            ),
             None => end(i, IntentState::Failed, what),
         };
     }
@@ -240,6 +250,7 @@ pub fn on_create(
     match result {
         Ok(d) => {
             i.deployment_id = Some(d.id);
+            i.created = Some(d.created).filter(|c| *c > DateTime::<Utc>::UNIX_EPOCH);
             i.task_id = d.task_id;
             i.state = IntentState::Created;
             i.not_before = None;
@@ -256,7 +267,11 @@ pub fn on_create(
             i.ambiguous_since = Some(now);
             i.not_before = Some(at(now, s.search_every));
         }
-        Err(e) => end(i, IntentState::Failed, format!("Octopus refused the deployment: {e}")),
+        Err(e) => end(
+            i,
+            IntentState::Failed,
+            format!("Octopus refused the deployment: {e}"),
+        ),
     }
 }
 
@@ -269,7 +284,11 @@ pub fn on_deployment(
 ) {
     match result {
         Ok(d) if d.task_id.is_some() => i.task_id = d.task_id,
-        Ok(_) => end(i, IntentState::Failed, "the deployment has no task to follow".into()),
+        Ok(_) => end(
+            i,
+            IntentState::Failed,
+            "the deployment has no task to follow".into(),
+        ),
         Err(e) => {
             i.detail = Some(format!("cannot read the deployment: {e}"));
             i.not_before = Some(at(now, s.task_poll));
@@ -294,8 +313,15 @@ pub fn on_task(
             return;
         }
         Ok(t) if t.is_completed => {
-            let msg = t.error_message.map(|m| format!(": {m}")).unwrap_or_default();
-            return end(i, IntentState::Failed, format!("task {task_id} ended {:?}{msg}", t.state));
+            let msg = t
+                .error_message
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            return end(
+                i,
+                IntentState::Failed,
+                format!("task {task_id} ended {:?}{msg}", t.state),
+            );
         }
         Ok(t) => {
             i.detail = Some(if t.has_pending_interruptions {

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::config::CallSettings;
-use crate::secret::Secret;
 use crate::model::ActionKind;
+use crate::secret::Secret;
 
 fn target() -> Target<'static> {
     Target {

@@ -12,8 +12,8 @@ use crate::evidence::{ActionFacts, VerdictFacts};
 use crate::judge::observation::VerdictKind;
 use crate::metrics::RollbackOutcome;
 use crate::model::{
-    ActionKind, Chosen, CommandPurpose, DeployIntent, IntentState, ObservationKind,
-    PendingCommand, WatchState,
+    ActionKind, Chosen, CommandPurpose, DeployIntent, IntentState, ObservationKind, PendingCommand,
+    WatchState,
 };
 use crate::sinks::AlertKind;
 
@@ -40,24 +40,41 @@ enum Plan {
 
 impl Transition<'_> {
     pub(super) fn condemned(&mut self, reason: String) {
-        let Some(obs) = self.r.observation.as_mut() else { return };
+        let Some(obs) = self.r.observation.as_mut() else {
+            return;
+        };
         obs.condemned = Some(reason.clone());
         let release = obs.release.clone();
-        self.log(Level::Warn, format!("release {release} condemned: {reason}"));
+        self.log(
+            Level::Warn,
+            format!("release {release} condemned: {reason}"),
+        );
+        if self.r.last_good_release.as_ref() == Some(&release) {
+            // Verified once, condemned now: no longer a rollback target.
+            self.r.last_good_release = None;
+            self.r.last_good_version = None;
+        }
         self.r.quarantined.insert(release, reason);
         self.fx.push(Effect::Unschedule);
         self.decide(None);
     }
 
     pub(super) fn candidates(&mut self, c: Result<Vec<String>, String>) {
-        if self.r.observation.as_ref().is_some_and(|o| o.condemned.is_some()) {
+        if self
+            .r
+            .observation
+            .as_ref()
+            .is_some_and(|o| o.condemned.is_some())
+        {
             self.decide(Some(c));
         }
     }
 
     /// Decides and acts; `candidates` are the deployer's when they were asked for.
     pub(super) fn decide(&mut self, candidates: Option<Result<Vec<String>, String>>) {
-        let Some(obs) = self.r.observation.clone() else { return };
+        let Some(obs) = self.r.observation.clone() else {
+            return;
+        };
         let reason = obs.condemned.clone().unwrap_or_default();
         let (policy, plan) = self.plan(candidates);
         let mut action = ActionFacts {
@@ -79,7 +96,9 @@ impl Transition<'_> {
                 self.escalate(reason, msg);
             }
             Plan::Freeze(why) => {
-                let msg = format!("frozen: {why}; backstop deploys nothing automatically, a human must decide");
+                let msg = format!(
+                    "frozen: {why}; backstop deploys nothing automatically, a human must decide"
+                );
                 action.why = why;
                 self.conclude(action, Chosen::Freeze, AlertKind::Frozen, &msg);
                 self.escalate(reason, msg);
@@ -93,28 +112,41 @@ impl Transition<'_> {
             Plan::Command => {
                 action.why = "on_failure = \"command\"".into();
                 if self.cfg.dry_run {
-                    return self.dry_run(action, Chosen::Command, "run the on_failure command".into());
+                    return self.dry_run(
+                        action,
+                        Chosen::Command,
+                        "run the on_failure command".into(),
+                    );
                 }
                 action.chosen = Chosen::Command.as_str().into();
-                self.fx.push(Effect::Evidence(EvidencePatch {
+                self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
                     observation_id: obs.id.clone(),
                     observation: Some(obs.clone()),
                     verdict: Some(self.verdict_facts(&reason)),
                     action: Some(action),
                     notes: vec![(self.now, format!("condemned: {reason}"))],
                     ..EvidencePatch::default()
-                }));
-                self.fx.push(Effect::Metric(Metric::Action(Chosen::Command)));
+                })));
+                self.fx
+                    .push(Effect::Metric(Metric::Action(Chosen::Command)));
                 self.run_command(CommandPurpose::OnFailure);
             }
-            Plan::Deploy { kind, target, target_why } => {
+            Plan::Deploy {
+                kind,
+                target,
+                target_why,
+            } => {
                 action.target_release = Some(target.clone());
                 action.target_why = Some(target_why);
                 action.why = match kind {
                     ActionKind::Rollback => format!("policy {policy}: deploy the last release known good"),
                     ActionKind::Retry => "on_failure = \"retry\": the failure may be transient; redeploy the same release once".into(),
                 };
-                let verb = if kind == ActionKind::Retry { "redeploy" } else { "roll back to" };
+                let verb = if kind == ActionKind::Retry {
+                    "redeploy"
+                } else {
+                    "roll back to"
+                };
                 if self.cfg.dry_run {
                     return self.dry_run(action, Chosen::DryRun, format!("{verb} {target}"));
                 }
@@ -238,18 +270,24 @@ impl Transition<'_> {
                 ));
             }
         }
-        Plan::Deploy { kind: ActionKind::Rollback, target, target_why: why }
+        Plan::Deploy {
+            kind: ActionKind::Rollback,
+            target,
+            target_why: why,
+        }
     }
 
     /// Records the decision in the evidence and tells the sinks.
     fn conclude(&mut self, mut action: ActionFacts, chosen: Chosen, alert: AlertKind, msg: &str) {
-        let Some(obs) = self.r.observation.clone() else { return };
+        let Some(obs) = self.r.observation.clone() else {
+            return;
+        };
         let reason = obs.condemned.clone().unwrap_or_default();
         action.chosen = chosen.as_str().into();
         if chosen != Chosen::None {
             self.fx.push(Effect::Metric(Metric::Action(chosen)));
         }
-        self.fx.push(Effect::Evidence(EvidencePatch {
+        self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
             observation_id: obs.id.clone(),
             observation: Some(obs.clone()),
             verdict: Some(self.verdict_facts(&reason)),
@@ -259,7 +297,7 @@ impl Transition<'_> {
                 (self.now, format!("decision: {} — {msg}", chosen.as_str())),
             ],
             ..EvidencePatch::default()
-        }));
+        })));
         self.notify(&obs.id, alert, &obs.release, msg, Some(&obs.id));
     }
 
@@ -272,7 +310,12 @@ impl Transition<'_> {
     }
 
     fn dry_run(&mut self, mut action: ActionFacts, chosen: Chosen, would: String) {
-        let reason = self.r.observation.as_ref().and_then(|o| o.condemned.clone()).unwrap_or_default();
+        let reason = self
+            .r
+            .observation
+            .as_ref()
+            .and_then(|o| o.condemned.clone())
+            .unwrap_or_default();
         let msg = format!("dry run: would {would}; nothing was called");
         action.dry_run = true;
         action.why = format!("{} ({msg})", action.why);
@@ -285,13 +328,24 @@ impl Transition<'_> {
 
     /// Records the command as started (at most once) and asks the shell to run it.
     pub(super) fn run_command(&mut self, purpose: CommandPurpose) {
-        self.r.command = Some(PendingCommand { purpose, started: self.now });
+        self.r.command = Some(PendingCommand {
+            purpose,
+            started: self.now,
+        });
         self.fx.push(Effect::RunCommand(purpose));
     }
 
     /// Persists the intent, closes the observation, and deploys (after the before-hook).
-    fn start_intent(&mut self, mut action: ActionFacts, reason: String, kind: ActionKind, target: String) {
-        let Some(obs) = self.r.observation.clone() else { return };
+    fn start_intent(
+        &mut self,
+        mut action: ActionFacts,
+        reason: String,
+        kind: ActionKind,
+        target: String,
+    ) {
+        let Some(obs) = self.r.observation.clone() else {
+            return;
+        };
         let id = format!("act-{}", obs.id.trim_start_matches("obs-"));
         let marker = format!("[backstop-{}:{id}]", kind.as_str());
         let mut comments = format!(
@@ -337,6 +391,7 @@ impl Transition<'_> {
             comments,
             state: IntentState::Pending,
             deployment_id: None,
+            created: None,
             task_id: None,
             detail: None,
             decided_at: self.now,
@@ -356,8 +411,16 @@ impl Transition<'_> {
             ActionKind::Rollback => Chosen::Rollback,
             ActionKind::Retry => Chosen::Retry,
         };
-        self.conclude(action, chosen, AlertKind::Condemned, &format!("release {} condemned; {msg}", obs.release));
-        self.log(Level::Warn, format!("deploying: {msg} (condemned {})", obs.release));
+        self.conclude(
+            action,
+            chosen,
+            AlertKind::Condemned,
+            &format!("release {} condemned; {msg}", obs.release),
+        );
+        self.log(
+            Level::Warn,
+            format!("deploying: {msg} (condemned {})", obs.release),
+        );
         self.finish(VerdictKind::Condemned, reason, Some(msg));
         self.r.intent = Some(intent);
         self.r.state = Some(WatchState::RollingBack);

@@ -38,8 +38,16 @@ impl Transition<'_> {
             );
             self.log(Level::Error, msg.clone());
             self.note(&obs_id, msg.clone());
-            self.fx.push(Effect::Metric(Metric::DuplicateDeployments(intent.duplicates.len() as u64)));
-            self.notify(&intent.id, AlertKind::DuplicateDeployment, &intent.target_release, &msg, Some(&obs_id));
+            self.fx.push(Effect::Metric(Metric::DuplicateDeployments(
+                intent.duplicates.len() as u64,
+            )));
+            self.notify(
+                &intent.id,
+                AlertKind::DuplicateDeployment,
+                &intent.target_release,
+                &msg,
+                Some(&obs_id),
+            );
         }
         let patch = |notes: Vec<(chrono::DateTime<chrono::Utc>, String)>| EvidencePatch {
             observation_id: obs_id.clone(),
@@ -53,12 +61,19 @@ impl Transition<'_> {
             }
             ExecOutcome::Succeeded => {
                 let msg = match intent.kind {
-                    ActionKind::Rollback => format!("rolled back from {} to {}", intent.condemned_release, intent.target_release),
+                    ActionKind::Rollback => format!(
+                        "rolled back from {} to {}",
+                        intent.condemned_release, intent.target_release
+                    ),
                     ActionKind::Retry => format!("redeployed {} (retry)", intent.target_release),
                 };
                 self.log(Level::Info, format!("{msg}; observing it"));
-                self.fx.push(Effect::Metric(Metric::Rollback(RollbackOutcome::Succeeded)));
-                self.fx.push(Effect::Evidence(patch(vec![(self.now, msg.clone())])));
+                self.fx
+                    .push(Effect::Metric(Metric::Rollback(RollbackOutcome::Succeeded)));
+                self.fx.push(Effect::Evidence(Box::new(patch(vec![(
+                    self.now,
+                    msg.clone(),
+                )]))));
                 self.r.state = Some(WatchState::Idle);
                 self.r.attention = None;
                 let (kind, source) = match intent.kind {
@@ -70,7 +85,9 @@ impl Transition<'_> {
                     version: intent.target_version.clone(),
                     deployment_id: intent.deployment_id.clone(),
                     deployed_at: self.now,
-                    created: Some(self.now),
+                    // The deployment's own creation time orders it against a person's
+                    // deployment made while its task ran.
+                    created: intent.created.or(Some(intent.decided_at)),
                     source,
                     rollback_safe: None,
                     known: false,
@@ -85,18 +102,29 @@ impl Transition<'_> {
                 let attention = if unknown {
                     format!(
                         "{} of {} to {}: outcome unknown: {msg}; a human must act",
-                        intent.kind.as_str(), intent.condemned_release, intent.target_release
+                        intent.kind.as_str(),
+                        intent.condemned_release,
+                        intent.target_release
                     )
                 } else {
                     format!(
                         "{} of {} to {} failed: {msg}; a human must act",
-                        intent.kind.as_str(), intent.condemned_release, intent.target_release
+                        intent.kind.as_str(),
+                        intent.condemned_release,
+                        intent.target_release
                     )
                 };
                 self.log(Level::Error, attention.clone());
-                let outcome = if unknown { RollbackOutcome::Unknown } else { RollbackOutcome::Failed };
+                let outcome = if unknown {
+                    RollbackOutcome::Unknown
+                } else {
+                    RollbackOutcome::Failed
+                };
                 self.fx.push(Effect::Metric(Metric::Rollback(outcome)));
-                self.fx.push(Effect::Evidence(patch(vec![(self.now, attention.clone())])));
+                self.fx.push(Effect::Evidence(Box::new(patch(vec![(
+                    self.now,
+                    attention.clone(),
+                )]))));
                 self.r.state = Some(WatchState::Failed);
                 self.r.attention = Some(attention);
                 self.after_hook_then_notify();
@@ -107,9 +135,20 @@ impl Transition<'_> {
                     intent.kind.as_str(), intent.target_release, newer.id, newer.release, intent.condemned_release
                 );
                 self.log(Level::Warn, msg.clone());
-                self.fx.push(Effect::Metric(Metric::Rollback(RollbackOutcome::Superseded)));
-                self.fx.push(Effect::Evidence(patch(vec![(self.now, msg.clone())])));
-                self.notify(&intent.id, AlertKind::Superseded, &newer.release, &msg, Some(&obs_id));
+                self.fx.push(Effect::Metric(Metric::Rollback(
+                    RollbackOutcome::Superseded,
+                )));
+                self.fx.push(Effect::Evidence(Box::new(patch(vec![(
+                    self.now,
+                    msg.clone(),
+                )]))));
+                self.notify(
+                    &intent.id,
+                    AlertKind::Superseded,
+                    &newer.release,
+                    &msg,
+                    Some(&obs_id),
+                );
                 self.r.state = Some(WatchState::Idle);
                 self.r.attention = None;
                 self.learned(Learned {
@@ -130,7 +169,12 @@ impl Transition<'_> {
     /// Runs the after-hook, if any, and announces the intent's outcome once it ran, so the
     /// notification carries the hook's result.
     fn after_hook_then_notify(&mut self) {
-        if self.cfg.command.as_ref().is_some_and(|h| h.when == HookWhen::After) {
+        if self
+            .cfg
+            .command
+            .as_ref()
+            .is_some_and(|h| h.when == HookWhen::After)
+        {
             self.run_command(CommandPurpose::After);
         } else {
             self.notify_outcome();
@@ -139,13 +183,18 @@ impl Transition<'_> {
 
     /// The notification of an ended intent.
     fn notify_outcome(&mut self) {
-        let Some(i) = self.r.intent.clone() else { return };
+        let Some(i) = self.r.intent.clone() else {
+            return;
+        };
         let (kind, release, msg) = match i.state {
             IntentState::Succeeded => (
                 AlertKind::RolledBack,
                 &i.target_release,
                 match i.kind {
-                    ActionKind::Rollback => format!("rolled back from {} to {}", i.condemned_release, i.target_release),
+                    ActionKind::Rollback => format!(
+                        "rolled back from {} to {}",
+                        i.condemned_release, i.target_release
+                    ),
                     ActionKind::Retry => format!("redeployed {} (retry)", i.target_release),
                 },
             ),
@@ -164,21 +213,34 @@ impl Transition<'_> {
     }
 
     pub(super) fn command_done(&mut self, result: CommandResult) {
-        let Some(pending) = self.r.command.take() else { return };
+        let Some(pending) = self.r.command.take() else {
+            return;
+        };
         let described = result.describe();
         let ok = result.success();
         match pending.purpose {
             CommandPurpose::OnFailure => {
-                let Some(obs) = self.r.observation.clone() else { return };
+                let Some(obs) = self.r.observation.clone() else {
+                    return;
+                };
                 let reason = obs.condemned.clone().unwrap_or_default();
-                let msg = format!("release {} condemned; ran the on_failure command: {described}", obs.release);
-                self.fx.push(Effect::Evidence(EvidencePatch {
+                let msg = format!(
+                    "release {} condemned; ran the on_failure command: {described}",
+                    obs.release
+                );
+                self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
                     observation_id: obs.id.clone(),
                     command: Some(result),
                     notes: vec![(self.now, format!("decision: command — {msg}"))],
                     ..EvidencePatch::default()
-                }));
-                self.notify(&obs.id, AlertKind::Condemned, &obs.release, &msg, Some(&obs.id));
+                })));
+                self.notify(
+                    &obs.id,
+                    AlertKind::Condemned,
+                    &obs.release,
+                    &msg,
+                    Some(&obs.id),
+                );
                 if ok {
                     self.r.state = Some(WatchState::Idle);
                     self.finish(VerdictKind::Condemned, reason, Some(msg));
@@ -187,13 +249,18 @@ impl Transition<'_> {
                 }
             }
             CommandPurpose::Before | CommandPurpose::After => {
-                let Some(intent) = self.r.intent.clone() else { return };
-                self.log(Level::Info, format!("ran the watch command ({:?}): {described}", pending.purpose));
-                self.fx.push(Effect::Evidence(EvidencePatch {
+                let Some(intent) = self.r.intent.clone() else {
+                    return;
+                };
+                self.log(
+                    Level::Info,
+                    format!("ran the watch command ({:?}): {described}", pending.purpose),
+                );
+                self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
                     observation_id: intent.observation_id.clone(),
                     command: Some(result),
                     ..EvidencePatch::default()
-                }));
+                })));
                 match pending.purpose {
                     CommandPurpose::Before => self.fx.push(Effect::Execute),
                     _ => self.notify_outcome(),
@@ -208,15 +275,28 @@ impl Transition<'_> {
         let what = "the watch command was running when backstop stopped; it may already have run, and is not run again";
         match purpose {
             CommandPurpose::OnFailure => {
-                let Some(obs) = self.r.observation.clone() else { return };
+                let Some(obs) = self.r.observation.clone() else {
+                    return;
+                };
                 let reason = obs.condemned.clone().unwrap_or_default();
-                let msg = format!("release {} condemned; {what}: a human must check", obs.release);
+                let msg = format!(
+                    "release {} condemned; {what}: a human must check",
+                    obs.release
+                );
                 self.note(&obs.id, msg.clone());
-                self.notify(&obs.id, AlertKind::Condemned, &obs.release, &msg, Some(&obs.id));
+                self.notify(
+                    &obs.id,
+                    AlertKind::Condemned,
+                    &obs.release,
+                    &msg,
+                    Some(&obs.id),
+                );
                 self.escalate(reason, msg);
             }
             CommandPurpose::Before => {
-                let Some(intent) = self.r.intent.clone() else { return };
+                let Some(intent) = self.r.intent.clone() else {
+                    return;
+                };
                 self.note(&intent.observation_id, format!("before hook: {what}"));
                 self.r.state = Some(WatchState::RollingBack);
                 self.fx.push(Effect::Execute);

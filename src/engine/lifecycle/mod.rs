@@ -81,7 +81,7 @@ pub enum Event {
     Candidates(Result<Vec<String>, String>),
     /// A deploy intent ended (or was interrupted by shutdown).
     Deployed {
-        intent: DeployIntent,
+        intent: Box<DeployIntent>,
         outcome: ExecOutcome,
     },
     /// A command asked for by [`Effect::RunCommand`] finished.
@@ -142,7 +142,7 @@ pub enum Effect {
     /// Durable in the commit, then delivered.
     Notify(Notice),
     /// Durable in the commit.
-    Evidence(EvidencePatch),
+    Evidence(Box<EvidencePatch>),
     /// An observation closed with its verdict (durable in the commit).
     Finished(Box<(ObservationRecord, Verdict)>),
     /// A deployment recorded as handled without being observed (durable in the commit).
@@ -177,7 +177,7 @@ pub fn step(
         Event::Deployment(l) => t.learned(l),
         Event::Round(r) => t.round(r),
         Event::Candidates(c) => t.candidates(c),
-        Event::Deployed { intent, outcome } => t.deployed(intent, outcome),
+        Event::Deployed { intent, outcome } => t.deployed(*intent, outcome),
         Event::CommandDone(result) => t.command_done(result),
         Event::Pause => t.pause(),
         Event::Resume => t.resume(),
@@ -203,7 +203,14 @@ impl Transition<'_> {
         self.fx.push(Effect::Log(level, text.into()));
     }
 
-    fn notify(&mut self, key: &str, kind: AlertKind, release: &str, summary: &str, ev: Option<&str>) {
+    fn notify(
+        &mut self,
+        key: &str,
+        kind: AlertKind,
+        release: &str,
+        summary: &str,
+        ev: Option<&str>,
+    ) {
         if self.cfg.notify.is_empty() {
             return;
         }
@@ -217,11 +224,11 @@ impl Transition<'_> {
     }
 
     fn note(&mut self, observation_id: &str, text: impl Into<String>) {
-        self.fx.push(Effect::Evidence(EvidencePatch {
+        self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
             observation_id: observation_id.to_string(),
             notes: vec![(self.now, text.into())],
             ..EvidencePatch::default()
-        }));
+        })));
     }
 
     fn checks(&self) -> impl Iterator<Item = (&str, &[crate::judge::Rule], u32)> {
@@ -254,7 +261,14 @@ impl Transition<'_> {
         if let Some(intent) = self.r.intent.clone() {
             if !intent.state.is_done() {
                 self.r.state = Some(WatchState::RollingBack);
-                self.log(Level::Warn, format!("resuming an unfinished {} to {}", intent.kind.as_str(), intent.target_release));
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "resuming an unfinished {} to {}",
+                        intent.kind.as_str(),
+                        intent.target_release
+                    ),
+                );
                 self.fx.push(Effect::Execute);
                 return;
             }
@@ -269,10 +283,22 @@ impl Transition<'_> {
             return;
         };
         if obs.condemned.is_some() {
-            self.log(Level::Warn, format!("release {} was condemned before a restart; deciding again", obs.release));
+            self.log(
+                Level::Warn,
+                format!(
+                    "release {} was condemned before a restart; deciding again",
+                    obs.release
+                ),
+            );
             return self.decide(None);
         }
-        self.log(Level::Info, format!("resuming observation of {} (round {})", obs.release, obs.tracker.rounds));
+        self.log(
+            Level::Info,
+            format!(
+                "resuming observation of {} (round {})",
+                obs.release, obs.tracker.rounds
+            ),
+        );
         let at = obs.judging_from.max(self.now);
         self.fx.push(Effect::Schedule(at));
     }
@@ -280,7 +306,11 @@ impl Transition<'_> {
     fn pause(&mut self) {
         self.log(Level::Warn, "watch paused by operator");
         if self.r.observation.is_some() {
-            self.finish(VerdictKind::Superseded, "observation stopped: watch paused".into(), None);
+            self.finish(
+                VerdictKind::Superseded,
+                "observation stopped: watch paused".into(),
+                None,
+            );
         }
         self.r.state = Some(WatchState::Paused);
         let release = self.r.current_release.clone().unwrap_or_default();
@@ -309,7 +339,13 @@ impl Transition<'_> {
 
     fn learned(&mut self, l: Learned) {
         if l.known {
-            return self.log(Level::Info, format!("deployment {} already handled; ignoring", l.deployment_id.unwrap_or_default()));
+            return self.log(
+                Level::Info,
+                format!(
+                    "deployment {} already handled; ignoring",
+                    l.deployment_id.unwrap_or_default()
+                ),
+            );
         }
         if let (Some(dep), Some(obs)) = (&l.deployment_id, self.r.observation.as_mut()) {
             if obs.deployment_id.as_ref() == Some(dep) {
@@ -335,7 +371,13 @@ impl Transition<'_> {
         }
         self.remember(&l);
         if self.r.state == Some(WatchState::Paused) {
-            self.log(Level::Warn, format!("watch is paused; deployment of {} recorded, not observed", l.release));
+            self.log(
+                Level::Warn,
+                format!(
+                    "watch is paused; deployment of {} recorded, not observed",
+                    l.release
+                ),
+            );
             if let Some(dep) = &l.deployment_id {
                 self.fx.push(Effect::Seen(dep.clone()));
             }
@@ -387,11 +429,19 @@ impl Transition<'_> {
             condemned: None,
             created: l.created,
         };
-        self.log(Level::Info, format!(
-            "observing {} of {} ({}), window ends {}",
-            kind.as_str(), obs.release, l.source.as_str(), obs.window_ends
-        ));
-        self.fx.push(Effect::Metric(Metric::ObservationStarted { source: l.source }));
+        self.log(
+            Level::Info,
+            format!(
+                "observing {} of {} ({}), window ends {}",
+                kind.as_str(),
+                obs.release,
+                l.source.as_str(),
+                obs.window_ends
+            ),
+        );
+        self.fx.push(Effect::Metric(Metric::ObservationStarted {
+            source: l.source,
+        }));
         self.fx.push(Effect::Schedule(judging_from));
         self.r.current_release = Some(l.release);
         if self.r.state != Some(WatchState::Paused) {
@@ -422,7 +472,10 @@ impl Transition<'_> {
             }
             let (value, outcome) = match c.reading {
                 Ok(r) => {
-                    let outcome = match (judge_sample(&track.rules, r, track.baseline), baseline_error) {
+                    let outcome = match (
+                        judge_sample(&track.rules, r, track.baseline),
+                        baseline_error,
+                    ) {
                         (Outcome::Error { .. }, Some(reason)) => Outcome::Error { reason },
                         (o, _) => o,
                     };
@@ -430,7 +483,14 @@ impl Transition<'_> {
                 }
                 Err(reason) => (None, Outcome::Error { reason }),
             };
-            obs.tracker.record_named(&c.name, Sample { at: self.now, value, outcome });
+            obs.tracker.record_named(
+                &c.name,
+                Sample {
+                    at: self.now,
+                    value,
+                    outcome,
+                },
+            );
         }
         obs.tracker.end_round();
         let decision = obs.tracker.decide(self.now >= obs.window_ends);
@@ -445,11 +505,16 @@ impl Transition<'_> {
     }
 
     fn verified(&mut self) {
-        let Some(obs) = self.r.observation.clone() else { return };
+        let Some(obs) = self.r.observation.clone() else {
+            return;
+        };
         let release = obs.release.clone();
         self.log(Level::Info, format!("release {release} verified good"));
         if self.r.quarantined.remove(&release).is_some() {
-            self.log(Level::Info, format!("quarantine of {release} lifted: it has now passed a full window"));
+            self.log(
+                Level::Info,
+                format!("quarantine of {release} lifted: it has now passed a full window"),
+            );
         }
         self.r.last_good_release = Some(release.clone());
         self.r.last_good_version = obs.version.clone();
@@ -462,9 +527,16 @@ impl Transition<'_> {
     }
 
     fn inconclusive(&mut self, reason: String) {
-        let Some(obs) = &self.r.observation else { return };
+        let Some(obs) = &self.r.observation else {
+            return;
+        };
         let (release, id) = (obs.release.clone(), obs.id.clone());
-        self.log(Level::Warn, format!("verdict inconclusive: checks could not judge {release}; no action taken: {reason}"));
+        self.log(
+            Level::Warn,
+            format!(
+                "verdict inconclusive: checks could not judge {release}; no action taken: {reason}"
+            ),
+        );
         self.finish(
             VerdictKind::Inconclusive,
             reason.clone(),
@@ -476,7 +548,12 @@ impl Transition<'_> {
 
     /// Closes the open observation with a verdict. Condemned verdicts get their evidence
     /// (with the action) from the decision.
-    fn finish(&mut self, kind: VerdictKind, summary: String, action: Option<String>) -> Option<Verdict> {
+    fn finish(
+        &mut self,
+        kind: VerdictKind,
+        summary: String,
+        action: Option<String>,
+    ) -> Option<Verdict> {
         let obs = self.r.observation.take()?;
         self.fx.push(Effect::Unschedule);
         let verdict = Verdict {
@@ -491,7 +568,7 @@ impl Transition<'_> {
             action,
         };
         if kind != VerdictKind::Condemned {
-            self.fx.push(Effect::Evidence(EvidencePatch {
+            self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
                 observation_id: obs.id.clone(),
                 observation: Some(obs.clone()),
                 verdict: Some(VerdictFacts {
@@ -501,12 +578,14 @@ impl Transition<'_> {
                 }),
                 notes: vec![(self.now, format!("{}: {}", kind.as_str(), verdict.summary))],
                 ..EvidencePatch::default()
-            }));
+            })));
         }
         let seconds = (self.now - obs.deployed_at).num_milliseconds() as f64 / 1000.0;
-        self.fx.push(Effect::Metric(Metric::Verdict { kind, seconds }));
+        self.fx
+            .push(Effect::Metric(Metric::Verdict { kind, seconds }));
         self.r.last_verdict = Some(verdict.clone());
-        self.fx.push(Effect::Finished(Box::new((obs, verdict.clone()))));
+        self.fx
+            .push(Effect::Finished(Box::new((obs, verdict.clone()))));
         Some(verdict)
     }
 }

@@ -77,14 +77,26 @@ fn round(at: i64, health: u16) -> Event {
     Event::Round(RoundResult {
         scheduled: t(at),
         checks: vec![
-            CheckResult { name: "health".into(), baseline: None, reading: Ok(Reading::Status(health)) },
-            CheckResult { name: "errors".into(), baseline: None, reading: Ok(Reading::Value(0.0)) },
+            CheckResult {
+                name: "health".into(),
+                baseline: None,
+                reading: Ok(Reading::Status(health)),
+            },
+            CheckResult {
+                name: "errors".into(),
+                baseline: None,
+                reading: Ok(Reading::Value(0.0)),
+            },
         ],
     })
 }
 
 /// Steps every event, returning the final record and every effect.
-fn run(cfg: &WatchConfig, mut r: WatchRecord, events: Vec<(i64, Event)>) -> (WatchRecord, Vec<Effect>) {
+fn run(
+    cfg: &WatchConfig,
+    mut r: WatchRecord,
+    events: Vec<(i64, Event)>,
+) -> (WatchRecord, Vec<Effect>) {
     let mut all = Vec::new();
     for (at, e) in events {
         let (next, fx) = step(cfg, &r, e, t(at));
@@ -125,8 +137,13 @@ fn a_release_that_passes_its_window_is_verified() {
     assert_eq!(r.last_good_release.as_deref(), Some("R1"));
     assert!(r.observation.is_none());
     assert_eq!(r.reported_state(), WatchState::Idle);
-    assert!(fx.iter().any(|e| matches!(e, Effect::Finished(f) if f.1.verdict == VerdictKind::Verified)));
-    assert!(fx.contains(&Effect::Schedule(t(1))), "cadence on scheduled times");
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Finished(f) if f.1.verdict == VerdictKind::Verified)));
+    assert!(
+        fx.contains(&Effect::Schedule(t(1))),
+        "cadence on scheduled times"
+    );
 }
 
 #[test]
@@ -153,15 +170,36 @@ fn a_rollback_that_succeeds_is_observed_and_never_rolled_back_itself() {
     let mut i = r.intent.clone().unwrap();
     i.state = IntentState::Succeeded;
     i.deployment_id = Some("D3".into());
-    let (r, fx) = step(&cfg, &r, Event::Deployed { intent: i, outcome: ExecOutcome::Succeeded }, t(30));
+    let (r, fx) = step(
+        &cfg,
+        &r,
+        Event::Deployed {
+            intent: Box::new(i),
+            outcome: ExecOutcome::Succeeded,
+        },
+        t(30),
+    );
     let o = r.observation.as_ref().unwrap();
-    assert_eq!((o.release.as_str(), o.kind), ("R1", ObservationKind::Rollback));
+    assert_eq!(
+        (o.release.as_str(), o.kind),
+        ("R1", ObservationKind::Rollback)
+    );
     assert_eq!(r.reported_state(), WatchState::Observing);
-    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::RolledBack));
+    assert!(notices(&fx)
+        .iter()
+        .any(|(k, _)| *k == AlertKind::RolledBack));
     let (r, _) = run(&cfg, r, (30..33).map(|s| (s, round(s, 503))).collect());
     assert_eq!(r.state, Some(WatchState::Failed));
-    assert!(r.attention.as_deref().unwrap().contains("never rolls back a rollback"));
-    assert_eq!(r.intent.as_ref().unwrap().state, IntentState::Succeeded, "no second intent");
+    assert!(r
+        .attention
+        .as_deref()
+        .unwrap()
+        .contains("never rolls back a rollback"));
+    assert_eq!(
+        r.intent.as_ref().unwrap().state,
+        IntentState::Succeeded,
+        "no second intent"
+    );
 }
 
 #[test]
@@ -173,8 +211,17 @@ fn no_verified_release_asks_the_deployer_for_candidates() {
     assert_eq!(fx.last(), Some(&Effect::GatherCandidates));
     assert!(r.observation.as_ref().unwrap().condemned.is_some());
     assert_eq!(r.reported_state(), WatchState::Idle);
-    let (r2, fx) = step(&cfg, &r, Event::Candidates(Ok(vec!["R2".into(), "R0".into()])), t(4));
-    assert_eq!(r2.intent.unwrap().target_release, "R0", "never the condemned release");
+    let (r2, fx) = step(
+        &cfg,
+        &r,
+        Event::Candidates(Ok(vec!["R2".into(), "R0".into()])),
+        t(4),
+    );
+    assert_eq!(
+        r2.intent.unwrap().target_release,
+        "R0",
+        "never the condemned release"
+    );
     assert_eq!(fx.last(), Some(&Effect::Execute));
     let (r3, _) = step(&cfg, &r, Event::Candidates(Err("unreachable".into())), t(4));
     assert_eq!(r3.state, Some(WatchState::Failed));
@@ -189,14 +236,34 @@ fn unknown_and_failed_outcomes_need_a_human_with_the_reason() {
     let (r, _) = condemned_r2(&cfg);
     let mut i = r.intent.clone().unwrap();
     i.state = IntentState::Unknown;
-    let (u, fx) = step(&cfg, &r, Event::Deployed { intent: i.clone(), outcome: ExecOutcome::Unknown("lost".into()) }, t(30));
+    let (u, fx) = step(
+        &cfg,
+        &r,
+        Event::Deployed {
+            intent: Box::new(i.clone()),
+            outcome: ExecOutcome::Unknown("lost".into()),
+        },
+        t(30),
+    );
     assert_eq!(u.state, Some(WatchState::Failed));
     assert!(u.attention.as_deref().unwrap().contains("outcome unknown"));
-    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::RollbackUnknown));
+    assert!(notices(&fx)
+        .iter()
+        .any(|(k, _)| *k == AlertKind::RollbackUnknown));
     i.state = IntentState::Failed;
-    let (f, fx) = step(&cfg, &r, Event::Deployed { intent: i, outcome: ExecOutcome::Failed("refused".into()) }, t(30));
+    let (f, fx) = step(
+        &cfg,
+        &r,
+        Event::Deployed {
+            intent: Box::new(i),
+            outcome: ExecOutcome::Failed("refused".into()),
+        },
+        t(30),
+    );
     assert!(f.attention.as_deref().unwrap().contains("failed: refused"));
-    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::RollbackFailed));
+    assert!(notices(&fx)
+        .iter()
+        .any(|(k, _)| *k == AlertKind::RollbackFailed));
 }
 
 #[test]
@@ -204,14 +271,31 @@ fn a_superseded_intent_observes_the_newer_deployment() {
     let cfg = config("");
     let (r, _) = condemned_r2(&cfg);
     let mut i = r.intent.clone().unwrap();
-    let newer = NewerDeployment { id: "D9".into(), release: "R3".into(), created: t(25) };
+    let newer = NewerDeployment {
+        id: "D9".into(),
+        release: "R3".into(),
+        created: t(25),
+    };
     i.state = IntentState::Superseded;
     i.superseded_by = Some(newer.clone());
-    let (r, fx) = step(&cfg, &r, Event::Deployed { intent: i, outcome: ExecOutcome::Superseded(newer) }, t(30));
+    let (r, fx) = step(
+        &cfg,
+        &r,
+        Event::Deployed {
+            intent: Box::new(i),
+            outcome: ExecOutcome::Superseded(newer),
+        },
+        t(30),
+    );
     let o = r.observation.as_ref().unwrap();
-    assert_eq!((o.release.as_str(), o.deployment_id.as_deref()), ("R3", Some("D9")));
+    assert_eq!(
+        (o.release.as_str(), o.deployment_id.as_deref()),
+        ("R3", Some("D9"))
+    );
     assert_eq!(r.reported_state(), WatchState::Observing);
-    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::Superseded));
+    assert!(notices(&fx)
+        .iter()
+        .any(|(k, _)| *k == AlertKind::Superseded));
 }
 
 #[test]
@@ -222,15 +306,29 @@ fn duplicates_are_reported_loudly() {
     i.state = IntentState::Succeeded;
     i.deployment_id = Some("D3".into());
     i.duplicates = vec!["D4".into()];
-    let (_, fx) = step(&cfg, &r, Event::Deployed { intent: i, outcome: ExecOutcome::Succeeded }, t(30));
+    let (_, fx) = step(
+        &cfg,
+        &r,
+        Event::Deployed {
+            intent: Box::new(i),
+            outcome: ExecOutcome::Succeeded,
+        },
+        t(30),
+    );
     assert!(fx.contains(&Effect::Metric(Metric::DuplicateDeployments(1))));
-    assert!(notices(&fx).iter().any(|(k, _)| *k == AlertKind::DuplicateDeployment));
+    assert!(notices(&fx)
+        .iter()
+        .any(|(k, _)| *k == AlertKind::DuplicateDeployment));
 }
 
 #[test]
 fn older_repeated_and_known_deployments_never_replace_the_observation() {
     let cfg = config("");
-    let (r, _) = run(&cfg, WatchRecord::default(), vec![(10, Event::Deployment(learned("R2", "D2", 10)))]);
+    let (r, _) = run(
+        &cfg,
+        WatchRecord::default(),
+        vec![(10, Event::Deployment(learned("R2", "D2", 10)))],
+    );
     let before = r.observation.clone();
     let (r1, fx) = step(&cfg, &r, Event::Deployment(learned("R1", "D1", 5)), t(11));
     assert_eq!(r1.observation, before, "an older deployment is ignored");
@@ -243,7 +341,9 @@ fn older_repeated_and_known_deployments_never_replace_the_observation() {
     assert_eq!(r3.observation, before);
     let (r4, fx) = step(&cfg, &r, Event::Deployment(learned("R3", "D3", 12)), t(13));
     assert_eq!(r4.observation.unwrap().release, "R3");
-    assert!(fx.iter().any(|e| matches!(e, Effect::Finished(f) if f.1.verdict == VerdictKind::Superseded)));
+    assert!(fx
+        .iter()
+        .any(|e| matches!(e, Effect::Finished(f) if f.1.verdict == VerdictKind::Superseded)));
 }
 
 #[test]
@@ -268,7 +368,10 @@ fn a_command_is_run_at_most_once() {
     let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
     events.extend((0..3).map(|s| (s, round(s, 503))));
     let (r, fx) = run(&cfg, WatchRecord::default(), events);
-    assert_eq!(fx.last(), Some(&Effect::RunCommand(CommandPurpose::OnFailure)));
+    assert_eq!(
+        fx.last(),
+        Some(&Effect::RunCommand(CommandPurpose::OnFailure))
+    );
     assert!(r.command.is_some(), "recorded as started before it runs");
     // Crash while it runs: never run again, a human is told it may have run.
     let (after, fx) = step(&cfg, &r, Event::Recovered, t(10));
@@ -284,7 +387,10 @@ fn a_reload_that_reorders_and_adds_checks_keeps_the_observation() {
     let (r, _) = run(
         &cfg,
         WatchRecord::default(),
-        vec![(0, Event::Deployment(learned("R2", "D2", 0))), (0, round(0, 503))],
+        vec![
+            (0, Event::Deployment(learned("R2", "D2", 0))),
+            (0, round(0, 503)),
+        ],
     );
     let mut reloaded = cfg.clone();
     reloaded.checks.reverse();
@@ -292,18 +398,37 @@ fn a_reload_that_reorders_and_adds_checks_keeps_the_observation() {
     extra.name = "latency".into();
     reloaded.checks.push(extra);
     let (r, fx) = step(&reloaded, &r, Event::Recovered, t(1));
-    let names: Vec<_> = r.observation.as_ref().unwrap().tracker.checks.iter().map(|c| c.name.clone()).collect();
+    let names: Vec<_> = r
+        .observation
+        .as_ref()
+        .unwrap()
+        .tracker
+        .checks
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     assert_eq!(names, ["errors", "health", "latency"]);
     assert!(fx.iter().any(|e| matches!(e, Effect::Evidence(p) if p.notes.iter().any(|n| n.1.contains("added check latency")))));
     // The old actor's round (old order, no latency) still lands by name; two more failures condemn.
     let (r, _) = run(&reloaded, r, vec![(1, round(1, 503)), (2, round(2, 503))]);
-    assert!(r.intent.is_none() || r.observation.as_ref().is_some_and(|o| o.condemned.is_some()) || r.last_verdict.as_ref().is_some_and(|v| v.verdict == VerdictKind::Condemned));
+    assert!(
+        r.intent.is_none()
+            || r.observation
+                .as_ref()
+                .is_some_and(|o| o.condemned.is_some())
+            || r.last_verdict
+                .as_ref()
+                .is_some_and(|v| v.verdict == VerdictKind::Condemned)
+    );
 }
 
 #[test]
 fn max_actions_pauses_and_dry_run_calls_nothing() {
     let cfg = config("max_actions = 1\n");
-    let used = WatchRecord { actions: vec![t(5)], ..WatchRecord::default() };
+    let used = WatchRecord {
+        actions: vec![t(5)],
+        ..WatchRecord::default()
+    };
     let (r, fx) = condemned_r2_from(&cfg, used);
     assert_eq!(r.state, Some(WatchState::Paused));
     assert!(r.intent.is_none());
@@ -333,7 +458,11 @@ fn an_irreversible_release_freezes_the_watch() {
 #[test]
 fn pause_stops_observing_and_resume_clears_it() {
     let cfg = config("");
-    let (r, _) = run(&cfg, WatchRecord::default(), vec![(0, Event::Deployment(learned("R2", "D2", 0)))]);
+    let (r, _) = run(
+        &cfg,
+        WatchRecord::default(),
+        vec![(0, Event::Deployment(learned("R2", "D2", 0)))],
+    );
     let (p, _) = step(&cfg, &r, Event::Pause, t(1));
     assert_eq!(p.reported_state(), WatchState::Paused);
     let (p2, fx) = step(&cfg, &p, Event::Deployment(learned("R3", "D3", 2)), t(2));
@@ -348,7 +477,23 @@ fn pause_stops_observing_and_resume_clears_it() {
 fn notification_ids_are_stable_across_a_repeated_decision() {
     let cfg = config("");
     let (a, _) = condemned_r2(&cfg);
-    let (_, fx1) = step(&cfg, &a, Event::Deployed { intent: a.intent.clone().unwrap(), outcome: ExecOutcome::Failed("x".into()) }, t(30));
-    let (_, fx2) = step(&cfg, &a, Event::Deployed { intent: a.intent.clone().unwrap(), outcome: ExecOutcome::Failed("x".into()) }, t(31));
+    let (_, fx1) = step(
+        &cfg,
+        &a,
+        Event::Deployed {
+            intent: Box::new(a.intent.clone().unwrap()),
+            outcome: ExecOutcome::Failed("x".into()),
+        },
+        t(30),
+    );
+    let (_, fx2) = step(
+        &cfg,
+        &a,
+        Event::Deployed {
+            intent: Box::new(a.intent.clone().unwrap()),
+            outcome: ExecOutcome::Failed("x".into()),
+        },
+        t(31),
+    );
     assert_eq!(notices(&fx1), notices(&fx2));
 }

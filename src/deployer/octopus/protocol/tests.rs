@@ -38,6 +38,7 @@ fn intent() -> DeployIntent {
         comments: "rollback [backstop-rollback:act-1]".into(),
         state: IntentState::Pending,
         deployment_id: None,
+        created: None,
         task_id: None,
         detail: None,
         decided_at: t(0),
@@ -72,7 +73,10 @@ fn condemned() -> Deployment {
 fn searches_before_the_first_create() {
     let s = settings();
     let mut i = intent();
-    assert!(matches!(next(&i, &s, t(0)), Next::Call(Call::Search { .. })));
+    assert!(matches!(
+        next(&i, &s, t(0)),
+        Next::Call(Call::Search { .. })
+    ));
     on_search(&mut i, &s, Ok(vec![condemned()]), t(0));
     assert_eq!(next(&i, &s, t(0)), Next::Call(Call::Create));
 }
@@ -105,13 +109,25 @@ fn a_slow_commit_found_during_settle_is_adopted() {
     let mut i = intent();
     on_search(&mut i, &s, Ok(vec![]), t(0));
     on_create_started(&mut i, t(0));
-    on_create(&mut i, &s, Err(DeployerError::Server { status: 503, message: String::new(), retry_after: None }), t(1));
+    on_create(
+        &mut i,
+        &s,
+        Err(DeployerError::Server {
+            status: 503,
+            message: String::new(),
+            retry_after: None,
+        }),
+        t(1),
+    );
     on_search(&mut i, &s, Ok(vec![]), t(6));
     let late = dep("Deployments-3", "Releases-1", 20, Some(&i.comments.clone()));
     on_search(&mut i, &s, Ok(vec![late]), t(21));
     assert_eq!(i.state, IntentState::Created);
     assert_eq!(i.deployment_id.as_deref(), Some("Deployments-3"));
-    assert_eq!(next(&i, &s, t(21)), Next::Call(Call::ReadTask("ServerTasks-Deployments-3".into())));
+    assert_eq!(
+        next(&i, &s, t(21)),
+        Next::Call(Call::ReadTask("ServerTasks-Deployments-3".into()))
+    );
 }
 
 #[test]
@@ -120,13 +136,30 @@ fn definite_refusals_retry_without_settling_and_honour_retry_after() {
     let mut i = intent();
     on_search(&mut i, &s, Ok(vec![]), t(0));
     on_create_started(&mut i, t(0));
-    on_create(&mut i, &s, Err(DeployerError::Server { status: 429, message: String::new(), retry_after: Some(7) }), t(0));
+    on_create(
+        &mut i,
+        &s,
+        Err(DeployerError::Server {
+            status: 429,
+            message: String::new(),
+            retry_after: Some(7),
+        }),
+        t(0),
+    );
     assert_eq!(next(&i, &s, t(1)), Next::Wait(t(7)));
-    assert!(matches!(next(&i, &s, t(7)), Next::Call(Call::Search { .. })));
+    assert!(matches!(
+        next(&i, &s, t(7)),
+        Next::Call(Call::Search { .. })
+    ));
     on_search(&mut i, &s, Ok(vec![]), t(7));
     assert_eq!(next(&i, &s, t(7)), Next::Call(Call::Create));
     on_create_started(&mut i, t(7));
-    on_create(&mut i, &s, Err(DeployerError::Refused("refused".into())), t(7));
+    on_create(
+        &mut i,
+        &s,
+        Err(DeployerError::Refused("refused".into())),
+        t(7),
+    );
     on_search(&mut i, &s, Ok(vec![]), t(8));
     assert_eq!(next(&i, &s, t(8)), Next::Call(Call::Create));
 }
@@ -137,17 +170,39 @@ fn other_client_errors_are_final() {
     let mut i = intent();
     on_search(&mut i, &s, Ok(vec![]), t(0));
     on_create_started(&mut i, t(0));
-    on_create(&mut i, &s, Err(DeployerError::Rejected { status: 400, message: "bad".into() }), t(0));
-    assert!(matches!(next(&i, &s, t(0)), Next::Done(ExecOutcome::Failed(m)) if m.contains("refused")));
+    on_create(
+        &mut i,
+        &s,
+        Err(DeployerError::Rejected {
+            status: 400,
+            message: "bad".into(),
+        }),
+        t(0),
+    );
+    assert!(
+        matches!(next(&i, &s, t(0)), Next::Done(ExecOutcome::Failed(m)) if m.contains("refused"))
+    );
 }
 
 #[test]
 fn a_lost_last_attempt_ends_unknown_never_failed() {
-    let s = Settings { max_retries: 1, ..settings() };
+    let s = Settings {
+        max_retries: 1,
+        ..settings()
+    };
     let mut i = intent();
     on_search(&mut i, &s, Ok(vec![]), t(0));
     on_create_started(&mut i, t(0));
-    on_create(&mut i, &s, Err(DeployerError::Server { status: 503, message: String::new(), retry_after: None }), t(1));
+    on_create(
+        &mut i,
+        &s,
+        Err(DeployerError::Server {
+            status: 503,
+            message: String::new(),
+            retry_after: None,
+        }),
+        t(1),
+    );
     let mut now = t(1);
     loop {
         match next(&i, &s, now) {
@@ -165,15 +220,29 @@ fn a_lost_last_attempt_ends_unknown_never_failed() {
 
 #[test]
 fn all_definite_failures_end_failed() {
-    let s = Settings { max_retries: 2, ..settings() };
+    let s = Settings {
+        max_retries: 2,
+        ..settings()
+    };
     let mut i = intent();
     for k in 0..2 {
         on_search(&mut i, &s, Ok(vec![]), t(k * 100));
         on_create_started(&mut i, t(k * 100));
-        on_create(&mut i, &s, Err(DeployerError::Server { status: 429, message: "slow down".into(), retry_after: None }), t(k * 100));
+        on_create(
+            &mut i,
+            &s,
+            Err(DeployerError::Server {
+                status: 429,
+                message: "slow down".into(),
+                retry_after: None,
+            }),
+            t(k * 100),
+        );
     }
     on_search(&mut i, &s, Ok(vec![]), t(500));
-    assert!(matches!(next(&i, &s, t(500)), Next::Done(ExecOutcome::Failed(m)) if m.contains("slow down")));
+    assert!(
+        matches!(next(&i, &s, t(500)), Next::Done(ExecOutcome::Failed(m)) if m.contains("slow down"))
+    );
 }
 
 #[test]
@@ -186,7 +255,10 @@ fn a_crash_during_a_create_counts_as_unknown() {
     resume(&mut i, &s);
     assert_eq!(i.ambiguous_since, Some(t(10)));
     on_search(&mut i, &s, Ok(vec![]), t(30));
-    assert!(matches!(next(&i, &s, t(30)), Next::Wait(_) | Next::Call(Call::Search { .. })));
+    assert!(matches!(
+        next(&i, &s, t(30)),
+        Next::Wait(_) | Next::Call(Call::Search { .. })
+    ));
     on_search(&mut i, &s, Ok(vec![]), t(60));
     assert_eq!(next(&i, &s, t(60)), Next::Call(Call::Create));
 }
@@ -209,7 +281,12 @@ fn backstops_own_and_older_deployments_do_not_supersede() {
     let s = settings();
     let mut i = intent();
     let older = dep("Deployments-1", "Releases-1", -200, None);
-    let other_intent = dep("Deployments-5", "Releases-2", -50, Some("[backstop-retry:act-0]"));
+    let other_intent = dep(
+        "Deployments-5",
+        "Releases-2",
+        -50,
+        Some("[backstop-retry:act-0]"),
+    );
     on_search(&mut i, &s, Ok(vec![other_intent, condemned(), older]), t(0));
     assert_eq!(i.state, IntentState::Pending);
 }
@@ -222,7 +299,10 @@ fn two_deployments_with_one_marker_are_reported_and_the_oldest_adopted() {
     on_search(
         &mut i,
         &s,
-        Ok(vec![dep("Deployments-7", "Releases-1", 30, Some(&c)), dep("Deployments-6", "Releases-1", 20, Some(&c))]),
+        Ok(vec![
+            dep("Deployments-7", "Releases-1", 30, Some(&c)),
+            dep("Deployments-6", "Releases-1", 20, Some(&c)),
+        ]),
         t(40),
     );
     assert_eq!(i.deployment_id.as_deref(), Some("Deployments-6"));
@@ -265,12 +345,16 @@ fn task_outcomes() {
     on_task(&mut i, &s, Err(DeployerError::Timeout), t(5));
     assert_eq!(i.state, IntentState::Created);
     on_task(&mut i, &s, Ok(task("Executing", false, false)), t(700));
-    assert!(matches!(next(&i, &s, t(700)), Next::Done(ExecOutcome::Failed(m)) if m.contains("did not complete")));
+    assert!(
+        matches!(next(&i, &s, t(700)), Next::Done(ExecOutcome::Failed(m)) if m.contains("did not complete"))
+    );
     let mut i2 = intent();
     i2.state = IntentState::Created;
     i2.task_id = Some("ServerTasks-1".into());
     on_task(&mut i2, &s, Ok(task("Failed", true, false)), t(0));
-    assert!(matches!(next(&i2, &s, t(0)), Next::Done(ExecOutcome::Failed(m)) if m.contains("step 2 failed")));
+    assert!(
+        matches!(next(&i2, &s, t(0)), Next::Done(ExecOutcome::Failed(m)) if m.contains("step 2 failed"))
+    );
     let mut i3 = intent();
     i3.state = IntentState::Created;
     i3.task_id = Some("ServerTasks-1".into());
