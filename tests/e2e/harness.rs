@@ -57,6 +57,8 @@ timeout = "1s"
 task_poll = "50ms"
 task_timeout = "20s"
 max_retries = 8
+# Tests fault the server on purpose: search for an unknown create for 3s, not 32s.
+settle = "3s"
 "#,
             port = self.port,
             state = self.state_dir().display(),

@@ -9,6 +9,7 @@ mod argocd;
 mod cli;
 mod demo;
 mod deployers;
+mod exactly_once;
 mod faults;
 mod harness;
 mod judgement;

@@ -269,6 +269,8 @@ async fn max_actions_pauses_the_watch_and_pause_survives_restart() {
     let d = Daemon::start(setup).await;
     d.wait_watch("shop", "still paused", T, |w| w["state"] == "paused")
         .await;
+    // A person redeploys Releases-1 (announced without an id: matched to that deployment).
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
     assert_eq!(d.announce("shop", &r1).await, 202);
     d.wait_watch("shop", "recorded while paused", T, |w| {
         w["current_release"] == r1.as_str()
