@@ -120,8 +120,7 @@ async fn an_intent_never_deploys_over_a_newer_release_made_while_backstop_was_do
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_reorders_and_adds_checks_mid_observation_still_rolls_back() {
     let two_checks = |app: &str| {
-        format!(
-            r#"
+        r#"
 [[watch]]
 name = "shop"
 deployer = "octo"
@@ -131,7 +130,8 @@ warmup = "0s"
 window = "3s"
 interval = "200ms"
 "#
-        ) + &[("health", 8), ("ready", 8)]
+        .to_string()
+            + &[("health", 8), ("ready", 8)]
             .iter()
             .map(|(n, limit)| {
                 format!(
