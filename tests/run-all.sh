@@ -22,7 +22,10 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "==> cargo test"
+rm -f target/sim-summary.txt
 cargo test --locked --all-targets
+# The deterministic simulation (src/sim) writes its seed count and any failing seed here.
+echo "==> $(cat target/sim-summary.txt)"
 echo "==> backstop check-config on the shipped examples"
 cargo run --quiet --locked -- check-config --config config/backstop.example.toml
 echo "==> Debian package (cargo deb) and its contents"

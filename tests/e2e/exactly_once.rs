@@ -239,3 +239,170 @@ async fn a_late_webhook_for_an_older_deployment_never_replaces_the_newer_observa
     );
     assert_eq!(w["observation"]["deployment_id"], newer.as_str());
 }
+
+/// `[notify.ops]`, a JSON webhook sink.
+fn ops_sink(url: &str) -> String {
+    format!("[notify.ops]\nkind = \"webhook\"\nurl = \"{url}\"\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_not_delivered_before_a_crash_is_sent_after_it_with_its_id() {
+    let hook = crate::common::sinks::FakeJsonHook::start().await;
+    let mut s = Stage::new(["1.1.0"])
+        .await
+        .start(|stage| {
+            ops_sink(&hook.url())
+                + &stage.base()
+                + &http_watch(
+                    "shop",
+                    &stage.app.url(),
+                    "notify = [\"ops\"]\non_failure = \"notify\"",
+                )
+        })
+        .await;
+    let [r2] = s.releases.clone();
+    // The sink holds every request: the condemned notification is in flight when we crash.
+    hook.hold();
+    s.app.set_health(503);
+    assert_eq!(s.daemon.announce("shop", &r2).await, 202);
+    s.daemon
+        .wait_watch("shop", "condemned", T, |w| w["state"] == "failed")
+        .await;
+    let deadline = std::time::Instant::now() + T;
+    while hook.attempts() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no delivery attempt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.daemon.kill9();
+    hook.release();
+    s.daemon = Daemon::start(&s.setup).await;
+    let got = hook.wait_for(1, T).await;
+    assert_eq!(got[0].body["kind"], "condemned");
+    let id = got[0].body["id"].as_str().unwrap().to_string();
+    assert!(id.ends_with(":condemned"), "{id}");
+    // Every delivery of it, before and after the crash, carries the same id.
+    for r in hook.requests() {
+        if r.body["kind"] == "condemned" {
+            assert_eq!(r.body["id"], id.as_str());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_failure_command_interrupted_by_a_crash_is_never_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let argv = format!(
+        "on_failure = \"command\"\n[watch.command]\nargv = [\"/bin/sh\", \"-c\", \"echo ran >> {}; sleep 30\"]\ntimeout = \"60s\"\n",
+        ran.display()
+    );
+    let mut s = Stage::new(["1.1.0"])
+        .await
+        .start(|stage| {
+            stage.base()
+                + &http_watch("shop", &stage.app.url(), "")
+                    .replace("\n[[watch.check]]", &format!("{argv}\n[[watch.check]]"))
+        })
+        .await;
+    let [r2] = s.releases.clone();
+    s.app.set_health(503);
+    assert_eq!(s.daemon.announce("shop", &r2).await, 202);
+    let deadline = std::time::Instant::now() + T;
+    while !ran.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.daemon.kill9();
+    s.daemon = Daemon::start(&s.setup).await;
+    let w = s
+        .daemon
+        .wait_watch("shop", "failed, may have run", T, |w| {
+            w["state"] == "failed"
+        })
+        .await;
+    assert!(
+        w["attention"]
+            .as_str()
+            .unwrap()
+            .contains("may already have run"),
+        "{w}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap().lines().count(),
+        1,
+        "run at most once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_octopus_event_answered_503_is_handled_when_redelivered() {
+    let s = scenario(["1.0.0", "1.1.0", "1.2.0"], |stage| {
+        stage.base() + &http_watch("shop", &stage.app.url(), "")
+    })
+    .await;
+    let [_, r2, r3] = s.releases.clone();
+    // The watch is busy: its rollback's task does not end, so the actor stays in the deployer
+    // and announcements fill its queue until the API answers 503.
+    s.octopus.set_task_final_state("Executing");
+    s.app.set_health(503);
+    assert_eq!(s.daemon.announce("shop", &r2).await, 202);
+    let created = s.octopus.wait_for_created(1, T).await;
+    let task = created[0]["TaskId"].as_str().unwrap().to_string();
+    s.daemon
+        .wait_watch("shop", "rolling back", T, |w| w["state"] == "rolling_back")
+        .await;
+    let mut full = false;
+    for n in 0..200 {
+        let body = serde_json::json!({"watch": "shop", "release": r2, "deployment": format!("Deployments-x{n}")});
+        if s.daemon.announce_json(body).await == 503 {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the watch's queue never filled");
+    let d3 = s
+        .octopus
+        .add_deployment("Projects-1", "Environments-1", &r3, "Success");
+    let event = serde_json::json!({
+        "Timestamp": "2026-11-27T10:00:00.000+00:00",
+        "EventType": "SubscriptionPayload",
+        "Payload": {"Event": {
+            "Id": "Events-42", "Category": "DeploymentSucceeded",
+            "Occurred": "2026-11-27T10:00:00.000+00:00",
+            "RelatedDocumentIds": [d3, "Projects-1", r3, "Environments-1"]
+        }}
+    });
+    let post = || {
+        s.daemon
+            .http()
+            .post(format!("{}/v1/hooks/octopus", s.daemon.url))
+            .header("X-Backstop-Secret", HOOK_SECRET)
+            .json(&event)
+            .send()
+    };
+    assert_eq!(post().await.unwrap().status(), 503);
+    // The rollback ends, the queue drains, and Octopus redelivers the event.
+    s.app.set_health(200);
+    s.octopus.set_task_state(&task, "Success");
+    let deadline = std::time::Instant::now() + T;
+    let redelivered = loop {
+        let st = post().await.unwrap().status();
+        if st != 503 {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "still 503");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        redelivered, 202,
+        "a redelivery after a 503 is handled, not dropped as seen"
+    );
+    s.daemon
+        .wait_watch("shop", "observing the redelivered deployment", T, |w| {
+            w["observation"]["deployment_id"] == d3.as_str()
+        })
+        .await;
+}
