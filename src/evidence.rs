@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::CommandResult;
 use crate::judge::observation::{CheckTrack, VerdictKind};
+use crate::model::{Chosen, IntentState, ObservationKind, Source};
 
 /// Current schema version of [`Evidence`].
 pub const SCHEMA: u32 = 1;
@@ -38,9 +39,9 @@ pub struct DeploymentFacts {
     pub version: Option<String>,
     pub deployment_id: Option<String>,
     /// announce, webhook, poll, rollback, retry.
-    pub source: String,
+    pub source: Source,
     /// deployment, rollback, retry.
-    pub kind: String,
+    pub kind: ObservationKind,
     pub deployed_at: DateTime<Utc>,
     pub judging_from: DateTime<Utc>,
     pub window_ends: DateTime<Utc>,
@@ -72,8 +73,8 @@ pub struct CheckEvidence {
 pub struct ActionFacts {
     /// The configured policy (`on_failure`, or the `then` of a retry).
     pub policy: String,
-    /// What was chosen: rollback, retry, notify, command, freeze, pause, none.
-    pub chosen: String,
+    /// What was chosen: rollback, retry, notify, command, freeze, pause, dry_run, none.
+    pub chosen: Chosen,
     /// Why this and not something else.
     pub why: String,
     pub target_release: Option<String>,
@@ -90,7 +91,7 @@ pub struct DeployFacts {
     pub deployment_id: Option<String>,
     pub task_id: Option<String>,
     /// pending, created, succeeded, failed.
-    pub state: String,
+    pub state: IntentState,
     pub detail: Option<String>,
 }
 

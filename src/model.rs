@@ -392,3 +392,22 @@ impl WatchRecord {
         self.intent.as_ref().filter(|i| !i.state.is_done())
     }
 }
+
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+display_as_str!(
+    WatchState,
+    ObservationKind,
+    Source,
+    IntentState,
+    ActionKind,
+    Chosen
+);

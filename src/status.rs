@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::judge::observation::{CheckTrack, Verdict};
 
 pub use crate::model::WatchState;
+use crate::model::{IntentState, ObservationKind, Source};
 
 /// The observation in progress.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,9 +20,9 @@ pub struct ObservationView {
     pub version: Option<String>,
     pub deployment_id: Option<String>,
     /// `deployment` or `rollback` (a rollback is observed too, but never rolled back).
-    pub kind: String,
+    pub kind: ObservationKind,
     /// How the deployment was learned: announce, webhook, poll, rollback.
-    pub source: String,
+    pub source: Source,
     pub deployed_at: DateTime<Utc>,
     pub judging_from: DateTime<Utc>,
     pub window_ends: DateTime<Utc>,
@@ -34,7 +35,7 @@ pub struct ObservationView {
 pub struct RollbackView {
     pub condemned_release: String,
     pub target_release: String,
-    pub state: String,
+    pub state: IntentState,
     pub deployment_id: Option<String>,
     pub task_id: Option<String>,
     pub detail: Option<String>,

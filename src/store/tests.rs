@@ -137,8 +137,8 @@ fn finishing_closes_the_observation_and_the_intent_is_joined_in() {
     assert_eq!(back.intent.as_ref().unwrap().id, i.id);
     assert_eq!(s.latest_observation("shop").unwrap().unwrap().id, "o1");
     assert_eq!(
-        s.history(Some("shop"), 10).unwrap()[0].verdict.as_deref(),
-        Some("verified")
+        s.history(Some("shop"), 10).unwrap()[0].verdict,
+        Some(VerdictKind::Verified)
     );
     i.state = IntentState::Succeeded;
     i.deployment_id = Some("Deployments-9".into());

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{select_all_json, select_json, OutboxItem, Store, StoreError};
 use crate::evidence::Evidence;
-use crate::judge::observation::Verdict;
-use crate::model::{ObservationRecord, WatchRecord};
+use crate::judge::observation::{Verdict, VerdictKind};
+use crate::model::{ObservationKind, ObservationRecord, WatchRecord};
 
 /// One line of `GET /v1/history`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,10 +16,10 @@ pub struct HistoryEntry {
     pub id: String,
     pub watch: String,
     pub release: String,
-    pub kind: String,
+    pub kind: ObservationKind,
     pub deployed_at: DateTime<Utc>,
     /// verified, condemned, inconclusive, superseded; None while observing.
-    pub verdict: Option<String>,
+    pub verdict: Option<VerdictKind>,
     pub decided_at: Option<DateTime<Utc>>,
     pub summary: Option<String>,
     pub action: Option<String>,
@@ -211,9 +211,9 @@ impl Store {
                 id: obs.id,
                 watch: obs.watch,
                 release: obs.release,
-                kind: obs.kind.as_str().into(),
+                kind: obs.kind,
                 deployed_at: obs.deployed_at,
-                verdict: verdict.as_ref().map(|v| v.verdict.as_str().to_string()),
+                verdict: verdict.as_ref().map(|v| v.verdict),
                 decided_at: verdict.as_ref().map(|v| v.decided_at),
                 summary: verdict.as_ref().map(|v| v.summary.clone()),
                 action: verdict.and_then(|v| v.action),

@@ -79,7 +79,7 @@ impl Transition<'_> {
         let (policy, plan) = self.plan(candidates);
         let mut action = ActionFacts {
             policy: policy.clone(),
-            chosen: String::new(),
+            chosen: Chosen::None,
             why: String::new(),
             target_release: None,
             target_why: None,
@@ -118,7 +118,7 @@ impl Transition<'_> {
                         "run the on_failure command".into(),
                     );
                 }
-                action.chosen = Chosen::Command.as_str().into();
+                action.chosen = Chosen::Command;
                 self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
                     observation_id: obs.id.clone(),
                     observation: Some(obs.clone()),
@@ -283,7 +283,7 @@ impl Transition<'_> {
             return;
         };
         let reason = obs.condemned.clone().unwrap_or_default();
-        action.chosen = chosen.as_str().into();
+        action.chosen = chosen;
         if chosen != Chosen::None {
             self.fx.push(Effect::Metric(Metric::Action(chosen)));
         }

@@ -20,7 +20,7 @@ pub(super) fn deploy_facts(i: &DeployIntent) -> DeployFacts {
         deployer: String::new(),
         deployment_id: i.deployment_id.clone(),
         task_id: i.task_id.clone(),
-        state: i.state.as_str().into(),
+        state: i.state,
         detail: i.detail.clone(),
     }
 }
