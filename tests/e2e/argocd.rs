@@ -234,3 +234,23 @@ async fn kill_9_while_the_sync_runs_resumes_following_it() {
     assert_eq!(w.argo.rollback_calls(), vec![w.id_a], "never posted again");
     assert_eq!(w.argo.operations_started(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_by_someone_else_after_the_condemned_revision_is_never_rolled_back_over() {
+    const SHA_C: &str = "d670460b4b4aece5915caf5c68d12f560a9fe3e4";
+    let w = world().await;
+    // The first rollback call is refused; before the retry a person syncs C.
+    w.argo.fail_next_rollbacks(1, 503);
+    let d = condemn_b(&w).await;
+    w.argo.wait_for_rollbacks(1, T).await;
+    w.argo.deploy("shop", SHA_C);
+    w.app.set_health(200);
+    let s = d
+        .wait_watch("shop", "rollback superseded", T, |s| {
+            s["rollback"]["state"] == "superseded"
+        })
+        .await;
+    assert_eq!(w.argo.operations_started(), 0, "no rollback operation");
+    assert_eq!(w.argo.current_revision("shop").as_deref(), Some(SHA_C));
+    assert_eq!(s["current_release"], SHA_C, "{s}");
+}

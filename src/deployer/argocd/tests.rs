@@ -329,3 +329,21 @@ fn urls_keep_a_path_prefix_and_select_an_app_namespace() {
         "https://cd.example.com/argo/api/v1/applications/shop/rollback?appNamespace=team-a"
     );
 }
+
+#[test]
+fn a_sync_after_the_condemned_revision_supersedes_and_an_unknown_condemned_does_not() {
+    // B (id 1) is the condemned revision and the newest: nothing newer.
+    let a = parse(app());
+    assert!(newer_sync(&a, SHA_B).is_none());
+    // A person synced C after it.
+    let mut v = app();
+    v["status"]["history"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": 2, "revision": "c0ffee", "deployedAt": "2024-05-01T12:00:05Z"}));
+    let a = parse(v);
+    let h = newer_sync(&a, SHA_B).unwrap();
+    assert_eq!((h.id, h.release()), (2, "c0ffee".to_string()));
+    // A condemned revision the history does not know cannot be ordered: no supersession.
+    assert!(newer_sync(&a, "unknown").is_none());
+}
