@@ -406,3 +406,49 @@ async fn an_octopus_event_answered_503_is_handled_when_redelivered() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_marker_search_reads_every_page_not_only_the_newest_thirty() {
+    let s = verified_then_failing("").await;
+    let [r1, r2, _] = s.releases.clone();
+    // The rollback's create commits late; meanwhile 35 newer deployments (made by other
+    // backstop intents, so they supersede nothing) push it off the first page.
+    s.octopus
+        .commit_late_next_posts(1, Duration::from_secs(2), Duration::from_millis(2500));
+    assert_eq!(s.daemon.announce("shop", &r2).await, 202);
+    let deadline = std::time::Instant::now() + T;
+    while s.octopus.post_attempts() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no create attempt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let url = format!("{}/api/Spaces-1/deployments", s.octopus.url());
+    let http = reqwest::Client::new();
+    for n in 0..35 {
+        let body = serde_json::json!({
+            "ReleaseId": r2, "EnvironmentId": "Environments-1",
+            "Comments": format!("[backstop-retry:filler-{n}]")
+        });
+        let st = http
+            .post(&url)
+            .header("X-Octopus-ApiKey", API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(st.is_success(), "{st}");
+    }
+    s.app.set_health(200);
+    s.daemon
+        .wait_watch("shop", "rollback adopted", T, |w| {
+            w["rollback"]["state"] == "succeeded"
+        })
+        .await;
+    let ours: Vec<_> = s
+        .octopus
+        .created_deployments()
+        .into_iter()
+        .filter(|d| d["ReleaseId"] == r1.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "found on a later page, not posted again");
+}
