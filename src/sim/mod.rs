@@ -13,6 +13,7 @@
 //! probes' look-back (readings here are instantaneous), Argo CD, webhook and command deployers,
 //! commands and pause.
 
+mod invariants;
 mod octopus;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +26,7 @@ use crate::deployer::octopus::protocol::{self, Call, Next, Settings};
 use crate::deployer::{DeployerError, ExecOutcome};
 use crate::engine::lifecycle::{step, CheckResult, Effect, Event, Learned, RoundResult};
 use crate::judge::Reading;
-use crate::model::{DeployIntent, IntentState, Source, WatchRecord, WatchState};
+use crate::model::{DeployIntent, IntentState, Source, WatchRecord};
 use octopus::{CreateFault, SimOctopus};
 
 fn secs(s: i64) -> chrono::Duration {
@@ -467,85 +468,6 @@ impl Sim {
             }
         }
         self.check_end();
-    }
-
-    fn check_step(&mut self) {
-        if let Some(g) = &self.record.last_good_release {
-            if self.record.quarantined.contains_key(g) {
-                self.violations
-                    .push(format!("last good release {g} is quarantined"));
-            }
-        }
-    }
-
-    fn check_end(&mut self) {
-        // Exactly one deployment per intent's marker.
-        for (id, (i, done)) in &self.intents {
-            let made: Vec<_> = self
-                .server
-                .deployments
-                .iter()
-                .filter(|d| d.comments.as_deref().is_some_and(|c| c.contains(&i.marker)))
-                .collect();
-            if made.len() > 1 {
-                self.violations
-                    .push(format!("intent {id} created {} deployments", made.len()));
-            }
-            if i.state == IntentState::Succeeded && made.len() != 1 {
-                self.violations.push(format!(
-                    "intent {id} succeeded with {} deployments",
-                    made.len()
-                ));
-            }
-            if !i.state.is_done() {
-                self.violations
-                    .push(format!("intent {id} still {:?} at the end", i.state));
-            }
-            // Never over a newer deployment: no person deployed between the condemned one and ours.
-            let since = protocol::search_since(i);
-            for ours in &made {
-                if let Some(p) = self
-                    .server
-                    .deployments
-                    .iter()
-                    .find(|p| p.by_person && p.created > since && p.created < ours.created)
-                {
-                    self.violations.push(format!(
-                        "intent {id} deployed {} over newer {} ({})",
-                        ours.id, p.id, p.release
-                    ));
-                }
-            }
-            // Leaves rolling_back in bounded time (crashes restart at once here).
-            if let Some(done) = done {
-                let bound = (self.s.timeout + self.s.settle + Duration::from_secs(150))
-                    * self.s.max_retries
-                    + self.s.task_timeout
-                    + Duration::from_secs(300);
-                if (*done - i.decided_at).to_std().unwrap_or_default() > bound {
-                    self.violations.push(format!(
-                        "intent {id} took {} (bound {bound:?})",
-                        *done - i.decided_at
-                    ));
-                }
-            }
-        }
-        if self.record.reported_state() == WatchState::RollingBack {
-            self.violations
-                .push("the watch is stuck rolling back".into());
-        }
-        // Every person deployment that succeeded was handled: observed, or recorded as older.
-        for d in self
-            .server
-            .deployments
-            .iter()
-            .filter(|d| d.by_person && d.task_ok)
-        {
-            if !self.known.contains(&d.id) {
-                self.violations
-                    .push(format!("deployment {} was never handled", d.id));
-            }
-        }
     }
 }
 

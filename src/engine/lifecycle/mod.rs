@@ -15,11 +15,13 @@
 //! again and the watch says it may have run); a notification is at least once, with a stable
 //! id (recorded in the outbox with the decision, delivered after the commit).
 //!
-//! Files: this one (events, effects, deployments, rounds, pause), `decide` (what to do about a
-//! condemned release), `deploy` (intent outcomes and commands).
+//! Files: this one (events, effects, recovery, pause), `observe` (deployments, rounds,
+//! verdicts), `decide` (what to do about a condemned release), `deploy` (intent outcomes and
+//! commands).
 
 mod decide;
 mod deploy;
+mod observe;
 
 use chrono::{DateTime, Utc};
 
@@ -27,12 +29,11 @@ use crate::command::CommandResult;
 use crate::config::WatchConfig;
 use crate::deployer::ExecOutcome;
 use crate::evidence::{ActionFacts, DeployFacts, VerdictFacts};
-use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
-use crate::judge::{judge_sample, Outcome, Reading};
+use crate::judge::observation::{Verdict, VerdictKind};
+use crate::judge::Reading;
 use crate::metrics::RollbackOutcome;
 use crate::model::{
-    Chosen, CommandPurpose, DeployIntent, Deployed, ObservationKind, ObservationRecord, Source,
-    WatchRecord, WatchState, HISTORY,
+    Chosen, CommandPurpose, DeployIntent, ObservationRecord, Source, WatchRecord, WatchState,
 };
 use crate::sinks::AlertKind;
 
@@ -328,265 +329,6 @@ impl Transition<'_> {
             self.r.state = Some(WatchState::Idle);
             self.r.attention = None;
         }
-    }
-
-    /// The newest deployment creation time backstop knows of for this watch.
-    fn newest_created(&self) -> Option<DateTime<Utc>> {
-        let obs = self.r.observation.as_ref().and_then(|o| o.created);
-        let seen = self.r.deployed.iter().filter_map(|d| d.created).max();
-        obs.max(seen)
-    }
-
-    fn learned(&mut self, l: Learned) {
-        if l.known {
-            return self.log(
-                Level::Info,
-                format!(
-                    "deployment {} already handled; ignoring",
-                    l.deployment_id.unwrap_or_default()
-                ),
-            );
-        }
-        if let (Some(dep), Some(obs)) = (&l.deployment_id, self.r.observation.as_mut()) {
-            if obs.deployment_id.as_ref() == Some(dep) {
-                return;
-            }
-            // The same deployment announced earlier without its id: attach it, do not restart.
-            if obs.deployment_id.is_none() && obs.release == l.release && obs.condemned.is_none() {
-                obs.deployment_id = Some(dep.clone());
-                obs.created = obs.created.or(l.created);
-                return;
-            }
-        }
-        if let (Some(created), Some(newest)) = (l.created, self.newest_created()) {
-            if created < newest {
-                if let Some(dep) = &l.deployment_id {
-                    self.fx.push(Effect::Seen(dep.clone()));
-                }
-                return self.log(Level::Warn, format!(
-                    "deployment {} of {} (created {created}) is older than the newest known ({newest}); recorded and ignored",
-                    l.deployment_id.as_deref().unwrap_or("(no id)"), l.release
-                ));
-            }
-        }
-        self.remember(&l);
-        if self.r.state == Some(WatchState::Paused) {
-            self.log(
-                Level::Warn,
-                format!(
-                    "watch is paused; deployment of {} recorded, not observed",
-                    l.release
-                ),
-            );
-            if let Some(dep) = &l.deployment_id {
-                self.fx.push(Effect::Seen(dep.clone()));
-            }
-            self.r.current_release = Some(l.release);
-            return;
-        }
-        if self.r.observation.is_some() {
-            self.finish(
-                VerdictKind::Superseded,
-                format!("superseded by a newer deployment of {}", l.release),
-                None,
-            );
-        }
-        self.observe(l, ObservationKind::Deployment);
-    }
-
-    /// Remembers a deployment for ordering and the irreversibility guard.
-    fn remember(&mut self, l: &Learned) {
-        self.r.deployed.push_back(Deployed {
-            release: l.release.clone(),
-            deployment_id: l.deployment_id.clone(),
-            created: l.created,
-            rollback_safe: l.rollback_safe,
-        });
-        while self.r.deployed.len() > HISTORY {
-            self.r.deployed.pop_front();
-        }
-    }
-
-    /// Opens an observation. A deployment learned late still gets a full window of samples;
-    /// one from the future (clock skew) starts now.
-    fn observe(&mut self, l: Learned, kind: ObservationKind) {
-        let deployed_at = l.deployed_at.min(self.now);
-        let judging_from = (deployed_at + to_chrono(self.cfg.warmup)).max(self.now);
-        let tracker = Tracker::new(self.checks(), self.cfg.error_limit);
-        let obs = ObservationRecord {
-            id: l.observation_id,
-            watch: self.cfg.name.clone(),
-            release: l.release.clone(),
-            version: l.version,
-            deployment_id: l.deployment_id,
-            kind,
-            source: l.source,
-            deployed_at,
-            judging_from,
-            window_ends: judging_from + to_chrono(self.cfg.window),
-            rollback_safe: l.rollback_safe,
-            tracker,
-            condemned: None,
-            created: l.created,
-        };
-        self.log(
-            Level::Info,
-            format!(
-                "observing {} of {} ({}), window ends {}",
-                kind.as_str(),
-                obs.release,
-                l.source.as_str(),
-                obs.window_ends
-            ),
-        );
-        self.fx.push(Effect::Metric(Metric::ObservationStarted {
-            source: l.source,
-        }));
-        self.fx.push(Effect::Schedule(judging_from));
-        self.r.current_release = Some(l.release);
-        if self.r.state != Some(WatchState::Paused) {
-            self.r.state = Some(WatchState::Idle);
-        }
-        self.r.attention = None;
-        self.r.observation = Some(obs);
-    }
-
-    fn round(&mut self, round: RoundResult) {
-        match &self.r.observation {
-            Some(o) if o.condemned.is_none() => {}
-            _ => return,
-        }
-        self.reconcile();
-        let Some(mut obs) = self.r.observation.take() else {
-            return;
-        };
-        for c in round.checks {
-            let Some(track) = obs.tracker.check_mut(&c.name) else {
-                continue; // a check removed by a reload while its round ran
-            };
-            let mut baseline_error = None;
-            match c.baseline {
-                Some(Ok(v)) => track.baseline = v,
-                Some(Err(e)) => baseline_error = Some(format!("baseline unavailable: {e}")),
-                None => {}
-            }
-            let (value, outcome) = match c.reading {
-                Ok(r) => {
-                    let outcome = match (
-                        judge_sample(&track.rules, r, track.baseline),
-                        baseline_error,
-                    ) {
-                        (Outcome::Error { .. }, Some(reason)) => Outcome::Error { reason },
-                        (o, _) => o,
-                    };
-                    (Some(r.as_f64()), outcome)
-                }
-                Err(reason) => (None, Outcome::Error { reason }),
-            };
-            obs.tracker.record_named(
-                &c.name,
-                Sample {
-                    at: self.now,
-                    value,
-                    outcome,
-                },
-            );
-        }
-        obs.tracker.end_round();
-        let decision = obs.tracker.decide(self.now >= obs.window_ends);
-        let next = (round.scheduled + to_chrono(self.cfg.interval)).max(self.now);
-        self.r.observation = Some(obs);
-        match decision {
-            Decision::Continue => self.fx.push(Effect::Schedule(next)),
-            Decision::Verified => self.verified(),
-            Decision::Inconclusive { reason } => self.inconclusive(reason),
-            Decision::Condemned { reason } => self.condemned(reason),
-        }
-    }
-
-    fn verified(&mut self) {
-        let Some(obs) = self.r.observation.clone() else {
-            return;
-        };
-        let release = obs.release.clone();
-        self.log(Level::Info, format!("release {release} verified good"));
-        if self.r.quarantined.remove(&release).is_some() {
-            self.log(
-                Level::Info,
-                format!("quarantine of {release} lifted: it has now passed a full window"),
-            );
-        }
-        self.r.last_good_release = Some(release.clone());
-        self.r.last_good_version = obs.version.clone();
-        self.r.state = Some(WatchState::Idle);
-        self.finish(
-            VerdictKind::Verified,
-            format!("{release} passed its window without reaching any failure limit"),
-            Some("none: release kept and recorded as last good".into()),
-        );
-    }
-
-    fn inconclusive(&mut self, reason: String) {
-        let Some(obs) = &self.r.observation else {
-            return;
-        };
-        let (release, id) = (obs.release.clone(), obs.id.clone());
-        self.log(
-            Level::Warn,
-            format!(
-                "verdict inconclusive: checks could not judge {release}; no action taken: {reason}"
-            ),
-        );
-        self.finish(
-            VerdictKind::Inconclusive,
-            reason.clone(),
-            Some("none: inconclusive verdicts never trigger a deployment".into()),
-        );
-        let msg = format!("release {release} could not be judged (blind): {reason}");
-        self.notify(&id, AlertKind::Inconclusive, &release, &msg, Some(&id));
-    }
-
-    /// Closes the open observation with a verdict. Condemned verdicts get their evidence
-    /// (with the action) from the decision.
-    fn finish(
-        &mut self,
-        kind: VerdictKind,
-        summary: String,
-        action: Option<String>,
-    ) -> Option<Verdict> {
-        let obs = self.r.observation.take()?;
-        self.fx.push(Effect::Unschedule);
-        let verdict = Verdict {
-            verdict: kind,
-            release: obs.release.clone(),
-            version: obs.version.clone(),
-            deployment_id: obs.deployment_id.clone(),
-            observation_id: obs.id.clone(),
-            decided_at: self.now,
-            summary,
-            checks: obs.tracker.checks.clone(),
-            action,
-        };
-        if kind != VerdictKind::Condemned {
-            self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
-                observation_id: obs.id.clone(),
-                observation: Some(obs.clone()),
-                verdict: Some(VerdictFacts {
-                    verdict: kind,
-                    decided_at: self.now,
-                    summary: verdict.summary.clone(),
-                }),
-                notes: vec![(self.now, format!("{}: {}", kind.as_str(), verdict.summary))],
-                ..EvidencePatch::default()
-            })));
-        }
-        let seconds = (self.now - obs.deployed_at).num_milliseconds() as f64 / 1000.0;
-        self.fx
-            .push(Effect::Metric(Metric::Verdict { kind, seconds }));
-        self.r.last_verdict = Some(verdict.clone());
-        self.fx
-            .push(Effect::Finished(Box::new((obs, verdict.clone()))));
-        Some(verdict)
     }
 }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
 use crate::config::WatchConfig;
-use crate::model::{IntentState, NewerDeployment};
+use crate::model::{IntentState, NewerDeployment, ObservationKind};
 
 fn t(s: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)

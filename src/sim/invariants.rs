@@ -1,0 +1,89 @@
+//! What must hold after every step and at the end of every simulated run.
+
+use std::time::Duration;
+
+use crate::deployer::octopus::protocol;
+use crate::model::{IntentState, WatchState};
+
+use super::Sim;
+
+impl Sim {
+    pub(super) fn check_step(&mut self) {
+        if let Some(g) = &self.record.last_good_release {
+            if self.record.quarantined.contains_key(g) {
+                self.violations
+                    .push(format!("last good release {g} is quarantined"));
+            }
+        }
+    }
+
+    pub(super) fn check_end(&mut self) {
+        // Exactly one deployment per intent's marker.
+        for (id, (i, done)) in &self.intents {
+            let made: Vec<_> = self
+                .server
+                .deployments
+                .iter()
+                .filter(|d| d.comments.as_deref().is_some_and(|c| c.contains(&i.marker)))
+                .collect();
+            if made.len() > 1 {
+                self.violations
+                    .push(format!("intent {id} created {} deployments", made.len()));
+            }
+            if i.state == IntentState::Succeeded && made.len() != 1 {
+                self.violations.push(format!(
+                    "intent {id} succeeded with {} deployments",
+                    made.len()
+                ));
+            }
+            if !i.state.is_done() {
+                self.violations
+                    .push(format!("intent {id} still {:?} at the end", i.state));
+            }
+            // Never over a newer deployment: no person deployed between the condemned one and ours.
+            let since = protocol::search_since(i);
+            for ours in &made {
+                if let Some(p) = self
+                    .server
+                    .deployments
+                    .iter()
+                    .find(|p| p.by_person && p.created > since && p.created < ours.created)
+                {
+                    self.violations.push(format!(
+                        "intent {id} deployed {} over newer {} ({})",
+                        ours.id, p.id, p.release
+                    ));
+                }
+            }
+            // Leaves rolling_back in bounded time (crashes restart at once here).
+            if let Some(done) = done {
+                let bound = (self.s.timeout + self.s.settle + Duration::from_secs(150))
+                    * self.s.max_retries
+                    + self.s.task_timeout
+                    + Duration::from_secs(300);
+                if (*done - i.decided_at).to_std().unwrap_or_default() > bound {
+                    self.violations.push(format!(
+                        "intent {id} took {} (bound {bound:?})",
+                        *done - i.decided_at
+                    ));
+                }
+            }
+        }
+        if self.record.reported_state() == WatchState::RollingBack {
+            self.violations
+                .push("the watch is stuck rolling back".into());
+        }
+        // Every person deployment that succeeded was handled: observed, or recorded as older.
+        for d in self
+            .server
+            .deployments
+            .iter()
+            .filter(|d| d.by_person && d.task_ok)
+        {
+            if !self.known.contains(&d.id) {
+                self.violations
+                    .push(format!("deployment {} was never handled", d.id));
+            }
+        }
+    }
+}
