@@ -4,7 +4,7 @@ use super::*;
 use crate::judge::observation::{Tracker, Verdict, VerdictKind};
 use crate::judge::Rule;
 use crate::model::{
-    ActionKind, DeployIntent, IntentState, ObservationKind, ObservationRecord, Source, WatchRecord,
+    DeployIntent, IntentState, ObservationKind, ObservationRecord, Source, WatchRecord,
 };
 
 fn obs(id: &str, dep: Option<&str>) -> ObservationRecord {
@@ -31,31 +31,13 @@ fn intent(obs_id: &str) -> DeployIntent {
     DeployIntent {
         id: format!("act-{obs_id}"),
         observation_id: obs_id.into(),
-        watch: "shop".into(),
-        kind: ActionKind::Rollback,
-        calls: 0,
         condemned_release: "Releases-2".into(),
-        condemned_deployment: None,
-        condemned_created: None,
         target_release: "Releases-1".into(),
-        target_version: None,
         environment: "Environments-1".into(),
         marker: "m".into(),
         comments: "c".into(),
-        state: IntentState::Pending,
-        deployment_id: None,
-        created: None,
-        task_id: None,
-        detail: None,
         decided_at: Utc::now(),
-        attempt_started: None,
-        ambiguous_since: None,
-        searched_at: None,
-        not_before: None,
-        errors: 0,
-        duplicates: vec![],
-        superseded_by: None,
-        following_since: None,
+        ..DeployIntent::blank()
     }
 }
 

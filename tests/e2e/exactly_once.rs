@@ -411,10 +411,11 @@ async fn an_octopus_event_answered_503_is_handled_when_redelivered() {
 async fn the_marker_search_reads_every_page_not_only_the_newest_thirty() {
     let s = verified_then_failing("").await;
     let [r1, r2, _] = s.releases.clone();
-    // The rollback's create commits late; meanwhile 35 newer deployments (made by other
-    // backstop intents, so they supersede nothing) push it off the first page.
+    // The rollback's create commits just after the client's 1s timeout; meanwhile 35 newer
+    // deployments (made by other backstop intents, so they supersede nothing) push it off the
+    // first page of the listing.
     s.octopus
-        .commit_late_next_posts(1, Duration::from_secs(2), Duration::from_millis(2500));
+        .commit_late_next_posts(1, Duration::from_secs(2), Duration::from_millis(1100));
     assert_eq!(s.daemon.announce("shop", &r2).await, 202);
     let deadline = std::time::Instant::now() + T;
     while s.octopus.post_attempts() == 0 {

@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
 use crate::deployer::{DeployerError, Deployment, ExecOutcome};
-use crate::model::{ActionKind, DeployIntent, IntentState};
+use crate::model::{DeployIntent, IntentState};
 
 fn t(s: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)
@@ -23,33 +23,15 @@ fn settings() -> Settings {
 
 fn intent() -> DeployIntent {
     DeployIntent {
-        id: "act-1".into(),
-        observation_id: "obs-1".into(),
-        watch: "shop".into(),
-        kind: ActionKind::Rollback,
-        calls: 0,
         condemned_release: "Releases-2".into(),
         condemned_deployment: Some("Deployments-2".into()),
         condemned_created: Some(t(-100)),
         target_release: "Releases-1".into(),
-        target_version: None,
         environment: "Environments-1".into(),
         marker: "[backstop-rollback:act-1]".into(),
         comments: "rollback [backstop-rollback:act-1]".into(),
-        state: IntentState::Pending,
-        deployment_id: None,
-        created: None,
-        task_id: None,
-        detail: None,
         decided_at: t(0),
-        attempt_started: None,
-        ambiguous_since: None,
-        searched_at: None,
-        not_before: None,
-        errors: 0,
-        duplicates: vec![],
-        superseded_by: None,
-        following_since: None,
+        ..DeployIntent::blank()
     }
 }
 
