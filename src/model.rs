@@ -206,6 +206,10 @@ pub struct DeployIntent {
     pub condemned_deployment: Option<String>,
     #[serde(default)]
     pub condemned_created: Option<DateTime<Utc>>,
+    /// When the condemned release was deployed as backstop learned it (the search reaches back
+    /// to it, so the condemned deployment is listed and its creation time read).
+    #[serde(default)]
+    pub condemned_deployed_at: Option<DateTime<Utc>>,
     pub target_release: String,
     pub target_version: Option<String>,
     pub environment: String,
@@ -241,6 +245,15 @@ pub struct DeployIntent {
     /// Deployments carrying this intent's marker beyond the adopted one: a duplicate was made.
     #[serde(default)]
     pub duplicates: Vec<String>,
+    /// When the condemned deployment's creation time is unknown, the deployments listed by
+    /// the first search: any other that appears later was made after the decision and
+    /// supersedes the intent (no clocks compared).
+    #[serde(default)]
+    pub listed_at_decision: Option<Vec<String>>,
+    /// The deployer project searched (kept, so a reload that changes the watch cannot make
+    /// the search look elsewhere).
+    #[serde(default)]
+    pub project: String,
     /// The deployment that superseded the intent.
     #[serde(default)]
     pub superseded_by: Option<NewerDeployment>,
@@ -262,6 +275,7 @@ impl DeployIntent {
             condemned_release: String::new(),
             condemned_deployment: None,
             condemned_created: None,
+            condemned_deployed_at: None,
             target_release: String::new(),
             target_version: None,
             environment: String::new(),
@@ -281,6 +295,8 @@ impl DeployIntent {
             duplicates: vec![],
             superseded_by: None,
             following_since: None,
+            listed_at_decision: None,
+            project: String::new(),
         }
     }
 }

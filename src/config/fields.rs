@@ -5,6 +5,9 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// The longest duration any setting accepts: time arithmetic stays far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
 use serde_json::{Map, Value};
 
 use super::load::ConfigError;
@@ -206,7 +209,8 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// A duration like `30s`, `5m`, `1h 30m`, `250ms`; must be longer than zero.
+    /// A duration like `30s`, `5m`, `1h 30m`, `250ms`; must be longer than zero and at most
+    /// [`MAX_DURATION`].
     pub fn duration(&self, key: &str) -> Option<Duration> {
         self.duration_inner(key, false)
     }
@@ -226,6 +230,10 @@ impl<'a> Table<'a> {
             return None;
         };
         match humantime::parse_duration(s.trim()) {
+            Ok(d) if d > MAX_DURATION => {
+                self.error(key, format!("{s:?} is longer than the 10 years any setting allows"));
+                None
+            }
             Ok(d) if zero_ok || !d.is_zero() => Some(d),
             Ok(_) => {
                 self.error(key, "must be longer than zero");

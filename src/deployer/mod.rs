@@ -32,6 +32,10 @@ pub struct Deployment {
     pub task_id: Option<String>,
     pub created: DateTime<Utc>,
     pub comments: Option<String>,
+    /// The state of its task, when the caller looked it up (the marker search does for
+    /// deployments that might supersede an intent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_state: Option<TaskState>,
 }
 
 /// State of a deployment's server task. Closed set from the Octopus API, plus `Other` so an

@@ -119,6 +119,7 @@ mod tests {
             task_id: None,
             created: Utc.with_ymd_and_hms(2026, 1, 1, 0, minute, 0).unwrap(),
             comments: None,
+            task_state: None,
         }
     }
 

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use crate::deployer::octopus::protocol;
 use crate::model::{IntentState, WatchState};
 
 use super::Sim;
@@ -40,24 +39,44 @@ impl Sim {
                 self.violations
                     .push(format!("intent {id} still {:?} at the end", i.state));
             }
-            // Never over a newer deployment: no person deployed between the condemned one and ours.
-            let since = protocol::search_since(i);
+            // The truth, on the server's clock: when the condemned deployment was made.
+            let truth = i
+                .condemned_deployment
+                .as_ref()
+                .and_then(|c| self.server.deployments.iter().find(|d| &d.id == c))
+                .map(|d| d.created);
+            // Never over a newer deployment: no person deployed between the condemned one and
+            // ours a release that was (or still might be) running when ours was made.
             for ours in &made {
-                if let Some(p) = self
-                    .server
-                    .deployments
-                    .iter()
-                    .find(|p| p.by_person && p.created > since && p.created < ours.created)
-                {
+                let over = self.server.deployments.iter().find(|p| {
+                    p.by_person
+                        && truth.is_some_and(|c| p.created > c)
+                        && p.created < ours.created
+                        && (p.task_ok || p.task_done > ours.visible_from)
+                });
+                if let Some(p) = over {
                     self.violations.push(format!(
                         "intent {id} deployed {} over newer {} ({})",
                         ours.id, p.id, p.release
                     ));
                 }
             }
+            // Never superseded by something that is not a newer deployment by someone else.
+            if let Some(n) = &i.superseded_by {
+                let person = self
+                    .server
+                    .deployments
+                    .iter()
+                    .any(|d| d.id == n.id && d.by_person);
+                if !person || truth.is_some_and(|c| n.created <= c) {
+                    self.violations
+                        .push(format!("intent {id} falsely superseded by {}", n.id));
+                }
+            }
             // Leaves rolling_back in bounded time (crashes restart at once here).
             if let Some(done) = done {
-                let bound = (self.s.timeout + self.s.settle + Duration::from_secs(150))
+                let bound = self.downtime
+                    + (self.s.timeout + self.s.settle + Duration::from_secs(150))
                     * self.s.max_retries
                     + self.s.task_timeout
                     + Duration::from_secs(300);

@@ -66,6 +66,12 @@ struct Sim {
     crashed: bool,
     crash_p: f64,
     crashes: u32,
+    /// How long the process may stay down after a crash (a person may deploy meanwhile).
+    max_downtime: i64,
+    /// Total time spent down, which stretches the bound on an intent's duration.
+    downtime: Duration,
+    /// Chance that a webhook's deployment cannot be read (its creation time unknown).
+    unknown_created_p: f64,
     obs_seq: u64,
     /// Every intent as last seen, and when it left pending/created.
     intents: BTreeMap<String, (DeployIntent, Option<DateTime<Utc>>)>,
@@ -104,12 +110,18 @@ impl Sim {
             at += secs(rng.i64(5..400));
         }
         let crash_p = [0.0, 0.02, 0.1][rng.usize(0..3)];
+        let max_downtime = [0, 0, 60, 900][rng.usize(0..4)];
+        let unknown_created_p = [0.0, 0.3][rng.usize(0..2)];
+        let skew = secs([0, 0, 30, -30, 290, -290][rng.usize(0..6)]);
         Sim {
             rng,
             now: start,
             cfg,
             s,
-            server: SimOctopus::default(),
+            server: SimOctopus {
+                skew,
+                ..SimOctopus::default()
+            },
             good,
             plan,
             deliveries: Vec::new(),
@@ -121,6 +133,9 @@ impl Sim {
             crashed: false,
             crash_p,
             crashes: 0,
+            max_downtime,
+            downtime: Duration::ZERO,
+            unknown_created_p,
             obs_seq: 0,
             intents: BTreeMap::new(),
             trace: Vec::new(),
@@ -213,6 +228,12 @@ impl Sim {
         while self.crashed {
             self.crashed = false;
             self.crashes += 1;
+            if self.max_downtime > 0 {
+                let down = secs(self.rng.i64(0..self.max_downtime));
+                self.downtime += down.to_std().unwrap_or_default();
+                let until = self.now + down;
+                self.advance_to(until);
+            }
             self.record = self.persisted.clone();
             self.record.intent = self.persisted_intent.clone();
             self.next_round = None;
@@ -276,7 +297,8 @@ impl Sim {
                         ExecOutcome::Unknown(_) => i.state = IntentState::Unknown,
                         _ => {}
                     }
-                    self.save_intent(&i);
+                    // As in the real shell: the ended state is durable only with the commit of
+                    // the Deployed event (or as the last progress save before it).
                     self.log(format!("intent {} done: {outcome:?}", i.id));
                     return Some(Event::Deployed {
                         intent: Box::new(i),
@@ -294,9 +316,22 @@ impl Sim {
                             retry_after: None,
                         })
                     } else {
-                        Ok(self.server.list(since, self.now))
+                        // As the shell does: the task state of deployments that would supersede.
+                        let mut list = self.server.list(since, self.now);
+                        for d in list.iter_mut().filter(|d| protocol::supersedes(&i, d)) {
+                            d.task_state = d
+                                .task_id
+                                .as_ref()
+                                .and_then(|t| self.server.task(t, self.now).ok())
+                                .map(|t| t.state);
+                        }
+                        Ok(list)
                     };
-                    protocol::on_search(&mut i, &self.s, r, self.now);
+                    if let Ok(list) = &r {
+                        let ids: Vec<&str> = list.iter().map(|d| d.id.as_str()).collect();
+                        self.log(format!("search since {since}: {ids:?}"));
+                    }
+                    protocol::on_search(&mut i, &self.s, r, now);
                 }
                 Next::Call(Call::Create) => {
                     protocol::on_create_started(&mut i, now);
@@ -426,12 +461,20 @@ impl Sim {
     fn learned(&mut self, dep: &str) -> Option<Event> {
         let d = self.server.get(dep, self.now).ok()?;
         self.obs_seq += 1;
+        // Sometimes the deployment cannot be read: only the webhook's event time (when it
+        // finished, on the server's clock) is known.
+        let (deployed_at, created) = if self.rng.f64() < self.unknown_created_p {
+            let done = self.server.deployments.iter().find(|x| x.id == d.id).map(|x| x.task_done);
+            (done.unwrap_or(self.now) + self.server.skew, None)
+        } else {
+            (d.created, Some(d.created))
+        };
         Some(Event::Deployment(Learned {
             release: d.release_id,
             version: None,
             deployment_id: Some(d.id.clone()),
-            deployed_at: d.created,
-            created: Some(d.created),
+            deployed_at,
+            created,
             source: Source::Webhook,
             rollback_safe: None,
             known: self.known.contains(&d.id),

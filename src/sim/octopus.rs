@@ -9,6 +9,7 @@ use crate::deployer::{DeployerError, Deployment, Task, TaskState};
 pub struct SimDeployment {
     pub id: String,
     pub release: String,
+    /// On the server's clock (backstop's plus the skew).
     pub created: DateTime<Utc>,
     /// A slow commit: invisible to listings and reads before this time.
     pub visible_from: DateTime<Utc>,
@@ -43,7 +44,9 @@ pub enum CreateFault {
 #[derive(Debug, Default)]
 pub struct SimOctopus {
     pub deployments: Vec<SimDeployment>,
-    next_id: u64,
+    pub next_id: u64,
+    /// The server's clock minus backstop's: creation times are stamped with it.
+    pub skew: Duration,
 }
 
 impl SimOctopus {
@@ -61,7 +64,7 @@ impl SimOctopus {
         self.deployments.push(SimDeployment {
             id: id.clone(),
             release: release.to_string(),
-            created,
+            created: created + self.skew,
             visible_from,
             comments,
             task_done: created + Duration::seconds(task.0),
@@ -80,6 +83,7 @@ impl SimOctopus {
             task_id: Some(format!("ServerTasks-{}", d.id)),
             created: d.created,
             comments: d.comments.clone(),
+            task_state: None,
         }
     }
 

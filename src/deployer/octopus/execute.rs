@@ -14,6 +14,8 @@ use crate::model::DeployIntent;
 const PAGE: usize = 30;
 /// Pages searched at most (a runaway listing must not loop forever).
 const MAX_PAGES: usize = 100;
+/// Tasks read per search to tell whether a newer deployment ran.
+const MAX_TASK_LOOKUPS: usize = 50;
 
 impl OctopusClient {
     /// The protocol's timing from this deployer's config.
@@ -54,11 +56,17 @@ impl OctopusClient {
                     }
                 }
                 Next::Call(Call::Search { since }) => {
-                    let r = self.search(target, since).await;
+                    let started = Utc::now();
+                    let project = if rec.project.is_empty() { target.project } else { &rec.project };
+                    let r = self.search(project, &rec.environment, since).await;
+                    let r = match r {
+                        Ok(list) => Ok(self.with_task_states(rec, list).await),
+                        Err(e) => Err(e),
+                    };
                     if let Ok(list) = &r {
                         tracing::debug!(watch = %target.watch, found = list.len(), "searched deployments for the intent's marker");
                     }
-                    protocol::on_search(rec, &s, r, Utc::now());
+                    protocol::on_search(rec, &s, r, started);
                 }
                 Next::Call(Call::Create) => {
                     protocol::on_create_started(rec, Utc::now());
@@ -91,17 +99,18 @@ impl OctopusClient {
         }
     }
 
-    /// Every deployment of the watch's project+environment created at or after `since`,
+    /// Every deployment of the intent's project+environment created at or after `since`,
     /// newest first, across pages.
     async fn search(
         &self,
-        target: &Target<'_>,
+        project: &str,
+        environment: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<Deployment>, DeployerError> {
         let mut out = Vec::new();
         for page in 0..MAX_PAGES {
             let items = self
-                .deployments_page(target.project, target.environment, None, page * PAGE, PAGE)
+                .deployments_page(project, environment, None, page * PAGE, PAGE)
                 .await?;
             let last = items.len() < PAGE || items.iter().any(|d| d.created < since);
             out.extend(items.into_iter().filter(|d| d.created >= since));
@@ -110,5 +119,24 @@ impl OctopusClient {
             }
         }
         Ok(out)
+    }
+
+    /// Reads the task state of the (few, newest) deployments that would supersede the intent:
+    /// one whose task failed or was cancelled never ran and supersedes nothing. A task that
+    /// cannot be read is left unknown, which counts as running.
+    async fn with_task_states(&self, rec: &DeployIntent, mut list: Vec<Deployment>) -> Vec<Deployment> {
+        let mut looked = 0;
+        for d in list.iter_mut() {
+            if looked >= MAX_TASK_LOOKUPS || !protocol::supersedes(rec, d) {
+                continue;
+            }
+            looked += 1;
+            if let Some(task) = &d.task_id {
+                if let Ok(t) = self.task(task).await {
+                    d.task_state = Some(t.state);
+                }
+            }
+        }
+        list
     }
 }

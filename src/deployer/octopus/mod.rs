@@ -72,6 +72,7 @@ impl From<DeploymentResource> for Deployment {
                 .map(|c| c.with_timezone(&Utc))
                 .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
             comments: d.comments,
+            task_state: None,
         }
     }
 }

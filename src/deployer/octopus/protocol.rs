@@ -71,17 +71,31 @@ pub enum Next {
     Done(ExecOutcome),
 }
 
-fn at(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// How far backstop's clock and the deployer's may disagree: the marker search looks this much
+/// further back than the decision, so a deployment stamped by a slower server clock is found.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(10);
+
+/// How soon after the decision the first search must run for its listing to stand for "what
+/// existed at the decision".
+const PROMPT: chrono::Duration = chrono::Duration::seconds(60);
+
+/// `now + d`, saturating instead of overflowing for absurd durations.
+pub fn at(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// After a restart: a create that was started and has no recorded outcome may have landed.
+/// After a restart. A create that was started and has no recorded outcome may have landed;
+/// and whatever was searched before is stale: a person may have deployed while backstop was
+/// down, so the next create needs a fresh search.
 pub fn resume(i: &mut DeployIntent, s: &Settings) {
     if let Some(started) = i.attempt_started.take() {
         let gave_up = at(started, s.timeout);
         i.ambiguous_since = Some(i.ambiguous_since.map_or(gave_up, |a| a.max(gave_up)));
-        i.searched_at = None;
     }
+    i.searched_at = None;
 }
 
 /// The outcome of an intent that is over.
@@ -137,11 +151,33 @@ pub fn next(i: &DeployIntent, s: &Settings, now: DateTime<Utc>) -> Next {
     Next::Call(Call::Create)
 }
 
-/// Deployments created at or after this time are searched: the condemned deployment's
-/// creation (newer ones supersede), else the decision.
+/// Deployments created at or after this time are searched: the earlier of the condemned
+/// deployment's creation and the decision, less [`CLOCK_SKEW`] (the decision is on backstop's
+/// clock, creation times on the deployer's).
 pub fn search_since(i: &DeployIntent) -> DateTime<Utc> {
-    i.condemned_created
-        .map_or(i.decided_at, |c| c.min(i.decided_at))
+    let base = [i.condemned_created, i.condemned_deployed_at]
+        .into_iter()
+        .flatten()
+        .fold(i.decided_at, DateTime::min);
+    base.checked_sub_signed(CLOCK_SKEW).unwrap_or(base)
+}
+
+/// Whether `d`, listed by a search, was deployed after the condemned deployment by someone
+/// else and is (or may be) running: then nothing is deployed over it. Only the deployer's own
+/// clock is compared: with the condemned deployment's creation time unknown, a deployment is
+/// newer when it was not listed by the first search (made after the decision). A deployment
+/// whose task failed or was cancelled never ran and supersedes nothing; another watch's
+/// rollback does, like anyone's deployment.
+pub fn supersedes(i: &DeployIntent, d: &Deployment) -> bool {
+    let ours = d.comments.as_deref().is_some_and(|c| c.contains(&i.marker));
+    let running = d.task_state.as_ref().is_none_or(|s| s.is_alive_or_success());
+    let newer = match (i.condemned_created, &i.listed_at_decision) {
+        (Some(c), _) => d.created > c,
+        (None, Some(listed)) => !listed.contains(&d.id),
+        // Nothing better than backstop's own clock against the deployer's.
+        (None, None) => d.created > i.decided_at,
+    };
+    !ours && running && newer && Some(&d.id) != i.condemned_deployment.as_ref()
 }
 
 fn end(i: &mut DeployIntent, state: IntentState, detail: String) {
@@ -150,7 +186,8 @@ fn end(i: &mut DeployIntent, state: IntentState, detail: String) {
     i.not_before = None;
 }
 
-/// Applies a search result.
+/// Applies a search result; `now` is when the search *started* (a deployment committed after
+/// that may be missing from it).
 pub fn on_search(
     i: &mut DeployIntent,
     s: &Settings,
@@ -180,17 +217,24 @@ pub fn on_search(
         i.detail = None;
         return;
     }
-    let since = search_since(i);
+    if i.condemned_created.is_none() {
+        // The condemned deployment's time on the deployer's clock, from the listing itself.
+        i.condemned_created = list
+            .iter()
+            .find(|d| Some(&d.id) == i.condemned_deployment.as_ref())
+            .map(|d| d.created);
+    }
+    // Without it, what the first search lists is what existed at the decision, if that search
+    // ran right after the decision (not after a restart, when a person may have deployed).
+    if i.condemned_created.is_none()
+        && i.listed_at_decision.is_none()
+        && now <= i.decided_at + PROMPT
+    {
+        i.listed_at_decision = Some(list.iter().map(|d| d.id.clone()).collect());
+    }
     let newer = list
         .iter()
-        .filter(|d| {
-            d.created > since
-                && Some(&d.id) != i.condemned_deployment.as_ref()
-                && !d
-                    .comments
-                    .as_deref()
-                    .is_some_and(|c| c.contains(MARKER_PREFIX))
-        })
+        .filter(|d| supersedes(i, d))
         .max_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
     if let Some(d) = newer {
         i.superseded_by = Some(NewerDeployment {

@@ -6,7 +6,7 @@
 //! (`dry_run` calls nothing; `max_actions` pauses the watch). Every step is written into the
 //! evidence document and announced to the watch's sinks.
 
-use super::{to_chrono, EvidencePatch, Level, Metric, Transition};
+use super::{before, EvidencePatch, Level, Metric, Transition};
 use crate::config::{Fallback, HookWhen, OnFailure};
 use crate::evidence::{ActionFacts, VerdictFacts};
 use crate::judge::observation::VerdictKind;
@@ -150,7 +150,7 @@ impl Transition<'_> {
                 if self.cfg.dry_run {
                     return self.dry_run(action, Chosen::DryRun, format!("{verb} {target}"));
                 }
-                let since = self.now - to_chrono(self.cfg.max_actions_period);
+                let since = before(self.now, self.cfg.max_actions_period);
                 self.r.actions.retain(|t| *t >= since);
                 let used = self.r.actions.len();
                 if used >= self.cfg.max_actions as usize {
@@ -384,6 +384,7 @@ impl Transition<'_> {
             condemned_release: obs.release.clone(),
             condemned_deployment: obs.deployment_id.clone(),
             condemned_created: obs.created,
+            condemned_deployed_at: Some(obs.deployed_at),
             target_release: target.clone(),
             target_version,
             environment: self.cfg.environment.clone(),
@@ -403,6 +404,8 @@ impl Transition<'_> {
             duplicates: vec![],
             superseded_by: None,
             following_since: None,
+            listed_at_decision: None,
+            project: self.cfg.project.clone(),
         };
         action.deploy = Some(super::deploy::deploy_facts(&intent));
         self.r.actions.push(self.now);

@@ -87,7 +87,7 @@ impl Transition<'_> {
                     deployed_at: self.now,
                     // The deployment's own creation time orders it against a person's
                     // deployment made while its task ran.
-                    created: intent.created.or(Some(intent.decided_at)),
+                    created: intent.created,
                     source,
                     rollback_safe: None,
                     known: false,

@@ -195,8 +195,17 @@ struct Transition<'a> {
     now: DateTime<Utc>,
 }
 
-fn to_chrono(d: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// `t + d`, saturating: no duration can make the lifecycle panic.
+fn after(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    crate::deployer::octopus::protocol::at(t, d)
+}
+
+/// `t - d`, saturating.
+fn before(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 impl Transition<'_> {

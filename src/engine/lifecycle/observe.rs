@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{to_chrono, EvidencePatch, Learned, Level, Metric, RoundResult, Transition};
+use super::{after, EvidencePatch, Learned, Level, Metric, RoundResult, Transition};
 use crate::evidence::VerdictFacts;
 use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
 use crate::judge::{judge_sample, Outcome};
-use crate::model::{Deployed, ObservationKind, ObservationRecord, WatchState, HISTORY};
+use crate::deployer::octopus::protocol::CLOCK_SKEW;
+use crate::model::{Deployed, ObservationKind, ObservationRecord, Source, WatchState, HISTORY};
 use crate::sinks::AlertKind;
 
 use super::Effect;
@@ -14,8 +15,9 @@ use super::Effect;
 impl Transition<'_> {
     /// The newest deployment creation time backstop knows of for this watch.
     pub(super) fn newest_created(&self) -> Option<DateTime<Utc>> {
-        let obs = self.r.observation.as_ref().and_then(|o| o.created);
-        let seen = self.r.deployed.iter().filter_map(|d| d.created).max();
+        let trusted = |t: &DateTime<Utc>| *t <= self.now + CLOCK_SKEW;
+        let obs = self.r.observation.as_ref().and_then(|o| o.created).filter(trusted);
+        let seen = self.r.deployed.iter().filter_map(|d| d.created).filter(trusted).max();
         obs.max(seen)
     }
 
@@ -33,14 +35,22 @@ impl Transition<'_> {
             if obs.deployment_id.as_ref() == Some(dep) {
                 return;
             }
-            // The same deployment announced earlier without its id: attach it, do not restart.
-            if obs.deployment_id.is_none() && obs.release == l.release && obs.condemned.is_none() {
+            // The same deployment announced earlier without its id: attach it, do not restart
+            // (unless it is plainly an older deployment of the same release).
+            let same = l
+                .created
+                .is_none_or(|c| c >= obs.deployed_at - CLOCK_SKEW);
+            if obs.deployment_id.is_none()
+                && obs.release == l.release
+                && obs.condemned.is_none()
+                && same
+            {
                 obs.deployment_id = Some(dep.clone());
                 obs.created = obs.created.or(l.created);
                 return;
             }
         }
-        if let (Some(created), Some(newest)) = (l.created, self.newest_created()) {
+        if let (Some(created), Some(newest)) = (self.order_time(&l), self.newest_created()) {
             if created < newest {
                 if let Some(dep) = &l.deployment_id {
                     self.fx.push(Effect::Seen(dep.clone()));
@@ -76,6 +86,18 @@ impl Transition<'_> {
         self.observe(l, ObservationKind::Deployment);
     }
 
+    /// When a deployment was made, on the deployer's clock, for ordering: its creation time,
+    /// else a webhook's event time (the deployer's clock too). A time further in the future
+    /// than [`CLOCK_SKEW`] is not trusted: one wrong clock must not make every later
+    /// deployment look older.
+    fn order_time(&self, l: &Learned) -> Option<DateTime<Utc>> {
+        let t = l.created.or(match l.source {
+            Source::Webhook => Some(l.deployed_at),
+            _ => None,
+        })?;
+        (t <= self.now + CLOCK_SKEW).then_some(t)
+    }
+
     /// Remembers a deployment for ordering and the irreversibility guard.
     pub(super) fn remember(&mut self, l: &Learned) {
         self.r.deployed.push_back(Deployed {
@@ -92,8 +114,16 @@ impl Transition<'_> {
     /// Opens an observation. A deployment learned late still gets a full window of samples;
     /// one from the future (clock skew) starts now.
     pub(super) fn observe(&mut self, l: Learned, kind: ObservationKind) {
+        if self.r.observation.is_some() {
+            // Never dropped without a verdict.
+            self.finish(
+                VerdictKind::Superseded,
+                format!("superseded by the {} of {}", kind.as_str(), l.release),
+                None,
+            );
+        }
         let deployed_at = l.deployed_at.min(self.now);
-        let judging_from = (deployed_at + to_chrono(self.cfg.warmup)).max(self.now);
+        let judging_from = after(deployed_at, self.cfg.warmup).max(self.now);
         let tracker = Tracker::new(self.checks(), self.cfg.error_limit);
         let obs = ObservationRecord {
             id: l.observation_id,
@@ -105,7 +135,7 @@ impl Transition<'_> {
             source: l.source,
             deployed_at,
             judging_from,
-            window_ends: judging_from + to_chrono(self.cfg.window),
+            window_ends: after(judging_from, self.cfg.window),
             rollback_safe: l.rollback_safe,
             tracker,
             condemned: None,
@@ -176,7 +206,7 @@ impl Transition<'_> {
         }
         obs.tracker.end_round();
         let decision = obs.tracker.decide(self.now >= obs.window_ends);
-        let next = (round.scheduled + to_chrono(self.cfg.interval)).max(self.now);
+        let next = after(round.scheduled, self.cfg.interval).max(self.now);
         self.r.observation = Some(obs);
         match decision {
             Decision::Continue => self.fx.push(Effect::Schedule(next)),

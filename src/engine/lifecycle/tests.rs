@@ -497,3 +497,57 @@ fn notification_ids_are_stable_across_a_repeated_decision() {
     );
     assert_eq!(notices(&fx1), notices(&fx2));
 }
+
+#[test]
+fn an_open_observation_is_never_dropped_without_a_verdict() {
+    let cfg = config("");
+    let (r, _) = condemned_r2(&cfg);
+    let intent = r.intent.clone().unwrap();
+    // (A stale record after a failed commit:) an observation opened beside an active intent.
+    let (r, _) = step(&cfg, &r, Event::Deployment(learned("R9", "D9", 50)), t(50));
+    assert!(r.observation.is_some());
+    let mut done = intent;
+    done.state = IntentState::Succeeded;
+    done.deployment_id = Some("D3".into());
+    let (_, fx) = step(
+        &cfg,
+        &r,
+        Event::Deployed {
+            intent: Box::new(done),
+            outcome: ExecOutcome::Succeeded,
+        },
+        t(70),
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Finished(f) if f.0.release == "R9")),
+        "the observation of R9 is closed with a verdict"
+    );
+}
+
+#[test]
+fn a_late_webhook_whose_creation_time_is_unknown_is_ordered_by_its_event_time() {
+    let cfg = config("");
+    let (r, _) = run(
+        &cfg,
+        WatchRecord::default(),
+        vec![(10, Event::Deployment(learned("R2", "D2", 10)))],
+    );
+    let mut late = learned("R1", "D1", 5);
+    late.created = None;
+    late.source = Source::Webhook;
+    let (r1, _) = step(&cfg, &r, Event::Deployment(late), t(11));
+    assert_eq!(r1.observation.unwrap().release, "R2");
+}
+
+#[test]
+fn a_future_creation_time_does_not_make_every_later_deployment_older() {
+    let cfg = config("");
+    let (r, _) = run(
+        &cfg,
+        WatchRecord::default(),
+        vec![(10, Event::Deployment(learned("R2", "D2", 100_000)))],
+    );
+    let (r1, _) = step(&cfg, &r, Event::Deployment(learned("R3", "D3", 20)), t(20));
+    assert_eq!(r1.observation.unwrap().release, "R3");
+}

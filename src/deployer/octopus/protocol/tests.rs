@@ -44,6 +44,7 @@ fn dep(id: &str, release: &str, at: i64, comments: Option<&str>) -> Deployment {
         task_id: Some(format!("ServerTasks-{id}")),
         created: t(at),
         comments: comments.map(String::from),
+        task_state: None,
     }
 }
 
@@ -263,14 +264,101 @@ fn backstops_own_and_older_deployments_do_not_supersede() {
     let s = settings();
     let mut i = intent();
     let older = dep("Deployments-1", "Releases-1", -200, None);
-    let other_intent = dep(
-        "Deployments-5",
-        "Releases-2",
-        -50,
-        Some("[backstop-retry:act-0]"),
-    );
-    on_search(&mut i, &s, Ok(vec![other_intent, condemned(), older]), t(0));
+    on_search(&mut i, &s, Ok(vec![condemned(), older]), t(0));
     assert_eq!(i.state, IntentState::Pending);
+}
+
+#[test]
+fn older_and_never_running_deployments_do_not_supersede() {
+    let s = settings();
+    let mut i = intent();
+    let older = dep("Deployments-1", "Releases-1", -200, None);
+    let mut failed = dep("Deployments-5", "Releases-3", -50, None);
+    failed.task_state = Some(crate::deployer::TaskState::Failed);
+    let mut cancelled = dep("Deployments-6", "Releases-3", -40, None);
+    cancelled.task_state = Some(crate::deployer::TaskState::Canceled);
+    on_search(&mut i, &s, Ok(vec![cancelled, failed, condemned(), older]), t(0));
+    assert_eq!(i.state, IntentState::Pending);
+}
+
+#[test]
+fn another_watchs_rollback_supersedes() {
+    let s = settings();
+    let mut i = intent();
+    let other = dep("Deployments-3", "Releases-0", 20, Some("backstop rollback of shop-eu [backstop-rollback:act-77]"));
+    on_search(&mut i, &s, Ok(vec![other, condemned()]), t(30));
+    assert!(matches!(next(&i, &s, t(30)), Next::Done(ExecOutcome::Superseded(_))));
+}
+
+#[test]
+fn a_restart_after_a_search_searches_again_before_creating() {
+    let s = settings();
+    let mut i = intent();
+    on_search(&mut i, &s, Ok(vec![condemned()]), t(0));
+    assert_eq!(next(&i, &s, t(0)), Next::Call(Call::Create));
+    let mut restarted = i.clone();
+    resume(&mut restarted, &s);
+    assert!(matches!(next(&restarted, &s, t(3600)), Next::Call(Call::Search { .. })));
+}
+
+#[test]
+fn clock_skew_never_makes_an_older_deployment_supersede() {
+    let s = settings();
+    let mut i = intent();
+    i.condemned_created = Some(t(600)); // the deployer's clock
+    i.decided_at = t(300); // backstop's clock, 5 minutes behind
+    let list = vec![
+        dep("Deployments-2", "Releases-2", 600, None),
+        dep("Deployments-1", "Releases-1", 400, None),
+    ];
+    on_search(&mut i, &s, Ok(list), t(300));
+    assert_eq!(i.state, IntentState::Pending, "{:?}", i.superseded_by);
+}
+
+#[test]
+fn with_the_condemned_time_unknown_only_deployments_after_the_decision_supersede() {
+    let s = settings();
+    let mut i = intent();
+    i.condemned_created = None;
+    i.condemned_deployment = None;
+    // Backstop's clock is ahead: the first create lands "before" the decision.
+    let before = vec![condemned(), dep("Deployments-1", "Releases-1", 20, None)];
+    on_search(&mut i, &s, Ok(before.clone()), t(0));
+    assert_eq!(i.state, IntentState::Pending);
+    on_create_started(&mut i, t(0));
+    on_create(&mut i, &s, Err(DeployerError::Timeout), t(10));
+    let c = i.comments.clone();
+    let mut later = before.clone();
+    later.insert(0, dep("Deployments-9", "Releases-1", -25, Some(&c)));
+    on_search(&mut i, &s, Ok(later), t(15));
+    assert_eq!(i.deployment_id.as_deref(), Some("Deployments-9"), "adopted, not posted again");
+    assert!(search_since(&i) <= t(-25), "the search reaches back past clock skew");
+    let mut j = intent();
+    j.condemned_created = None;
+    j.condemned_deployment = None;
+    on_search(&mut j, &s, Ok(before.clone()), t(0));
+    let mut person = before;
+    person.insert(0, dep("Deployments-7", "Releases-4", -30, None));
+    on_search(&mut j, &s, Ok(person), t(5));
+    assert_eq!(j.state, IntentState::Superseded);
+}
+
+#[test]
+fn absurd_durations_saturate_instead_of_panicking() {
+    let s = Settings {
+        task_timeout: Duration::from_secs(u64::MAX / 4),
+        settle: Duration::MAX,
+        ..settings()
+    };
+    let mut i = intent();
+    on_search(&mut i, &s, Ok(vec![]), t(0));
+    on_create_started(&mut i, t(0));
+    on_create(&mut i, &s, Err(DeployerError::Timeout), t(1));
+    on_search(&mut i, &s, Ok(vec![]), t(2));
+    let _ = next(&i, &s, t(3));
+    i.state = IntentState::Created;
+    i.task_id = Some("ServerTasks-1".into());
+    on_task(&mut i, &s, Err(DeployerError::Timeout), t(4));
 }
 
 #[test]
@@ -342,4 +430,20 @@ fn task_outcomes() {
     i3.task_id = Some("ServerTasks-1".into());
     on_task(&mut i3, &s, Ok(task("Success", true, true)), t(0));
     assert_eq!(next(&i3, &s, t(0)), Next::Done(ExecOutcome::Succeeded));
+}
+
+#[test]
+fn the_condemned_creation_time_is_read_from_the_listing_when_unknown() {
+    let s = settings();
+    let mut i = intent();
+    i.condemned_created = None;
+    i.condemned_deployed_at = Some(t(-90));
+    i.decided_at = t(900);
+    assert!(search_since(&i) <= t(-90) - CLOCK_SKEW);
+    // A person deployed long before the decision (while backstop was down) but after the
+    // condemned release: the listing orders them by the deployer's clock.
+    let person = dep("Deployments-5", "Releases-4", 300, None);
+    on_search(&mut i, &s, Ok(vec![person, condemned()]), t(900));
+    assert_eq!(i.condemned_created, Some(t(-100)));
+    assert_eq!(i.state, IntentState::Superseded);
 }
