@@ -224,6 +224,10 @@ pub struct DeployIntent {
     pub task_id: Option<String>,
     pub detail: Option<String>,
     pub decided_at: DateTime<Utc>,
+    /// Bumped by every save of the deployer's progress: a stale copy (an older revision) never
+    /// overwrites a newer one.
+    #[serde(default)]
+    pub rev: u64,
     /// When the last create attempt started; set before the call, cleared by its outcome. Set
     /// after a restart means the attempt's outcome was lost with the process.
     #[serde(default)]
@@ -287,6 +291,7 @@ impl DeployIntent {
             task_id: None,
             detail: None,
             decided_at: DateTime::<Utc>::UNIX_EPOCH,
+            rev: 0,
             attempt_started: None,
             ambiguous_since: None,
             searched_at: None,

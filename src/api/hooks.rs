@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{send, ApiError, ApiState};
-use crate::engine::{Command, Trigger};
+use super::{deliver, ApiError, ApiState};
+use crate::engine::Trigger;
 use crate::model::Source;
 
 #[derive(Deserialize)]
@@ -96,33 +96,27 @@ pub(super) async fn octopus(
     if watches.is_empty() {
         return Ok(ignored("no watch for this project and environment"));
     }
-    let seen = s.store.event_seen(&event.id).map_err(|e| {
-        tracing::error!(error = %e, "cannot read webhook events");
-        ApiError::Internal
-    })?;
-    if seen {
+    let trigger = Trigger {
+        release: release.clone(),
+        version: None,
+        deployment_id: deployment.clone(),
+        deployed_at: event.occurred.map(|o| o.with_timezone(&Utc)),
+        source: Source::Webhook,
+        rollback_safe: None,
+    };
+    let triggers = watches
+        .iter()
+        .map(|w| (w.clone(), trigger.clone()))
+        .collect();
+    // The event id is marked seen in the transaction that records the triggers: answered 202,
+    // the deployment survives a crash or a reload before the watch handles it; a failure
+    // (5xx) records nothing, so Octopus's redelivery is handled.
+    let fresh = deliver(&s, Some(&event.id), triggers)?;
+    if !fresh {
         return Ok(ignored("event already delivered"));
     }
     for watch in &watches {
         tracing::info!(%watch, %release, deployment = ?deployment, event = %event.id, "deployment delivered by Octopus webhook");
-        send(
-            &s,
-            watch,
-            Command::Deploy(Trigger {
-                release: release.clone(),
-                version: None,
-                deployment_id: deployment.clone(),
-                deployed_at: event.occurred.map(|o| o.with_timezone(&Utc)),
-                source: Source::Webhook,
-                rollback_safe: None,
-            }),
-        )?;
-    }
-    // Marked seen only once every watch has the trigger: a delivery that failed (503) is
-    // redelivered by Octopus and handled then. Two concurrent redeliveries both reach the
-    // watches, which treat a deployment they already observe as a no-op.
-    if let Err(e) = s.store.mark_event_seen(&event.id) {
-        tracing::error!(error = %e, "cannot record webhook event");
     }
     Ok((
         StatusCode::ACCEPTED,

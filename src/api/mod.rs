@@ -203,6 +203,18 @@ struct Announcement {
     rollback_safe: Option<bool>,
 }
 
+/// Commits triggers to their watches' inboxes (see [`crate::engine::Engine::deliver`]).
+fn deliver(
+    s: &ApiState,
+    event_id: Option<&str>,
+    triggers: Vec<(String, Trigger)>,
+) -> Result<bool, ApiError> {
+    s.engine.deliver(event_id, triggers).map_err(|e| match e {
+        SendError::UnknownWatch(w) => ApiError::NotFound(format!("no watch named {w:?}")),
+        SendError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+    })
+}
+
 fn send(s: &ApiState, watch: &str, cmd: Command) -> Result<(), ApiError> {
     s.engine.send(watch, cmd).map_err(|e| match e {
         SendError::UnknownWatch(w) => ApiError::NotFound(format!("no watch named {w:?}")),
@@ -225,18 +237,16 @@ async fn announce(
         return Err(ApiError::NotFound(format!("no watch named {:?}", a.watch)));
     }
     tracing::info!(watch = %a.watch, release = %a.release, "deployment announced");
-    send(
-        &s,
-        &a.watch,
-        Command::Deploy(Trigger {
-            release: a.release.clone(),
-            version: a.version,
-            deployment_id: a.deployment,
-            deployed_at: a.deployed_at,
-            source: Source::Announce,
-            rollback_safe: a.rollback_safe,
-        }),
-    )?;
+    let trigger = Trigger {
+        release: a.release.clone(),
+        version: a.version,
+        deployment_id: a.deployment,
+        deployed_at: a.deployed_at,
+        source: Source::Announce,
+        rollback_safe: a.rollback_safe,
+    };
+    // Durable before the 202: a crash or reload cannot lose an accepted announcement.
+    deliver(&s, None, vec![(a.watch.clone(), trigger)])?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"accepted": true, "watch": a.watch, "release": a.release})),

@@ -231,7 +231,10 @@ impl<'a> Table<'a> {
         };
         match humantime::parse_duration(s.trim()) {
             Ok(d) if d > MAX_DURATION => {
-                self.error(key, format!("{s:?} is longer than the 10 years any setting allows"));
+                self.error(
+                    key,
+                    format!("{s:?} is longer than the 10 years any setting allows"),
+                );
                 None
             }
             Ok(d) if zero_ok || !d.is_zero() => Some(d),

@@ -242,7 +242,10 @@ mod tests {
     async fn run(d: &CommandDeployer, rec: &mut DeployIntent) -> (ExecOutcome, Vec<u32>) {
         let cancel = CancellationToken::new();
         let mut seen = Vec::new();
-        let mut progress = |r: &DeployIntent| seen.push(r.calls);
+        let mut progress = |r: &mut DeployIntent| {
+            seen.push(r.calls);
+            true
+        };
         let out = d
             .execute(
                 &target(),

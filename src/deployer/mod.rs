@@ -231,8 +231,9 @@ pub enum ExecOutcome {
 pub struct Exec<'a> {
     pub cancel: &'a CancellationToken,
     /// Persists the intent after every change (state, ids, call count) *before* the next step,
-    /// and marks liveness for the watchdog. Called before each deploy call too.
-    pub progress: &'a mut (dyn FnMut(&DeployIntent) + Send + Sync),
+    /// and marks liveness for the watchdog. Called before each deploy call too; `false` when
+    /// it could not be persisted, and then no deploy call may follow.
+    pub progress: &'a mut (dyn FnMut(&mut DeployIntent) -> bool + Send + Sync),
 }
 
 impl<'a> Exec<'a> {
@@ -394,9 +395,13 @@ impl Deployer {
     }
 
     /// When a deployment started, if the deployer can say (Octopus deployments by id).
-    pub async fn deployment_started(&self, id: &str) -> Option<DateTime<Utc>> {
+    pub async fn deployment_info(&self, id: &str) -> Option<Deployment> {
         match self {
-            Deployer::Octopus(c) => c.deployment(id).await.ok().map(|d| d.created),
+            Deployer::Octopus(c) => c
+                .deployment(id)
+                .await
+                .ok()
+                .filter(|d| d.created > DateTime::<Utc>::UNIX_EPOCH),
             _ => None,
         }
     }

@@ -27,26 +27,32 @@ impl WatchActor {
     /// safe to roll back from.
     pub(super) async fn learn(&self, t: Trigger) -> Learned {
         let mut deployment_id = t.deployment_id.clone();
-        let mut created = None;
-        match &deployment_id {
-            Some(dep) => {
-                if let Some(c) = self.deployer.deployment_started(dep).await {
-                    created = Some(c);
-                }
-            }
+        let found = match &deployment_id {
+            Some(dep) => self.deployer.deployment_info(dep).await,
             None => {
-                if let Some(d) = self
+                let d = self
                     .deployer
                     .newest_deployment_of(&self.target(), &t.release)
-                    .await
-                {
+                    .await;
+                if let Some(d) = &d {
                     tracing::info!(watch = %self.name(), release = %t.release, deployment = %d.id, "announcement without a deployment id matched to the deployer's newest deployment of the release");
-                    deployment_id = Some(d.id);
-                    created = Some(d.created);
+                    deployment_id = Some(d.id.clone());
                 }
+                d
             }
+        };
+        let created = found.as_ref().map(|d| d.created);
+        // A deployment carrying a backstop marker was made by backstop (a late or duplicate
+        // create of an intent): never observed as someone else's deployment.
+        let ours = found.as_ref().is_some_and(|d| {
+            d.comments
+                .as_deref()
+                .is_some_and(|c| c.contains(crate::deployer::octopus::protocol::MARKER_PREFIX))
+        });
+        if ours {
+            tracing::warn!(watch = %self.name(), deployment = ?deployment_id, "the deployment was made by backstop; recorded, not observed as a new deployment");
         }
-        let known = match &deployment_id {
+        let known = ours || match &deployment_id {
             Some(dep) => self.shared.store.deployment_known(self.name(), dep).unwrap_or_else(|e| {
                 tracing::error!(watch = %self.name(), error = %e, "cannot check deployment history");
                 false
@@ -96,12 +102,18 @@ impl WatchActor {
         let pulse = self.pulse.clone();
         let board = self.shared.status.clone();
         let name = self.cfg.name.clone();
-        let mut progress = move |r: &DeployIntent| {
+        let mut progress = move |r: &mut DeployIntent| {
             pulse.beat();
-            if let Err(e) = store.save_intent(r) {
-                tracing::error!(error = %e, "cannot persist deploy progress");
-            }
+            r.rev += 1;
+            let saved = match store.save_intent(r) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot persist deploy progress");
+                    false
+                }
+            };
             board.update(&name, |w| w.rollback = Some(super::watch::rollback_view(r)));
+            saved
         };
         let target = Target {
             watch: &self.cfg.name,

@@ -30,7 +30,7 @@ use crate::status::StatusBoard;
 use crate::store::Store;
 
 /// A deployment backstop has learned of.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Trigger {
     pub release: String,
     pub version: Option<String>,
@@ -47,6 +47,8 @@ pub struct Trigger {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Deploy(Trigger),
+    /// Triggers were committed to the watch's inbox: handle them.
+    Inbox,
     Pause,
     Resume,
 }
@@ -235,6 +237,37 @@ impl Engine {
         }
         // Removed watches: remembered until their actor has stopped.
         stopping.extend(previous);
+    }
+
+    /// Commits triggers to their watches' inboxes (with a webhook's event id, in one
+    /// transaction: an event is seen exactly when its triggers are durable), then nudges the
+    /// actors. A full or stopping actor finds them later: it drains its inbox when it starts
+    /// and periodically. `Ok(false)`: the event was already delivered.
+    pub fn deliver(
+        &self,
+        event_id: Option<&str>,
+        triggers: Vec<(String, Trigger)>,
+    ) -> Result<bool, SendError> {
+        for (w, _) in &triggers {
+            if !self.has_watch(w) {
+                return Err(SendError::UnknownWatch(w.clone()));
+            }
+        }
+        let watches: Vec<String> = triggers.iter().map(|(w, _)| w.clone()).collect();
+        let fresh = self
+            .shared
+            .store
+            .enqueue(event_id, &triggers)
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot record triggers");
+                SendError::Unavailable(e.to_string())
+            })?;
+        for w in watches {
+            if let Err(e) = self.send(&w, Command::Inbox) {
+                tracing::debug!(watch = %w, error = %e, "watch busy; it drains its inbox later");
+            }
+        }
+        Ok(fresh)
     }
 
     /// Delivers a command to a watch's actor without waiting for it to be handled.

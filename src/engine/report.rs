@@ -227,23 +227,40 @@ impl WatchActor {
         }
     }
 
-    /// Hands an outbox item to the sinks; marked delivered once every sink is done with it.
+    /// Hands an outbox item to the sinks; marked delivered once every sink took it. One that
+    /// some sink refused stays in the outbox and is sent again (same id) by [`Self::redeliver`].
     pub(super) fn deliver(&self, item: OutboxItem) {
         let store = self.shared.store.clone();
         let id = item.id.clone();
-        self.shared.sinks.send_then(&item.sinks, &item.alert, move || {
-            if let Err(e) = store.delivered(&id) {
-                tracing::warn!(error = %e, notification = %id, "cannot mark a notification delivered");
+        let in_flight = self.in_flight.clone();
+        {
+            let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            if !set.insert(id.clone()) {
+                return; // already on its way
             }
+        }
+        self.shared.sinks.send_then(&item.sinks, &item.alert, move |ok| {
+            if ok {
+                if let Err(e) = store.delivered(&id) {
+                    tracing::warn!(error = %e, notification = %id, "cannot mark a notification delivered");
+                }
+            } else {
+                tracing::warn!(notification = %id, "notification not taken by every sink; it stays in the outbox and is sent again");
+            }
+            in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
         });
     }
 
-    /// Notifications recorded before a crash and not delivered: sent again, same id.
+    /// Notifications recorded and not delivered (before a crash, or refused by a sink): sent
+    /// again, with the same id.
     pub(super) fn redeliver(&self) {
         match self.shared.store.undelivered(self.name()) {
             Ok(items) => {
                 for item in items {
-                    tracing::info!(watch = %self.name(), notification = %item.id, "delivering a notification recorded before a restart");
+                    tracing::info!(watch = %self.name(), notification = %item.id, "delivering a notification from the outbox");
                     self.deliver(item);
                 }
             }

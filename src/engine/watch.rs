@@ -35,7 +35,15 @@ pub(super) struct WatchActor {
     next_round: Option<(Instant, DateTime<Utc>)>,
     /// Per check name, the scrape collector of `kind = "scrape"` checks (started in `run`).
     pub(super) collectors: Vec<(String, Option<checks::scrape::Collector>)>,
+    /// The inbox row the event being handled came from: deleted by the commit that handles it.
+    inbox_seq: Option<i64>,
+    /// Outbox items being delivered now (not sent twice at once).
+    pub(super) in_flight: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
+
+/// How often the actor looks for inbox triggers and outbox notifications it has not handled
+/// (a nudge lost to a full queue, a delivery that failed).
+const HOUSEKEEPING: Duration = Duration::from_secs(30);
 
 /// The monotonic instant at which a wall-clock time arrives (now if it has passed).
 fn instant_at(at: DateTime<Utc>) -> Instant {
@@ -60,6 +68,8 @@ impl WatchActor {
             record: WatchRecord::default(),
             next_round: None,
             collectors: Vec::new(),
+            inbox_seq: None,
+            in_flight: Arc::default(),
         }
     }
 
@@ -92,6 +102,10 @@ impl WatchActor {
             .map(|c| c.name.clone())
             .zip(collectors)
             .collect();
+        if self.cancel.is_cancelled() {
+            // Replaced or removed before it started: the next actor (if any) resumes.
+            return;
+        }
         self.pulse.beat();
         match self.shared.store.load_watch(self.name()) {
             Ok(r) => {
@@ -103,18 +117,27 @@ impl WatchActor {
                         .observation_resumed(self.name(), o.deployed_at.timestamp() as f64);
                 }
                 self.handle(Event::Recovered).await;
+                self.drain_inbox().await;
             }
             Err(e) => {
                 tracing::error!(watch = %self.name(), error = %e, "cannot read state; watch stays idle")
             }
         }
         self.publish();
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        housekeeping.tick().await;
         loop {
             self.pulse.rest();
             let next = self.next_round;
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
+                _ = housekeeping.tick() => {
+                    self.pulse.beat();
+                    self.redeliver();
+                    self.drain_inbox().await;
+                }
                 cmd = rx.recv() => match cmd {
                     Some(c) => {
                         self.pulse.beat();
@@ -137,11 +160,35 @@ impl WatchActor {
 
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
+            Command::Inbox => self.drain_inbox().await,
             Command::Pause => self.handle(Event::Pause).await,
             Command::Resume => self.handle(Event::Resume).await,
             Command::Deploy(t) => {
                 let learned = self.learn(t).await;
                 self.handle(Event::Deployment(learned)).await;
+            }
+        }
+    }
+
+    /// Handles the triggers committed to this watch's inbox, oldest first; each row is deleted
+    /// by the commit of its transition. Stops at a failed commit (the row stays for later).
+    async fn drain_inbox(&mut self) {
+        let items = match self.shared.store.inbox(self.name()) {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(watch = %self.name(), error = %e, "cannot read the inbox");
+                return;
+            }
+        };
+        for (seq, trigger) in items {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let learned = self.learn(trigger).await;
+            self.inbox_seq = Some(seq);
+            self.handle(Event::Deployment(learned)).await;
+            if self.inbox_seq.take().is_some() {
+                return; // not committed: try again later
             }
         }
     }
@@ -153,7 +200,9 @@ impl WatchActor {
             let now = Utc::now();
             let (next, effects) = lifecycle::step(&self.cfg, &self.record, event, now);
             let (evidence, outbox) = self.durable_parts(&next, &effects);
+            let inbox_done = self.inbox_seq.take();
             let commit = Commit {
+                inbox_done,
                 record: Some(&next),
                 finished: effects
                     .iter()
@@ -179,6 +228,7 @@ impl WatchActor {
                 // Nothing that leaves the process runs without its durable record: keep the
                 // last committed state and try again at the next round.
                 tracing::error!(watch = %self.name(), error = %e, "cannot persist a transition; it is not acted on");
+                self.inbox_seq = inbox_done;
                 if self.record.observation.is_some() {
                     let at = Utc::now()
                         + chrono::Duration::from_std(self.cfg.interval).unwrap_or_default();

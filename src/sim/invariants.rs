@@ -77,7 +77,7 @@ impl Sim {
             if let Some(done) = done {
                 let bound = self.downtime
                     + (self.s.timeout + self.s.settle + Duration::from_secs(150))
-                    * self.s.max_retries
+                        * self.s.max_retries
                     + self.s.task_timeout
                     + Duration::from_secs(300);
                 if (*done - i.decided_at).to_std().unwrap_or_default() > bound {

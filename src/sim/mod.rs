@@ -464,7 +464,12 @@ impl Sim {
         // Sometimes the deployment cannot be read: only the webhook's event time (when it
         // finished, on the server's clock) is known.
         let (deployed_at, created) = if self.rng.f64() < self.unknown_created_p {
-            let done = self.server.deployments.iter().find(|x| x.id == d.id).map(|x| x.task_done);
+            let done = self
+                .server
+                .deployments
+                .iter()
+                .find(|x| x.id == d.id)
+                .map(|x| x.task_done);
             (done.unwrap_or(self.now) + self.server.skew, None)
         } else {
             (d.created, Some(d.created))

@@ -109,12 +109,18 @@ impl Sinks {
     /// without a `[notify.NAME]` (possible only across a reload) are logged and skipped.
     /// Must be called inside the tokio runtime.
     pub fn send(&self, names: &[String], alert: &Alert) {
-        self.send_then(names, alert, || {});
+        self.send_then(names, alert, |_| {});
     }
 
-    /// Like [`Sinks::send`], and calls `done` once every named sink's delivery has ended
-    /// (delivered, or given up after its retries): the outbox marks the alert delivered then.
-    pub fn send_then(&self, names: &[String], alert: &Alert, done: impl FnOnce() + Send + 'static) {
+    /// Like [`Sinks::send`], and calls `done(true)` once every named sink has taken the alert
+    /// (a name no longer configured has nothing to take), `done(false)` when some sink gave up
+    /// after its retries: the outbox keeps such an alert and sends it again later.
+    pub fn send_then(
+        &self,
+        names: &[String],
+        alert: &Alert,
+        done: impl FnOnce(bool) + Send + 'static,
+    ) {
         let config = self.config.read().unwrap_or_else(|e| e.into_inner());
         let alert = Arc::new(alert.clone());
         // A name listed twice is one destination: tell it once.
@@ -138,8 +144,8 @@ impl Sinks {
             jobs.push(async move { job.run(&http, &metrics).await }.instrument(span));
         }
         self.tasks.spawn(async move {
-            futures_util::future::join_all(jobs).await;
-            done();
+            let results = futures_util::future::join_all(jobs).await;
+            done(results.into_iter().all(|ok| ok));
         });
     }
 }
@@ -152,7 +158,8 @@ struct Delivery {
 }
 
 impl Delivery {
-    async fn run(self, http: &reqwest::Client, metrics: &Metrics) {
+    /// Delivers with retries; whether the sink took it.
+    async fn run(self, http: &reqwest::Client, metrics: &Metrics) -> bool {
         let event = self.alert.kind.as_str();
         let (attempts, result) = match self.request() {
             Ok(req) => delivery::deliver(http, &req).await,
@@ -167,6 +174,7 @@ impl Delivery {
                 "notification not delivered"),
         }
         metrics.notification(&self.name, event, result.is_ok());
+        result.is_ok()
     }
 
     fn kind(&self) -> &'static str {

@@ -6,6 +6,49 @@ use rusqlite::{params, OptionalExtension};
 use super::{Store, StoreError};
 
 impl Store {
+    /// Commits triggers to their watches' inboxes, and the event id (when given) as seen, in
+    /// one transaction. `false` when the event was already seen (nothing is added).
+    pub fn enqueue(
+        &self,
+        event_id: Option<&str>,
+        triggers: &[(String, crate::engine::Trigger)],
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if let Some(id) = event_id {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO seen_events (id, at) VALUES (?1, ?2)",
+                params![id, Utc::now().to_rfc3339()],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+        }
+        for (watch, t) in triggers {
+            tx.execute(
+                "INSERT INTO inbox (watch, body) VALUES (?1, ?2)",
+                params![watch, serde_json::to_string(t)?],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The watch's triggers not handled yet, oldest first, with their sequence numbers.
+    pub fn inbox(&self, watch: &str) -> Result<Vec<(i64, crate::engine::Trigger)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT seq, body FROM inbox WHERE watch = ?1 ORDER BY seq")?;
+        let rows = stmt.query_map([watch], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, body) = row?;
+            out.push((seq, serde_json::from_str(&body)?));
+        }
+        Ok(out)
+    }
+
     /// Whether a webhook event id was already delivered to its watches.
     pub fn event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
         let n: i64 = self.conn().query_row(

@@ -18,13 +18,16 @@ pub struct OutboxItem {
     pub alert: Alert,
 }
 
-/// Inserts or updates an intent; one per condemned observation (the UNIQUE column).
+/// Inserts or updates an intent; one per condemned observation (the UNIQUE column). A copy
+/// older than the stored one (a lower `rev`) changes nothing: progress is never rolled back.
 pub(super) fn upsert_intent(conn: &Connection, i: &DeployIntent) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO rollbacks (id, observation_id, watch, deployment_id, done, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(id) DO UPDATE SET deployment_id = excluded.deployment_id,
-             done = excluded.done, body = excluded.body",
+             done = excluded.done, body = excluded.body
+         WHERE coalesce(json_extract(rollbacks.body, '$.rev'), 0)
+               <= coalesce(json_extract(excluded.body, '$.rev'), 0)",
         params![
             i.id,
             i.observation_id,

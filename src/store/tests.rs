@@ -178,3 +178,60 @@ fn webhook_event_ids_deduplicate() {
     assert!(s.event_seen("Events-1").unwrap());
     assert!(!s.mark_event_seen("Events-1").unwrap());
 }
+
+#[test]
+fn an_event_is_seen_exactly_when_its_triggers_are_in_the_inbox() {
+    let s = Store::in_memory().unwrap();
+    let t = crate::engine::Trigger {
+        release: "Releases-2".into(),
+        version: None,
+        deployment_id: Some("Deployments-2".into()),
+        deployed_at: None,
+        source: Source::Webhook,
+        rollback_safe: None,
+    };
+    let both = vec![
+        ("shop".to_string(), t.clone()),
+        ("cart".to_string(), t.clone()),
+    ];
+    assert!(s.enqueue(Some("Events-1"), &both).unwrap());
+    assert!(
+        !s.enqueue(Some("Events-1"), &both).unwrap(),
+        "a redelivery adds nothing"
+    );
+    assert!(s.event_seen("Events-1").unwrap());
+    let inbox = s.inbox("shop").unwrap();
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0].1, t);
+    // The commit that handles it removes it.
+    s.commit(
+        "shop",
+        &Commit {
+            inbox_done: Some(inbox[0].0),
+            ..Commit::default()
+        },
+    )
+    .unwrap();
+    assert!(s.inbox("shop").unwrap().is_empty());
+    assert_eq!(s.inbox("cart").unwrap().len(), 1);
+    // Announcements have no event id: each is its own trigger.
+    assert!(s.enqueue(None, &both[..1]).unwrap());
+    assert!(s.enqueue(None, &both[..1]).unwrap());
+    assert_eq!(s.inbox("shop").unwrap().len(), 2);
+}
+
+#[test]
+fn a_stale_copy_of_an_intent_never_overwrites_newer_progress() {
+    let s = Store::in_memory().unwrap();
+    let mut i = intent("o1");
+    s.save_intent(&i).unwrap();
+    let stale = i.clone();
+    i.rev = 5;
+    i.state = IntentState::Succeeded;
+    s.save_intent(&i).unwrap();
+    s.save_intent(&stale).unwrap();
+    assert_eq!(
+        s.latest_intent("shop").unwrap().unwrap().state,
+        IntentState::Succeeded
+    );
+}

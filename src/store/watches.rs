@@ -37,6 +37,8 @@ pub struct Commit<'a> {
     pub outbox: Vec<OutboxItem>,
     /// Deployments recorded as handled (never observed again).
     pub seen: Vec<String>,
+    /// The inbox trigger this transition handled: removed with it.
+    pub inbox_done: Option<i64>,
     /// Commit with `synchronous=FULL`: an intent changed or something leaves the process next.
     pub durable: bool,
 }
@@ -130,6 +132,9 @@ impl Store {
                     "INSERT OR IGNORE INTO outbox (id, watch, body, delivered) VALUES (?1, ?2, ?3, 0)",
                     params![item.id, watch, serde_json::to_string(item)?],
                 )?;
+            }
+            if let Some(seq) = c.inbox_done {
+                tx.execute("DELETE FROM inbox WHERE seq = ?1", [seq])?;
             }
             for dep in &c.seen {
                 tx.execute(

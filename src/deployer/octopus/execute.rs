@@ -42,7 +42,12 @@ impl OctopusClient {
         (exec.progress)(rec);
         loop {
             let now = Utc::now();
-            match protocol::next(rec, &s, now) {
+            let next = protocol::next(rec, &s, now);
+            if exec.cancel.is_cancelled() && matches!(next, Next::Call(_)) {
+                // Shutdown or a reload: the persisted intent resumes in the next actor.
+                return ExecOutcome::Cancelled;
+            }
+            match next {
                 Next::Done(out) => {
                     if !rec.duplicates.is_empty() {
                         tracing::error!(watch = %target.watch, marker = %rec.marker, duplicates = ?rec.duplicates, "DUPLICATE deployments carry one intent's marker");
@@ -57,7 +62,11 @@ impl OctopusClient {
                 }
                 Next::Call(Call::Search { since }) => {
                     let started = Utc::now();
-                    let project = if rec.project.is_empty() { target.project } else { &rec.project };
+                    let project = if rec.project.is_empty() {
+                        target.project
+                    } else {
+                        &rec.project
+                    };
                     let r = self.search(project, &rec.environment, since).await;
                     let r = match r {
                         Ok(list) => Ok(self.with_task_states(rec, list).await),
@@ -70,7 +79,16 @@ impl OctopusClient {
                 }
                 Next::Call(Call::Create) => {
                     protocol::on_create_started(rec, Utc::now());
-                    (exec.progress)(rec);
+                    if !(exec.progress)(rec) {
+                        // Unrecorded, a crash during the call could never be known as one.
+                        let why = "cannot record the create attempt in the state database; nothing was posted".to_string();
+                        return match rec.ambiguous_since {
+                            Some(_) => ExecOutcome::Unknown(format!(
+                                "{why}, but an earlier attempt's outcome is unknown"
+                            )),
+                            None => ExecOutcome::Failed(why),
+                        };
+                    }
                     // Not cancellable: an in-flight create is allowed to finish (bounded by
                     // the timeout), so its outcome is known rather than lost.
                     let r = self
@@ -124,7 +142,11 @@ impl OctopusClient {
     /// Reads the task state of the (few, newest) deployments that would supersede the intent:
     /// one whose task failed or was cancelled never ran and supersedes nothing. A task that
     /// cannot be read is left unknown, which counts as running.
-    async fn with_task_states(&self, rec: &DeployIntent, mut list: Vec<Deployment>) -> Vec<Deployment> {
+    async fn with_task_states(
+        &self,
+        rec: &DeployIntent,
+        mut list: Vec<Deployment>,
+    ) -> Vec<Deployment> {
         let mut looked = 0;
         for d in list.iter_mut() {
             if looked >= MAX_TASK_LOOKUPS || !protocol::supersedes(rec, d) {

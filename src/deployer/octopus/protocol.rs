@@ -170,7 +170,10 @@ pub fn search_since(i: &DeployIntent) -> DateTime<Utc> {
 /// rollback does, like anyone's deployment.
 pub fn supersedes(i: &DeployIntent, d: &Deployment) -> bool {
     let ours = d.comments.as_deref().is_some_and(|c| c.contains(&i.marker));
-    let running = d.task_state.as_ref().is_none_or(|s| s.is_alive_or_success());
+    let running = d
+        .task_state
+        .as_ref()
+        .is_none_or(|s| s.is_alive_or_success());
     let newer = match (i.condemned_created, &i.listed_at_decision) {
         (Some(c), _) => d.created > c,
         (None, Some(listed)) => !listed.contains(&d.id),

@@ -198,7 +198,10 @@ async fn run(
 ) -> (ExecOutcome, Vec<(IntentState, u32)>) {
     let cancel = CancellationToken::new();
     let mut seen = Vec::new();
-    let mut progress = |r: &DeployIntent| seen.push((r.state, r.calls));
+    let mut progress = |r: &mut DeployIntent| {
+        seen.push((r.state, r.calls));
+        true
+    };
     let exec = Exec {
         cancel: &cancel,
         progress: &mut progress,

@@ -396,6 +396,7 @@ impl Transition<'_> {
             task_id: None,
             detail: None,
             decided_at: self.now,
+            rev: 0,
             attempt_started: None,
             ambiguous_since: None,
             searched_at: None,

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{after, EvidencePatch, Learned, Level, Metric, RoundResult, Transition};
+use crate::deployer::octopus::protocol::CLOCK_SKEW;
 use crate::evidence::VerdictFacts;
 use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
 use crate::judge::{judge_sample, Outcome};
-use crate::deployer::octopus::protocol::CLOCK_SKEW;
 use crate::model::{Deployed, ObservationKind, ObservationRecord, Source, WatchState, HISTORY};
 use crate::sinks::AlertKind;
 
@@ -16,8 +16,19 @@ impl Transition<'_> {
     /// The newest deployment creation time backstop knows of for this watch.
     pub(super) fn newest_created(&self) -> Option<DateTime<Utc>> {
         let trusted = |t: &DateTime<Utc>| *t <= self.now + CLOCK_SKEW;
-        let obs = self.r.observation.as_ref().and_then(|o| o.created).filter(trusted);
-        let seen = self.r.deployed.iter().filter_map(|d| d.created).filter(trusted).max();
+        let obs = self
+            .r
+            .observation
+            .as_ref()
+            .and_then(|o| o.created)
+            .filter(trusted);
+        let seen = self
+            .r
+            .deployed
+            .iter()
+            .filter_map(|d| d.created)
+            .filter(trusted)
+            .max();
         obs.max(seen)
     }
 
@@ -37,9 +48,7 @@ impl Transition<'_> {
             }
             // The same deployment announced earlier without its id: attach it, do not restart
             // (unless it is plainly an older deployment of the same release).
-            let same = l
-                .created
-                .is_none_or(|c| c >= obs.deployed_at - CLOCK_SKEW);
+            let same = l.created.is_none_or(|c| c >= obs.deployed_at - CLOCK_SKEW);
             if obs.deployment_id.is_none()
                 && obs.release == l.release
                 && obs.condemned.is_none()

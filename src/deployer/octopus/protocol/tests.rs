@@ -277,7 +277,12 @@ fn older_and_never_running_deployments_do_not_supersede() {
     failed.task_state = Some(crate::deployer::TaskState::Failed);
     let mut cancelled = dep("Deployments-6", "Releases-3", -40, None);
     cancelled.task_state = Some(crate::deployer::TaskState::Canceled);
-    on_search(&mut i, &s, Ok(vec![cancelled, failed, condemned(), older]), t(0));
+    on_search(
+        &mut i,
+        &s,
+        Ok(vec![cancelled, failed, condemned(), older]),
+        t(0),
+    );
     assert_eq!(i.state, IntentState::Pending);
 }
 
@@ -285,9 +290,17 @@ fn older_and_never_running_deployments_do_not_supersede() {
 fn another_watchs_rollback_supersedes() {
     let s = settings();
     let mut i = intent();
-    let other = dep("Deployments-3", "Releases-0", 20, Some("backstop rollback of shop-eu [backstop-rollback:act-77]"));
+    let other = dep(
+        "Deployments-3",
+        "Releases-0",
+        20,
+        Some("backstop rollback of shop-eu [backstop-rollback:act-77]"),
+    );
     on_search(&mut i, &s, Ok(vec![other, condemned()]), t(30));
-    assert!(matches!(next(&i, &s, t(30)), Next::Done(ExecOutcome::Superseded(_))));
+    assert!(matches!(
+        next(&i, &s, t(30)),
+        Next::Done(ExecOutcome::Superseded(_))
+    ));
 }
 
 #[test]
@@ -298,7 +311,10 @@ fn a_restart_after_a_search_searches_again_before_creating() {
     assert_eq!(next(&i, &s, t(0)), Next::Call(Call::Create));
     let mut restarted = i.clone();
     resume(&mut restarted, &s);
-    assert!(matches!(next(&restarted, &s, t(3600)), Next::Call(Call::Search { .. })));
+    assert!(matches!(
+        next(&restarted, &s, t(3600)),
+        Next::Call(Call::Search { .. })
+    ));
 }
 
 #[test]
@@ -331,8 +347,15 @@ fn with_the_condemned_time_unknown_only_deployments_after_the_decision_supersede
     let mut later = before.clone();
     later.insert(0, dep("Deployments-9", "Releases-1", -25, Some(&c)));
     on_search(&mut i, &s, Ok(later), t(15));
-    assert_eq!(i.deployment_id.as_deref(), Some("Deployments-9"), "adopted, not posted again");
-    assert!(search_since(&i) <= t(-25), "the search reaches back past clock skew");
+    assert_eq!(
+        i.deployment_id.as_deref(),
+        Some("Deployments-9"),
+        "adopted, not posted again"
+    );
+    assert!(
+        search_since(&i) <= t(-25),
+        "the search reaches back past clock skew"
+    );
     let mut j = intent();
     j.condemned_created = None;
     j.condemned_deployment = None;
