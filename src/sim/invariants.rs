@@ -88,6 +88,10 @@ impl Sim {
                 }
             }
         }
+        if !self.inbox.is_empty() {
+            self.violations
+                .push(format!("triggers never handled: {:?}", self.inbox));
+        }
         if self.record.reported_state() == WatchState::RollingBack {
             self.violations
                 .push("the watch is stuck rolling back".into());

@@ -57,6 +57,9 @@ struct Sim {
     plan: Vec<Planned>,
     /// Trigger deliveries due: (time, deployment id).
     deliveries: Vec<(DateTime<Utc>, String)>,
+    /// Triggers accepted and not yet handled (durable), and the one being handled.
+    inbox: Vec<String>,
+    inbox_current: Option<String>,
     /// What was committed: the record, the latest intent save, the handled deployments.
     persisted: WatchRecord,
     persisted_intent: Option<DeployIntent>,
@@ -125,6 +128,8 @@ impl Sim {
             good,
             plan,
             deliveries: Vec::new(),
+            inbox: Vec::new(),
+            inbox_current: None,
             persisted: WatchRecord::default(),
             persisted_intent: None,
             known: BTreeSet::new(),
@@ -188,6 +193,9 @@ impl Sim {
     }
 
     fn commit(&mut self, next: &WatchRecord, fx: &[Effect]) {
+        if let Some(dep) = self.inbox_current.take() {
+            self.inbox.retain(|d| *d != dep);
+        }
         self.persisted = next.clone();
         self.persisted_intent = next.intent.clone();
         for e in fx {
@@ -222,9 +230,27 @@ impl Sim {
         }
     }
 
-    /// Feeds an event, then restarts as often as the run crashes.
+    /// Handles the inbox oldest first, as the actor does; an entry leaves it with the commit
+    /// of its transition.
+    fn drain_inbox(&mut self) {
+        while let Some(dep) = self.inbox.first().cloned() {
+            match self.learned(&dep) {
+                Some(ev) => {
+                    self.inbox_current = Some(dep);
+                    self.deliver(ev);
+                }
+                None => {
+                    self.inbox.remove(0);
+                }
+            }
+        }
+    }
+
+    /// Feeds an event, then restarts as often as the run crashes (draining the inbox after
+    /// each restart, as the actor does).
     fn deliver(&mut self, ev: Event) {
         self.handle(ev);
+        self.inbox_current = None;
         while self.crashed {
             self.crashed = false;
             self.crashes += 1;
@@ -239,6 +265,10 @@ impl Sim {
             self.next_round = None;
             self.log("restart".into());
             self.handle(Event::Recovered);
+            self.inbox_current = None;
+            if !self.crashed {
+                self.drain_inbox();
+            }
         }
     }
 
@@ -505,14 +535,10 @@ impl Sim {
                 let ev = self.round(t);
                 self.deliver(ev);
             } else if let Some(pos) = self.deliveries.iter().position(|d| d.0 <= self.now) {
+                // The API commits the trigger to the inbox before answering: it is durable.
                 let (_, dep) = self.deliveries.remove(pos);
-                if let Some(ev) = self.learned(&dep) {
-                    self.deliver(ev);
-                }
-                // A delivery lost with a crashed process is found again by polling.
-                if !self.known.contains(&dep) {
-                    self.deliveries.push((self.now + secs(30), dep));
-                }
+                self.inbox.push(dep);
+                self.drain_inbox();
             }
         }
         self.check_end();
