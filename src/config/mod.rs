@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use load::{check, load, load_str, ConfigError, LoadError};
+pub use fields::MAX_DURATION;
 pub use validate::validate;
 
 use crate::judge::Rule;

@@ -462,3 +462,34 @@ url = "http://app/health"
 
 #[path = "scrape_tests.rs"]
 mod scrape;
+
+#[test]
+fn absurd_durations_are_refused_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let toml = r#"
+[server]
+listen = "127.0.0.1:0"
+token_file = "token"
+[deployers.octo]
+kind = "octopus"
+url = "http://127.0.0.1:1"
+space = "Spaces-1"
+api_key_file = "api-key"
+task_timeout = "400000years"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+[[watch.check]]
+name = "health"
+kind = "http"
+url = "http://127.0.0.1:1/health"
+expect_status = [200]
+"#;
+    let err = crate::config::load_str(toml, dir.path()).unwrap_err().to_string();
+    assert!(err.contains("task_timeout"), "{err}");
+    assert!(err.contains("10 years"), "{err}");
+}

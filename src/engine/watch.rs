@@ -48,7 +48,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(30);
 /// The monotonic instant at which a wall-clock time arrives (now if it has passed).
 fn instant_at(at: DateTime<Utc>) -> Instant {
     let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-    Instant::now() + wait
+    let now = Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + crate::config::MAX_DURATION)
 }
 
 impl WatchActor {
