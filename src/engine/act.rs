@@ -42,12 +42,13 @@ impl WatchActor {
             }
         };
         let created = found.as_ref().map(|d| d.created);
-        // A deployment carrying a backstop marker was made by backstop (a late or duplicate
-        // create of an intent): never observed as someone else's deployment.
+        // A deployment carrying the marker of one of this watch's intents was made by this
+        // watch (a late or duplicate create): never observed as someone else's. Another
+        // watch's rollback is a deployment like any other.
         let ours = found.as_ref().is_some_and(|d| {
-            d.comments
-                .as_deref()
-                .is_some_and(|c| c.contains(crate::deployer::octopus::protocol::MARKER_PREFIX))
+            crate::deployer::octopus::protocol::marker_ids(d.comments.as_deref().unwrap_or(""))
+                .into_iter()
+                .any(|id| self.shared.store.has_intent(self.name(), id).unwrap_or(false))
         });
         if ours {
             tracing::warn!(watch = %self.name(), deployment = ?deployment_id, "the deployment was made by backstop; recorded, not observed as a new deployment");

@@ -68,7 +68,12 @@ impl Sim {
                     .deployments
                     .iter()
                     .any(|d| d.id == n.id && d.by_person);
-                if !person || truth.is_some_and(|c| n.created <= c) {
+                let never_ran = self
+                    .server
+                    .deployments
+                    .iter()
+                    .any(|d| d.id == n.id && !d.task_ok && d.task_done <= i.decided_at);
+                if !person || never_ran || truth.is_some_and(|c| n.created <= c) {
                     self.violations
                         .push(format!("intent {id} falsely superseded by {}", n.id));
                 }

@@ -348,6 +348,7 @@ impl Sim {
                     } else {
                         // As the shell does: the task state of deployments that would supersede.
                         let mut list = self.server.list(since, self.now);
+                        protocol::resolve_condemned(&mut i, &list, now);
                         for d in list.iter_mut().filter(|d| protocol::supersedes(&i, d)) {
                             d.task_state = d
                                 .task_id

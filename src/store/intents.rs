@@ -57,6 +57,16 @@ impl Store {
         )
     }
 
+    /// Whether an intent with this id belongs to the watch.
+    pub fn has_intent(&self, watch: &str, id: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM rollbacks WHERE watch = ?1 AND id = ?2",
+            params![watch, id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
     /// Notifications recorded but not yet delivered, oldest first.
     pub fn undelivered(&self, watch: &str) -> Result<Vec<OutboxItem>, StoreError> {
         select_all_json(

@@ -69,7 +69,10 @@ impl OctopusClient {
                     };
                     let r = self.search(project, &rec.environment, since).await;
                     let r = match r {
-                        Ok(list) => Ok(self.with_task_states(rec, list).await),
+                        Ok(list) => {
+                            protocol::resolve_condemned(rec, &list, started);
+                            Ok(self.with_task_states(rec, list).await)
+                        }
                         Err(e) => Err(e),
                     };
                     if let Ok(list) = &r {

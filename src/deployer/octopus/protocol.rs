@@ -75,6 +75,18 @@ pub enum Next {
 /// further back than the decision, so a deployment stamped by a slower server clock is found.
 pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(10);
 
+/// The intent ids named by backstop markers (`[backstop-KIND:ID]`) in a deployment's Comments.
+pub fn marker_ids(comments: &str) -> Vec<&str> {
+    comments
+        .match_indices(MARKER_PREFIX)
+        .filter_map(|(at, _)| {
+            let rest = &comments[at + MARKER_PREFIX.len()..];
+            let end = rest.find(']')?;
+            rest[..end].split_once(':').map(|(_, id)| id)
+        })
+        .collect()
+}
+
 /// How soon after the decision the first search must run for its listing to stand for "what
 /// existed at the decision".
 const PROMPT: chrono::Duration = chrono::Duration::seconds(60);
@@ -180,13 +192,36 @@ pub fn supersedes(i: &DeployIntent, d: &Deployment) -> bool {
         // Nothing better than backstop's own clock against the deployer's.
         (None, None) => d.created > i.decided_at,
     };
-    !ours && running && newer && Some(&d.id) != i.condemned_deployment.as_ref()
+    // Another deployment of the condemned release (a redeploy, a trigger adding machines)
+    // is the same bad release: it never supersedes its rollback.
+    let other_release = d.release_id != i.condemned_release;
+    !ours && running && newer && other_release && Some(&d.id) != i.condemned_deployment.as_ref()
 }
 
 fn end(i: &mut DeployIntent, state: IntentState, detail: String) {
     i.state = state;
     i.detail = Some(detail);
     i.not_before = None;
+}
+
+/// Learns from a listing what supersession compares with, before anything is compared (the
+/// shell calls it too, before it reads the task states of would-be superseders): the
+/// condemned deployment's creation time on the deployer's clock, read from the listing when it
+/// was unknown; without it, what a first search right after the decision lists stands for
+/// "what existed at the decision" (not after a restart, when a person may have deployed).
+pub fn resolve_condemned(i: &mut DeployIntent, list: &[Deployment], now: DateTime<Utc>) {
+    if i.condemned_created.is_none() {
+        i.condemned_created = list
+            .iter()
+            .find(|d| Some(&d.id) == i.condemned_deployment.as_ref())
+            .map(|d| d.created);
+    }
+    if i.condemned_created.is_none()
+        && i.listed_at_decision.is_none()
+        && now <= i.decided_at + PROMPT
+    {
+        i.listed_at_decision = Some(list.iter().map(|d| d.id.clone()).collect());
+    }
 }
 
 /// Applies a search result; `now` is when the search *started* (a deployment committed after
@@ -220,21 +255,7 @@ pub fn on_search(
         i.detail = None;
         return;
     }
-    if i.condemned_created.is_none() {
-        // The condemned deployment's time on the deployer's clock, from the listing itself.
-        i.condemned_created = list
-            .iter()
-            .find(|d| Some(&d.id) == i.condemned_deployment.as_ref())
-            .map(|d| d.created);
-    }
-    // Without it, what the first search lists is what existed at the decision, if that search
-    // ran right after the decision (not after a restart, when a person may have deployed).
-    if i.condemned_created.is_none()
-        && i.listed_at_decision.is_none()
-        && now <= i.decided_at + PROMPT
-    {
-        i.listed_at_decision = Some(list.iter().map(|d| d.id.clone()).collect());
-    }
+    resolve_condemned(i, &list, now);
     let newer = list
         .iter()
         .filter(|d| supersedes(i, d))

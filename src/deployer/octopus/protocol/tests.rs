@@ -470,3 +470,39 @@ fn the_condemned_creation_time_is_read_from_the_listing_when_unknown() {
     assert_eq!(i.condemned_created, Some(t(-100)));
     assert_eq!(i.state, IntentState::Superseded);
 }
+
+#[test]
+fn task_states_are_read_with_the_condemned_time_resolved_first() {
+    let s = settings();
+    let mut i = intent();
+    i.condemned_created = None;
+    i.condemned_deployed_at = Some(t(-90));
+    let mut list = vec![dep("Deployments-5", "Releases-3", -50, None), condemned()];
+    // What the shell does: resolve, then read the tasks of would-be superseders.
+    resolve_condemned(&mut i, &list, t(0));
+    for d in list.iter_mut() {
+        if supersedes(&i, d) {
+            d.task_state = Some(crate::deployer::TaskState::Failed);
+        }
+    }
+    on_search(&mut i, &s, Ok(list), t(0));
+    assert_eq!(i.state, IntentState::Pending, "{:?}", i.superseded_by);
+}
+
+#[test]
+fn another_deployment_of_the_condemned_release_does_not_supersede() {
+    let s = settings();
+    let mut i = intent();
+    let redeploy = dep("Deployments-7", "Releases-2", -10, Some("Auto-deploy"));
+    on_search(&mut i, &s, Ok(vec![redeploy, condemned()]), t(0));
+    assert_eq!(i.state, IntentState::Pending);
+}
+
+#[test]
+fn marker_ids_are_read_from_comments() {
+    assert_eq!(
+        marker_ids("backstop rollback of shop: x. [backstop-rollback:act-1] and [backstop-retry:act-2]"),
+        vec!["act-1", "act-2"]
+    );
+    assert!(marker_ids("by hand [backstop-broken").is_empty());
+}
