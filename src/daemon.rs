@@ -79,6 +79,7 @@ pub async fn serve(
         tasks: tasks.clone(),
         sinks: sinks.clone(),
         evidence_dir: config.state.dir.join("evidence"),
+        outbox: Default::default(),
     };
     let engine = Engine::new(shared, root.clone());
     engine.apply(&config);
@@ -130,8 +131,7 @@ pub async fn serve(
                 Some(Control::Shutdown) | None => break,
                 Some(Control::Reload) => {
                     notifier.reloading();
-                    reload(&config_path, &mut current, &engine, &auth, &state.metrics);
-                    sinks.reconfigure(&current.sinks);
+                    reload(&config_path, &mut current, &engine, &sinks, &auth, &state.metrics);
                     notifier.ready(&status.summary());
                 }
             },
@@ -172,6 +172,7 @@ fn reload(
     path: &std::path::Path,
     current: &mut Config,
     engine: &Engine,
+    sinks: &crate::sinks::Sinks,
     auth: &RwLock<Auth>,
     metrics: &Metrics,
 ) {
@@ -184,6 +185,8 @@ fn reload(
                 tracing::warn!("state.dir changes need a restart; still using the old directory");
             }
             *auth.write().unwrap_or_else(|e| e.into_inner()) = Auth::from_config(&new);
+            // Sinks first: a watch started by this reload may notify at once.
+            sinks.reconfigure(&new.sinks);
             engine.apply(&new);
             tracing::info!(watches = new.watches.len(), "configuration reloaded");
             *current = new;

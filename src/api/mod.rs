@@ -233,6 +233,15 @@ async fn announce(
     if a.release.trim().is_empty() {
         return Err(ApiError::BadRequest("release must not be empty".into()));
     }
+    if let Some(at) = a.deployed_at {
+        let year = chrono::Duration::days(366);
+        let now = Utc::now();
+        if at < now - year || at > now + year {
+            return Err(ApiError::BadRequest(format!(
+                "deployed_at {at} is more than a year from now; send the time the deployment started"
+            )));
+        }
+    }
     if !s.engine.has_watch(&a.watch) {
         return Err(ApiError::NotFound(format!("no watch named {:?}", a.watch)));
     }

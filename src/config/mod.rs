@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{check, load, load_str, ConfigError, LoadError};
 pub use fields::MAX_DURATION;
+pub use load::{check, load, load_str, ConfigError, LoadError};
 pub use validate::validate;
 
 use crate::judge::Rule;

@@ -489,7 +489,9 @@ kind = "http"
 url = "http://127.0.0.1:1/health"
 expect_status = [200]
 "#;
-    let err = crate::config::load_str(toml, dir.path()).unwrap_err().to_string();
+    let err = crate::config::load_str(toml, dir.path())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("task_timeout"), "{err}");
     assert!(err.contains("10 years"), "{err}");
 }

@@ -48,7 +48,12 @@ impl WatchActor {
         let ours = found.as_ref().is_some_and(|d| {
             crate::deployer::octopus::protocol::marker_ids(d.comments.as_deref().unwrap_or(""))
                 .into_iter()
-                .any(|id| self.shared.store.has_intent(self.name(), id).unwrap_or(false))
+                .any(|id| {
+                    self.shared
+                        .store
+                        .has_intent(self.name(), id)
+                        .unwrap_or(false)
+                })
         });
         if ours {
             tracing::warn!(watch = %self.name(), deployment = ?deployment_id, "the deployment was made by backstop; recorded, not observed as a new deployment");

@@ -75,6 +75,17 @@ pub struct Shared {
     pub sinks: crate::sinks::Sinks,
     /// Where evidence files for `[watch.command]` programs are written.
     pub evidence_dir: std::path::PathBuf,
+    /// Outbox items being delivered now or waiting to be retried, across actors (a reload's new
+    /// actor does not resend what its predecessor has in flight).
+    pub outbox: Arc<Mutex<OutboxState>>,
+}
+
+/// Deliveries in progress and the backoff of the ones a sink did not take.
+#[derive(Debug, Default)]
+pub struct OutboxState {
+    pub in_flight: std::collections::BTreeSet<String>,
+    /// Item id → (failed rounds, not before).
+    pub backoff: BTreeMap<String, (u32, std::time::Instant)>,
 }
 
 /// Liveness of one actor for the watchdog: when it last made progress while busy. An actor
@@ -174,6 +185,11 @@ impl Engine {
                 if !wanted.contains_key(name.as_str()) {
                     self.shared.status.remove(&name);
                     self.shared.metrics.forget_watch(&name);
+                    // Deployments announced to a watch that no longer exists are not replayed
+                    // if a watch of that name comes back.
+                    if let Err(e) = self.shared.store.purge_inbox(&name) {
+                        tracing::warn!(watch = %name, error = %e, "cannot clear the inbox of a removed watch");
+                    }
                 }
             }
         }

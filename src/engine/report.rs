@@ -10,7 +10,7 @@ use crate::config::Probe;
 use crate::evidence::{CheckEvidence, DeployFacts, DeploymentFacts, Evidence, Link, TimelineEntry};
 use crate::model::{ObservationRecord, WatchRecord};
 use crate::secret::redact_url;
-use crate::sinks::Alert;
+use crate::sinks::{Alert, Delivered};
 use crate::store::OutboxItem;
 
 impl WatchActor {
@@ -135,26 +135,32 @@ impl WatchActor {
                 Effect::Notify(n) => Some(n),
                 _ => None,
             })
-            .map(|n| {
+            .flat_map(|n| {
                 let evidence = n.evidence.as_ref().and_then(|id| {
                     docs.iter()
                         .find(|d| &d.id == id)
                         .cloned()
                         .or_else(|| self.shared.store.evidence(id).ok().flatten())
                 });
-                OutboxItem {
+                let alert = Alert {
                     id: n.id.clone(),
-                    sinks: self.cfg.notify.clone(),
-                    alert: Alert {
-                        id: n.id.clone(),
-                        kind: n.kind,
-                        watch: self.cfg.name.clone(),
-                        release: n.release.clone(),
-                        summary: n.summary.clone(),
-                        at: Utc::now(),
-                        evidence,
-                    },
-                }
+                    kind: n.kind,
+                    watch: self.cfg.name.clone(),
+                    release: n.release.clone(),
+                    summary: n.summary.clone(),
+                    at: Utc::now(),
+                    evidence,
+                };
+                // One outbox row per sink: one that is down is retried alone.
+                let sinks: std::collections::BTreeSet<&String> = self.cfg.notify.iter().collect();
+                sinks
+                    .into_iter()
+                    .map(|sink| OutboxItem {
+                        id: format!("{}@{sink}", n.id),
+                        sinks: vec![sink.clone()],
+                        alert: alert.clone(),
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
         (docs, outbox)
@@ -227,30 +233,49 @@ impl WatchActor {
         }
     }
 
-    /// Hands an outbox item to the sinks; marked delivered once every sink took it. One that
-    /// some sink refused stays in the outbox and is sent again (same id) by [`Self::redeliver`].
+    /// Hands an outbox item (one sink) to the sinks. Taken: marked delivered. Refused for good
+    /// (4xx): dropped, loudly. Not taken after the sink's retries: kept, and sent again (same
+    /// id) by [`Self::redeliver`] after a backoff that doubles from 30s to an hour.
     pub(super) fn deliver(&self, item: OutboxItem) {
         let store = self.shared.store.clone();
         let id = item.id.clone();
-        let in_flight = self.in_flight.clone();
+        let outbox = self.shared.outbox.clone();
         {
-            let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-            if !set.insert(id.clone()) {
-                return; // already on its way
+            let mut st = outbox.lock().unwrap_or_else(|e| e.into_inner());
+            let waiting = st
+                .backoff
+                .get(&id)
+                .is_some_and(|(_, at)| *at > std::time::Instant::now());
+            if waiting || !st.in_flight.insert(id.clone()) {
+                return; // on its way, or not due yet
             }
         }
-        self.shared.sinks.send_then(&item.sinks, &item.alert, move |ok| {
-            if ok {
+        self.shared.sinks.send_then(&item.sinks, &item.alert, move |how| {
+            let mut st = outbox.lock().unwrap_or_else(|e| e.into_inner());
+            st.in_flight.remove(&id);
+            let done = match how {
+                Delivered::Taken => true,
+                Delivered::GiveUp => {
+                    tracing::error!(notification = %id, "a sink refused the notification for good; it is dropped");
+                    true
+                }
+                Delivered::Retry => {
+                    let rounds = st.backoff.get(&id).map_or(0, |(n, _)| *n) + 1;
+                    let wait = std::time::Duration::from_secs(30)
+                        .saturating_mul(1 << rounds.min(7))
+                        .min(std::time::Duration::from_secs(3600));
+                    tracing::warn!(notification = %id, retry_in = ?wait, "notification not taken; it stays in the outbox");
+                    st.backoff.insert(id.clone(), (rounds, std::time::Instant::now() + wait));
+                    false
+                }
+            };
+            if done {
+                st.backoff.remove(&id);
+                drop(st);
                 if let Err(e) = store.delivered(&id) {
                     tracing::warn!(error = %e, notification = %id, "cannot mark a notification delivered");
                 }
-            } else {
-                tracing::warn!(notification = %id, "notification not taken by every sink; it stays in the outbox and is sent again");
             }
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
         });
     }
 

@@ -37,8 +37,6 @@ pub(super) struct WatchActor {
     pub(super) collectors: Vec<(String, Option<checks::scrape::Collector>)>,
     /// The inbox row the event being handled came from: deleted by the commit that handles it.
     inbox_seq: Option<i64>,
-    /// Outbox items being delivered now (not sent twice at once).
-    pub(super) in_flight: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 /// How often the actor looks for inbox triggers and outbox notifications it has not handled
@@ -71,7 +69,6 @@ impl WatchActor {
             next_round: None,
             collectors: Vec::new(),
             inbox_seq: None,
-            in_flight: Arc::default(),
         }
     }
 
@@ -109,22 +106,34 @@ impl WatchActor {
             return;
         }
         self.pulse.beat();
-        match self.shared.store.load_watch(self.name()) {
-            Ok(r) => {
-                self.record = r;
-                self.redeliver();
-                if let Some(o) = &self.record.observation {
-                    self.shared
-                        .metrics
-                        .observation_resumed(self.name(), o.deployed_at.timestamp() as f64);
+        // Nothing is handled before the state is read: acting on an empty record would forget
+        // the quarantine and abandon an unfinished intent. Commands wait in the channel and
+        // triggers in the inbox meanwhile.
+        loop {
+            match self.shared.store.load_watch(self.name()) {
+                Ok(r) => {
+                    self.record = r;
+                    break;
                 }
-                self.handle(Event::Recovered).await;
-                self.drain_inbox().await;
-            }
-            Err(e) => {
-                tracing::error!(watch = %self.name(), error = %e, "cannot read state; watch stays idle")
+                Err(e) => {
+                    tracing::error!(watch = %self.name(), error = %e, "cannot read state; retrying before handling anything");
+                    self.pulse.rest();
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                    self.pulse.beat();
+                }
             }
         }
+        self.redeliver();
+        if let Some(o) = &self.record.observation {
+            self.shared
+                .metrics
+                .observation_resumed(self.name(), o.deployed_at.timestamp() as f64);
+        }
+        self.handle(Event::Recovered).await;
+        self.drain_inbox().await;
         self.publish();
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -186,7 +195,9 @@ impl WatchActor {
             if self.cancel.is_cancelled() {
                 return;
             }
+            self.pulse.beat();
             let learned = self.learn(trigger).await;
+            self.pulse.beat();
             self.inbox_seq = Some(seq);
             self.handle(Event::Deployment(learned)).await;
             if self.inbox_seq.take().is_some() {
@@ -200,7 +211,28 @@ impl WatchActor {
         let mut queue = VecDeque::from([event]);
         while let Some(event) = queue.pop_front() {
             let now = Utc::now();
-            let (next, effects) = lifecycle::step(&self.cfg, &self.record, event, now);
+            // The core is pure and tested not to panic; if it ever does, one event is lost,
+            // not the watch (and an inbox trigger that caused it is dropped, not replayed
+            // into a crash loop).
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                lifecycle::step(&self.cfg, &self.record, event, now)
+            }));
+            let (next, effects) = match stepped {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!(watch = %self.name(), "BUG: the lifecycle panicked; the event is dropped");
+                    if let Some(seq) = self.inbox_seq.take() {
+                        let _ = self.shared.store.commit(
+                            self.name(),
+                            &Commit {
+                                inbox_done: Some(seq),
+                                ..Commit::default()
+                            },
+                        );
+                    }
+                    break;
+                }
+            };
             let (evidence, outbox) = self.durable_parts(&next, &effects);
             let inbox_done = self.inbox_seq.take();
             let commit = Commit {
@@ -226,7 +258,15 @@ impl WatchActor {
                     || next.command != self.record.command
                     || !outbox.is_empty(),
             };
-            if let Err(e) = self.shared.store.commit(self.name(), &commit) {
+            let mut committed = self.shared.store.commit(self.name(), &commit);
+            for pause in [100, 1000] {
+                if committed.is_ok() || self.cancel.is_cancelled() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                committed = self.shared.store.commit(self.name(), &commit);
+            }
+            if let Err(e) = committed {
                 // Nothing that leaves the process runs without its durable record: keep the
                 // last committed state and try again at the next round.
                 tracing::error!(watch = %self.name(), error = %e, "cannot persist a transition; it is not acted on");

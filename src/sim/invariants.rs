@@ -61,19 +61,16 @@ impl Sim {
                     ));
                 }
             }
-            // Never superseded by something that is not a newer deployment by someone else.
+            // Never superseded by something that is not a newer deployment made by someone
+            // else (a person, or another intent) that ran, of another release.
             if let Some(n) = &i.superseded_by {
-                let person = self
-                    .server
-                    .deployments
-                    .iter()
-                    .any(|d| d.id == n.id && d.by_person);
-                let never_ran = self
-                    .server
-                    .deployments
-                    .iter()
-                    .any(|d| d.id == n.id && !d.task_ok && d.task_done <= i.decided_at);
-                if !person || never_ran || truth.is_some_and(|c| n.created <= c) {
+                let d = self.server.deployments.iter().find(|d| d.id == n.id);
+                let someone_else = d.is_some_and(|d| {
+                    !d.comments.as_deref().is_some_and(|c| c.contains(&i.marker))
+                        && d.release != i.condemned_release
+                });
+                let never_ran = d.is_some_and(|d| !d.task_ok && d.task_done <= i.decided_at);
+                if !someone_else || never_ran || truth.is_some_and(|c| n.created <= c) {
                     self.violations
                         .push(format!("intent {id} falsely superseded by {}", n.id));
                 }

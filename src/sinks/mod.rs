@@ -61,6 +61,17 @@ impl AlertKind {
     }
 }
 
+/// How a notification's delivery ended, best first (the worst of several sinks wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Delivered {
+    /// Taken (or the sink is no longer configured: nothing to deliver to).
+    Taken,
+    /// The sink refused the payload (4xx) or it could not be built: retrying cannot help.
+    GiveUp,
+    /// Not taken after the sink's own retries (down, 5xx, timeouts): try again later.
+    Retry,
+}
+
 /// One notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -112,14 +123,14 @@ impl Sinks {
         self.send_then(names, alert, |_| {});
     }
 
-    /// Like [`Sinks::send`], and calls `done(true)` once every named sink has taken the alert
-    /// (a name no longer configured has nothing to take), `done(false)` when some sink gave up
-    /// after its retries: the outbox keeps such an alert and sends it again later.
+    /// Like [`Sinks::send`], and calls `done` once every named sink's delivery has ended, with
+    /// the worst of their results: the outbox keeps an alert to [`Delivered::Retry`] later, and
+    /// drops one that was taken or that a sink refused for good.
     pub fn send_then(
         &self,
         names: &[String],
         alert: &Alert,
-        done: impl FnOnce(bool) + Send + 'static,
+        done: impl FnOnce(Delivered) + Send + 'static,
     ) {
         let config = self.config.read().unwrap_or_else(|e| e.into_inner());
         let alert = Arc::new(alert.clone());
@@ -145,7 +156,7 @@ impl Sinks {
         }
         self.tasks.spawn(async move {
             let results = futures_util::future::join_all(jobs).await;
-            done(results.into_iter().all(|ok| ok));
+            done(results.into_iter().max().unwrap_or(Delivered::Taken));
         });
     }
 }
@@ -158,8 +169,8 @@ struct Delivery {
 }
 
 impl Delivery {
-    /// Delivers with retries; whether the sink took it.
-    async fn run(self, http: &reqwest::Client, metrics: &Metrics) -> bool {
+    /// Delivers with retries; how it ended.
+    async fn run(self, http: &reqwest::Client, metrics: &Metrics) -> Delivered {
         let event = self.alert.kind.as_str();
         let (attempts, result) = match self.request() {
             Ok(req) => delivery::deliver(http, &req).await,
@@ -174,7 +185,11 @@ impl Delivery {
                 "notification not delivered"),
         }
         metrics.notification(&self.name, event, result.is_ok());
-        result.is_ok()
+        match result {
+            Ok(()) => Delivered::Taken,
+            Err(e) if e.is_retryable() => Delivered::Retry,
+            Err(_) => Delivered::GiveUp,
+        }
     }
 
     fn kind(&self) -> &'static str {

@@ -14,24 +14,11 @@ impl Store {
         triggers: &[(String, crate::engine::Trigger)],
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if let Some(id) = event_id {
-            let n = tx.execute(
-                "INSERT OR IGNORE INTO seen_events (id, at) VALUES (?1, ?2)",
-                params![id, Utc::now().to_rfc3339()],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-        }
-        for (watch, t) in triggers {
-            tx.execute(
-                "INSERT INTO inbox (watch, body) VALUES (?1, ?2)",
-                params![watch, serde_json::to_string(t)?],
-            )?;
-        }
-        tx.commit()?;
-        Ok(true)
+        // Accepted means durable, through a power loss too.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let result = enqueue_in(&mut conn, event_id, triggers);
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        result
     }
 
     /// The watch's triggers not handled yet, oldest first, with their sequence numbers.
@@ -49,6 +36,54 @@ impl Store {
         Ok(out)
     }
 
+    /// Drops the inbox of a watch that was removed from the config.
+    pub fn purge_inbox(&self, watch: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("DELETE FROM inbox WHERE watch = ?1", [watch])?;
+        Ok(())
+    }
+}
+
+/// Triggers waiting per watch before announcements are refused (503): a flood must not grow
+/// the state database without bound.
+pub const INBOX_LIMIT: i64 = 1000;
+
+fn enqueue_in(
+    conn: &mut rusqlite::Connection,
+    event_id: Option<&str>,
+    triggers: &[(String, crate::engine::Trigger)],
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    for (watch, _) in triggers {
+        let n: i64 = tx.query_row(
+            "SELECT count(*) FROM inbox WHERE watch = ?1",
+            [watch],
+            |r| r.get(0),
+        )?;
+        if n >= INBOX_LIMIT {
+            return Err(StoreError::Full(watch.clone()));
+        }
+    }
+    if let Some(id) = event_id {
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO seen_events (id, at) VALUES (?1, ?2)",
+            params![id, Utc::now().to_rfc3339()],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+    }
+    for (watch, t) in triggers {
+        tx.execute(
+            "INSERT INTO inbox (watch, body) VALUES (?1, ?2)",
+            params![watch, serde_json::to_string(t)?],
+        )?;
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
+impl Store {
     /// Whether a webhook event id was already delivered to its watches.
     pub fn event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
         let n: i64 = self.conn().query_row(

@@ -44,6 +44,8 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("state record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("the inbox of watch {0:?} is full: too many deployments waiting to be handled")]
+    Full(String),
 }
 
 /// Cheap-to-clone handle on the database. Calls are short and synchronous; the lock is never

@@ -437,3 +437,52 @@ async fn the_marker_search_reads_every_page_not_only_the_newest_thirty() {
         .collect();
     assert_eq!(ours.len(), 1, "found on a later page, not posted again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_refuses_for_good_is_dropped_and_the_others_are_not_resent() {
+    let good = crate::common::sinks::FakeJsonHook::start().await;
+    let gone = crate::common::sinks::FakeJsonHook::start().await;
+    // The second sink answers 404 to everything: a revoked webhook.
+    gone.fail_next(1000, 404);
+    let s = scenario(["1.0.0", "1.1.0"], |stage| {
+        format!(
+            "[notify.good]\nkind = \"webhook\"\nurl = \"{}\"\n[notify.gone]\nkind = \"webhook\"\nurl = \"{}\"\n",
+            good.url(),
+            gone.url()
+        ) + &stage.base()
+            + &http_watch("shop", &stage.app.url(), "notify = [\"good\", \"gone\"]")
+    })
+    .await;
+    let [_, r2] = s.releases.clone();
+    s.app.set_health(503);
+    assert_eq!(s.daemon.announce("shop", &r2).await, 202);
+    s.octopus.wait_for_created(1, T).await;
+    s.app.set_health(200);
+    let got = good.wait_for(2, T).await;
+    let mut kinds: Vec<String> = got
+        .iter()
+        .map(|r| r.body["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["condemned", "rolled_back"]);
+    // Nothing stays in the outbox: the refused ones are dropped, the taken ones delivered, so
+    // nothing can be sent again.
+    let store = backstop::store::Store::open(&s.setup.state_dir()).unwrap();
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let left = store.undelivered("shop").unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outbox never empties: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        good.requests().len(),
+        2,
+        "the good sink got each notification once"
+    );
+}

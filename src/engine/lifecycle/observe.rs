@@ -48,7 +48,9 @@ impl Transition<'_> {
             }
             // The same deployment announced earlier without its id: attach it, do not restart
             // (unless it is plainly an older deployment of the same release).
-            let same = l.created.is_none_or(|c| c >= obs.deployed_at - CLOCK_SKEW);
+            let same = l
+                .created
+                .is_none_or(|c| Some(c) >= obs.deployed_at.checked_sub_signed(CLOCK_SKEW));
             if obs.deployment_id.is_none()
                 && obs.release == l.release
                 && obs.condemned.is_none()

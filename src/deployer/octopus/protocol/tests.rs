@@ -501,7 +501,9 @@ fn another_deployment_of_the_condemned_release_does_not_supersede() {
 #[test]
 fn marker_ids_are_read_from_comments() {
     assert_eq!(
-        marker_ids("backstop rollback of shop: x. [backstop-rollback:act-1] and [backstop-retry:act-2]"),
+        marker_ids(
+            "backstop rollback of shop: x. [backstop-rollback:act-1] and [backstop-retry:act-2]"
+        ),
         vec!["act-1", "act-2"]
     );
     assert!(marker_ids("by hand [backstop-broken").is_empty());
