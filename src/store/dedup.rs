@@ -94,15 +94,6 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records a webhook event id once its trigger was handed to every watch; false when it
-    /// was already recorded (a concurrent redelivery).
-    pub fn mark_event_seen(&self, event_id: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "INSERT OR IGNORE INTO seen_events (id, at) VALUES (?1, ?2)",
-            params![event_id, Utc::now().to_rfc3339()],
-        )?;
-        Ok(n == 1)
-    }
 
     pub fn mark_deployment_seen(&self, watch: &str, deployment_id: &str) -> Result<(), StoreError> {
         self.conn().execute(

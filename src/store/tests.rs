@@ -170,14 +170,6 @@ fn outbox_items_stay_until_delivered() {
     assert!(s.undelivered("shop").unwrap().is_empty());
 }
 
-#[test]
-fn webhook_event_ids_deduplicate() {
-    let s = Store::in_memory().unwrap();
-    assert!(!s.event_seen("Events-1").unwrap());
-    assert!(s.mark_event_seen("Events-1").unwrap());
-    assert!(s.event_seen("Events-1").unwrap());
-    assert!(!s.mark_event_seen("Events-1").unwrap());
-}
 
 #[test]
 fn an_event_is_seen_exactly_when_its_triggers_are_in_the_inbox() {

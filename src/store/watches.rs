@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::{select_all_json, select_json, OutboxItem, Store, StoreError};
+use super::{select_json, OutboxItem, Store, StoreError};
 use crate::evidence::Evidence;
 use crate::judge::observation::{Verdict, VerdictKind};
 use crate::model::{ObservationKind, ObservationRecord, WatchRecord};
@@ -182,16 +182,6 @@ impl Store {
         )
     }
 
-    /// Inserts or replaces an evidence document outside a transition.
-    pub fn save_evidence(&self, ev: &Evidence) -> Result<(), StoreError> {
-        self.commit(
-            &ev.watch,
-            &Commit {
-                evidence: vec![ev.clone()],
-                ..Commit::default()
-            },
-        )
-    }
 
     /// Past observations, newest first, optionally of one watch.
     pub fn history(
@@ -227,20 +217,4 @@ impl Store {
         Ok(out)
     }
 
-    /// Open observations of a watch other than `keep` (left by an older version's crash).
-    pub fn stray_observations(
-        &self,
-        watch: &str,
-        keep: Option<&str>,
-    ) -> Result<Vec<ObservationRecord>, StoreError> {
-        let all: Vec<ObservationRecord> = select_all_json(
-            &self.conn(),
-            "SELECT body FROM observations WHERE watch = ?1 AND active = 1",
-            [watch],
-        )?;
-        Ok(all
-            .into_iter()
-            .filter(|o| Some(o.id.as_str()) != keep)
-            .collect())
-    }
 }
