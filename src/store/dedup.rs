@@ -94,7 +94,6 @@ impl Store {
         Ok(n > 0)
     }
 
-
     pub fn mark_deployment_seen(&self, watch: &str, deployment_id: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT OR IGNORE INTO seen_deployments (watch, deployment_id) VALUES (?1, ?2)",

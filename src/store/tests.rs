@@ -170,7 +170,6 @@ fn outbox_items_stay_until_delivered() {
     assert!(s.undelivered("shop").unwrap().is_empty());
 }
 
-
 #[test]
 fn an_event_is_seen_exactly_when_its_triggers_are_in_the_inbox() {
     let s = Store::in_memory().unwrap();

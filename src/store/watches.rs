@@ -182,7 +182,6 @@ impl Store {
         )
     }
 
-
     /// Past observations, newest first, optionally of one watch.
     pub fn history(
         &self,
@@ -216,5 +215,4 @@ impl Store {
         }
         Ok(out)
     }
-
 }
