@@ -39,6 +39,20 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
+    /// Whether the application itself did not answer (refused, reset, timed out), and whether
+    /// it timed out; `None` when the error says nothing about the application (bad answers,
+    /// telemetry). Only meaningful for probes of the application (http, scrape).
+    pub fn app_down(&self) -> Option<bool> {
+        match self {
+            ProbeError::Unreachable(_) => Some(false),
+            ProbeError::Timeout(_) => Some(true),
+            ProbeError::Scrape(scrape::ScrapeError::Unreachable { timed_out, .. }) => {
+                Some(*timed_out)
+            }
+            _ => None,
+        }
+    }
+
     /// Classifies a transport error from reqwest. The URL is stripped from the message: it may
     /// carry credentials in user-info or the query.
     pub(crate) fn from_reqwest(e: reqwest::Error, timeout: Duration) -> Self {

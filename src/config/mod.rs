@@ -299,6 +299,21 @@ pub struct CheckConfig {
     /// The thresholds: `expect_status` for http; `max`, `min`, `max_ratio`, `min_ratio` for
     /// prometheus and scrape. At least one is required.
     pub rules: Vec<Rule>,
+    /// `unreachable` (http and scrape checks): what an application that does not answer
+    /// (connection refused or reset, a timeout) means: `"fail"` (default: the app is down, the
+    /// release is broken) or `"error"` (the check goes through something that may be down on
+    /// its own). Prometheus checks probe telemetry: their being unreachable is always an error.
+    pub unreachable: Unreachable,
+}
+
+/// What an unreachable application means for a check's sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unreachable {
+    /// A failure: a release whose process is down is broken.
+    #[default]
+    Fail,
+    /// An error: cannot measure, never condemns.
+    Error,
 }
 
 /// How a check takes a sample. Closed set: one variant per `kind`.

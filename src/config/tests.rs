@@ -495,3 +495,58 @@ expect_status = [200]
     assert!(err.contains("task_timeout"), "{err}");
     assert!(err.contains("10 years"), "{err}");
 }
+
+#[test]
+fn unreachable_is_a_setting_of_app_checks_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let cfg = |check: &str| {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+token_file = "token"
+[deployers.octo]
+kind = "octopus"
+url = "http://127.0.0.1:1"
+space = "Spaces-1"
+api_key_file = "api-key"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+[[watch.check]]
+{check}
+"#
+        )
+    };
+    let http =
+        "name = \"h\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nunreachable = \"error\"";
+    let c = crate::config::load_str(&cfg(http), dir.path()).unwrap();
+    assert_eq!(
+        c.watches[0].checks[0].unreachable,
+        crate::config::Unreachable::Error
+    );
+    let default = "name = \"h\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"";
+    let c = crate::config::load_str(&cfg(default), dir.path()).unwrap();
+    assert_eq!(
+        c.watches[0].checks[0].unreachable,
+        crate::config::Unreachable::Fail
+    );
+    let prom = "name = \"p\"\nkind = \"prometheus\"\nurl = \"http://127.0.0.1:1\"\nquery = \"up\"\nmax = 1\nunreachable = \"fail\"";
+    let err = crate::config::load_str(&cfg(prom), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unreachable") && err.contains("not a setting of prometheus"),
+        "{err}"
+    );
+    let bad =
+        "name = \"h\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nunreachable = \"maybe\"";
+    let err = crate::config::load_str(&cfg(bad), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected \"fail\" or \"error\""), "{err}");
+}

@@ -11,7 +11,7 @@ use super::fields::{Errors, Table};
 use super::load::ConfigError;
 use super::{
     CheckConfig, CommandHook, Config, Fallback, HookWhen, OnFailure, Probe, ServerConfig,
-    SinkConfig, StateConfig, WatchConfig,
+    SinkConfig, StateConfig, Unreachable, WatchConfig,
 };
 use crate::judge::Rule;
 use crate::secret::{Secret, SecretSource};
@@ -413,11 +413,23 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
             }
         }
     }
+    let unreachable = match t.string("unreachable").as_deref() {
+        None | Some("fail") => Unreachable::Fail,
+        Some("error") => Unreachable::Error,
+        Some(other) => {
+            t.error(
+                "unreachable",
+                format!("expected \"fail\" or \"error\", found {other:?}"),
+            );
+            Unreachable::Fail
+        }
+    };
     Some(CheckConfig {
         name: name?,
         failure_limit,
         probe: probe?,
         rules,
+        unreachable,
     })
 }
 
@@ -426,8 +438,10 @@ const KINDS: [&str; 3] = ["http", "prometheus", "scrape"];
 
 /// The kinds that accept each kind-specific key, so a key given to another kind is named as
 /// misplaced rather than unknown.
-const KIND_KEYS: [(&str, &[&str]); 13] = [
+const KIND_KEYS: [(&str, &[&str]); 14] = [
     ("expect_status", &["http"]),
+    // Prometheus is telemetry: its being unreachable is always an error, never a failure.
+    ("unreachable", &["http", "scrape"]),
     ("query", &["prometheus"]),
     ("max", &["prometheus", "scrape"]),
     ("min", &["prometheus", "scrape"]),

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::lifecycle::{CheckResult, RoundResult};
+use super::lifecycle::{CheckResult, RoundResult, Unmeasured};
 use super::watch::WatchActor;
 use crate::checks;
+use crate::config::Probe;
 
 impl WatchActor {
     pub(super) async fn round(&self, scheduled: DateTime<Utc>) -> RoundResult {
@@ -16,6 +17,8 @@ impl WatchActor {
         };
         let http = &self.shared.http;
         let since = obs.deployed_at;
+        // How late the round itself started (a stalled runtime, a busy machine).
+        let lag = (Utc::now() - scheduled).to_std().unwrap_or_default();
         let results = futures_util::future::join_all(self.cfg.checks.iter().map(|c| {
             let collector = self
                 .collectors
@@ -39,13 +42,23 @@ impl WatchActor {
                 } else {
                     None
                 };
-                let reading = checks::sample(http, &c.probe, collector, since)
-                    .await
-                    .map_err(|e| e.to_string());
-                if let Err(reason) = &reading {
-                    tracing::debug!(watch = %self.cfg.name, check = %c.name, %reason, "check error");
+                let started = std::time::Instant::now();
+                let reading = checks::sample(http, &c.probe, collector, since).await;
+                let elapsed = started.elapsed();
+                let app_probe = !matches!(c.probe, Probe::Prometheus { .. });
+                let reading = reading.map_err(|e| {
+                    tracing::debug!(watch = %self.cfg.name, check = %c.name, reason = %e, "check could not measure");
+                    match e.app_down().filter(|_| app_probe) {
+                        Some(timed_out) => Unmeasured { reason: e.to_string(), app_down: true, timed_out },
+                        None => Unmeasured::other(e.to_string()),
+                    }
+                });
+                CheckResult {
+                    name: c.name.clone(),
+                    baseline,
+                    reading,
+                    late: lateness(lag, elapsed, probe_timeout(&c.probe), self.cfg.interval),
                 }
-                CheckResult { name: c.name.clone(), baseline, reading }
             }
         }))
         .await;
@@ -53,5 +66,47 @@ impl WatchActor {
             scheduled,
             checks: results,
         }
+    }
+}
+
+/// The probe's own timeout (scrape checks: the collector's).
+fn probe_timeout(p: &Probe) -> std::time::Duration {
+    match p {
+        Probe::Http { timeout, .. } | Probe::Prometheus { timeout, .. } => *timeout,
+        Probe::Scrape(s) => s.timeout,
+    }
+}
+
+/// Whether backstop itself was late for a probe, and by how much: the round started more than
+/// half an interval after its time, or the probe's timer fired well after its timeout (the
+/// runtime did not run it on time). A timeout then says nothing about the application.
+fn lateness(
+    lag: std::time::Duration,
+    elapsed: std::time::Duration,
+    timeout: std::time::Duration,
+    interval: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let overrun = elapsed.saturating_sub(timeout);
+    let slack = (timeout / 4).max(std::time::Duration::from_millis(50));
+    let late = lag.max(overrun);
+    (lag > interval / 2 || overrun > slack).then_some(late)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lateness;
+    use std::time::Duration;
+
+    #[test]
+    fn lateness_is_a_late_round_or_a_timer_that_fired_late() {
+        let ms = Duration::from_millis;
+        assert_eq!(lateness(ms(10), ms(80), ms(80), ms(1000)), None);
+        assert_eq!(lateness(ms(600), ms(80), ms(80), ms(1000)), Some(ms(600)));
+        assert_eq!(lateness(ms(0), ms(700), ms(80), ms(1000)), Some(ms(620)));
+        assert_eq!(
+            lateness(ms(0), ms(120), ms(80), ms(1000)),
+            None,
+            "50ms of slack"
+        );
     }
 }

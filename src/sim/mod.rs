@@ -24,7 +24,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::config::WatchConfig;
 use crate::deployer::octopus::protocol::{self, Call, Next, Settings};
 use crate::deployer::{DeployerError, ExecOutcome};
-use crate::engine::lifecycle::{step, CheckResult, Effect, Event, Learned, RoundResult};
+use crate::engine::lifecycle::{
+    step, CheckResult, Effect, Event, Learned, RoundResult, Unmeasured,
+};
 use crate::judge::Reading;
 use crate::model::{DeployIntent, IntentState, Source, WatchRecord};
 use octopus::{CreateFault, SimOctopus};
@@ -467,8 +469,14 @@ impl Sim {
             .server
             .serving(self.now)
             .is_some_and(|r| self.good.get(r) == Some(&true));
-        let reading = if self.rng.f64() < 0.05 {
-            Err("timed out".to_string())
+        // Now and then backstop itself runs late and the probe times out: not the app's fault.
+        let late = self.rng.f64() < 0.05;
+        let reading = if late {
+            Err(Unmeasured {
+                reason: "timed out after 1s".into(),
+                app_down: true,
+                timed_out: true,
+            })
         } else {
             Ok(Reading::Status(if healthy { 200 } else { 503 }))
         };
@@ -479,11 +487,13 @@ impl Sim {
                     name: "health".into(),
                     baseline: None,
                     reading,
+                    late: late.then_some(Duration::from_secs(2)),
                 },
                 CheckResult {
                     name: "errors".into(),
                     baseline: None,
                     reading: Ok(Reading::Value(0.0)),
+                    late: None,
                 },
             ],
         })

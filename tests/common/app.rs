@@ -23,6 +23,8 @@ struct State {
 pub struct FakeApp {
     addr: std::net::SocketAddr,
     state: Arc<Mutex<State>>,
+    stop: Arc<tokio::sync::Notify>,
+    stopped: Arc<tokio::sync::Notify>,
 }
 
 impl FakeApp {
@@ -36,8 +38,34 @@ impl FakeApp {
         let router = Router::new()
             .route("/health", get(health))
             .with_state(state.clone());
-        let addr = super::serve("FakeApp", router).await;
-        FakeApp { addr, state }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("FakeApp: bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("FakeApp: local address");
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = Arc::new(tokio::sync::Notify::new());
+        let (s, d) = (stop.clone(), stopped.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { s.notified().await })
+                .await;
+            d.notify_one();
+        });
+        FakeApp {
+            addr,
+            state,
+            stop,
+            stopped,
+        }
+    }
+
+    /// Stops serving and closes the port: from now on a connection is refused, as for a
+    /// release whose process never started.
+    pub async fn stop(&self) {
+        self.stop.notify_one();
+        tokio::time::timeout(Duration::from_secs(10), self.stopped.notified())
+            .await
+            .expect("FakeApp did not stop within 10s");
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`; the health endpoint is `{url}/health`.

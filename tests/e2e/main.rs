@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod argocd;
 mod cli;
+mod dead_app;
 mod demo;
 mod deployers;
 mod exactly_once;

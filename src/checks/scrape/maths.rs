@@ -20,6 +20,9 @@ use crate::config::{ScrapeMode, SeriesSelector};
 pub enum ScrapeError {
     #[error("scrape failed: {0}")]
     Failed(String),
+    /// The endpoint did not answer: connection refused or reset, or no answer in time.
+    #[error("scrape failed: {reason}")]
+    Unreachable { reason: String, timed_out: bool },
     #[error("scrape failed: no scrape yet")]
     NotYet,
     #[error("scrape failed: the newest scrape is {} old", humantime::format_duration(*.0))]

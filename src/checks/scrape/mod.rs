@@ -111,6 +111,15 @@ impl Collector {
         let mut h = self.lock();
         let points = h.points();
         let first = points.partition_point(|pt| pt.at < since);
+        // The newest scrape found the application down: say so, whatever older scrapes hold.
+        if let Some(Err(ScrapeError::Unreachable { reason, timed_out })) =
+            points[first..].last().map(|p| &p.measures)
+        {
+            return Err(ProbeError::Scrape(ScrapeError::Unreachable {
+                reason: reason.clone(),
+                timed_out: *timed_out,
+            }));
+        }
         Ok(maths::current(
             &points[first..],
             now,
@@ -201,8 +210,14 @@ async fn fetch(
     url: &str,
     timeout: Duration,
 ) -> Result<String, ScrapeError> {
-    let failed =
-        |e: reqwest::Error| ScrapeError::Failed(ProbeError::from_reqwest(e, timeout).to_string());
+    // No answer (refused, reset, no answer in time) is the application being down.
+    let failed = |e: reqwest::Error| match ProbeError::from_reqwest(e, timeout) {
+        ProbeError::Malformed(m) => ScrapeError::Failed(m),
+        p => ScrapeError::Unreachable {
+            timed_out: matches!(p, ProbeError::Timeout(_)),
+            reason: p.to_string(),
+        },
+    };
     let mut resp = http
         .get(url)
         .header(
@@ -317,6 +332,60 @@ mod tests {
         });
         let e = fetch(&http, &closed, t).await.unwrap_err();
         assert!(e.to_string().contains("target unreachable"), "{e}");
+        // No answer is the application being down; a bad answer is not.
+        assert!(
+            matches!(
+                e,
+                ScrapeError::Unreachable {
+                    timed_out: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let slow = fetch(&http, &format!("{base}/slow"), t).await.unwrap_err();
+        assert!(
+            matches!(
+                slow,
+                ScrapeError::Unreachable {
+                    timed_out: true,
+                    ..
+                }
+            ),
+            "{slow:?}"
+        );
+        let down = fetch(&http, &format!("{base}/down"), t).await.unwrap_err();
+        assert!(matches!(down, ScrapeError::Failed(_)), "{down:?}");
+    }
+
+    #[test]
+    fn a_sample_whose_newest_scrape_found_the_app_down_says_so() {
+        let now = Utc::now();
+        let collector = Collector {
+            history: Arc::new(Mutex::new(maths::History::new(100))),
+            probe: Arc::new(ScrapeProbe {
+                url: "http://127.0.0.1:1/metrics".into(),
+                timeout: Duration::from_millis(500),
+                mode: ScrapeMode::Gauge(SeriesSelector {
+                    metric: "g".into(),
+                    labels: Default::default(),
+                }),
+                rate_window: Duration::from_secs(60),
+                baseline_window: None,
+            }),
+            interval: Duration::from_secs(1),
+        };
+        let down = ScrapeError::Unreachable {
+            reason: "target unreachable: connection refused".into(),
+            timed_out: false,
+        };
+        collector
+            .lock()
+            .record(now, Err(down), &collector.probe.mode.selectors());
+        let e = collector
+            .sample(now, now - chrono::Duration::seconds(1))
+            .unwrap_err();
+        assert_eq!(e.app_down(), Some(false), "{e}");
     }
 
     #[tokio::test]

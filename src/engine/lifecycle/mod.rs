@@ -61,7 +61,32 @@ pub struct CheckResult {
     pub name: String,
     /// The baseline when it was fetched this round: a value, none, or why not.
     pub baseline: Option<Result<Option<f64>, String>>,
-    pub reading: Result<Reading, String>,
+    pub reading: Result<Reading, Unmeasured>,
+    /// How late backstop itself was for this probe (the round started late, or the probe's
+    /// timer fired well after its timeout: a stalled runtime or a busy machine), when it was.
+    pub late: Option<std::time::Duration>,
+}
+
+/// Why a check could not be measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unmeasured {
+    pub reason: String,
+    /// The application itself did not answer (connection refused or reset, no answer in
+    /// time): an http or scrape check. Telemetry (Prometheus) being down is never this.
+    pub app_down: bool,
+    /// No answer in time (counted against the app only if backstop was on time).
+    pub timed_out: bool,
+}
+
+impl Unmeasured {
+    /// Could not measure, for a reason that says nothing about the application.
+    pub fn other(reason: impl Into<String>) -> Self {
+        Unmeasured {
+            reason: reason.into(),
+            app_down: false,
+            timed_out: false,
+        }
+    }
 }
 
 /// A completed sample round.

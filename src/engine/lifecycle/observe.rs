@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{after, EvidencePatch, Learned, Level, Metric, RoundResult, Transition};
+use super::{after, EvidencePatch, Learned, Level, Metric, RoundResult, Transition, Unmeasured};
+use crate::config::Unreachable;
 use crate::deployer::octopus::protocol::CLOCK_SKEW;
 use crate::evidence::VerdictFacts;
 use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
@@ -95,6 +96,34 @@ impl Transition<'_> {
             );
         }
         self.observe(l, ObservationKind::Deployment);
+    }
+
+    /// What a sample that could not be measured means. An application that does not answer is
+    /// down, and a release that is down is broken: a failure (unless the check says
+    /// `unreachable = "error"`). A timeout while backstop itself was late says nothing about
+    /// the application. Anything else (telemetry down, no data) is an error.
+    fn unmeasured(&self, check: &str, u: Unmeasured, late: Option<std::time::Duration>) -> Outcome {
+        let policy = self
+            .cfg
+            .checks
+            .iter()
+            .find(|c| c.name == check)
+            .map_or(Unreachable::Error, |c| c.unreachable);
+        match (u.app_down, policy, u.timed_out, late) {
+            (true, Unreachable::Fail, true, Some(lag)) => Outcome::Error {
+                reason: format!(
+                    "{}; backstop itself was {} late, so the timeout is not counted as a failure",
+                    u.reason,
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        lag.as_millis() as u64
+                    ))
+                ),
+            },
+            (true, Unreachable::Fail, _, _) => Outcome::Fail {
+                limit: format!("application unreachable: {}", u.reason),
+            },
+            _ => Outcome::Error { reason: u.reason },
+        }
     }
 
     /// When a deployment was made, on the deployer's clock, for ordering: its creation time,
@@ -204,7 +233,7 @@ impl Transition<'_> {
                     };
                     (Some(r.as_f64()), outcome)
                 }
-                Err(reason) => (None, Outcome::Error { reason }),
+                Err(u) => (None, self.unmeasured(&c.name, u, c.late)),
             };
             obs.tracker.record_named(
                 &c.name,

@@ -81,11 +81,13 @@ fn round(at: i64, health: u16) -> Event {
                 name: "health".into(),
                 baseline: None,
                 reading: Ok(Reading::Status(health)),
+                late: None,
             },
             CheckResult {
                 name: "errors".into(),
                 baseline: None,
                 reading: Ok(Reading::Value(0.0)),
+                late: None,
             },
         ],
     })
@@ -550,4 +552,66 @@ fn a_future_creation_time_does_not_make_every_later_deployment_older() {
     );
     let (r1, _) = step(&cfg, &r, Event::Deployment(learned("R3", "D3", 20)), t(20));
     assert_eq!(r1.observation.unwrap().release, "R3");
+}
+
+fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
+    Event::Round(RoundResult {
+        scheduled: t(at),
+        checks: vec![CheckResult {
+            name: "health".into(),
+            baseline: None,
+            reading: Err(Unmeasured {
+                reason: if timed_out {
+                    "timed out after 1s".into()
+                } else {
+                    "connection refused".into()
+                },
+                app_down: true,
+                timed_out,
+            }),
+            late: late.map(std::time::Duration::from_millis),
+        }],
+    })
+}
+
+#[test]
+fn an_application_that_does_not_answer_is_a_failure_and_is_rolled_back() {
+    let cfg = config("");
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, round(s, 200))));
+    events.push((20, Event::Deployment(learned("R2", "D2", 20))));
+    events.extend((20..23).map(|s| (s, down(s, s == 21, None))));
+    let (r, fx) = run(&cfg, WatchRecord::default(), events);
+    assert_eq!(r.intent.as_ref().unwrap().target_release, "R1");
+    assert_eq!(fx.last(), Some(&Effect::Execute));
+    let v = r.last_verdict.unwrap();
+    assert!(
+        v.summary
+            .contains("application unreachable: connection refused"),
+        "{}",
+        v.summary
+    );
+}
+
+#[test]
+fn unreachable_error_and_late_timeouts_never_condemn() {
+    let cfg = config("");
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    events.extend((0..5).map(|s| (s, down(s, true, Some(900)))));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    assert!(r.intent.is_none());
+    let c = &r
+        .last_verdict
+        .as_ref()
+        .map(|v| v.checks.clone())
+        .unwrap_or_else(|| r.observation.as_ref().unwrap().tracker.checks.clone())[0];
+    assert!(c.failures == 0, "{c:?}");
+    // With `unreachable = "error"` a dead app is an error (the check goes through a proxy).
+    let mut cfg = config("");
+    cfg.checks[0].unreachable = crate::config::Unreachable::Error;
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    events.extend((0..5).map(|s| (s, down(s, false, None))));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    assert!(r.intent.is_none());
+    assert_eq!(r.last_verdict.unwrap().verdict, VerdictKind::Inconclusive);
 }
