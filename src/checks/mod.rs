@@ -1,7 +1,8 @@
 //! Probes: take one sample of a check, or its pre-deployment baseline.
 //!
-//! A probe that cannot measure returns a [`ProbeError`]; the engine records it as an error
-//! outcome, never as a failure. One variant per check kind, dispatched with `match`. Scrape
+//! A probe that cannot measure returns a [`ProbeError`]. The lifecycle records it as an error,
+//! except when the application itself did not answer an http or scrape probe
+//! ([`ProbeError::app_down`]): a release that is down is broken, a failure. One variant per check kind, dispatched with `match`. Scrape
 //! checks do their I/O in a [`scrape::Collector`] task; sampling them reads its history.
 
 mod http;
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Probe;
 use crate::judge::Reading;
 
-/// Why a probe could not produce a reading. None of these condemn a release.
+/// Why a probe could not produce a reading.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProbeError {
     #[error("target unreachable: {0}")]
