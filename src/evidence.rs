@@ -195,6 +195,12 @@ impl Evidence {
                     crate::judge::Outcome::Pass => "pass".to_string(),
                     crate::judge::Outcome::Fail { limit } => format!("FAIL {limit}"),
                     crate::judge::Outcome::Error { reason } => format!("error: {reason}"),
+                    crate::judge::Outcome::NoData { reason } => format!("no data: {reason}"),
+                };
+                let what = if s.mixed {
+                    format!("{what} [mixed]")
+                } else {
+                    what
                 };
                 out.push_str(&format!(
                     "    {}  {:>10}  {what}\n",

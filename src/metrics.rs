@@ -248,7 +248,7 @@ impl Metrics {
     pub fn register_watch(&self, watch: &str, deployer: &str, checks: &[(&str, &[Rule])]) {
         let m = &self.0;
         for (check, rules) in checks {
-            for result in ["pass", "fail", "error"] {
+            for result in ["pass", "fail", "error", "no_data"] {
                 m.checks.with_label_values(&[watch, check, result]);
             }
             for rule in rules.iter() {

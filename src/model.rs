@@ -121,6 +121,15 @@ pub struct ObservationRecord {
     /// deployments: an older one never replaces this observation.
     #[serde(default)]
     pub created: Option<DateTime<Utc>>,
+    /// The condemned release deployed just before this one (a rollback's, or a person's
+    /// deployment after a condemned release): samples reaching into it are not evidence.
+    #[serde(default)]
+    pub previous_condemned: Option<String>,
+    /// Where ratio baselines end: the start of the condemned release before this one (so a
+    /// rollback is compared with the good release's past, not with the bad release); the
+    /// deployment itself otherwise.
+    #[serde(default)]
+    pub baseline_until: Option<DateTime<Utc>>,
 }
 
 /// Progress of a deploy intent.
@@ -361,6 +370,9 @@ pub struct Deployed {
     pub release: String,
     pub deployment_id: Option<String>,
     pub created: Option<DateTime<Utc>>,
+    /// When it started, as backstop learned it.
+    #[serde(default)]
+    pub deployed_at: Option<DateTime<Utc>>,
     pub rollback_safe: Option<bool>,
 }
 

@@ -110,6 +110,7 @@ pub async fn baseline(
             query,
             timeout,
             baseline_window: Some(window),
+            ..
         } => {
             let values =
                 prometheus::range(client, url, query, deployed_at, *window, *timeout).await?;

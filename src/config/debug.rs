@@ -122,12 +122,14 @@ impl fmt::Debug for Probe {
                 query,
                 timeout,
                 baseline_window,
+                lookback,
             } => f
                 .debug_struct("Prometheus")
                 .field("url", &redact_url(url))
                 .field("query", query)
                 .field("timeout", timeout)
                 .field("baseline_window", baseline_window)
+                .field("lookback", lookback)
                 .finish(),
             Probe::Scrape(probe) => f.debug_tuple("Scrape").field(probe).finish(),
         }

@@ -329,6 +329,10 @@ pub enum Probe {
         /// `baseline_window`: the baseline is the mean of the query over this window ending when
         /// the deployment started. Required by ratio rules (default 10m when one is set).
         baseline_window: Option<Duration>,
+        /// How far back the query reads (its largest range selector or subquery, plus offset),
+        /// from parsing it: a sample whose look-back reaches before the deployment mixes two
+        /// releases.
+        lookback: Duration,
     },
     /// `kind = "scrape"`: backstop fetches a Prometheus text-format endpoint itself every
     /// interval (no Prometheus server needed) and judges a gauge, a counter rate or a ratio of

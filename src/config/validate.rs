@@ -382,12 +382,19 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
         Some("prometheus") => {
             let query = t.required_string("query");
             let (rules, baseline_window) = threshold_rules(t, "prometheus");
-            let probe = match (url, query) {
-                (Some(url), Some(query)) => Some(Probe::Prometheus {
+            // Parsed here, so a typo is a config error, not a round of errors.
+            let lookback = query.as_deref().and_then(|q| {
+                crate::judge::lookback::lookback(q)
+                    .map_err(|e| t.error("query", format!("is not valid PromQL: {e}")))
+                    .ok()
+            });
+            let probe = match (url, query, lookback) {
+                (Some(url), Some(query), Some(lookback)) => Some(Probe::Prometheus {
                     url: url.trim_end_matches('/').to_string(),
                     query,
                     timeout,
                     baseline_window,
+                    lookback,
                 }),
                 _ => None,
             };

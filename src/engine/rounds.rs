@@ -17,6 +17,9 @@ impl WatchActor {
         };
         let http = &self.shared.http;
         let since = obs.deployed_at;
+        // After a condemned release (a rollback), the baseline is the good release's past:
+        // it ends where the bad release began.
+        let baseline_until = obs.baseline_until.unwrap_or(obs.deployed_at);
         // How late the round itself started (a stalled runtime, a busy machine).
         let lag = (Utc::now() - scheduled).to_std().unwrap_or_default();
         let results = futures_util::future::join_all(self.cfg.checks.iter().map(|c| {
@@ -35,7 +38,7 @@ impl WatchActor {
             async move {
                 let baseline = if need {
                     Some(
-                        checks::baseline(http, &c.probe, since, collector)
+                        checks::baseline(http, &c.probe, baseline_until, collector)
                             .await
                             .map_err(|e| e.to_string()),
                     )

@@ -6,6 +6,7 @@
 //!   a verdict (condemned, inconclusive, verified) with its evidence.
 
 pub mod baseline;
+pub mod lookback;
 pub mod observation;
 
 use std::fmt;
@@ -78,6 +79,11 @@ pub enum Outcome {
     /// The sample could not be judged (target unreachable, no data, no baseline). Errors never
     /// condemn a release: broken telemetry is not a broken application.
     Error { reason: String },
+    /// Measured, and nothing there to judge: neither evidence for nor against the release.
+    /// Today: a sample whose look-back reaches into a condemned release (after a rollback, the
+    /// bad release's data is still in the query's range). It breaks no run and counts toward
+    /// no limit.
+    NoData { reason: String },
 }
 
 impl Outcome {
@@ -87,6 +93,7 @@ impl Outcome {
             Outcome::Pass => "pass",
             Outcome::Fail { .. } => "fail",
             Outcome::Error { .. } => "error",
+            Outcome::NoData { .. } => "no_data",
         }
     }
 }

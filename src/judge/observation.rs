@@ -26,6 +26,9 @@ pub struct Sample {
     pub value: Option<f64>,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// The query's look-back reached before the deployment: the sample mixes two releases.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mixed: bool,
 }
 
 /// Running state and evidence of one check during one observation.
@@ -41,6 +44,9 @@ pub struct CheckTrack {
     pub passes: u64,
     pub failures: u64,
     pub errors: u64,
+    /// Samples that were neither evidence for nor against the release.
+    #[serde(default)]
+    pub no_data: u64,
     /// The most recent samples, oldest first.
     pub samples: VecDeque<Sample>,
     /// Set when this check condemned the release or made it inconclusive: which limit was hit.
@@ -87,6 +93,7 @@ impl Tracker {
                 passes: 0,
                 failures: 0,
                 errors: 0,
+                no_data: 0,
                 samples: VecDeque::new(),
                 limit_hit: None,
             })
@@ -183,6 +190,7 @@ impl Tracker {
                 track.errors += 1;
                 track.consecutive_errors += 1;
             }
+            Outcome::NoData { .. } => track.no_data += 1,
         }
         track.samples.push_back(sample);
         let keep = KEPT_SAMPLES.max(track.failure_limit as usize + self.error_limit as usize);
@@ -325,6 +333,7 @@ mod tests {
             at: DateTime::<Utc>::UNIX_EPOCH,
             value: Some(1.0),
             outcome,
+            mixed: false,
         }
     }
 

@@ -172,6 +172,7 @@ fn sample(s: &Sample) -> String {
         Outcome::Pass => format!("`{value}` pass"),
         Outcome::Fail { limit } => format!("`{value}` *fail* ({})", escape(limit)),
         Outcome::Error { reason } => format!("`{value}` error ({})", escape(reason)),
+        Outcome::NoData { reason } => format!("`{value}` no data ({})", escape(reason)),
     }
 }
 

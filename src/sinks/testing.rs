@@ -23,6 +23,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                     limit: "status 503 not in [200]".into(),
                 }
             },
+            mixed: false,
         })
         .collect();
     let health = CheckTrack {
@@ -35,6 +36,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         passes: 1,
         failures: 3,
         errors: 0,
+        no_data: 0,
         samples,
         limit_hit: Some("3 consecutive failures reached failure_limit 3".into()),
     };
@@ -48,11 +50,13 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         passes: 3,
         failures: 0,
         errors: 1,
+        no_data: 0,
         samples: [
             Sample {
                 at,
                 value: Some(0.13),
                 outcome: Outcome::Pass,
+                mixed: false,
             },
             Sample {
                 at,
@@ -60,6 +64,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                 outcome: Outcome::Error {
                     reason: "empty result".into(),
                 },
+                mixed: false,
             },
         ]
         .into(),

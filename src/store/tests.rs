@@ -24,6 +24,8 @@ fn obs(id: &str, dep: Option<&str>) -> ObservationRecord {
         tracker: Tracker::new([("c", &rules[..], 3)], 5),
         condemned: None,
         created: None,
+        previous_condemned: None,
+        baseline_until: None,
     }
 }
 

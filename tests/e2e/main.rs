@@ -14,6 +14,7 @@ mod exactly_once;
 mod faults;
 mod harness;
 mod judgement;
+mod look_back;
 mod policies;
 mod real_prometheus;
 mod redaction;

@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{after, EvidencePatch, Learned, Level, Metric, RoundResult, Transition, Unmeasured};
-use crate::config::Unreachable;
+use super::{
+    after, before, EvidencePatch, Learned, Level, Metric, RoundResult, Transition, Unmeasured,
+};
+use crate::config::{Probe, Unreachable};
 use crate::deployer::octopus::protocol::CLOCK_SKEW;
 use crate::evidence::VerdictFacts;
 use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
@@ -98,6 +100,36 @@ impl Transition<'_> {
         self.observe(l, ObservationKind::Deployment);
     }
 
+    /// The look-back rule. A sample whose query reaches back before the deployment mixes two
+    /// releases: it may pass, and may fail when the release it reaches into was verified
+    /// healthy (old data only dilutes the new release's badness); when it reaches into a
+    /// condemned release (a rollback, or a deployment after a condemned one) its failure is no
+    /// evidence against this release: no data.
+    fn look_back(&self, obs: &ObservationRecord, check: &str, outcome: Outcome) -> (Outcome, bool) {
+        let lookback = self.cfg.checks.iter().find(|c| c.name == check).map_or(
+            std::time::Duration::ZERO,
+            |c| match &c.probe {
+                Probe::Prometheus { lookback, .. } => *lookback,
+                // Scrape rates use only scrapes taken after the deployment; http has none.
+                _ => std::time::Duration::ZERO,
+            },
+        );
+        let reaches = before(self.now, lookback) < obs.deployed_at;
+        let mixed = !lookback.is_zero() && reaches;
+        match (&outcome, &obs.previous_condemned) {
+            (Outcome::Fail { limit }, Some(bad)) if mixed => (
+                Outcome::NoData {
+                    reason: format!(
+                        "mixed sample ({limit}): the query looks back {}, into condemned release {bad}; not evidence against this release",
+                        humantime::format_duration(lookback)
+                    ),
+                },
+                true,
+            ),
+            _ => (outcome, mixed),
+        }
+    }
+
     /// What a sample that could not be measured means. An application that does not answer is
     /// down, and a release that is down is broken: a failure (unless the check says
     /// `unreachable = "error"`). A timeout while backstop itself was late says nothing about
@@ -144,6 +176,7 @@ impl Transition<'_> {
             release: l.release.clone(),
             deployment_id: l.deployment_id.clone(),
             created: l.created,
+            deployed_at: Some(l.deployed_at),
             rollback_safe: l.rollback_safe,
         });
         while self.r.deployed.len() > HISTORY {
@@ -165,6 +198,14 @@ impl Transition<'_> {
         let deployed_at = l.deployed_at.min(self.now);
         let judging_from = after(deployed_at, self.cfg.warmup).max(self.now);
         let tracker = Tracker::new(self.checks(), self.cfg.error_limit);
+        // The deployment before this one (remembered just before), if it was condemned: this
+        // release's look-back must not be judged by it, and its baseline ends where it began.
+        let n = self.r.deployed.len();
+        let previous = (n >= 2)
+            .then(|| &self.r.deployed[n - 2])
+            .filter(|d| d.release != l.release && self.r.quarantined.contains_key(&d.release));
+        let previous_condemned = previous.map(|d| d.release.clone());
+        let baseline_until = previous.and_then(|d| d.deployed_at);
         let obs = ObservationRecord {
             id: l.observation_id,
             watch: self.cfg.name.clone(),
@@ -180,6 +221,8 @@ impl Transition<'_> {
             tracker,
             condemned: None,
             created: l.created,
+            previous_condemned,
+            baseline_until,
         };
         self.log(
             Level::Info,
@@ -235,12 +278,14 @@ impl Transition<'_> {
                 }
                 Err(u) => (None, self.unmeasured(&c.name, u, c.late)),
             };
+            let (outcome, mixed) = self.look_back(&obs, &c.name, outcome);
             obs.tracker.record_named(
                 &c.name,
                 Sample {
                     at: self.now,
                     value,
                     outcome,
+                    mixed,
                 },
             );
         }

@@ -615,3 +615,108 @@ fn unreachable_error_and_late_timeouts_never_condemn() {
     assert!(r.intent.is_none());
     assert_eq!(r.last_verdict.unwrap().verdict, VerdictKind::Inconclusive);
 }
+
+fn errors_round(at: i64, value: f64) -> Event {
+    Event::Round(RoundResult {
+        scheduled: t(at),
+        checks: vec![CheckResult {
+            name: "errors".into(),
+            baseline: None,
+            reading: Ok(Reading::Value(value)),
+            late: None,
+        }],
+    })
+}
+
+fn with_lookback(mut cfg: WatchConfig, secs: u64) -> WatchConfig {
+    if let crate::config::Probe::Prometheus { lookback, .. } = &mut cfg.checks[1].probe {
+        *lookback = std::time::Duration::from_secs(secs);
+    }
+    cfg
+}
+
+#[test]
+fn a_rollback_is_not_condemned_by_the_bad_releases_look_back() {
+    let mut cfg = with_lookback(config(""), 20);
+    cfg.window = std::time::Duration::from_secs(60);
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=60).map(|s| (s, errors_round(s, 0.0))));
+    events.push((100, Event::Deployment(learned("R2", "D2", 100))));
+    // R2 is bad; its first samples reach into R1 (verified): they may fail and condemn.
+    events.extend((100..103).map(|s| (s, errors_round(s, 5.0))));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    let mut i = r
+        .intent
+        .clone()
+        .expect("R2 condemned on mixed samples over a verified release");
+    i.state = IntentState::Succeeded;
+    i.deployment_id = Some("D3".into());
+    i.created = Some(t(110));
+    let (r, _) = step(
+        &cfg,
+        &r,
+        Event::Deployed {
+            intent: Box::new(i),
+            outcome: ExecOutcome::Succeeded,
+        },
+        t(110),
+    );
+    let o = r.observation.as_ref().unwrap();
+    assert_eq!(o.previous_condemned.as_deref(), Some("R2"));
+    assert_eq!(
+        o.baseline_until,
+        Some(t(100)),
+        "the baseline ends where the bad release began"
+    );
+    // For 20s the rollback's query still averages R2's errors: no data, not failures.
+    let (r, _) = run(
+        &cfg,
+        r,
+        (110..128).map(|s| (s, errors_round(s, 5.0))).collect(),
+    );
+    let c = &r
+        .observation
+        .as_ref()
+        .expect("still observing")
+        .tracker
+        .checks[1];
+    assert_eq!(c.failures, 0, "{c:?}");
+    assert!(c.no_data >= 17, "{c:?}");
+    assert!(c.samples.iter().all(|s| s.mixed));
+    // Past the look-back the samples are the rollback's own: they pass.
+    let (r, _) = run(
+        &cfg,
+        r,
+        (131..=170).map(|s| (s, errors_round(s, 0.0))).collect(),
+    );
+    assert_eq!(r.last_good_release.as_deref(), Some("R1"));
+    assert_eq!(r.last_verdict.unwrap().verdict, VerdictKind::Verified);
+}
+
+#[test]
+fn past_the_look_back_a_rollback_that_fails_is_condemned() {
+    let cfg = with_lookback(config(""), 5);
+    let (r, _) = condemned_r2(&cfg);
+    let mut i = r.intent.clone().unwrap();
+    i.state = IntentState::Succeeded;
+    i.deployment_id = Some("D3".into());
+    let (r, _) = step(
+        &cfg,
+        &r,
+        Event::Deployed {
+            intent: Box::new(i),
+            outcome: ExecOutcome::Succeeded,
+        },
+        t(30),
+    );
+    let (r, _) = run(
+        &cfg,
+        r,
+        (30..40).map(|s| (s, errors_round(s, 5.0))).collect(),
+    );
+    assert_eq!(
+        r.state,
+        Some(WatchState::Failed),
+        "the loop breaker holds once samples are the rollback's own"
+    );
+}
