@@ -108,7 +108,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => match config::check(&config) {
             Ok((c, warnings)) => {
                 for w in &warnings {
-                    eprintln!("warning: {w} (the daemon will refuse to start until it can read this secret)");
+                    eprintln!("warning: {w}");
                 }
                 println!(
                     "{}: OK ({} watch{}, {} deployer{})",

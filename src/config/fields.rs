@@ -120,6 +120,11 @@ impl<'a> Table<'a> {
         self.errors.push(self.key(key), message);
     }
 
+    /// A warning (printed by `check-config`; the config is still valid).
+    pub fn warn(&self, key: &str, message: impl Into<String>) {
+        self.errors.warn(self.key(key), message);
+    }
+
     pub fn lenient_secrets(&self) -> bool {
         self.errors.lenient_secrets
     }
@@ -127,6 +132,10 @@ impl<'a> Table<'a> {
     /// Records a secret that could not be read: an error, or a warning in lenient mode.
     pub fn secret_error(&self, key: &str, message: impl Into<String>) {
         if self.errors.lenient_secrets {
+            let message = format!(
+                "{} (the daemon will refuse to start until it can read this secret)",
+                message.into()
+            );
             self.errors.warn(self.key(key), message);
         } else {
             self.error(key, message);

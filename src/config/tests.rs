@@ -550,3 +550,50 @@ environment = "Environments-1"
         .to_string();
     assert!(err.contains("expected \"fail\" or \"error\""), "{err}");
 }
+
+#[test]
+fn a_query_looking_back_further_than_warmup_is_a_warning_and_invalid_promql_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let cfg = |query: &str| {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+token_file = "token"
+[deployers.octo]
+kind = "octopus"
+url = "http://127.0.0.1:1"
+space = "Spaces-1"
+api_key_file = "api-key"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+warmup = "3s"
+[[watch.check]]
+name = "p"
+kind = "prometheus"
+url = "http://127.0.0.1:1"
+query = '{query}'
+max = 1
+"#
+        )
+    };
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, cfg("sum(rate(errors_total[20s]))")).unwrap();
+    let (c, warnings) = crate::config::check(&path).unwrap();
+    match &c.watches[0].checks[0].probe {
+        crate::config::Probe::Prometheus { lookback, .. } => {
+            assert_eq!(*lookback, Duration::from_secs(20))
+        }
+        other => panic!("{other:?}"),
+    }
+    let w: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    assert!(w.iter().any(|w| w.contains("watch[0].check[0].query") && w.contains("looks back 20s")), "{w:?}");
+    std::fs::write(&path, cfg("sum(rate(errors_total[20s])")).unwrap();
+    let err = crate::config::check(&path).unwrap_err().to_string();
+    assert!(err.contains("is not valid PromQL"), "{err}");
+}

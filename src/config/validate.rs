@@ -328,6 +328,18 @@ fn watch(
             }
         }
         if let Some(check) = check(&c, interval) {
+            if let Probe::Prometheus { lookback, .. } = &check.probe {
+                if *lookback > warmup {
+                    c.warn(
+                        "query",
+                        format!(
+                            "looks back {} but warmup is {}: its first samples mix the previous release's data; a failure of such a sample counts only when that release was verified (after a condemned one, as after a rollback, it is no data)",
+                            humantime::format_duration(*lookback),
+                            humantime::format_duration(warmup)
+                        ),
+                    );
+                }
+            }
             checks.push(check);
         }
         c.finish();
