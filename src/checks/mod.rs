@@ -40,6 +40,19 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
+    /// Whether the probe measured and found nothing: an empty result, a NaN (0/0: a zero
+    /// denominator), no matching series, no traffic in the window.
+    pub fn is_no_data(&self) -> bool {
+        match self {
+            ProbeError::NoData => true,
+            ProbeError::NotANumber(v) => v.eq_ignore_ascii_case("nan"),
+            ProbeError::Scrape(
+                scrape::ScrapeError::NoSeries(_) | scrape::ScrapeError::NoTraffic { .. },
+            ) => true,
+            _ => false,
+        }
+    }
+
     /// Whether the application itself did not answer (refused, reset, timed out), and whether
     /// it timed out; `None` when the error says nothing about the application (bad answers,
     /// telemetry). Only meaningful for probes of the application (http, scrape).

@@ -304,6 +304,23 @@ pub struct CheckConfig {
     /// release is broken) or `"error"` (the check goes through something that may be down on
     /// its own). Prometheus checks probe telemetry: their being unreachable is always an error.
     pub unreachable: Unreachable,
+    /// `no_data`: what a sample that was measured and found nothing means (an empty Prometheus
+    /// result, no matching series, a zero denominator): `"error"` (default: it cannot judge the
+    /// release), `"pass"` (quiet is fine) or `"fail"` (the series must be there).
+    pub no_data: NoData,
+    /// `min_samples`: judged samples (pass or fail) this check needs in the window for the
+    /// release to be verified; fewer makes the verdict inconclusive (default: half the
+    /// window's rounds), so a release is never verified on errors and a lucky few passes.
+    pub min_samples: u32,
+}
+
+/// What a sample with nothing to measure means (`no_data`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoData {
+    #[default]
+    Error,
+    Pass,
+    Fail,
 }
 
 /// What an unreachable application means for a check's sample.

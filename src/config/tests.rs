@@ -592,8 +592,58 @@ max = 1
         other => panic!("{other:?}"),
     }
     let w: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
-    assert!(w.iter().any(|w| w.contains("watch[0].check[0].query") && w.contains("looks back 20s")), "{w:?}");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("watch[0].check[0].query") && w.contains("looks back 20s")),
+        "{w:?}"
+    );
     std::fs::write(&path, cfg("sum(rate(errors_total[20s])")).unwrap();
     let err = crate::config::check(&path).unwrap_err().to_string();
     assert!(err.contains("is not valid PromQL"), "{err}");
+}
+
+#[test]
+fn no_data_and_min_samples_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let cfg = |extra: &str| {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+token_file = "token"
+[deployers.octo]
+kind = "octopus"
+url = "http://127.0.0.1:1"
+space = "Spaces-1"
+api_key_file = "api-key"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+window = "60s"
+interval = "10s"
+[[watch.check]]
+name = "p"
+kind = "prometheus"
+url = "http://127.0.0.1:1"
+query = "up"
+max = 1
+{extra}
+"#
+        )
+    };
+    let c = crate::config::load_str(&cfg(""), dir.path()).unwrap();
+    let check = &c.watches[0].checks[0];
+    assert_eq!(check.no_data, crate::config::NoData::Error);
+    assert_eq!(check.min_samples, 3, "half of the window's 6 rounds");
+    let c = crate::config::load_str(&cfg("no_data = \"pass\"\nmin_samples = 6"), dir.path()).unwrap();
+    assert_eq!(c.watches[0].checks[0].no_data, crate::config::NoData::Pass);
+    assert_eq!(c.watches[0].checks[0].min_samples, 6);
+    let err = crate::config::load_str(&cfg("no_data = \"zero\"\nmin_samples = 7"), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no_data") && err.contains("min_samples"), "{err}");
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::fields::{Errors, Table};
 use super::load::ConfigError;
 use super::{
-    CheckConfig, CommandHook, Config, Fallback, HookWhen, OnFailure, Probe, ServerConfig,
+    CheckConfig, CommandHook, Config, Fallback, HookWhen, NoData, OnFailure, Probe, ServerConfig,
     SinkConfig, StateConfig, Unreachable, WatchConfig,
 };
 use crate::judge::Rule;
@@ -327,7 +327,7 @@ fn watch(
                 c.error("name", format!("duplicate check name {n:?} in this watch"));
             }
         }
-        if let Some(check) = check(&c, interval) {
+        if let Some(check) = check(&c, interval, window) {
             if let Probe::Prometheus { lookback, .. } = &check.probe {
                 if *lookback > warmup {
                     c.warn(
@@ -365,7 +365,7 @@ fn watch(
     })
 }
 
-fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
+fn check(t: &Table, interval: Duration, window: Duration) -> Option<CheckConfig> {
     let name = t.required_string("name");
     let failure_limit = t.count("failure_limit").unwrap_or(3);
     let kind = t.required_string("kind");
@@ -443,12 +443,36 @@ fn check(t: &Table, interval: Duration) -> Option<CheckConfig> {
             Unreachable::Fail
         }
     };
+    let no_data = match t.string("no_data").as_deref() {
+        None | Some("error") => NoData::Error,
+        Some("pass") => NoData::Pass,
+        Some("fail") => NoData::Fail,
+        Some(other) => {
+            t.error(
+                "no_data",
+                format!("expected \"error\", \"pass\" or \"fail\", found {other:?}"),
+            );
+            NoData::Error
+        }
+    };
+    let rounds = (window.as_secs_f64() / interval.as_secs_f64().max(1e-3)).floor() as u32;
+    let min_samples = t.count("min_samples").unwrap_or((rounds / 2).max(1));
+    if min_samples > rounds.max(1) {
+        t.error(
+            "min_samples",
+            format!(
+                "is more than the {rounds} rounds the window holds: no release could be verified"
+            ),
+        );
+    }
     Some(CheckConfig {
         name: name?,
         failure_limit,
         probe: probe?,
         rules,
         unreachable,
+        no_data,
+        min_samples,
     })
 }
 

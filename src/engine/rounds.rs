@@ -52,8 +52,8 @@ impl WatchActor {
                 let reading = reading.map_err(|e| {
                     tracing::debug!(watch = %self.cfg.name, check = %c.name, reason = %e, "check could not measure");
                     match e.app_down().filter(|_| app_probe) {
-                        Some(timed_out) => Unmeasured { reason: e.to_string(), app_down: true, timed_out },
-                        None => Unmeasured::other(e.to_string()),
+                        Some(timed_out) => Unmeasured { reason: e.to_string(), app_down: true, timed_out, empty: false },
+                        None => Unmeasured { empty: e.is_no_data(), ..Unmeasured::other(e.to_string()) },
                     }
                 });
                 CheckResult {

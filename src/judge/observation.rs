@@ -47,6 +47,9 @@ pub struct CheckTrack {
     /// Samples that were neither evidence for nor against the release.
     #[serde(default)]
     pub no_data: u64,
+    /// Judged samples (pass or fail) needed in the window for the release to be verified.
+    #[serde(default)]
+    pub min_samples: u32,
     /// The most recent samples, oldest first.
     pub samples: VecDeque<Sample>,
     /// Set when this check condemned the release or made it inconclusive: which limit was hit.
@@ -94,6 +97,7 @@ impl Tracker {
                 failures: 0,
                 errors: 0,
                 no_data: 0,
+                min_samples: 0,
                 samples: VecDeque::new(),
                 limit_hit: None,
             })
@@ -254,11 +258,29 @@ impl Tracker {
                 reason: format!("check {} {hit}", track.name),
             };
         }
-        if window_over {
-            Decision::Verified
-        } else {
-            Decision::Continue
+        if !window_over {
+            return Decision::Continue;
         }
+        // Never verified on errors and a lucky few passes: every check must have judged
+        // enough samples.
+        if let Some(track) = self
+            .checks
+            .iter_mut()
+            .find(|t| t.passes + t.failures < u64::from(t.min_samples))
+        {
+            let hit = format!(
+                "min_samples {} not reached: {} judged samples (pass or fail) in the window, {} errors, {} without data",
+                track.min_samples,
+                track.passes + track.failures,
+                track.errors,
+                track.no_data
+            );
+            track.limit_hit = Some(hit.clone());
+            return Decision::Inconclusive {
+                reason: format!("check {} {hit}", track.name),
+            };
+        }
+        Decision::Verified
     }
 }
 

@@ -476,6 +476,7 @@ impl Sim {
                 reason: "timed out after 1s".into(),
                 app_down: true,
                 timed_out: true,
+                empty: false,
             })
         } else {
             Ok(Reading::Status(if healthy { 200 } else { 503 }))

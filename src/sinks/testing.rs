@@ -37,6 +37,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         failures: 3,
         errors: 0,
         no_data: 0,
+        min_samples: 0,
         samples,
         limit_hit: Some("3 consecutive failures reached failure_limit 3".into()),
     };
@@ -51,6 +52,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         failures: 0,
         errors: 1,
         no_data: 0,
+        min_samples: 0,
         samples: [
             Sample {
                 at,

@@ -76,6 +76,10 @@ pub struct Unmeasured {
     pub app_down: bool,
     /// No answer in time (counted against the app only if backstop was on time).
     pub timed_out: bool,
+    /// Measured, and nothing there (empty result, no series, zero denominator): the check's
+    /// `no_data` policy decides.
+    #[doc(alias = "no_data")]
+    pub empty: bool,
 }
 
 impl Unmeasured {
@@ -85,6 +89,7 @@ impl Unmeasured {
             reason: reason.into(),
             app_down: false,
             timed_out: false,
+            empty: false,
         }
     }
 }
@@ -280,6 +285,11 @@ impl Transition<'_> {
         };
         let checks: Vec<_> = self.checks().collect();
         let notes = obs.tracker.reconcile(checks, self.cfg.error_limit);
+        for t in obs.tracker.checks.iter_mut() {
+            if let Some(c) = self.cfg.checks.iter().find(|c| c.name == t.name) {
+                t.min_samples = c.min_samples;
+            }
+        }
         let id = obs.id.clone();
         self.r.observation = Some(obs);
         for n in notes {

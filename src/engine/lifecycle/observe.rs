@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{
     after, before, EvidencePatch, Learned, Level, Metric, RoundResult, Transition, Unmeasured,
 };
-use crate::config::{Probe, Unreachable};
+use crate::config::{NoData, Probe, Unreachable};
 use crate::deployer::octopus::protocol::CLOCK_SKEW;
 use crate::evidence::VerdictFacts;
 use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
@@ -135,12 +135,19 @@ impl Transition<'_> {
     /// `unreachable = "error"`). A timeout while backstop itself was late says nothing about
     /// the application. Anything else (telemetry down, no data) is an error.
     fn unmeasured(&self, check: &str, u: Unmeasured, late: Option<std::time::Duration>) -> Outcome {
-        let policy = self
-            .cfg
-            .checks
-            .iter()
-            .find(|c| c.name == check)
-            .map_or(Unreachable::Error, |c| c.unreachable);
+        let cfg = self.cfg.checks.iter().find(|c| c.name == check);
+        if u.empty {
+            return match cfg.map_or(NoData::Error, |c| c.no_data) {
+                NoData::Error => Outcome::Error {
+                    reason: format!("no data: {}", u.reason),
+                },
+                NoData::Pass => Outcome::Pass,
+                NoData::Fail => Outcome::Fail {
+                    limit: format!("no data: {} (no_data = \"fail\")", u.reason),
+                },
+            };
+        }
+        let policy = cfg.map_or(Unreachable::Error, |c| c.unreachable);
         match (u.app_down, policy, u.timed_out, late) {
             (true, Unreachable::Fail, true, Some(lag)) => Outcome::Error {
                 reason: format!(
@@ -197,7 +204,10 @@ impl Transition<'_> {
         }
         let deployed_at = l.deployed_at.min(self.now);
         let judging_from = after(deployed_at, self.cfg.warmup).max(self.now);
-        let tracker = Tracker::new(self.checks(), self.cfg.error_limit);
+        let mut tracker = Tracker::new(self.checks(), self.cfg.error_limit);
+        for (t, c) in tracker.checks.iter_mut().zip(&self.cfg.checks) {
+            t.min_samples = c.min_samples;
+        }
         // The deployment before this one (remembered just before), if it was condemned: this
         // release's look-back must not be judged by it, and its baseline ends where it began.
         let n = self.r.deployed.len();

@@ -568,6 +568,7 @@ fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
                 },
                 app_down: true,
                 timed_out,
+                empty: false,
             }),
             late: late.map(std::time::Duration::from_millis),
         }],
@@ -639,6 +640,7 @@ fn with_lookback(mut cfg: WatchConfig, secs: u64) -> WatchConfig {
 fn a_rollback_is_not_condemned_by_the_bad_releases_look_back() {
     let mut cfg = with_lookback(config(""), 20);
     cfg.window = std::time::Duration::from_secs(60);
+    cfg.checks[0].min_samples = 0; // only the errors check is sampled here
     let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
     events.extend((0..=60).map(|s| (s, errors_round(s, 0.0))));
     events.push((100, Event::Deployment(learned("R2", "D2", 100))));
@@ -719,4 +721,60 @@ fn past_the_look_back_a_rollback_that_fails_is_condemned() {
         Some(WatchState::Failed),
         "the loop breaker holds once samples are the rollback's own"
     );
+}
+
+#[test]
+fn a_window_of_errors_and_a_few_passes_is_never_verified() {
+    let cfg = config("");
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    // 10s window at 1s: min_samples defaults to 5. Errors (under error_limit) and 3 passes.
+    for s in 0..=10 {
+        let ev = if s % 3 == 0 {
+            round(s, 200)
+        } else {
+            down(s, true, Some(900))
+        };
+        events.push((s, ev));
+    }
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    let v = r.last_verdict.unwrap();
+    assert_eq!(v.verdict, VerdictKind::Inconclusive, "{}", v.summary);
+    assert!(v.summary.contains("min_samples 5"), "{}", v.summary);
+    assert!(r.last_good_release.is_none());
+}
+
+#[test]
+fn no_data_follows_the_checks_policy() {
+    let empty = |at: i64| {
+        Event::Round(RoundResult {
+            scheduled: t(at),
+            checks: vec![CheckResult {
+                name: "errors".into(),
+                baseline: None,
+                reading: Err(Unmeasured {
+                    empty: true,
+                    ..Unmeasured::other("query returned no data")
+                }),
+                late: None,
+            }],
+        })
+    };
+    for (policy, expect) in [
+        (crate::config::NoData::Error, "error"),
+        (crate::config::NoData::Pass, "pass"),
+        (crate::config::NoData::Fail, "fail"),
+    ] {
+        let mut cfg = config("");
+        cfg.checks[1].no_data = policy;
+        let (r, _) = run(
+            &cfg,
+            WatchRecord::default(),
+            vec![
+                (0, Event::Deployment(learned("R2", "D2", 0))),
+                (0, empty(0)),
+            ],
+        );
+        let s = r.observation.unwrap().tracker.checks[1].samples[0].clone();
+        assert_eq!(s.outcome.label(), expect);
+    }
 }
