@@ -639,11 +639,15 @@ max = 1
     let check = &c.watches[0].checks[0];
     assert_eq!(check.no_data, crate::config::NoData::Error);
     assert_eq!(check.min_samples, 3, "half of the window's 6 rounds");
-    let c = crate::config::load_str(&cfg("no_data = \"pass\"\nmin_samples = 6"), dir.path()).unwrap();
+    let c =
+        crate::config::load_str(&cfg("no_data = \"pass\"\nmin_samples = 6"), dir.path()).unwrap();
     assert_eq!(c.watches[0].checks[0].no_data, crate::config::NoData::Pass);
     assert_eq!(c.watches[0].checks[0].min_samples, 6);
     let err = crate::config::load_str(&cfg("no_data = \"zero\"\nmin_samples = 7"), dir.path())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("no_data") && err.contains("min_samples"), "{err}");
+    assert!(
+        err.contains("no_data") && err.contains("min_samples"),
+        "{err}"
+    );
 }

@@ -1,6 +1,8 @@
 //! Against a real Prometheus server (Debian package `prometheus`), started on loopback:
-//! the app exposes gauges, Prometheus scrapes them, backstop queries Prometheus, and a
-//! baseline-ratio breach rolls the release back through the fake Octopus.
+//! the app exposes gauges, Prometheus scrapes them, backstop queries Prometheus. A
+//! baseline-ratio breach rolls the release back through the fake Octopus; Prometheus going
+//! away makes a good release inconclusive, never rolled back; a stopped exporter's series goes
+//! stale and reads as no data, never as its last value.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -152,4 +154,164 @@ failure_limit = 3
         check["limit_hit"].as_str().unwrap().contains("max_ratio"),
         "{check}"
     );
+}
+
+/// A real Prometheus scraping `app` every 200ms, once it holds a few samples.
+async fn prometheus_for(app: &str, dir: &std::path::Path) -> (Prometheus, String) {
+    let port = free_port();
+    let prom_url = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 200ms\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    scrape_timeout: 150ms\n    static_configs:\n      - targets: ['{app}']\n"
+        ),
+    )
+    .unwrap();
+    let prom = Prometheus(
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (Debian package) is installed by the test command"),
+    );
+    let c = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + T;
+    while query(&c, &prom_url, "count_over_time(app_latency_seconds[5s])")
+        .await
+        .unwrap_or(0.0)
+        < 5.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prometheus never scraped the app"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (prom, prom_url)
+}
+
+fn latency_watch(prom_url: &str) -> String {
+    format!(
+        r#"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+warmup = "0s"
+window = "30s"
+interval = "250ms"
+error_limit = 4
+
+[[watch.check]]
+name = "latency"
+kind = "prometheus"
+url = "{prom_url}"
+query = "max(app_latency_seconds)"
+max = 1
+timeout = "200ms"
+failure_limit = 3
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_down_is_never_a_broken_app() {
+    // Prometheus itself goes away mid-window (a good release): errors, inconclusive, and no
+    // deploy call. Telemetry down is not the application down.
+    let (app, _latency) = metrics_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (prom, prom_url) = prometheus_for(&app, dir.path()).await;
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &latency_watch(&prom_url)));
+    let d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    d.wait_watch("shop", "passing samples", T, |w| {
+        w["observation"]["checks"][0]["passes"].as_u64() >= Some(2)
+    })
+    .await;
+    drop(prom);
+    let w = d
+        .wait_watch("shop", "inconclusive", T, |w| {
+            w["last_verdict"]["verdict"] == "inconclusive"
+        })
+        .await;
+    assert_eq!(w["last_verdict"]["checks"][0]["failures"], 0, "{w:#}");
+    assert_eq!(
+        octo.post_attempts(),
+        0,
+        "no deploy call when telemetry is down"
+    );
+    drop(exporter);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_exporter_reads_as_no_data_under_a_real_prometheus() {
+    let (app, _latency, stop) = stoppable_metrics_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_prom, prom_url) = prometheus_for(&app, dir.path()).await;
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &latency_watch(&prom_url)));
+    let d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    d.wait_watch("shop", "passing samples", T, |w| {
+        w["observation"]["checks"][0]["passes"].as_u64() >= Some(2)
+    })
+    .await;
+    stop.notify_one();
+    let w = d
+        .wait_watch("shop", "inconclusive on no data", T, |w| {
+            w["last_verdict"]["verdict"] == "inconclusive"
+        })
+        .await;
+    let last = w["last_verdict"]["checks"][0]["samples"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap();
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no data"),
+        "a stale series is no data, not the last value: {last}"
+    );
+    assert_eq!(octo.post_attempts(), 0);
+}
+
+/// Like [`metrics_app`], and stops serving (port closed) when notified.
+async fn stoppable_metrics_app() -> (String, Arc<Mutex<f64>>, Arc<tokio::sync::Notify>) {
+    let value = Arc::new(Mutex::new(0.1_f64));
+    let v = value.clone();
+    let router = Router::new().route(
+        "/metrics",
+        get(move || {
+            let v = *v.lock().unwrap();
+            async move { format!("# TYPE app_latency_seconds gauge\napp_latency_seconds {v}\n") }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let s = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { s.notified().await })
+            .await
+    });
+    (addr, value, stop)
 }
