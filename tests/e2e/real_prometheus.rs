@@ -253,7 +253,6 @@ async fn telemetry_down_is_never_a_broken_app() {
         0,
         "no deploy call when telemetry is down"
     );
-    drop(exporter);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
