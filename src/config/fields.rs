@@ -147,6 +147,24 @@ impl<'a> Table<'a> {
         self.map.and_then(|m| m.get(key))
     }
 
+    /// Every key of the table, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.map
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// A sub-table when the value is one (read, so not unknown); `None` for other values.
+    pub fn table_if_table(&self, key: &str) -> Option<Table<'a>> {
+        match self.map.and_then(|m| m.get(key)) {
+            Some(v @ Value::Object(_)) => {
+                self.read.borrow_mut().insert(key.to_string());
+                Some(Table::at(self.key(key), v, self.errors))
+            }
+            _ => None,
+        }
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.map.is_some_and(|m| m.contains_key(key))
     }

@@ -411,8 +411,66 @@ pub struct SeriesSelector {
     /// `metric`: the full series name, e.g. `http_requests_total` or
     /// `http_request_duration_seconds_bucket`.
     pub metric: String,
-    /// `labels`: label name = exact value; `{}` (the default) selects every series of `metric`.
-    pub labels: BTreeMap<String, String>,
+    /// `labels`: label name = matcher; `{}` (the default) selects every series of `metric`.
+    /// A plain string is `=`; `{ not = "200" }` is `!=`; `{ regex = "5.." }` is `=~`;
+    /// `{ not_regex = "2.." }` is `!~` (regexes anchored, as in PromQL).
+    pub labels: BTreeMap<String, LabelMatch>,
+}
+
+/// One label matcher of a scrape selector, as in PromQL.
+#[derive(Debug, Clone)]
+pub enum LabelMatch {
+    Eq(String),
+    Ne(String),
+    /// Anchored: `5..` matches `503`, not `1503`.
+    Re(regex::Regex),
+    NotRe(regex::Regex),
+}
+
+impl PartialEq for LabelMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (LabelMatch::Eq(a), LabelMatch::Eq(b)) | (LabelMatch::Ne(a), LabelMatch::Ne(b)) => {
+                a == b
+            }
+            (LabelMatch::Re(a), LabelMatch::Re(b))
+            | (LabelMatch::NotRe(a), LabelMatch::NotRe(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl LabelMatch {
+    /// Whether a label value (`""` when the series lacks the label) matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            LabelMatch::Eq(v) => value == v,
+            LabelMatch::Ne(v) => value != v,
+            LabelMatch::Re(r) => r.is_match(value),
+            LabelMatch::NotRe(r) => !r.is_match(value),
+        }
+    }
+
+    /// `="200"`, `!="200"`, `=~"5.."`, `!~"2.."` (the pattern without the anchors added).
+    pub fn text(&self) -> String {
+        let unanchor = |r: &regex::Regex| {
+            r.as_str()
+                .trim_start_matches("^(?:")
+                .trim_end_matches(")$")
+                .to_string()
+        };
+        match self {
+            LabelMatch::Eq(v) => format!("={v:?}"),
+            LabelMatch::Ne(v) => format!("!={v:?}"),
+            LabelMatch::Re(r) => format!("=~{:?}", unanchor(r)),
+            LabelMatch::NotRe(r) => format!("!~{:?}", unanchor(r)),
+        }
+    }
+
+    /// An anchored regex, as PromQL anchors label regexes.
+    pub fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
+        regex::Regex::new(&format!("^(?:{pattern})$"))
+    }
 }
 
 impl Config {

@@ -1,10 +1,11 @@
 //! `kind = "scrape"` checks: the mode, the series it selects and its windows.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::fields::Table;
 use super::validate::{consume, threshold_rules};
-use super::{Probe, ScrapeMode, ScrapeProbe, SeriesSelector};
+use super::{LabelMatch, Probe, ScrapeMode, ScrapeProbe, SeriesSelector};
 use crate::judge::Rule;
 
 const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(60);
@@ -129,7 +130,7 @@ fn selector(t: &Table) -> Option<SeriesSelector> {
         }
         ok
     });
-    let labels = t.string_map("labels");
+    let labels = label_matchers(t);
     for name in labels.keys() {
         if !valid_name(name, false) {
             t.error(
@@ -148,4 +149,44 @@ fn selector(t: &Table) -> Option<SeriesSelector> {
 fn valid_name(name: &str, colon: bool) -> bool {
     let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':');
     name.chars().next().is_some_and(|c| !c.is_ascii_digit()) && name.chars().all(ok)
+}
+
+/// `labels`: each value a string (`=`) or a one-key table `{ not | regex | not_regex = "..." }`.
+fn label_matchers(t: &Table) -> BTreeMap<String, LabelMatch> {
+    let mut out = BTreeMap::new();
+    let Some(labels) = t.table("labels") else {
+        return out;
+    };
+    for name in labels.keys() {
+        let key = name.as_str();
+        if let Some(sub) = labels.table_if_table(key) {
+            let given: Vec<String> = sub.keys();
+            let m = match given.as_slice() {
+                [k] if k == "not" => sub.string("not").map(LabelMatch::Ne),
+                [k] if k == "regex" || k == "not_regex" => {
+                    sub.string(k).and_then(|p| match LabelMatch::anchored(&p) {
+                        Ok(r) if k == "regex" => Some(LabelMatch::Re(r)),
+                        Ok(r) => Some(LabelMatch::NotRe(r)),
+                        Err(e) => {
+                            sub.error(k, format!("is not a valid regex: {e}"));
+                            None
+                        }
+                    })
+                }
+                _ => {
+                    labels.error(
+                        key,
+                        "expected a string or one of { not = \"...\" }, { regex = \"...\" }, { not_regex = \"...\" }",
+                    );
+                    None
+                }
+            };
+            if let Some(m) = m {
+                out.insert(name.clone(), m);
+            }
+        } else if let Some(v) = labels.string(key) {
+            out.insert(name.clone(), LabelMatch::Eq(v));
+        }
+    }
+    out
 }

@@ -18,7 +18,7 @@ fn selector(metric: &str, labels: &[(&str, &str)]) -> SeriesSelector {
         metric: metric.into(),
         labels: labels
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), crate::config::LabelMatch::Eq(v.to_string())))
             .collect(),
     }
 }
@@ -172,4 +172,39 @@ fn scrape_keys_on_other_kinds_are_named() {
             "{joined}"
         );
     }
+}
+
+#[test]
+fn label_matchers_parse_and_bad_ones_are_named() {
+    use crate::config::LabelMatch;
+    let dir = secrets();
+    let toml = with_scrapes(&[r#"mode = "ratio"
+numerator = { metric = "http_requests_total", labels = { code = { regex = "5.." }, path = { not = "/health" } } }
+denominator = { metric = "http_requests_total", labels = { code = { not_regex = "1.." } } }
+max = 0.05"#]);
+    let c = load_str(&toml, dir.path()).unwrap();
+    let ScrapeMode::Ratio {
+        numerator,
+        denominator,
+    } = scrape_probe(&c, 1).mode
+    else {
+        panic!("not a ratio");
+    };
+    assert!(
+        matches!(&numerator.labels["code"], LabelMatch::Re(r) if r.is_match("503") && !r.is_match("1503"))
+    );
+    assert_eq!(numerator.labels["path"], LabelMatch::Ne("/health".into()));
+    assert!(matches!(&denominator.labels["code"], LabelMatch::NotRe(_)));
+    let bad = with_scrapes(&[r#"metric = "x"
+labels = { code = { regex = "5((" }, path = { like = "/x" } }
+max = 1"#]);
+    let err = load_str(&bad, dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("labels.code.regex: is not a valid regex"),
+        "{err}"
+    );
+    assert!(
+        err.contains("labels.path: expected a string or one of"),
+        "{err}"
+    );
 }

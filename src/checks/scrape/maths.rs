@@ -68,10 +68,10 @@ fn label<'a>(s: &'a Series, name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-/// Whether `sel` selects `s`: same name, and every listed label has the listed value (as in
-/// PromQL, `label = ""` selects series without that label).
+/// Whether `sel` selects `s`: same name, and every label matcher holds (as in PromQL, a
+/// missing label has the value `""`).
 pub fn matches(sel: &SeriesSelector, s: &Series) -> bool {
-    s.name == sel.metric && sel.labels.iter().all(|(k, v)| label(s, k) == v)
+    s.name == sel.metric && sel.labels.iter().all(|(k, m)| m.matches(label(s, k)))
 }
 
 /// `a="1",b="2"`: labels sorted and escaped as in the exposition format.
@@ -96,7 +96,12 @@ pub fn selector_text(sel: &SeriesSelector) -> String {
     if sel.labels.is_empty() {
         sel.metric.clone()
     } else {
-        format!("{}{{{}}}", sel.metric, label_text(&sel.labels))
+        let matchers: Vec<String> = sel
+            .labels
+            .iter()
+            .map(|(k, m)| format!("{k}{}", m.text()))
+            .collect();
+        format!("{}{{{}}}", sel.metric, matchers.join(","))
     }
 }
 

@@ -8,7 +8,7 @@ fn sel(metric: &str, labels: &[(&str, &str)]) -> SeriesSelector {
         metric: metric.into(),
         labels: labels
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string(), crate::config::LabelMatch::Eq(v.to_string())))
             .collect(),
     }
 }
@@ -383,4 +383,39 @@ fn descriptions_are_promql() {
         "sum(rate(c_total{a=\"1\",b=\"x\\\"y\"}[1m30s]))"
     );
     assert_eq!(describe(&ScrapeMode::Gauge(sel("g", &[])), SEC), "sum(g)");
+}
+
+#[test]
+fn label_matchers_beyond_equality_are_anchored_like_promql() {
+    use crate::config::LabelMatch;
+    let exp = parse(
+        "h_total{code=\"200\"} 1\nh_total{code=\"500\"} 2\nh_total{code=\"503\"} 4\nh_total{code=\"1503\"} 8\nh_total 16\n",
+    )
+    .unwrap();
+    let with = |m: LabelMatch| SeriesSelector {
+        metric: "h_total".into(),
+        labels: [("code".to_string(), m)].into(),
+    };
+    let sum = |s: &SeriesSelector| select(&exp, s).unwrap().values().sum::<f64>();
+    let re = |p: &str| LabelMatch::anchored(p).unwrap();
+    assert_eq!(
+        sum(&with(LabelMatch::Re(re("5..")))),
+        6.0,
+        "all 5xx, not 1503"
+    );
+    assert_eq!(
+        sum(&with(LabelMatch::NotRe(re("2..")))),
+        30.0,
+        "the unlabelled series too"
+    );
+    assert_eq!(sum(&with(LabelMatch::Ne("200".into()))), 30.0);
+    assert_eq!(
+        sum(&with(LabelMatch::Eq("".into()))),
+        16.0,
+        "\"\" is a missing label"
+    );
+    assert_eq!(
+        selector_text(&with(LabelMatch::Re(re("5..")))),
+        "h_total{code=~\"5..\"}"
+    );
 }

@@ -398,7 +398,11 @@ mod tests {
                 timeout: Duration::from_millis(500),
                 mode: ScrapeMode::Rate(SeriesSelector {
                     metric: "c_total".into(),
-                    labels: [("code".to_string(), "200".to_string())].into(),
+                    labels: [(
+                        "code".to_string(),
+                        crate::config::LabelMatch::Eq("200".into()),
+                    )]
+                    .into(),
                 }),
                 rate_window: Duration::from_secs(5),
                 baseline_window: Some(Duration::from_secs(60)),
