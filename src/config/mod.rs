@@ -312,6 +312,18 @@ pub struct CheckConfig {
     /// release to be verified; fewer makes the verdict inconclusive (default: half the
     /// window's rounds), so a release is never verified on errors and a lucky few passes.
     pub min_samples: u32,
+    /// `min_traffic = { query = "...", min = 1.0 }` (prometheus checks): a request rate in
+    /// requests per second, queried beside every sample. Below `min` the sample is no data
+    /// ("0.05 req/s, need 1"): a quiet service is never condemned on two requests, and never
+    /// verified on none (see `min_samples`).
+    pub min_traffic: Option<MinTraffic>,
+}
+
+/// `min_traffic` of a prometheus check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinTraffic {
+    pub query: String,
+    pub min: f64,
 }
 
 /// What a sample with nothing to measure means (`no_data`).

@@ -651,3 +651,54 @@ max = 1
         "{err}"
     );
 }
+
+#[test]
+fn min_traffic_is_a_query_and_a_minimum_on_prometheus_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let cfg = |check: &str| {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+token_file = "token"
+[deployers.octo]
+kind = "octopus"
+url = "http://127.0.0.1:1"
+space = "Spaces-1"
+api_key_file = "api-key"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+[[watch.check]]
+name = "p"
+{check}
+"#
+        )
+    };
+    let ok = "kind = \"prometheus\"\nurl = \"http://127.0.0.1:1\"\nquery = \"up\"\nmax = 1\nmin_traffic = { query = \"sum(rate(requests_total[1m]))\", min = 1.5 }";
+    let c = crate::config::load_str(&cfg(ok), dir.path()).unwrap();
+    let m = c.watches[0].checks[0].min_traffic.clone().unwrap();
+    assert_eq!(
+        (m.query.as_str(), m.min),
+        ("sum(rate(requests_total[1m]))", 1.5)
+    );
+    let bad = "kind = \"prometheus\"\nurl = \"http://127.0.0.1:1\"\nquery = \"up\"\nmax = 1\nmin_traffic = { query = \"sum(\" }";
+    let err = crate::config::load_str(&cfg(bad), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("min_traffic.query: is not valid PromQL"),
+        "{err}"
+    );
+    assert!(err.contains("min_traffic.min: is required"), "{err}");
+    let http =
+        "kind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nmin_traffic = { query = \"x\", min = 1 }";
+    let err = crate::config::load_str(&cfg(http), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("min_traffic"), "{err}");
+}

@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::fields::{Errors, Table};
 use super::load::ConfigError;
 use super::{
-    CheckConfig, CommandHook, Config, Fallback, HookWhen, NoData, OnFailure, Probe, ServerConfig,
-    SinkConfig, StateConfig, Unreachable, WatchConfig,
+    CheckConfig, CommandHook, Config, Fallback, HookWhen, MinTraffic, NoData, OnFailure, Probe,
+    ServerConfig, SinkConfig, StateConfig, Unreachable, WatchConfig,
 };
 use crate::judge::Rule;
 use crate::secret::{Secret, SecretSource};
@@ -465,6 +465,7 @@ fn check(t: &Table, interval: Duration, window: Duration) -> Option<CheckConfig>
             ),
         );
     }
+    let min_traffic = min_traffic(t, kind.as_deref());
     Some(CheckConfig {
         name: name?,
         failure_limit,
@@ -473,6 +474,37 @@ fn check(t: &Table, interval: Duration, window: Duration) -> Option<CheckConfig>
         unreachable,
         no_data,
         min_samples,
+        min_traffic,
+    })
+}
+
+/// `min_traffic = { query, min }` on a prometheus check.
+fn min_traffic(t: &Table, kind: Option<&str>) -> Option<MinTraffic> {
+    let m = t.table("min_traffic")?;
+    if kind != Some("prometheus") {
+        t.error(
+            "min_traffic",
+            "min_traffic is supported on prometheus checks only so far (scrape checks: not yet)",
+        );
+        return None;
+    }
+    let query = m.required_string("query");
+    if let Some(q) = &query {
+        if let Err(e) = crate::judge::lookback::lookback(q) {
+            m.error("query", format!("is not valid PromQL: {e}"));
+        }
+    }
+    let min = m.number("min");
+    if min.is_none() && !m.has("min") {
+        m.error(
+            "min",
+            "is required: the request rate (per second) below which a sample is no data",
+        );
+    }
+    m.finish();
+    Some(MinTraffic {
+        query: query?,
+        min: min?,
     })
 }
 

@@ -46,7 +46,20 @@ impl WatchActor {
                     None
                 };
                 let started = std::time::Instant::now();
-                let reading = checks::sample(http, &c.probe, collector, since).await;
+                let traffic_query = async {
+                    match (&c.min_traffic, &c.probe) {
+                        (Some(m), Probe::Prometheus { url, timeout, .. }) => Some(
+                            checks::prometheus::instant(http, url, &m.query, *timeout)
+                                .await
+                                .map_err(|e| e.to_string()),
+                        ),
+                        _ => None,
+                    }
+                };
+                let (reading, traffic) = futures_util::join!(
+                    checks::sample(http, &c.probe, collector, since),
+                    traffic_query
+                );
                 let elapsed = started.elapsed();
                 let app_probe = !matches!(c.probe, Probe::Prometheus { .. });
                 let reading = reading.map_err(|e| {
@@ -61,6 +74,7 @@ impl WatchActor {
                     baseline,
                     reading,
                     late: lateness(lag, elapsed, probe_timeout(&c.probe), self.cfg.interval),
+                    traffic,
                 }
             }
         }))

@@ -489,12 +489,14 @@ impl Sim {
                     baseline: None,
                     reading,
                     late: late.then_some(Duration::from_secs(2)),
+                    traffic: None,
                 },
                 CheckResult {
                     name: "errors".into(),
                     baseline: None,
                     reading: Ok(Reading::Value(0.0)),
                     late: None,
+                    traffic: None,
                 },
             ],
         })

@@ -73,3 +73,67 @@ failure_limit = 3
     assert_eq!(w["state"], "idle", "{w:#}");
     assert_eq!(s.octopus.created_deployments().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_service_below_min_traffic_is_neither_condemned_nor_verified() {
+    const TRAFFIC: &str = "sum(rate(requests_total[1m]))";
+    let prom = FakePrometheus::start().await;
+    // Two requests, one of them an error: a 50% error ratio on 0.03 req/s.
+    prom.set(QUERY, Reply::Value(0.5));
+    prom.set(TRAFFIC, Reply::Value(0.03));
+    let s = Stage::new(["1.1.0"])
+        .await
+        .start(|stage| {
+            stage.base()
+                + &format!(
+                    r#"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+warmup = "0s"
+window = "2s"
+interval = "100ms"
+
+[[watch.check]]
+name = "errors"
+kind = "prometheus"
+url = "{url}"
+query = "{QUERY}"
+timeout = "80ms"
+max = 0.1
+failure_limit = 3
+min_traffic = {{ query = "{TRAFFIC}", min = 1.0 }}
+"#,
+                    url = prom.url()
+                )
+        })
+        .await;
+    let [r] = s.releases.clone();
+    assert_eq!(s.daemon.announce("shop", &r).await, 202);
+    let w = s
+        .daemon
+        .wait_watch("shop", "a verdict", T, |w| {
+            w["last_verdict"]["verdict"].is_string()
+        })
+        .await;
+    let v = &w["last_verdict"];
+    assert_eq!(v["verdict"], "inconclusive", "{w:#}");
+    assert!(
+        v["summary"].as_str().unwrap().contains("min_samples"),
+        "{w:#}"
+    );
+    assert_eq!(v["checks"][0]["failures"], 0);
+    let sample = &v["checks"][0]["samples"][0];
+    assert_eq!(sample["result"], "no_data", "{sample}");
+    assert!(
+        sample["reason"]
+            .as_str()
+            .unwrap()
+            .contains("0.03 req/s, need 1"),
+        "{sample}"
+    );
+    assert!(w["last_good_release"].is_null());
+    assert_eq!(s.octopus.post_attempts(), 0);
+}

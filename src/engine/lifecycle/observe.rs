@@ -100,6 +100,40 @@ impl Transition<'_> {
         self.observe(l, ObservationKind::Deployment);
     }
 
+    /// The `min_traffic` rule: below the minimum request rate a sample is no data, whatever
+    /// it measured (two requests prove nothing either way); traffic that cannot be read makes
+    /// a failure an error (it cannot be told from noise).
+    fn traffic(
+        &self,
+        check: &str,
+        outcome: Outcome,
+        traffic: Option<Result<f64, String>>,
+    ) -> Outcome {
+        let Some(min) = self
+            .cfg
+            .checks
+            .iter()
+            .find(|c| c.name == check)
+            .and_then(|c| c.min_traffic.as_ref())
+            .map(|m| m.min)
+        else {
+            return outcome;
+        };
+        match (traffic, &outcome) {
+            (Some(Ok(rate)), _) if rate < min || rate.is_nan() => Outcome::NoData {
+                reason: format!(
+                    "{} req/s, need {} (min_traffic)",
+                    crate::judge::num(if rate.is_nan() { 0.0 } else { rate }),
+                    crate::judge::num(min)
+                ),
+            },
+            (Some(Err(e)), Outcome::Fail { .. } | Outcome::Pass) => Outcome::Error {
+                reason: format!("traffic unknown (min_traffic query: {e})"),
+            },
+            _ => outcome,
+        }
+    }
+
     /// The look-back rule. A sample whose query reaches back before the deployment mixes two
     /// releases: it may pass, and may fail when the release it reaches into was verified
     /// healthy (old data only dilutes the new release's badness); when it reaches into a
@@ -288,6 +322,7 @@ impl Transition<'_> {
                 }
                 Err(u) => (None, self.unmeasured(&c.name, u, c.late)),
             };
+            let outcome = self.traffic(&c.name, outcome, c.traffic);
             let (outcome, mixed) = self.look_back(&obs, &c.name, outcome);
             obs.tracker.record_named(
                 &c.name,

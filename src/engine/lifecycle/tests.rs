@@ -82,12 +82,14 @@ fn round(at: i64, health: u16) -> Event {
                 baseline: None,
                 reading: Ok(Reading::Status(health)),
                 late: None,
+                traffic: None,
             },
             CheckResult {
                 name: "errors".into(),
                 baseline: None,
                 reading: Ok(Reading::Value(0.0)),
                 late: None,
+                traffic: None,
             },
         ],
     })
@@ -571,6 +573,7 @@ fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
                 empty: false,
             }),
             late: late.map(std::time::Duration::from_millis),
+            traffic: None,
         }],
     })
 }
@@ -625,6 +628,7 @@ fn errors_round(at: i64, value: f64) -> Event {
             baseline: None,
             reading: Ok(Reading::Value(value)),
             late: None,
+            traffic: None,
         }],
     })
 }
@@ -756,6 +760,7 @@ fn no_data_follows_the_checks_policy() {
                     ..Unmeasured::other("query returned no data")
                 }),
                 late: None,
+                traffic: None,
             }],
         })
     };
@@ -777,4 +782,46 @@ fn no_data_follows_the_checks_policy() {
         let s = r.observation.unwrap().tracker.checks[1].samples[0].clone();
         assert_eq!(s.outcome.label(), expect);
     }
+}
+
+#[test]
+fn below_min_traffic_a_sample_is_no_data_and_the_release_is_never_verified() {
+    let mut cfg = config("");
+    cfg.checks[0].min_samples = 0;
+    cfg.checks[1].min_traffic = Some(crate::config::MinTraffic {
+        query: "sum(rate(requests_total[1m]))".into(),
+        min: 1.0,
+    });
+    let quiet = |at: i64, value: f64, rate: Result<f64, String>| {
+        Event::Round(RoundResult {
+            scheduled: t(at),
+            checks: vec![CheckResult {
+                name: "errors".into(),
+                baseline: None,
+                reading: Ok(Reading::Value(value)),
+                late: None,
+                traffic: Some(rate),
+            }],
+        })
+    };
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    // Failing values on 0.05 req/s: never condemned; then the window ends with no judged data.
+    events.extend((0..=10).map(|s| (s, quiet(s, 5.0, Ok(0.05)))));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    assert!(r.intent.is_none());
+    let v = r.last_verdict.unwrap();
+    assert_eq!(v.verdict, VerdictKind::Inconclusive, "{}", v.summary);
+    let c = &v.checks[1];
+    assert_eq!(c.failures, 0);
+    assert!(c.samples[0].outcome.label() == "no_data");
+    assert!(format!("{:?}", c.samples[0].outcome).contains("0.05 req/s, need 1"));
+    // With enough traffic, the same values condemn; unreadable traffic makes them errors.
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    events.extend((0..3).map(|s| (s, quiet(s, 5.0, Err("prometheus down".into())))));
+    let (r, _) = run(&cfg, WatchRecord::default(), events.clone());
+    assert_eq!(r.observation.unwrap().tracker.checks[1].errors, 3);
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    events.extend((0..3).map(|s| (s, quiet(s, 5.0, Ok(20.0)))));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    assert!(r.observation.unwrap().condemned.is_some());
 }
