@@ -16,6 +16,7 @@ mod harness;
 mod judgement;
 mod look_back;
 mod policies;
+mod readiness;
 mod real_prometheus;
 mod redaction;
 mod restart;

@@ -346,7 +346,12 @@ impl Transition<'_> {
                 obs.release, obs.tracker.rounds
             ),
         );
-        let at = obs.judging_from.max(self.now);
+        // Still warming up with http checks: keep probing readiness.
+        let at = if self.readiness_checks() {
+            self.now
+        } else {
+            obs.judging_from.max(self.now)
+        };
         self.fx.push(Effect::Schedule(at));
     }
 

@@ -281,13 +281,28 @@ impl Transition<'_> {
         self.fx.push(Effect::Metric(Metric::ObservationStarted {
             source: l.source,
         }));
-        self.fx.push(Effect::Schedule(judging_from));
+        // With http checks, readiness is probed from the start: judging begins as soon as
+        // every http check passes once (the release is up), at the latest after `warmup`.
+        let first = if self.readiness_checks() {
+            self.now
+        } else {
+            judging_from
+        };
+        self.fx.push(Effect::Schedule(first));
         self.r.current_release = Some(l.release);
         if self.r.state != Some(WatchState::Paused) {
             self.r.state = Some(WatchState::Idle);
         }
         self.r.attention = None;
         self.r.observation = Some(obs);
+    }
+
+    /// Whether the watch has http checks, whose passing marks the release as up.
+    pub(super) fn readiness_checks(&self) -> bool {
+        self.cfg
+            .checks
+            .iter()
+            .any(|c| matches!(c.probe, Probe::Http { .. }))
     }
 
     pub(super) fn round(&mut self, round: RoundResult) {
@@ -299,6 +314,44 @@ impl Transition<'_> {
         let Some(mut obs) = self.r.observation.take() else {
             return;
         };
+        if self.now < obs.judging_from {
+            // Warming up: `warmup` is the longest wait. Ready (every http check passed) ends
+            // it now; otherwise nothing of this round is judged (a release answering 503 while
+            // it starts is never rolled back for it).
+            let http: Vec<&str> = self
+                .cfg
+                .checks
+                .iter()
+                .filter(|c| matches!(c.probe, Probe::Http { .. }))
+                .map(|c| c.name.as_str())
+                .collect();
+            let ready = !http.is_empty()
+                && http.iter().all(|name| {
+                    round.checks.iter().any(|c| {
+                        c.name == *name
+                            && matches!(c.reading, Ok(r) if self.cfg.checks.iter().any(|k| k.name == *name && judge_sample(&k.rules, r, None) == Outcome::Pass))
+                    })
+                });
+            if !ready {
+                let next = after(round.scheduled, self.cfg.interval)
+                    .max(self.now)
+                    .min(obs.judging_from);
+                self.r.observation = Some(obs);
+                self.fx.push(Effect::Schedule(next));
+                return;
+            }
+            let early = obs.judging_from - self.now;
+            obs.judging_from = self.now;
+            obs.window_ends = after(self.now, self.cfg.window);
+            let id = obs.id.clone();
+            self.note(
+                &id,
+                format!(
+                    "ready: every http check passed; judging starts {}s before the end of warmup",
+                    early.num_seconds()
+                ),
+            );
+        }
         for c in round.checks {
             let Some(track) = obs.tracker.check_mut(&c.name) else {
                 continue; // a check removed by a reload while its round ran
