@@ -267,6 +267,11 @@ pub struct WatchConfig {
     pub window: Duration,
     /// `interval`: time between sample rounds (default 10s).
     pub interval: Duration,
+    /// `fast_interval`: the cadence right after a deployment, when a bad release does most
+    /// harm, and while a failure is being confirmed (default `max(1s, interval / 5)`).
+    pub fast_interval: Duration,
+    /// `fast_for`: how long after judging starts the fast cadence lasts (default 2m).
+    pub fast_for: Duration,
     /// `on_failure`: `rollback` (default) or `notify`.
     pub on_failure: OnFailure,
     /// `error_limit`: consecutive errors of one check that make the verdict inconclusive (default 5).
@@ -317,6 +322,10 @@ pub struct CheckConfig {
     /// ("0.05 req/s, need 1"): a quiet service is never condemned on two requests, and never
     /// verified on none (see `min_samples`).
     pub min_traffic: Option<MinTraffic>,
+    /// `min_failure_for`: the `failure_limit` consecutive failures must span at least this
+    /// long, on the rounds' scheduled times, so a fast cadence never turns a one-second blip
+    /// into a rollback (default `(failure_limit - 1) × fast_interval`).
+    pub min_failure_for: Duration,
 }
 
 /// `min_traffic` of a prometheus check.

@@ -53,7 +53,8 @@ max_ratio = 3"#,
     let gauge = scrape_probe(&c, 1);
     assert_eq!(gauge.url, "http://app:9100/metrics");
     assert_eq!(gauge.mode, ScrapeMode::Gauge(selector("queue_depth", &[])));
-    assert_eq!(gauge.timeout, Duration::from_secs(5));
+    // min(5s, 0.8 x fast_interval (10s / 5 = 2s)).
+    assert_eq!(gauge.timeout, Duration::from_millis(1600));
     assert_eq!(gauge.baseline_window, None);
     assert_eq!(c.watches[0].checks[1].rules, vec![Rule::Max(100.0)]);
 

@@ -702,3 +702,60 @@ name = "p"
         .to_string();
     assert!(err.contains("min_traffic"), "{err}");
 }
+
+#[test]
+fn the_fast_cadence_defaults_fit_the_checks_and_an_explicit_one_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t").unwrap();
+    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let cfg = |watch: &str, check: &str| {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+token_file = "token"
+[deployers.octo]
+kind = "octopus"
+url = "http://127.0.0.1:1"
+space = "Spaces-1"
+api_key_file = "api-key"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+interval = "10s"
+{watch}
+[[watch.check]]
+name = "h"
+kind = "http"
+url = "http://127.0.0.1:1/"
+failure_limit = 3
+{check}
+"#
+        )
+    };
+    let c = crate::config::load_str(&cfg("", ""), dir.path()).unwrap();
+    let w = &c.watches[0];
+    assert_eq!(w.fast_interval, Duration::from_secs(2), "max(1s, interval / 5)");
+    assert_eq!(w.fast_for, Duration::from_secs(120));
+    assert_eq!(w.checks[0].min_failure_for, Duration::from_secs(4), "(failure_limit - 1) x fast");
+    match &w.checks[0].probe {
+        crate::config::Probe::Http { timeout, .. } => {
+            assert_eq!(*timeout, Duration::from_millis(1600), "min(5s, 0.8 x fast_interval)")
+        }
+        other => panic!("{other:?}"),
+    }
+    // An older config with a 2s timeout stays valid: the default fast cadence makes room.
+    let c = crate::config::load_str(&cfg("", "timeout = \"2s\""), dir.path()).unwrap();
+    assert_eq!(c.watches[0].fast_interval, Duration::from_millis(2500));
+    // An explicit fast_interval is checked against the timeouts.
+    let err = crate::config::load_str(&cfg("fast_interval = \"1s\"", "timeout = \"2s\""), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("fast_interval 1s"), "{err}");
+    let err = crate::config::load_str(&cfg("fast_interval = \"20s\"", ""), dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must be faster"), "{err}");
+}

@@ -283,6 +283,22 @@ fn watch(
         .unwrap_or(Duration::from_secs(30));
     let window = t.duration("window").unwrap_or(Duration::from_secs(600));
     let interval = t.duration("interval").unwrap_or(Duration::from_secs(10));
+    let fast_explicit = t.duration("fast_interval");
+    let fast_interval =
+        fast_explicit.unwrap_or((interval / 5).max(Duration::from_secs(1)).min(interval));
+    if fast_interval > interval {
+        t.error(
+            "fast_interval",
+            format!(
+                "{} is longer than interval {}: the fast cadence must be faster",
+                humantime::format_duration(fast_interval),
+                humantime::format_duration(interval)
+            ),
+        );
+    }
+    let fast_for = t
+        .duration_or_zero("fast_for")
+        .unwrap_or(Duration::from_secs(120));
     let on_failure = policy(t);
     let command = command_hook(t);
     if on_failure == Some(OnFailure::Command) && command.is_none() && !t.has("command") {
@@ -327,7 +343,7 @@ fn watch(
                 c.error("name", format!("duplicate check name {n:?} in this watch"));
             }
         }
-        if let Some(check) = check(&c, interval, window) {
+        if let Some(check) = check(&c, interval, fast_explicit.map(|_| fast_interval), window) {
             if let Probe::Prometheus { lookback, .. } = &check.probe {
                 if *lookback > warmup {
                     c.warn(
@@ -344,6 +360,15 @@ fn watch(
         }
         c.finish();
     }
+    // A default fast cadence is never faster than the slowest check's timeout allows.
+    let fast_interval = match fast_explicit {
+        Some(f) => f,
+        None => checks
+            .iter()
+            .map(|c: &CheckConfig| probe_timeout(&c.probe).mul_f64(1.25))
+            .fold(fast_interval, Duration::max)
+            .min(interval),
+    };
     Some(WatchConfig {
         name: name?,
         deployer: deployer?,
@@ -353,6 +378,8 @@ fn watch(
         warmup,
         window,
         interval,
+        fast_interval,
+        fast_for,
         on_failure: on_failure?,
         error_limit,
         application,
@@ -365,24 +392,42 @@ fn watch(
     })
 }
 
-fn check(t: &Table, interval: Duration, window: Duration) -> Option<CheckConfig> {
+fn check(
+    t: &Table,
+    interval: Duration,
+    fast_explicit: Option<Duration>,
+    window: Duration,
+) -> Option<CheckConfig> {
+    let fast_interval =
+        fast_explicit.unwrap_or((interval / 5).max(Duration::from_secs(1)).min(interval));
     let name = t.required_string("name");
     let failure_limit = t.count("failure_limit").unwrap_or(3);
     let kind = t.required_string("kind");
     let url = http_url(t, "url");
-    // Leave headroom so a slow target cannot push one round into the next.
-    let default_timeout = Duration::from_secs(5).min(interval.mul_f64(0.8));
+    // Leave headroom so a slow target cannot push one round into the next, at the fast
+    // cadence too.
+    let default_timeout = Duration::from_secs(5).min(fast_interval.mul_f64(0.8));
     let timeout = t.duration("timeout").unwrap_or(default_timeout);
-    if timeout >= interval {
+    // Against the interval always; against fast_interval when it was set (a default
+    // fast_interval grows to fit the checks' timeouts instead, so older configs stay valid).
+    let (limit, what) = match fast_explicit {
+        Some(f) => (f, "fast_interval"),
+        None => (interval, "interval"),
+    };
+    if timeout >= limit {
         t.error(
             "timeout",
             format!(
-                "{} is not shorter than the watch interval {}: rounds would overlap",
+                "{} is not shorter than the watch {what} {}: rounds would overlap",
                 humantime::format_duration(timeout),
-                humantime::format_duration(interval)
+                humantime::format_duration(limit)
             ),
         );
     }
+    let min_failure_for = t
+        .duration_or_zero("min_failure_for")
+        .unwrap_or(fast_interval * failure_limit.saturating_sub(1));
+    let _ = interval;
     let (probe, rules) = match kind.as_deref() {
         Some("http") => {
             let codes = t.statuses("expect_status").unwrap_or_else(|| vec![200]);
@@ -475,6 +520,7 @@ fn check(t: &Table, interval: Duration, window: Duration) -> Option<CheckConfig>
         no_data,
         min_samples,
         min_traffic,
+        min_failure_for,
     })
 }
 
@@ -594,4 +640,12 @@ pub(super) fn threshold_rules(t: &Table, kind: &str) -> (Vec<Rule>, Option<Durat
         );
     }
     (rules, baseline_window)
+}
+
+/// A probe's per-request timeout.
+fn probe_timeout(p: &Probe) -> Duration {
+    match p {
+        Probe::Http { timeout, .. } | Probe::Prometheus { timeout, .. } => *timeout,
+        Probe::Scrape(s) => s.timeout,
+    }
 }

@@ -50,6 +50,12 @@ pub struct CheckTrack {
     /// Judged samples (pass or fail) needed in the window for the release to be verified.
     #[serde(default)]
     pub min_samples: u32,
+    /// Scheduled time of the round that began the current failure run.
+    #[serde(default)]
+    pub failing_since: Option<DateTime<Utc>>,
+    /// How long a failure run must span (scheduled times) to condemn, in milliseconds.
+    #[serde(default)]
+    pub min_failure_for_ms: u64,
     /// The most recent samples, oldest first.
     pub samples: VecDeque<Sample>,
     /// Set when this check condemned the release or made it inconclusive: which limit was hit.
@@ -98,6 +104,8 @@ impl Tracker {
                 errors: 0,
                 no_data: 0,
                 min_samples: 0,
+                failing_since: None,
+                min_failure_for_ms: 0,
                 samples: VecDeque::new(),
                 limit_hit: None,
             })
@@ -208,13 +216,40 @@ impl Tracker {
         self.rounds += 1;
     }
 
+    /// Marks the round scheduled at `at`: a failure run starts at its first failing round and
+    /// ends at a pass (errors and no data do not end it).
+    pub fn mark_round(&mut self, at: DateTime<Utc>) {
+        for t in self.checks.iter_mut() {
+            match t.samples.back().map(|s| &s.outcome) {
+                Some(Outcome::Fail { .. }) if t.consecutive_failures == 1 => {
+                    t.failing_since = Some(at)
+                }
+                Some(Outcome::Fail { .. }) => {
+                    t.failing_since.get_or_insert(at);
+                }
+                Some(Outcome::Pass) => t.failing_since = None,
+                _ => {}
+            }
+        }
+    }
+
     /// Decides after a round. `window_over` is true once the observation window has ended.
     /// Marks the check that decided with the limit it hit.
     pub fn decide(&mut self, window_over: bool) -> Decision {
+        self.decide_at(window_over, DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// [`Tracker::decide`] for the round scheduled at `at`: a failure run condemns only once it
+    /// spans `min_failure_for` (so a fast cadence never turns a blip into a rollback).
+    pub fn decide_at(&mut self, window_over: bool, at: DateTime<Utc>) -> Decision {
+        let spans = |t: &CheckTrack| {
+            t.failing_since
+                .is_none_or(|since| (at - since).num_milliseconds() >= t.min_failure_for_ms as i64)
+        };
         if let Some(track) = self
             .checks
             .iter_mut()
-            .find(|t| t.consecutive_failures >= t.failure_limit)
+            .find(|t| t.consecutive_failures >= t.failure_limit && spans(t))
         {
             let last = track
                 .samples

@@ -38,6 +38,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         errors: 0,
         no_data: 0,
         min_samples: 0,
+        failing_since: None,
+        min_failure_for_ms: 0,
         samples,
         limit_hit: Some("3 consecutive failures reached failure_limit 3".into()),
     };
@@ -53,6 +55,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         errors: 1,
         no_data: 0,
         min_samples: 0,
+        failing_since: None,
+        min_failure_for_ms: 0,
         samples: [
             Sample {
                 at,

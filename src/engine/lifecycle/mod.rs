@@ -290,6 +290,7 @@ impl Transition<'_> {
         for t in obs.tracker.checks.iter_mut() {
             if let Some(c) = self.cfg.checks.iter().find(|c| c.name == t.name) {
                 t.min_samples = c.min_samples;
+                t.min_failure_for_ms = c.min_failure_for.as_millis() as u64;
             }
         }
         let id = obs.id.clone();

@@ -241,6 +241,7 @@ impl Transition<'_> {
         let mut tracker = Tracker::new(self.checks(), self.cfg.error_limit);
         for (t, c) in tracker.checks.iter_mut().zip(&self.cfg.checks) {
             t.min_samples = c.min_samples;
+            t.min_failure_for_ms = c.min_failure_for.as_millis() as u64;
         }
         // The deployment before this one (remembered just before), if it was condemned: this
         // release's look-back must not be judged by it, and its baseline ends where it began.
@@ -333,7 +334,7 @@ impl Transition<'_> {
                     })
                 });
             if !ready {
-                let next = after(round.scheduled, self.cfg.interval)
+                let next = after(round.scheduled, self.cfg.fast_interval)
                     .max(self.now)
                     .min(obs.judging_from);
                 self.r.observation = Some(obs);
@@ -388,8 +389,24 @@ impl Transition<'_> {
             );
         }
         obs.tracker.end_round();
-        let decision = obs.tracker.decide(self.now >= obs.window_ends);
-        let next = after(round.scheduled, self.cfg.interval).max(self.now);
+        obs.tracker.mark_round(round.scheduled);
+        let decision = obs
+            .tracker
+            .decide_at(self.now >= obs.window_ends, round.scheduled);
+        // Fast right after judging starts, when a bad release does most harm, and while a
+        // failure is being confirmed; the normal cadence otherwise.
+        let confirming = obs
+            .tracker
+            .checks
+            .iter()
+            .any(|t| t.consecutive_failures > 0);
+        let early = self.now < after(obs.judging_from, self.cfg.fast_for);
+        let cadence = if confirming || early {
+            self.cfg.fast_interval
+        } else {
+            self.cfg.interval
+        };
+        let next = after(round.scheduled, cadence).max(self.now);
         self.r.observation = Some(obs);
         match decision {
             Decision::Continue => self.fx.push(Effect::Schedule(next)),

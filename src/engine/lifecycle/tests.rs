@@ -825,3 +825,47 @@ fn below_min_traffic_a_sample_is_no_data_and_the_release_is_never_verified() {
     let (r, _) = run(&cfg, WatchRecord::default(), events);
     assert!(r.observation.unwrap().condemned.is_some());
 }
+
+#[test]
+fn the_cadence_is_fast_after_a_deployment_and_while_confirming_a_failure() {
+    let mut cfg = config("");
+    cfg.interval = std::time::Duration::from_secs(10);
+    cfg.fast_interval = std::time::Duration::from_secs(2);
+    cfg.fast_for = std::time::Duration::from_secs(60);
+    cfg.window = std::time::Duration::from_secs(600);
+    let (r, _) = run(
+        &cfg,
+        WatchRecord::default(),
+        vec![(0, Event::Deployment(learned("R2", "D2", 0)))],
+    );
+    let (r, fx) = step(&cfg, &r, round(0, 200), t(0));
+    assert!(
+        fx.contains(&Effect::Schedule(t(2))),
+        "fast right after judging starts"
+    );
+    let (r, fx) = step(&cfg, &r, round(100, 200), t(100));
+    assert!(
+        fx.contains(&Effect::Schedule(t(110))),
+        "normal cadence after fast_for"
+    );
+    let (_, fx) = step(&cfg, &r, round(110, 503), t(110));
+    assert!(
+        fx.contains(&Effect::Schedule(t(112))),
+        "fast while a failure is confirmed"
+    );
+}
+
+#[test]
+fn a_blip_shorter_than_min_failure_for_never_condemns() {
+    let mut cfg = config("");
+    cfg.checks[0].min_failure_for = std::time::Duration::from_secs(5);
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    // Three failing rounds in 2s: the limit's count, not its span.
+    events.extend((0..3).map(|s| (s, round(s, 503))));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    assert!(r.observation.as_ref().unwrap().condemned.is_none());
+    // The run goes on: at 5s after it began it condemns.
+    let (r, _) = run(&cfg, r, (3..6).map(|s| (s, round(s, 503))).collect());
+    let condemned = r.observation.as_ref().and_then(|o| o.condemned.clone());
+    assert!(condemned.is_some(), "a run spanning 5s condemns");
+}
