@@ -737,12 +737,24 @@ failure_limit = 3
     };
     let c = crate::config::load_str(&cfg("", ""), dir.path()).unwrap();
     let w = &c.watches[0];
-    assert_eq!(w.fast_interval, Duration::from_secs(2), "max(1s, interval / 5)");
+    assert_eq!(
+        w.fast_interval,
+        Duration::from_secs(2),
+        "max(1s, interval / 5)"
+    );
     assert_eq!(w.fast_for, Duration::from_secs(120));
-    assert_eq!(w.checks[0].min_failure_for, Duration::from_secs(4), "(failure_limit - 1) x fast");
+    assert_eq!(
+        w.checks[0].min_failure_for,
+        Duration::from_secs(4),
+        "(failure_limit - 1) x fast"
+    );
     match &w.checks[0].probe {
         crate::config::Probe::Http { timeout, .. } => {
-            assert_eq!(*timeout, Duration::from_millis(1600), "min(5s, 0.8 x fast_interval)")
+            assert_eq!(
+                *timeout,
+                Duration::from_millis(1600),
+                "min(5s, 0.8 x fast_interval)"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -750,9 +762,12 @@ failure_limit = 3
     let c = crate::config::load_str(&cfg("", "timeout = \"2s\""), dir.path()).unwrap();
     assert_eq!(c.watches[0].fast_interval, Duration::from_millis(2500));
     // An explicit fast_interval is checked against the timeouts.
-    let err = crate::config::load_str(&cfg("fast_interval = \"1s\"", "timeout = \"2s\""), dir.path())
-        .unwrap_err()
-        .to_string();
+    let err = crate::config::load_str(
+        &cfg("fast_interval = \"1s\"", "timeout = \"2s\""),
+        dir.path(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("fast_interval 1s"), "{err}");
     let err = crate::config::load_str(&cfg("fast_interval = \"20s\"", ""), dir.path())
         .unwrap_err()
