@@ -243,6 +243,31 @@ fn environment_overrides_keys_with_double_underscore_only() {
     );
 }
 
+/// One watch with one check whose body is given, and extra keys of the watch; the secret files
+/// are those of [`secrets`].
+fn one_check(watch_extra: &str, check: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+token_file = "token"
+[deployers.octo]
+kind = "octopus"
+url = "http://127.0.0.1:1"
+space = "Spaces-1"
+api_key_file = "octopus-api-key"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+{watch_extra}
+[[watch.check]]
+{check}
+"#
+    )
+}
+
 /// A minimal valid config with one watch whose extra keys and extra tables are given.
 fn minimal(watch_extra: &str, tables: &str) -> String {
     format!(
@@ -498,30 +523,8 @@ expect_status = [200]
 
 #[test]
 fn unreachable_is_a_setting_of_app_checks_only() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("token"), "t").unwrap();
-    std::fs::write(dir.path().join("api-key"), "k").unwrap();
-    let cfg = |check: &str| {
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-token_file = "token"
-[deployers.octo]
-kind = "octopus"
-url = "http://127.0.0.1:1"
-space = "Spaces-1"
-api_key_file = "api-key"
-[[watch]]
-name = "shop"
-deployer = "octo"
-project = "Projects-1"
-environment = "Environments-1"
-[[watch.check]]
-{check}
-"#
-        )
-    };
+    let dir = secrets();
+    let cfg = |check: &str| one_check("", check);
     let http =
         "name = \"h\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nunreachable = \"error\"";
     let c = crate::config::load_str(&cfg(http), dir.path()).unwrap();
@@ -553,33 +556,17 @@ environment = "Environments-1"
 
 #[test]
 fn a_query_looking_back_further_than_warmup_is_a_warning_and_invalid_promql_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("token"), "t").unwrap();
-    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let dir = secrets();
     let cfg = |query: &str| {
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-token_file = "token"
-[deployers.octo]
-kind = "octopus"
-url = "http://127.0.0.1:1"
-space = "Spaces-1"
-api_key_file = "api-key"
-[[watch]]
-name = "shop"
-deployer = "octo"
-project = "Projects-1"
-environment = "Environments-1"
-warmup = "3s"
-[[watch.check]]
-name = "p"
+        one_check(
+            "warmup = \"3s\"",
+            &format!(
+                r#"name = "p"
 kind = "prometheus"
 url = "http://127.0.0.1:1"
 query = '{query}'
-max = 1
-"#
+max = 1"#
+            ),
         )
     };
     let path = dir.path().join("c.toml");
@@ -604,35 +591,18 @@ max = 1
 
 #[test]
 fn no_data_and_min_samples_are_validated() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("token"), "t").unwrap();
-    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let dir = secrets();
     let cfg = |extra: &str| {
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-token_file = "token"
-[deployers.octo]
-kind = "octopus"
-url = "http://127.0.0.1:1"
-space = "Spaces-1"
-api_key_file = "api-key"
-[[watch]]
-name = "shop"
-deployer = "octo"
-project = "Projects-1"
-environment = "Environments-1"
-window = "60s"
-interval = "10s"
-[[watch.check]]
-name = "p"
+        one_check(
+            "window = \"60s\"\ninterval = \"10s\"",
+            &format!(
+                r#"name = "p"
 kind = "prometheus"
 url = "http://127.0.0.1:1"
 query = "up"
 max = 1
-{extra}
-"#
+{extra}"#
+            ),
         )
     };
     let c = crate::config::load_str(&cfg(""), dir.path()).unwrap();
@@ -654,29 +624,14 @@ max = 1
 
 #[test]
 fn min_traffic_is_a_query_and_a_minimum_on_prometheus_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("token"), "t").unwrap();
-    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let dir = secrets();
     let cfg = |check: &str| {
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-token_file = "token"
-[deployers.octo]
-kind = "octopus"
-url = "http://127.0.0.1:1"
-space = "Spaces-1"
-api_key_file = "api-key"
-[[watch]]
-name = "shop"
-deployer = "octo"
-project = "Projects-1"
-environment = "Environments-1"
-[[watch.check]]
-name = "p"
-{check}
-"#
+        one_check(
+            "",
+            &format!(
+                r#"name = "p"
+{check}"#
+            ),
         )
     };
     let ok = "kind = \"prometheus\"\nurl = \"http://127.0.0.1:1\"\nquery = \"up\"\nmax = 1\nmin_traffic = { query = \"sum(rate(requests_total[1m]))\", min = 1.5 }";
@@ -705,34 +660,17 @@ name = "p"
 
 #[test]
 fn the_fast_cadence_defaults_fit_the_checks_and_an_explicit_one_is_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("token"), "t").unwrap();
-    std::fs::write(dir.path().join("api-key"), "k").unwrap();
+    let dir = secrets();
     let cfg = |watch: &str, check: &str| {
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-token_file = "token"
-[deployers.octo]
-kind = "octopus"
-url = "http://127.0.0.1:1"
-space = "Spaces-1"
-api_key_file = "api-key"
-[[watch]]
-name = "shop"
-deployer = "octo"
-project = "Projects-1"
-environment = "Environments-1"
-interval = "10s"
-{watch}
-[[watch.check]]
-name = "h"
+        one_check(
+            &format!("interval = \"10s\"\n{watch}"),
+            &format!(
+                r#"name = "h"
 kind = "http"
 url = "http://127.0.0.1:1/"
 failure_limit = 3
-{check}
-"#
+{check}"#
+            ),
         )
     };
     let c = crate::config::load_str(&cfg("", ""), dir.path()).unwrap();
