@@ -133,10 +133,11 @@ pub struct ObservationRecord {
 }
 
 /// Progress of a deploy intent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntentState {
     /// Decided and persisted; the deployment may or may not exist yet.
+    #[default]
     Pending,
     /// The deployer accepted the deployment; its task is being followed.
     Created,
@@ -196,8 +197,9 @@ pub struct NewerDeployment {
 
 /// A deploy intent (rollback or retry): one per condemned observation (a UNIQUE column
 /// enforces it), persisted before any deploy call. It also carries the deployer protocol's
-/// progress, so a restart resumes exactly where the last process stopped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// progress, so a restart resumes exactly where the last process stopped. `Default` is the
+/// empty progress a new intent starts from: the decision sets its own fields over it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct DeployIntent {
     pub id: String,
     pub observation_id: String,
@@ -283,34 +285,7 @@ impl DeployIntent {
             id: "act-1".into(),
             observation_id: "obs-1".into(),
             watch: "shop".into(),
-            kind: ActionKind::Rollback,
-            calls: 0,
-            condemned_release: String::new(),
-            condemned_deployment: None,
-            condemned_created: None,
-            condemned_deployed_at: None,
-            target_release: String::new(),
-            target_version: None,
-            environment: String::new(),
-            marker: String::new(),
-            comments: String::new(),
-            state: IntentState::Pending,
-            deployment_id: None,
-            created: None,
-            task_id: None,
-            detail: None,
-            decided_at: DateTime::<Utc>::UNIX_EPOCH,
-            rev: 0,
-            attempt_started: None,
-            ambiguous_since: None,
-            searched_at: None,
-            not_before: None,
-            errors: 0,
-            duplicates: vec![],
-            superseded_by: None,
-            following_since: None,
-            listed_at_decision: None,
-            project: String::new(),
+            ..DeployIntent::default()
         }
     }
 }

@@ -12,8 +12,7 @@ use crate::evidence::{ActionFacts, VerdictFacts};
 use crate::judge::observation::VerdictKind;
 use crate::metrics::RollbackOutcome;
 use crate::model::{
-    ActionKind, Chosen, CommandPurpose, DeployIntent, IntentState, ObservationKind, PendingCommand,
-    WatchState,
+    ActionKind, Chosen, CommandPurpose, DeployIntent, ObservationKind, PendingCommand, WatchState,
 };
 use crate::sinks::AlertKind;
 
@@ -380,7 +379,6 @@ impl Transition<'_> {
             observation_id: obs.id.clone(),
             watch: self.cfg.name.clone(),
             kind,
-            calls: 0,
             condemned_release: obs.release.clone(),
             condemned_deployment: obs.deployment_id.clone(),
             condemned_created: obs.created,
@@ -390,23 +388,9 @@ impl Transition<'_> {
             environment: self.cfg.environment.clone(),
             marker,
             comments,
-            state: IntentState::Pending,
-            deployment_id: None,
-            created: None,
-            task_id: None,
-            detail: None,
             decided_at: self.now,
-            rev: 0,
-            attempt_started: None,
-            ambiguous_since: None,
-            searched_at: None,
-            not_before: None,
-            errors: 0,
-            duplicates: vec![],
-            superseded_by: None,
-            following_since: None,
-            listed_at_decision: None,
             project: self.cfg.project.clone(),
+            ..DeployIntent::default()
         };
         action.deploy = Some(super::deploy::deploy_facts(&intent));
         self.r.actions.push(self.now);
