@@ -81,6 +81,8 @@ def backstop_config(state_dir, listen, deployers, watches):
             return str(v)
         if isinstance(v, list):
             return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items()) + " }"
         return json.dumps(v)
 
     out = [

@@ -122,6 +122,24 @@ def targets(rb, sc, fp):
     else:
         out.append(("backstop overhead: condemning sample → deploy call", "< 50 ms", "not run",
                     None, ""))
+    d = (rb or {}).get("defaults")
+    for key, what in (("backstop_stats", "/health fails from the start"),
+                      ("error_spike_stats", "errors spike, /health passes")):
+        st = (d or {}).get(key) or {"n": 0}
+        if st["n"]:
+            out.append((f"time to rollback with the defaults: {what}", "≤ 20 s",
+                        f"median {f(st['median'], 2)} s, max {f(st['max'], 2)} s (n={st['n']})",
+                        st["max"] <= 20, ""))
+        else:
+            out.append((f"time to rollback with the defaults: {what}", "≤ 20 s",
+                        "not run (full run only)", None, ""))
+    if d and d.get("noisy_deployments"):
+        out.append(("noisy good releases rolled back, defaults", "0 of ≥ 50",
+                    f"{d['noisy_false_rollbacks']} of {d['noisy_deployments']}",
+                    d["noisy_false_rollbacks"] == 0 and d["noisy_deployments"] >= 50, ""))
+    else:
+        out.append(("noisy good releases rolled back, defaults", "0 of ≥ 50",
+                    "not run (full run only)", None, ""))
     if sc and sc.get("backstop"):
         runs = sc["backstop"] + sc.get("repeats", [])
         ok = [r for r in sc["backstop"] if r["keeps_up"]
@@ -245,30 +263,52 @@ def rollback_section(rb):
     d = rb.get("defaults")
     if d:
         dps = d["pipeline_settings"]
+        ds = "defaults: no timing key set (warmup 15s, interval 10s, fast_interval 2s for 2m, " \
+             "failure_limit 3 over ≥ 4s, window 10m); /health http check + 5xx-ratio scrape check"
         out += [
             "### Each side's documented defaults",
             "",
             f"{d['k']} services per side (one `backstop simulate` each), in parallel, bad "
             "deployments staggered uniformly over 15 s; backstop had verified no release, so it "
             "rolled back to the newest other successful deployment the API listed (the "
-            "documented fallback).",
+            "documented fallback). backstop watches each service with the checks a user writes "
+            "first: `/health`, and the ratio of 5xx responses to all responses read from the "
+            "service's own `/metrics` (`max = 0.05`), every timing key left out.",
             "",
-            "| side | settings | n | median | p95 | min | max |",
-            "|---|---|---|---|---|---|---|",
-            stat_row("backstop", "defaults: warmup 30s, interval 10s, failure_limit 3, check "
-                     "timeout 5s", d["backstop_stats"]),
+            "| side | scenario | settings | n | median | p95 | min | max |",
+            "|---|---|---|---|---|---|---|---|",
+            stat_row("backstop", ds, d["backstop_stats"]).replace(
+                "| backstop |", "| backstop | /health fails from the start |", 1),
+            stat_row("backstop", ds, d.get("error_spike_stats", {"n": 0})).replace(
+                "| backstop |", "| backstop | errors spike (25%), /health passes |", 1),
             stat_row("Prometheus + Alertmanager + webhook",
                      f"scrape/evaluation {dps.get('scrape_interval')} (the shipped "
                      f"prometheus.yml; the built-in default is 1m), `for: {dps.get('for')}` "
                      f"(= 3 × scrape interval), group_wait {dps.get('group_wait')}, "
                      f"group_interval {dps.get('group_interval')}, repeat_interval "
-                     f"{dps.get('repeat_interval')}", d["pipeline_stats"]),
+                     f"{dps.get('repeat_interval')}", d["pipeline_stats"]).replace(
+                "| Prometheus + Alertmanager + webhook |",
+                "| Prometheus + Alertmanager + webhook | /health fails from the start |", 1),
             "",
         ]
         if d.get("ratio_median"):
-            out += [f"Ratio pipeline / backstop at the median: {d['ratio_median']:.2f} ×. "
-                    "backstop's figure is warmup + (failure_limit − 1) × interval = 30 + 20 s; "
-                    "the pipeline's is scrape phase + evaluation phase + `for` + group_wait.", ""]
+            out += [f"Ratio pipeline / backstop at the median (/health fails from the start): "
+                    f"{d['ratio_median']:.2f} ×. backstop's figure is warmup + (failure_limit − "
+                    "1) × fast_interval = 15 + 4 s (the release never passes /health, so judging "
+                    "starts when warmup ends); the pipeline's is scrape phase + evaluation phase "
+                    "+ `for` + group_wait.", ""]
+        by = {}
+        for r in d.get("error_spike", []):
+            by[r.get("condemned_by")] = by.get(r.get("condemned_by"), 0) + 1
+        if by:
+            out += ["Error spikes: /health passes at once, so judging starts at the first "
+                    "round (readiness); condemned by " + ", ".join(
+                        f"{k} {v}×" for k, v in sorted(by.items(), key=str)) + ".", ""]
+        if d.get("noisy_deployments"):
+            out += [f"**Noisy good releases (one failed /health in three, 1% errors): "
+                    f"{d['noisy_false_rollbacks']} rolled back out of "
+                    f"{d['noisy_deployments']}** (verdicts: " + ", ".join(
+                        f"{k} {v}" for k, v in sorted(d["noisy_verdicts"].items())) + ").", ""]
         if d.get("errors"):
             out += ["Errors: " + "; ".join(d["errors"]), ""]
     out += ["Raw rounds (seconds to rollback; backstop overhead in ms):", "", "```"]
@@ -280,6 +320,8 @@ def rollback_section(rb):
             f"{r['time_to_rollback_s']:.2f}" for r in d["backstop"]))
         out.append("defaults pipeline  " + " ".join(
             f"{r['time_to_rollback_s']:.2f}" for r in d["pipeline"]))
+        out.append("defaults backstop error spike  " + " ".join(
+            f"{r['time_to_rollback_s']:.2f}" for r in d.get("error_spike", [])))
     out += ["```", ""]
     return out
 

@@ -10,11 +10,12 @@ after a random 0-1 s pause (so the bad deployment falls anywhere in the scrape c
 times from the bad deployment's creation to the creation of the rollback deployment, both
 stamped by the deployment API itself.
 
-Defaults: each side as documented (backstop: warmup 30s, interval 10s, failure_limit 3;
-Prometheus: 15 s scrape and evaluation as in the shipped prometheus.yml, Alertmanager:
-group_wait 30s, group_interval 5m, repeat_interval 4h; `for` = 3 x 15 s). Those rounds take
-minutes each, so they run in parallel: K services (K simulators) per side, bad deployments
-staggered over 15 s.
+Defaults: each side as documented (backstop: no timing key set, a /health http check and a
+5xx-ratio scrape check; Prometheus: 15 s scrape and evaluation as in the shipped
+prometheus.yml, Alertmanager: group_wait 30s, group_interval 5m, repeat_interval 4h; `for` =
+3 x 15 s). Those rounds take minutes each, so they run in parallel: K services (K simulators)
+per side, bad deployments staggered over 15 s. backstop alone also gets K error spikes (health
+passes, a quarter of requests fail) and 50 noisy good releases, which must all be kept.
 """
 
 import json
@@ -229,22 +230,37 @@ def pipeline_tuned(ctx, sim, rounds):
 # documented defaults, K services per side in parallel
 
 
-def backstop_defaults(ctx, sims, stagger, results):
-    workdir = os.path.join(ctx.tmp, "rollback-backstop-defaults")
+def default_checks(s):
+    """What a user writes for a web service, every timing left at its default: its /health,
+    and the 5xx ratio read from its own /metrics (no Prometheus needed)."""
+    return [
+        {"name": "health", "kind": "http", "url": f"{s.service}/health"},
+        {"name": "errors", "kind": "scrape", "url": f"{s.service}/metrics", "mode": "ratio",
+         "numerator": {"metric": "demo_http_requests_total",
+                       "labels": {"code": {"regex": "5.."}}},
+         "denominator": {"metric": "demo_http_requests_total"}, "max": 0.05},
+    ]
+
+
+def backstop_defaults(ctx, tag, sims, stagger, behaviour, results):
+    """One backstop with every timing at its default watching `sims`; each gets a release that
+    behaves as `behaviour`, deployed at its `stagger` offset and announced at once. A bad
+    release is waited for until its rollback; a good one until its verdict (or a rollback)."""
+    workdir = os.path.join(ctx.tmp, f"rollback-backstop-defaults-{tag}")
     deployers = {f"s{i}": {"url": s.deployer} for i, s in enumerate(sims)}
-    watches = [{"name": f"d{i}", "deployer": f"s{i}",
-                "checks": [{"name": "health", "kind": "http", "url": f"{s.service}/health"}]}
+    watches = [{"name": f"d{i}", "deployer": f"s{i}", "checks": default_checks(s)}
                for i, s in enumerate(sims)]
     bs = Backstop(ctx.procs, ctx.binary, workdir, deployers, watches,
-                  name="backstop-defaults")
-    t_bads = {}
+                  name=f"backstop-defaults-{tag}")
+    t_bads, releases = {}, {}
+    good = behaviour == "noisy"
 
     def deploy(i, s):
         time.sleep(stagger[i])
-        bad = s.release("1.2.0", "bad-health")
-        dep, t_bad = s.deploy(bad)
-        t_bads[i] = t_bad
-        bs.announce(f"d{i}", bad, dep)
+        rel = s.release("1.2.0", behaviour)
+        dep, t_bad = s.deploy(rel)
+        t_bads[i], releases[i] = t_bad, rel
+        bs.announce(f"d{i}", rel, dep)
 
     threads = [threading.Thread(target=deploy, args=(i, s)) for i, s in enumerate(sims)]
     for t in threads:
@@ -252,9 +268,25 @@ def backstop_defaults(ctx, sims, stagger, results):
     for t in threads:
         t.join()
     for i, s in enumerate(sims):
+        if good:
+            # The default window is 10 minutes; backstop judges every deployment through it.
+            def judged():
+                rb = [d for d in s.deployments()
+                      if d["created_unix_ms"] > t_bads[i] and "backstop" in d["comments"]]
+                v = bs.watch(f"d{i}").get("last_verdict") or {}
+                if rb or v.get("release") == releases[i]:
+                    return {"verdict": v.get("verdict"), "rolled_back": bool(rb)}
+                return None
+            r = wait_until(judged, 900, 0.5, f"d{i}'s verdict")
+            results.append({"service": i, **r})
+            continue
         rb = wait_rollback(s, t_bads[i], "backstop", 180)
+        entry = next(h for h in bs.history(f"d{i}") if h["release"] == releases[i])
+        ev = bs.verdict(entry["id"])
+        check = next((c["name"] for c in ev["checks"] if c.get("limit_hit")), None)
         results.append({"service": i, "time_to_rollback_s":
-                        (rb["created_unix_ms"] - t_bads[i]) / 1000, "target": rb["release"]})
+                        (rb["created_unix_ms"] - t_bads[i]) / 1000, "target": rb["release"],
+                        "condemned_by": check})
     ctx.procs.stop(bs.proc)
 
 
@@ -284,31 +316,50 @@ def pipeline_defaults(ctx, sims, stagger, results, settings):
     pl.stop()
 
 
-def defaults(ctx, k):
+def defaults(ctx, k, noisy):
+    """Documented defaults. Bad health: backstop against the pipeline, K services each.
+    backstop alone also gets K error spikes (health passes, a quarter of requests fail) and
+    `noisy` good releases (one failed health check in three, 1% errors) that must be kept."""
     sims_b = [Simulator(ctx.procs, ctx.binary, name=f"sim-defaults-b{i}") for i in range(k)]
     sims_p = [Simulator(ctx.procs, ctx.binary, name=f"sim-defaults-p{i}") for i in range(k)]
-    stagger = [random.uniform(0, 15) for _ in range(k)]
-    res_b, res_p, settings, errors = [], [], {}, []
+    sims_e = [Simulator(ctx.procs, ctx.binary, name=f"sim-defaults-e{i}") for i in range(k)]
+    sims_n = [Simulator(ctx.procs, ctx.binary, name=f"sim-defaults-n{i}") for i in range(noisy)]
+    stagger = [random.uniform(0, 15) for _ in range(max(k, noisy))]
+    res_b, res_p, res_e, res_n, settings, errors = [], [], [], [], {}, []
 
     def guard(fn, *a):
         try:
             fn(*a)
-        except Exception as e:  # noqa: BLE001 - reported, the other side goes on
-            errors.append(f"{fn.__name__}: {e}")
+        except Exception as e:  # noqa: BLE001 - reported, the other sides go on
+            errors.append(f"{fn.__name__} {a[1] if isinstance(a[1], str) else ''}: {e}")
 
-    tb = threading.Thread(target=guard, args=(backstop_defaults, ctx, sims_b, stagger, res_b))
-    tp = threading.Thread(target=guard,
-                          args=(pipeline_defaults, ctx, sims_p, stagger, res_p, settings))
-    tb.start()
-    tp.start()
-    tb.join()
-    tp.join()
-    for s in sims_b + sims_p:
+    runs = [
+        threading.Thread(target=guard, args=(backstop_defaults, ctx, "health", sims_b, stagger,
+                                             "bad-health", res_b)),
+        threading.Thread(target=guard, args=(pipeline_defaults, ctx, sims_p, stagger, res_p,
+                                             settings)),
+        threading.Thread(target=guard, args=(backstop_defaults, ctx, "spike", sims_e, stagger,
+                                             "error-spike", res_e)),
+        threading.Thread(target=guard, args=(backstop_defaults, ctx, "noisy", sims_n, stagger,
+                                             "noisy", res_n)),
+    ]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join()
+    for s in sims_b + sims_p + sims_e + sims_n:
         ctx.procs.stop(s.proc)
+    verdicts = {}
+    for r in res_n:
+        verdicts[r["verdict"] or "none"] = verdicts.get(r["verdict"] or "none", 0) + 1
     return {"k": k, "backstop": res_b, "pipeline": res_p, "pipeline_settings": settings,
-            "errors": errors,
+            "error_spike": res_e, "noisy": res_n, "errors": errors,
             "backstop_stats": stats([r["time_to_rollback_s"] for r in res_b]),
-            "pipeline_stats": stats([r["time_to_rollback_s"] for r in res_p])}
+            "pipeline_stats": stats([r["time_to_rollback_s"] for r in res_p]),
+            "error_spike_stats": stats([r["time_to_rollback_s"] for r in res_e]),
+            "noisy_deployments": len(res_n),
+            "noisy_false_rollbacks": sum(1 for r in res_n if r["rolled_back"]),
+            "noisy_verdicts": verdicts}
 
 
 def run(ctx, quick=False, rounds=None):
@@ -333,9 +384,10 @@ def run(ctx, quick=False, rounds=None):
     }
     ctx.save_partial("rollback", res)
     if not quick:
-        k = 20
-        log(f"rollback: documented defaults, {k} services per side in parallel (~3 min)")
-        res["defaults"] = defaults(ctx, k)
+        k, noisy = 20, 50
+        log(f"rollback: documented defaults, {k} services per side in parallel, {k} error "
+            f"spikes and {noisy} noisy good releases (~12 min: the default window is 10m)")
+        res["defaults"] = defaults(ctx, k, noisy)
         d = res["defaults"]
         if d["backstop_stats"]["n"] and d["pipeline_stats"]["n"]:
             d["ratio_median"] = d["pipeline_stats"]["median"] / d["backstop_stats"]["median"]

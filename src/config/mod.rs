@@ -261,7 +261,8 @@ pub struct WatchConfig {
     pub environment: String,
     /// `poll`: when set, also discover deployments by listing them this often.
     pub poll: Option<Duration>,
-    /// `warmup`: time after the deployment before the first judged sample (default 30s).
+    /// `warmup`: time after the deployment before the first judged sample (default 15s; judging
+    /// starts earlier once every http check has passed).
     pub warmup: Duration,
     /// `window`: how long samples are judged after warmup; a release that passes it is verified.
     pub window: Duration,

@@ -203,7 +203,7 @@ url = "http://app/health"
     assert_eq!(
         (w.warmup, w.window, w.interval, w.error_limit),
         (
-            Duration::from_secs(30),
+            Duration::from_secs(15),
             Duration::from_secs(600),
             Duration::from_secs(10),
             5

@@ -18,6 +18,11 @@ use crate::secret::{Secret, SecretSource};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9870";
 const DEFAULT_STATE_DIR: &str = "/var/lib/backstop";
+/// The default `warmup`, 15 s: the longest that still rolls back a release that never comes
+/// up within 20 s of its deployment (judged at warmup, condemned two fast rounds later). A
+/// release that comes up is judged as soon as its http checks pass, so a longer warmup would
+/// only delay the dead ones; services slower to start than ~19 s set their own.
+pub const DEFAULT_WARMUP: Duration = Duration::from_secs(15);
 
 /// Validates a config tree. Relative secret paths are resolved against `config_dir` (or
 /// `$CREDENTIALS_DIRECTORY` when set). Returns every error found, not only the first.
@@ -278,9 +283,7 @@ fn watch(
             "polling for deployments is supported for octopus deployers only",
         );
     }
-    let warmup = t
-        .duration_or_zero("warmup")
-        .unwrap_or(Duration::from_secs(30));
+    let warmup = t.duration_or_zero("warmup").unwrap_or(DEFAULT_WARMUP);
     let window = t.duration("window").unwrap_or(Duration::from_secs(600));
     let interval = t.duration("interval").unwrap_or(Duration::from_secs(10));
     let fast_explicit = t.duration("fast_interval");
