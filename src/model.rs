@@ -351,6 +351,58 @@ pub struct Deployed {
     pub rollback_safe: Option<bool>,
 }
 
+/// What is known about a deployment that failed (its task ended Failed, TimedOut or
+/// Canceled, or its announcer said `"outcome": "failed"`): the deployer's own account, bounded,
+/// so that people see why without opening the deployer. Every field may be missing: a
+/// webhook or an announcement may say only that it failed, and the details may not load.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DeployFailure {
+    /// The deployer's task (Octopus `ServerTasks-N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// How the task ended, in the deployer's words (Octopus: `Failed`, `TimedOut`, `Canceled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The task's error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The step that failed, when the deployer says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The machine (deployment target) it failed on, when the deployer says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// The last lines of the failed step's log, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+    /// Why the details could not be read, when they could not (the failure itself stands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details_unavailable: Option<String>,
+}
+
+impl DeployFailure {
+    /// One line for logs, notifications and deployment comments: "step "Deploy web" failed on
+    /// web-02: Exit code 1", or what of it is known.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        match (&self.step, &self.machine) {
+            (Some(step), Some(m)) => s.push_str(&format!("step \"{step}\" failed on {m}")),
+            (Some(step), None) => s.push_str(&format!("step \"{step}\" failed")),
+            (None, Some(m)) => s.push_str(&format!("failed on {m}")),
+            (None, None) => s.push_str(match self.state.as_deref() {
+                Some("TimedOut") => "timed out",
+                Some("Canceled") => "was canceled",
+                _ => "failed",
+            }),
+        }
+        if let Some(e) = &self.error {
+            s.push_str(": ");
+            s.push_str(e);
+        }
+        s
+    }
+}
+
 /// Deployments remembered per watch for the irreversibility guard.
 pub const HISTORY: usize = 100;
 

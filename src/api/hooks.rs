@@ -103,6 +103,7 @@ pub(super) async fn octopus(
         deployed_at: event.occurred.map(|o| o.with_timezone(&Utc)),
         source: Source::Webhook,
         rollback_safe: None,
+        failure: None,
     };
     let triggers = watches
         .iter()

@@ -201,7 +201,30 @@ struct Announcement {
     /// backstop then never deploys an older release automatically.
     #[serde(default)]
     rollback_safe: Option<bool>,
+    /// How the deployment ended: `"succeeded"` (the default, so older callers are unchanged)
+    /// or `"failed"` (a step failed, the task timed out or was canceled).
+    #[serde(default)]
+    outcome: AnnouncedOutcome,
+    /// With `"failed"`: the deployer's task, so its details can be fetched (Octopus
+    /// `ServerTasks-N`; found from `deployment` when left out).
+    #[serde(default)]
+    task: Option<String>,
+    /// With `"failed"`: what went wrong, in the caller's words (shown with the evidence).
+    #[serde(default)]
+    error: Option<String>,
 }
+
+/// `outcome` of an announcement. Closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AnnouncedOutcome {
+    #[default]
+    Succeeded,
+    Failed,
+}
+
+/// Longest `error` kept from an announcement.
+const MAX_ANNOUNCED_ERROR: usize = 4096;
 
 /// Commits triggers to their watches' inboxes (see [`crate::engine::Engine::deliver`]).
 fn deliver(
@@ -245,7 +268,21 @@ async fn announce(
     if !s.engine.has_watch(&a.watch) {
         return Err(ApiError::NotFound(format!("no watch named {:?}", a.watch)));
     }
-    tracing::info!(watch = %a.watch, release = %a.release, "deployment announced");
+    if a.outcome == AnnouncedOutcome::Succeeded && (a.task.is_some() || a.error.is_some()) {
+        return Err(ApiError::BadRequest(
+            "task and error describe a failed deployment: send them with \"outcome\": \"failed\""
+                .into(),
+        ));
+    }
+    let failure = (a.outcome == AnnouncedOutcome::Failed).then(|| crate::model::DeployFailure {
+        task: a.task.filter(|t| !t.trim().is_empty()),
+        error: a
+            .error
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| crate::text::truncate(&e, MAX_ANNOUNCED_ERROR)),
+        ..Default::default()
+    });
+    tracing::info!(watch = %a.watch, release = %a.release, failed = failure.is_some(), "deployment announced");
     let trigger = Trigger {
         release: a.release.clone(),
         version: a.version,
@@ -253,6 +290,7 @@ async fn announce(
         deployed_at: a.deployed_at,
         source: Source::Announce,
         rollback_safe: a.rollback_safe,
+        failure,
     };
     // Durable before the 202: a crash or reload cannot lose an accepted announcement.
     deliver(&s, None, vec![(a.watch.clone(), trigger)])?;

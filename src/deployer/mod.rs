@@ -359,6 +359,18 @@ impl Deployer {
         }
     }
 
+    /// The deployer's own account of a failed deployment's task: its error, the step and
+    /// machine that failed, the tail of the log (Octopus `GET /api/{space}/tasks/{id}/details`).
+    /// Deployers that cannot say answer with what `known` already holds.
+    pub async fn failure_details(
+        &self,
+        task: &str,
+        known: crate::model::DeployFailure,
+    ) -> Result<crate::model::DeployFailure, DeployerError> {
+        let _ = task;
+        Ok(known)
+    }
+
     /// A link a human can open for a deployment made by this deployer; shown in evidence and
     /// notifications, so credentials in the configured URL are masked.
     pub fn link(&self, target: &Target<'_>, deployment_id: &str) -> Option<String> {

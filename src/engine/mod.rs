@@ -41,6 +41,10 @@ pub struct Trigger {
     /// `Some(false)`: the release is not safe to roll back from (announced, or found by the
     /// deployer); `None`: ask the deployer.
     pub rollback_safe: Option<bool>,
+    /// `Some`: the deployment failed (what its source said about it; the actor adds the
+    /// deployer's task details). `None`: it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::model::DeployFailure>,
 }
 
 /// What a watch actor can be asked to do.

@@ -102,6 +102,7 @@ fn new_deployments(
         deployed_at: Some(newest.created),
         source: Source::Poll,
         rollback_safe: None,
+        failure: None,
     }))
 }
 

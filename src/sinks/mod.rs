@@ -11,6 +11,7 @@ mod delivery;
 mod slack;
 mod webhook;
 
+use crate::text::truncate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
@@ -24,6 +25,7 @@ use crate::config::SinkConfig;
 use crate::evidence::Evidence;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
+use crate::text::truncate;
 
 use delivery::{DeliveryError, Request};
 
@@ -232,18 +234,6 @@ impl Delivery {
             },
         })
     }
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut with `...`.
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max.saturating_sub(3);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &text[..end])
 }
 
 #[cfg(test)]
