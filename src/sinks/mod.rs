@@ -11,7 +11,6 @@ mod delivery;
 mod slack;
 mod webhook;
 
-use crate::text::truncate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
@@ -242,15 +241,6 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn truncation_respects_char_boundaries() {
-        assert_eq!(truncate("short", 10), "short");
-        assert_eq!(truncate("abcdefghij", 8), "abcde...");
-        let cut = truncate("ééééé", 8);
-        assert!(cut.len() <= 8, "{cut}");
-        assert!(cut.ends_with("..."));
-    }
 
     #[test]
     fn kinds_have_stable_names() {
