@@ -104,7 +104,11 @@ pub async fn history(url: &str, watch: Option<&str>, limit: usize) -> Result<Str
             deployed,
             s("watch"),
             s("release"),
-            s("kind"),
+            if e["outcome"].as_str() == Some("failed") {
+                format!("{} (FAILED)", s("kind"))
+            } else {
+                s("kind")
+            },
             e["verdict"].as_str().unwrap_or("observing").to_string(),
             s("id"),
             s("action"),

@@ -47,6 +47,10 @@ pub struct DeploymentFacts {
     pub window_ends: DateTime<Utc>,
     /// false when the release is marked as not safe to roll back from; null when unknown.
     pub rollback_safe: Option<bool>,
+    /// The deployment itself failed: the deployer's account (error, failed step and machine,
+    /// log tail). Absent when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::model::DeployFailure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +97,9 @@ pub struct DeployFacts {
     /// pending, created, succeeded, failed.
     pub state: IntentState,
     pub detail: Option<String>,
+    /// The deployment backstop made ran and failed: the deployer's account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::model::DeployFailure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +135,32 @@ impl Evidence {
 
     /// A readable report for `backstop explain`.
     pub fn report(&self) -> String {
+        /// The deployer's account of a failed deployment, indented.
+        fn failure_report(f: &crate::model::DeployFailure) -> String {
+            let mut out = format!("  {}\n", f.summary());
+            if let Some(t) = &f.task {
+                out.push_str(&format!(
+                    "  task {t}{}\n",
+                    f.state
+                        .as_deref()
+                        .map(|s| format!(" ended {s}"))
+                        .unwrap_or_default()
+                ));
+            }
+            if !f.log_tail.is_empty() {
+                out.push_str("  log tail:\n");
+                for line in &f.log_tail {
+                    out.push_str(&format!("    | {line}\n"));
+                }
+            }
+            if let Some(why) = &f.details_unavailable {
+                out.push_str(&format!(
+                    "  (the task's details could not be read: {why})\n"
+                ));
+            }
+            out
+        }
+
         let mut out = String::new();
         let d = &self.deployment;
         out.push_str(&format!(
@@ -147,6 +180,10 @@ impl Evidence {
         ));
         if d.rollback_safe == Some(false) {
             out.push_str("  marked NOT safe to roll back from\n");
+        }
+        if let Some(f) = &d.failure {
+            out.push_str("\nThe deployment FAILED:\n");
+            out.push_str(&failure_report(f));
         }
         match &self.verdict {
             Some(v) => out.push_str(&format!(
@@ -244,6 +281,10 @@ impl Evidence {
                         .map(|i| format!(", {i}"))
                         .unwrap_or_default()
                 ));
+            }
+            if let Some(f) = a.deploy.as_ref().and_then(|d| d.failure.as_ref()) {
+                out.push_str("  the deployment backstop made FAILED:\n");
+                out.push_str(&failure_report(f));
             }
             if let Some(c) = &a.command {
                 out.push_str(&format!("  command {:?}: {}\n", c.argv, c.describe()));

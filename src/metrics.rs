@@ -207,8 +207,8 @@ impl Metrics {
             ),
             deployments_seen: counter(
                 "backstop_deployments_seen_total",
-                "Deployments that started an observation, by watch and source (announce, webhook, poll, rollback).",
-                &["watch", "source"],
+                "Deployments that started an observation, by watch, source (announce, webhook, poll, rollback, retry) and outcome (succeeded, failed: the deployment itself failed).",
+                &["watch", "source", "outcome"],
             ),
             last_verdict: gauge(
                 "backstop_last_verdict_timestamp_seconds",
@@ -326,10 +326,11 @@ impl Metrics {
             .set(baseline.unwrap_or(f64::NAN));
     }
 
-    pub fn observation_started(&self, watch: &str, source: &str, at_unix: f64) {
+    pub fn observation_started(&self, watch: &str, source: &str, failed: bool, at_unix: f64) {
+        let outcome = if failed { "failed" } else { "succeeded" };
         self.0
             .deployments_seen
-            .with_label_values(&[watch, source])
+            .with_label_values(&[watch, source, outcome])
             .inc();
         self.0
             .observation_started

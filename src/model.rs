@@ -130,6 +130,33 @@ pub struct ObservationRecord {
     /// deployment itself otherwise.
     #[serde(default)]
     pub baseline_until: Option<DateTime<Utc>>,
+    /// The deployment failed (its task's account); `None`: it succeeded. A failed
+    /// deployment's release is never recorded as verified: it may not be what is running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<DeployFailure>,
+    /// Why this observation exists beyond its kind: a retry made because a deployment failed
+    /// (`on_deploy_failure = "retry"`), whose own failure leads to `on_deploy_failure_then`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub cause: Cause,
+    /// Condemned for its failed deployment without being judged (`on_deploy_failure` is
+    /// `retry`, `rollback` or `notify`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub unjudged: bool,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Why a deploy intent, and the observation of what it deployed, were made. Closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The release was condemned by its checks (`on_failure`).
+    #[default]
+    Condemned,
+    /// The release's deployment failed (`on_deploy_failure`).
+    DeployFailed,
 }
 
 /// Progress of a deploy intent.
@@ -275,6 +302,13 @@ pub struct DeployIntent {
     /// When the task started being followed (for `task_timeout`).
     #[serde(default)]
     pub following_since: Option<DateTime<Utc>>,
+    /// Why the intent was made: a condemned release, or a failed deployment.
+    #[serde(default)]
+    pub cause: Cause,
+    /// The deployment this intent made failed (its task ended Failed, TimedOut or Canceled),
+    /// as the deployer tells it; `None` while it has not, or when the call itself failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<DeployFailure>,
 }
 
 #[cfg(test)]
@@ -300,6 +334,8 @@ pub enum CommandPurpose {
     Before,
     /// `when = "after"`: runs after the deploy ended.
     After,
+    /// `[watch.hooks.deploy_failed]`: runs when a deployment failed, before the policy acts.
+    DeployFailed,
 }
 
 /// A command that was started and whose result is not recorded yet. Persisted before the
@@ -400,6 +436,25 @@ impl DeployFailure {
             s.push_str(e);
         }
         s
+    }
+}
+
+/// How a deployment ended, as shown in status and history. Closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployOutcome {
+    #[default]
+    Succeeded,
+    Failed,
+}
+
+impl DeployOutcome {
+    pub fn of(failure: &Option<DeployFailure>) -> Self {
+        if failure.is_some() {
+            DeployOutcome::Failed
+        } else {
+            DeployOutcome::Succeeded
+        }
     }
 }
 

@@ -28,6 +28,12 @@ pub struct ObservationView {
     pub window_ends: DateTime<Utc>,
     pub rounds: u64,
     pub checks: Vec<CheckTrack>,
+    /// `succeeded`, or `failed` when the deployment itself failed.
+    #[serde(default)]
+    pub outcome: crate::model::DeployOutcome,
+    /// The deployer's account of a failed deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::model::DeployFailure>,
 }
 
 /// The rollback in progress or last made.

@@ -220,6 +220,15 @@ pub enum Fallback {
     Notify,
 }
 
+impl Fallback {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Fallback::Rollback => "rollback",
+            Fallback::Notify => "notify",
+        }
+    }
+}
+
 impl OnFailure {
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -229,6 +238,51 @@ impl OnFailure {
             OnFailure::Command => "command",
         }
     }
+}
+
+/// What to do when a deployment itself fails (`on_deploy_failure`): its task ended Failed,
+/// TimedOut or Canceled, or it was announced with `"outcome": "failed"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDeployFailure {
+    /// Observe it like any deployment: the checks know whether the service is broken.
+    /// Condemned: `on_failure` applies. Healthy: no deploy call, a notification says so.
+    #[default]
+    Observe,
+    /// Roll over: redeploy the same release once (a locked file, a flaky feed), then observe;
+    /// if that fails too (its deployment, or its checks), `then`.
+    Retry { then: Fallback },
+    /// Deploy the last verified release at once, without observing.
+    Rollback,
+    /// Tell a human; no deploy call; the watch is `failed`.
+    Notify,
+}
+
+impl OnDeployFailure {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OnDeployFailure::Observe => "observe",
+            OnDeployFailure::Retry { .. } => "retry",
+            OnDeployFailure::Rollback => "rollback",
+            OnDeployFailure::Notify => "notify",
+        }
+    }
+}
+
+/// `[watch.hooks]`: programs run on events, beside the policies.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Hooks {
+    /// `[watch.hooks.deploy_failed]`: run when a deployment fails, before the policy acts, at
+    /// most once per failed deployment (recovery scripts, a ticket, a page).
+    pub deploy_failed: Option<HookProgram>,
+}
+
+/// A hook's program: `argv` (no shell) and `timeout`, with the same environment as
+/// `[watch.command]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookProgram {
+    pub argv: Vec<String>,
+    /// `timeout` (default 60s): the program is killed after this.
+    pub timeout: Duration,
 }
 
 /// `[watch.command]`: a program run on condemnation, like a DeployFailed script.
@@ -281,6 +335,11 @@ pub struct WatchConfig {
     pub application: Option<String>,
     /// `[watch.command]`: the program of `on_failure = "command"`, or a hook beside a deploy.
     pub command: Option<CommandHook>,
+    /// `on_deploy_failure` (default `observe`) and `on_deploy_failure_then` (with `retry`,
+    /// default `notify`): what a failed deployment leads to.
+    pub on_deploy_failure: OnDeployFailure,
+    /// `[watch.hooks]`.
+    pub hooks: Hooks,
     /// `dry_run`: judge and report everything, call nothing (default: the top-level `dry_run`).
     pub dry_run: bool,
     /// `max_actions` automatic deploy calls per `max_actions_period` (default 3 per 1h); then

@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::fields::{Errors, Table};
 use super::load::ConfigError;
 use super::{
-    CheckConfig, CommandHook, Config, Fallback, HookWhen, MinTraffic, NoData, OnFailure, Probe,
-    ServerConfig, SinkConfig, StateConfig, Unreachable, WatchConfig,
+    CheckConfig, CommandHook, Config, Fallback, HookProgram, HookWhen, Hooks, MinTraffic, NoData,
+    OnDeployFailure, OnFailure, Probe, ServerConfig, SinkConfig, StateConfig, Unreachable,
+    WatchConfig,
 };
 use crate::judge::Rule;
 use crate::secret::{Secret, SecretSource};
@@ -193,6 +194,67 @@ fn policy(t: &Table) -> Option<OnFailure> {
     policy
 }
 
+/// `on_deploy_failure` and `on_deploy_failure_then`.
+fn deploy_failure_policy(t: &Table) -> Option<OnDeployFailure> {
+    let then = match t.string("on_deploy_failure_then").as_deref() {
+        // Notify by default: a release that failed to deploy twice wants a person more than a
+        // third deploy.
+        None | Some("notify") => Some(Fallback::Notify),
+        Some("rollback") => Some(Fallback::Rollback),
+        Some(other) => {
+            t.error(
+                "on_deploy_failure_then",
+                format!("unknown value {other:?}; expected \"rollback\" or \"notify\""),
+            );
+            None
+        }
+    };
+    let policy = match t.string("on_deploy_failure").as_deref() {
+        None | Some("observe") => Some(OnDeployFailure::Observe),
+        Some("retry") => then.map(|then| OnDeployFailure::Retry { then }),
+        Some("rollback") => Some(OnDeployFailure::Rollback),
+        Some("notify") => Some(OnDeployFailure::Notify),
+        Some(other) => {
+            t.error(
+                "on_deploy_failure",
+                format!("unknown value {other:?}; expected \"observe\", \"retry\", \"rollback\" or \"notify\""),
+            );
+            None
+        }
+    };
+    if t.has("on_deploy_failure_then") && !matches!(policy, Some(OnDeployFailure::Retry { .. })) {
+        t.error(
+            "on_deploy_failure_then",
+            "only applies to on_deploy_failure = \"retry\"",
+        );
+    }
+    policy
+}
+
+/// `[watch.hooks]`: `deploy_failed = { argv, timeout }`.
+fn hooks(t: &Table) -> Hooks {
+    let Some(h) = t.table("hooks") else {
+        return Hooks::default();
+    };
+    let deploy_failed = h.table("deploy_failed").and_then(|c| {
+        if !c.has("argv") {
+            c.error(
+                "argv",
+                "is required: the program and its arguments, no shell",
+            );
+        }
+        let argv = c.strings("argv");
+        let timeout = c.duration("timeout").unwrap_or(Duration::from_secs(60));
+        c.finish();
+        Some(HookProgram {
+            argv: argv?,
+            timeout,
+        })
+    });
+    h.finish();
+    Hooks { deploy_failed }
+}
+
 fn command_hook(t: &Table) -> Option<CommandHook> {
     let c = t.table("command")?;
     if !c.has("argv") {
@@ -303,6 +365,8 @@ fn watch(
         .duration_or_zero("fast_for")
         .unwrap_or(Duration::from_secs(120));
     let on_failure = policy(t);
+    let on_deploy_failure = deploy_failure_policy(t);
+    let hooks = hooks(t);
     let command = command_hook(t);
     if on_failure == Some(OnFailure::Command) && command.is_none() && !t.has("command") {
         t.error(
@@ -387,6 +451,8 @@ fn watch(
         error_limit,
         application,
         command,
+        on_deploy_failure: on_deploy_failure?,
+        hooks,
         dry_run,
         max_actions,
         max_actions_period,

@@ -66,6 +66,20 @@ impl TaskState {
         }
     }
 
+    /// The state as Octopus spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            TaskState::Queued => "Queued",
+            TaskState::Executing => "Executing",
+            TaskState::Cancelling => "Cancelling",
+            TaskState::Success => "Success",
+            TaskState::Failed => "Failed",
+            TaskState::Canceled => "Canceled",
+            TaskState::TimedOut => "TimedOut",
+            TaskState::Other(s) => s,
+        }
+    }
+
     /// Whether the task can still end in success (so a rollback that exists is not repeated).
     pub fn is_alive_or_success(&self) -> bool {
         matches!(

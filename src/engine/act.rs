@@ -8,7 +8,11 @@ use super::watch::WatchActor;
 use super::{new_id, Trigger};
 use crate::command::CommandResult;
 use crate::deployer::{Exec, ExecOutcome, Target};
-use crate::model::{CommandPurpose, DeployIntent, Source};
+use crate::model::{CommandPurpose, DeployFailure, DeployIntent, Source};
+
+/// How long learning a failed deployment waits for its task's details: the policy (a rollback,
+/// say) must not wait long on a slow deployer for the log tail.
+const DETAILS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl WatchActor {
     /// The deployer coordinates of this watch.
@@ -82,6 +86,10 @@ impl WatchActor {
                 }
             },
         };
+        let failure = match t.failure {
+            Some(f) if !known => Some(self.failure_details(f, found.as_ref()).await),
+            other => other,
+        };
         Learned {
             release: t.release,
             version: t.version,
@@ -90,8 +98,45 @@ impl WatchActor {
             created,
             source: t.source,
             rollback_safe,
+            failure,
             known,
             observation_id: new_id("obs"),
+        }
+    }
+
+    /// The deployer's own account of a failed deployment (error, failed step and machine, log
+    /// tail), added to what its source said. Failing to read it loses nothing: the failure
+    /// stands, with the reason the details are missing.
+    pub(super) async fn failure_details(
+        &self,
+        mut known: DeployFailure,
+        deployment: Option<&crate::deployer::Deployment>,
+    ) -> DeployFailure {
+        if known.task.is_none() {
+            known.task = deployment.and_then(|d| d.task_id.clone());
+        }
+        let Some(task) = known.task.clone() else {
+            return known;
+        };
+        let fallback = known.clone();
+        match tokio::time::timeout(DETAILS_TIMEOUT, self.deployer.failure_details(&task, known))
+            .await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                tracing::warn!(watch = %self.name(), %task, error = %e, "cannot read the failed task's details");
+                DeployFailure {
+                    details_unavailable: Some(e.to_string()),
+                    ..fallback
+                }
+            }
+            Err(_) => DeployFailure {
+                details_unavailable: Some(format!(
+                    "the deployer did not answer within {}",
+                    humantime::format_duration(DETAILS_TIMEOUT)
+                )),
+                ..fallback
+            },
         }
     }
 
@@ -155,6 +200,10 @@ impl WatchActor {
             }
             ExecOutcome::Cancelled => {}
         }
+        // The deployment ran and failed: people want the deployer's account of why.
+        if let (ExecOutcome::Failed(_), Some(f)) = (&outcome, intent.failure.take()) {
+            intent.failure = Some(self.failure_details(f, None).await);
+        }
         Event::Deployed {
             intent: Box::new(intent),
             outcome,
@@ -163,12 +212,25 @@ impl WatchActor {
 
     /// Runs `[watch.command]` with the evidence in a file.
     pub(super) async fn run_command(&mut self, purpose: CommandPurpose) -> CommandResult {
-        let Some(hook) = self.cfg.command.clone() else {
+        let program = match purpose {
+            CommandPurpose::DeployFailed => self
+                .cfg
+                .hooks
+                .deploy_failed
+                .as_ref()
+                .map(|h| (h.argv.clone(), h.timeout)),
+            _ => self
+                .cfg
+                .command
+                .as_ref()
+                .map(|h| (h.argv.clone(), h.timeout)),
+        };
+        let Some((argv, timeout)) = program else {
             return CommandResult::not_configured();
         };
         let (obs_id, release, version) =
             match (purpose, &self.record.observation, &self.record.intent) {
-                (CommandPurpose::OnFailure, Some(o), _) => {
+                (CommandPurpose::OnFailure | CommandPurpose::DeployFailed, Some(o), _) => {
                     (o.id.clone(), o.release.clone(), o.version.clone())
                 }
                 (_, _, Some(i)) => (i.observation_id.clone(), i.condemned_release.clone(), None),
@@ -181,17 +243,19 @@ impl WatchActor {
         if let Err(e) = std::fs::write(&path, serde_json::to_vec_pretty(&ev).unwrap_or_default()) {
             tracing::warn!(watch = %self.name(), error = %e, "cannot write the evidence file for the command");
         }
+        let failed = purpose == CommandPurpose::DeployFailed;
         let verdict = ev
             .as_ref()
             .and_then(|e| e.verdict.as_ref())
             .map(|v| v.verdict.as_str())
-            .unwrap_or("condemned");
-        let intent = self
-            .record
-            .intent
-            .as_ref()
-            .filter(|_| purpose != CommandPurpose::OnFailure);
-        let env = vec![
+            .unwrap_or(if failed { "deploy_failed" } else { "condemned" });
+        let intent = self.record.intent.as_ref().filter(|_| {
+            !matches!(
+                purpose,
+                CommandPurpose::OnFailure | CommandPurpose::DeployFailed
+            )
+        });
+        let mut env = vec![
             ("BACKSTOP_WATCH".to_string(), self.cfg.name.clone()),
             ("BACKSTOP_RELEASE".to_string(), release),
             ("BACKSTOP_VERSION".to_string(), version.unwrap_or_default()),
@@ -208,14 +272,28 @@ impl WatchActor {
                 "BACKSTOP_ACTION".to_string(),
                 intent
                     .map(|i| i.kind.as_str())
-                    .unwrap_or("command")
+                    .unwrap_or(if failed { "deploy_failed" } else { "command" })
                     .to_string(),
             ),
         ];
+        if let (true, Some(o)) = (failed, &self.record.observation) {
+            let f = o.failure.clone().unwrap_or_default();
+            env.extend([
+                (
+                    "BACKSTOP_DEPLOYMENT".to_string(),
+                    o.deployment_id.clone().unwrap_or_default(),
+                ),
+                (
+                    "BACKSTOP_TASK".to_string(),
+                    f.task.clone().unwrap_or_default(),
+                ),
+                ("BACKSTOP_ERROR".to_string(), f.summary()),
+            ]);
+        }
         self.pulse.beat();
-        let result = crate::command::run(&hook.argv, &env, hook.timeout).await;
+        let result = crate::command::run(&argv, &env, timeout).await;
         self.pulse.beat();
-        tracing::info!(watch = %self.name(), argv = ?hook.argv, result = %result.describe(), "ran the watch command");
+        tracing::info!(watch = %self.name(), ?purpose, argv = ?argv, result = %result.describe(), "ran the watch command");
         result
     }
 
@@ -225,9 +303,10 @@ impl WatchActor {
             Metric::Verdict { kind, seconds } => metrics.verdict(self.name(), kind, seconds),
             Metric::Action(chosen) => metrics.action(self.name(), chosen.as_str()),
             Metric::Rollback(outcome) => metrics.rollback(self.name(), outcome),
-            Metric::ObservationStarted { source } => metrics.observation_started(
+            Metric::ObservationStarted { source, failed } => metrics.observation_started(
                 self.name(),
                 source.as_str(),
+                failed,
                 Utc::now().timestamp() as f64,
             ),
             Metric::DuplicateDeployments(n) => metrics.duplicate_deployments(self.name(), n),

@@ -55,7 +55,7 @@ pub(super) async fn run(
         match news {
             Ok(Some(t)) => {
                 tracing::info!(watch = %cfg.name, deployment = ?t.deployment_id, release = %t.release, "poll found a new deployment");
-                if tx.send(Command::Deploy(t)).await.is_err() {
+                if tx.send(Command::Deploy(Box::new(t))).await.is_err() {
                     return;
                 }
             }

@@ -96,6 +96,7 @@ impl WatchActor {
                 judging_from: obs.judging_from,
                 window_ends: obs.window_ends,
                 rollback_safe: obs.rollback_safe,
+                failure: obs.failure.clone(),
             },
             verdict: None,
             checks,

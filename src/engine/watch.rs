@@ -175,7 +175,7 @@ impl WatchActor {
             Command::Pause => self.handle(Event::Pause).await,
             Command::Resume => self.handle(Event::Resume).await,
             Command::Deploy(t) => {
-                let learned = self.learn(t).await;
+                let learned = self.learn(*t).await;
                 self.handle(Event::Deployment(learned)).await;
             }
         }
@@ -355,6 +355,8 @@ impl WatchActor {
                 window_ends: o.window_ends,
                 rounds: o.tracker.rounds,
                 checks: o.tracker.checks.clone(),
+                outcome: crate::model::DeployOutcome::of(&o.failure),
+                failure: o.failure.clone(),
             }),
             last_verdict: self.record.last_verdict.clone(),
             rollback: self.record.intent.as_ref().map(rollback_view),

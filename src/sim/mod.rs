@@ -526,6 +526,7 @@ impl Sim {
             created,
             source: Source::Webhook,
             rollback_safe: None,
+            failure: None,
             known: self.known.contains(&d.id),
             observation_id: format!("obs-{}", self.obs_seq),
         }))

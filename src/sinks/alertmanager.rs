@@ -30,7 +30,10 @@ pub(super) fn severity(kind: AlertKind) -> &'static str {
         | AlertKind::RollbackUnknown
         | AlertKind::DuplicateDeployment
         | AlertKind::Frozen => "page",
-        AlertKind::Condemned | AlertKind::Inconclusive | AlertKind::Paused => "warning",
+        AlertKind::Condemned
+        | AlertKind::Inconclusive
+        | AlertKind::Paused
+        | AlertKind::DeployFailed => "warning",
         AlertKind::RolledBack | AlertKind::Superseded => "info",
     }
 }

@@ -44,6 +44,9 @@ pub enum AlertKind {
     Inconclusive,
     Frozen,
     Paused,
+    /// A deployment itself failed (its task ended Failed, TimedOut or Canceled), whatever the
+    /// policy does about it; also sent when a failed deployment's service proved healthy.
+    DeployFailed,
 }
 
 impl AlertKind {
@@ -58,6 +61,7 @@ impl AlertKind {
             AlertKind::Inconclusive => "inconclusive",
             AlertKind::Frozen => "frozen",
             AlertKind::Paused => "paused",
+            AlertKind::DeployFailed => "deploy_failed",
         }
     }
 }
@@ -251,6 +255,7 @@ mod tests {
             (AlertKind::Inconclusive, "inconclusive"),
             (AlertKind::Frozen, "frozen"),
             (AlertKind::Paused, "paused"),
+            (AlertKind::DeployFailed, "deploy_failed"),
         ] {
             assert_eq!(kind.as_str(), name);
             assert_eq!(serde_json::to_value(kind).unwrap(), name);

@@ -57,6 +57,7 @@ fn title(kind: AlertKind) -> (&'static str, &'static str) {
         AlertKind::Inconclusive => (":grey_question:", "Verdict inconclusive"),
         AlertKind::Frozen => (":ice_cube:", "Watch frozen"),
         AlertKind::Paused => (":double_vertical_bar:", "Watch paused"),
+        AlertKind::DeployFailed => (":boom:", "Deployment FAILED"),
     }
 }
 

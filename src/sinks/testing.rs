@@ -90,6 +90,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
             judging_from: at - chrono::Duration::minutes(1),
             window_ends: at + chrono::Duration::minutes(9),
             rollback_safe: None,
+            failure: None,
         },
         verdict: Some(VerdictFacts {
             verdict: VerdictKind::Condemned,
@@ -123,6 +124,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                 task_id: Some("ServerTasks-9".into()),
                 state: crate::model::IntentState::Succeeded,
                 detail: None,
+                failure: None,
             }),
             command: None,
         }),

@@ -26,6 +26,9 @@ fn obs(id: &str, dep: Option<&str>) -> ObservationRecord {
         created: None,
         previous_condemned: None,
         baseline_until: None,
+        failure: None,
+        cause: Default::default(),
+        unjudged: false,
     }
 }
 
@@ -182,6 +185,7 @@ fn an_event_is_seen_exactly_when_its_triggers_are_in_the_inbox() {
         deployed_at: None,
         source: Source::Webhook,
         rollback_safe: None,
+        failure: None,
     };
     let both = vec![
         ("shop".to_string(), t.clone()),

@@ -23,6 +23,12 @@ pub struct HistoryEntry {
     pub decided_at: Option<DateTime<Utc>>,
     pub summary: Option<String>,
     pub action: Option<String>,
+    /// `succeeded`, or `failed` when the deployment itself failed.
+    #[serde(default)]
+    pub outcome: crate::model::DeployOutcome,
+    /// The deployer's account of a failed deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::model::DeployFailure>,
 }
 
 /// Everything one lifecycle transition writes.
@@ -211,6 +217,8 @@ impl Store {
                 decided_at: verdict.as_ref().map(|v| v.decided_at),
                 summary: verdict.as_ref().map(|v| v.summary.clone()),
                 action: verdict.and_then(|v| v.action),
+                outcome: crate::model::DeployOutcome::of(&obs.failure),
+                failure: obs.failure,
             });
         }
         Ok(out)

@@ -381,6 +381,13 @@ pub fn on_task(
             return;
         }
         Ok(t) if t.is_completed => {
+            // The deployment ran and failed: a failed deployment, not a failed call.
+            i.failure = Some(crate::model::DeployFailure {
+                task: Some(task_id.clone()),
+                state: Some(t.state.as_str().to_string()),
+                error: t.error_message.clone(),
+                ..Default::default()
+            });
             let msg = t
                 .error_message
                 .map(|m| format!(": {m}"))

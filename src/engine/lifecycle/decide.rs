@@ -7,12 +7,13 @@
 //! evidence document and announced to the watch's sinks.
 
 use super::{before, EvidencePatch, Level, Metric, Transition};
-use crate::config::{Fallback, HookWhen, OnFailure};
+use crate::config::{Fallback, HookWhen, OnDeployFailure, OnFailure};
 use crate::evidence::{ActionFacts, VerdictFacts};
 use crate::judge::observation::VerdictKind;
 use crate::metrics::RollbackOutcome;
 use crate::model::{
-    ActionKind, Chosen, CommandPurpose, DeployIntent, ObservationKind, PendingCommand, WatchState,
+    ActionKind, Cause, Chosen, CommandPurpose, DeployIntent, ObservationKind, PendingCommand,
+    WatchState,
 };
 use crate::sinks::AlertKind;
 
@@ -139,6 +140,7 @@ impl Transition<'_> {
                 action.target_why = Some(target_why);
                 action.why = match kind {
                     ActionKind::Rollback => format!("policy {policy}: deploy the last release known good"),
+                    ActionKind::Retry if obs.unjudged => "on_deploy_failure = \"retry\": the deployment failed and the failure may be transient; redeploy the same release once".into(),
                     ActionKind::Retry => "on_failure = \"retry\": the failure may be transient; redeploy the same release once".into(),
                 };
                 let verb = if kind == ActionKind::Retry {
@@ -191,6 +193,9 @@ impl Transition<'_> {
                 "the retried release was condemned again; then = \"notify\"".into(),
             )),
         };
+        if let Some(planned) = self.plan_for_failed_deployment(candidates.clone()) {
+            return planned;
+        }
         let policy = match (obs.kind, self.cfg.on_failure) {
             (ObservationKind::Rollback, _) => {
                 return (
@@ -225,6 +230,44 @@ impl Transition<'_> {
             }
         };
         (policy, self.plan_rollback(candidates))
+    }
+
+    /// `on_deploy_failure` for a release condemned because its deployment failed (unjudged),
+    /// or a retry made for a failed deployment that failed again; `None` for any other.
+    fn plan_for_failed_deployment(
+        &self,
+        candidates: Option<Result<Vec<String>, String>>,
+    ) -> Option<(String, Plan)> {
+        let obs = self.r.observation.as_ref()?;
+        let retried = obs.kind == ObservationKind::Retry && obs.cause == Cause::DeployFailed;
+        if !(obs.unjudged || retried) || obs.kind == ObservationKind::Rollback {
+            return None;
+        }
+        let name = |p: &str| format!("on_deploy_failure = {p}");
+        Some(match (retried, self.cfg.on_deploy_failure) {
+            (true, OnDeployFailure::Retry { then: Fallback::Rollback }) => {
+                (name("retry, then rollback"), self.plan_rollback(candidates))
+            }
+            (true, _) => (
+                name(self.cfg.on_deploy_failure.as_str()),
+                Plan::Notify(
+                    "the release was redeployed once after its deployment failed and failed again; on_deploy_failure_then = \"notify\", so no further deploy was made".into(),
+                ),
+            ),
+            (false, OnDeployFailure::Retry { .. }) => (
+                name("retry"),
+                Plan::Deploy {
+                    kind: ActionKind::Retry,
+                    target: obs.release.clone(),
+                    target_why: "the same release, once: the deployment failed and the failure may be transient (a locked file, a flaky feed)".into(),
+                },
+            ),
+            (false, OnDeployFailure::Rollback) => (name("rollback"), self.plan_rollback(candidates)),
+            (false, OnDeployFailure::Notify | OnDeployFailure::Observe) => (
+                name("notify"),
+                Plan::Notify("on_deploy_failure = \"notify\", so no deploy was made".into()),
+            ),
+        })
     }
 
     /// A rollback target, unless irreversibility forbids any automatic deploy.
@@ -356,6 +399,18 @@ impl Transition<'_> {
             why = action.target_why.clone().unwrap_or_default(),
             obs_id = obs.id,
         );
+        if let Some(f) = &obs.failure {
+            // The people reading the deployer's UI see why without opening backstop.
+            comments.push_str(&format!(
+                " The deployment of {} failed: {}.",
+                obs.release,
+                f.summary()
+            ));
+            if !f.log_tail.is_empty() {
+                comments.push_str(" Log tail: ");
+                comments.push_str(&f.log_tail.join(" | "));
+            }
+        }
         if comments.len() > MAX_COMMENT {
             let mut cut = MAX_COMMENT;
             while !comments.is_char_boundary(cut) {
@@ -390,6 +445,11 @@ impl Transition<'_> {
             comments,
             decided_at: self.now,
             project: self.cfg.project.clone(),
+            cause: if obs.unjudged || obs.cause == Cause::DeployFailed {
+                Cause::DeployFailed
+            } else {
+                Cause::Condemned
+            },
             ..DeployIntent::default()
         };
         action.deploy = Some(super::deploy::deploy_facts(&intent));

@@ -8,7 +8,8 @@ use crate::evidence::DeployFacts;
 use crate::judge::observation::VerdictKind;
 use crate::metrics::RollbackOutcome;
 use crate::model::{
-    ActionKind, CommandPurpose, DeployIntent, IntentState, ObservationKind, Source, WatchState,
+    ActionKind, Cause, CommandPurpose, DeployIntent, IntentState, ObservationKind, Source,
+    WatchState,
 };
 use crate::sinks::AlertKind;
 
@@ -22,6 +23,7 @@ pub(super) fn deploy_facts(i: &DeployIntent) -> DeployFacts {
         task_id: i.task_id.clone(),
         state: i.state,
         detail: i.detail.clone(),
+        failure: i.failure.clone(),
     }
 }
 
@@ -90,12 +92,58 @@ impl Transition<'_> {
                     created: intent.created,
                     source,
                     rollback_safe: None,
+                    failure: None,
                     known: false,
                     observation_id: format!("obs-{}", intent.id),
                 };
                 self.remember(&l);
                 self.observe(l, kind);
+                if let Some(o) = self.r.observation.as_mut() {
+                    o.cause = intent.cause;
+                }
                 self.after_hook_then_notify();
+            }
+            ExecOutcome::Failed(_)
+                if intent.kind == ActionKind::Retry
+                    && intent.cause == Cause::DeployFailed
+                    && intent.failure.is_some() =>
+            {
+                // The redeploy of a release whose deployment failed failed too: a failed
+                // deployment like any other, and `on_deploy_failure_then` decides.
+                self.fx
+                    .push(Effect::Metric(Metric::Rollback(RollbackOutcome::Failed)));
+                self.fx.push(Effect::Evidence(Box::new(patch(vec![(
+                    self.now,
+                    format!(
+                        "the redeploy of {} failed: {}",
+                        intent.target_release,
+                        intent
+                            .failure
+                            .as_ref()
+                            .map(|f| f.summary())
+                            .unwrap_or_default()
+                    ),
+                )]))));
+                self.r.state = Some(WatchState::Idle);
+                self.r.attention = None;
+                let l = Learned {
+                    release: intent.target_release.clone(),
+                    version: intent.target_version.clone(),
+                    deployment_id: intent.deployment_id.clone(),
+                    deployed_at: self.now,
+                    created: intent.created,
+                    source: Source::Retry,
+                    rollback_safe: None,
+                    failure: intent.failure.clone(),
+                    known: false,
+                    observation_id: format!("obs-{}", intent.id),
+                };
+                self.remember(&l);
+                self.observe(l, ObservationKind::Retry);
+                if let Some(o) = self.r.observation.as_mut() {
+                    o.cause = Cause::DeployFailed;
+                }
+                self.deploy_failed();
             }
             ExecOutcome::Failed(msg) | ExecOutcome::Unknown(msg) => {
                 let unknown = intent.state == crate::model::IntentState::Unknown;
@@ -159,6 +207,7 @@ impl Transition<'_> {
                     created: Some(newer.created),
                     source: Source::Poll,
                     rollback_safe: None,
+                    failure: None,
                     known: false,
                     observation_id: format!("obs-{}-{}", intent.id, newer.id),
                 });
@@ -248,6 +297,17 @@ impl Transition<'_> {
                     self.escalate(reason, msg);
                 }
             }
+            CommandPurpose::DeployFailed => {
+                if let Some(obs) = self.r.observation.clone() {
+                    self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
+                        observation_id: obs.id.clone(),
+                        command: Some(result),
+                        notes: vec![(self.now, format!("deploy_failed hook: {described}"))],
+                        ..EvidencePatch::default()
+                    })));
+                }
+                self.deploy_failed_hook_done(&described);
+            }
             CommandPurpose::Before | CommandPurpose::After => {
                 let Some(intent) = self.r.intent.clone() else {
                     return;
@@ -300,6 +360,12 @@ impl Transition<'_> {
                 self.note(&intent.observation_id, format!("before hook: {what}"));
                 self.r.state = Some(WatchState::RollingBack);
                 self.fx.push(Effect::Execute);
+            }
+            CommandPurpose::DeployFailed => {
+                if let Some(obs) = self.r.observation.clone() {
+                    self.note(&obs.id, format!("deploy_failed hook: {what}"));
+                }
+                self.deploy_failed_hook_done("lost in a restart");
             }
             CommandPurpose::After => {
                 if let Some(intent) = self.r.intent.clone() {

@@ -17,10 +17,11 @@
 //!
 //! Files: this one (events, effects, recovery, pause), `observe` (deployments, rounds,
 //! verdicts), `decide` (what to do about a condemned release), `deploy` (intent outcomes and
-//! commands).
+//! commands), `failed` (deployments that themselves failed: `on_deploy_failure`).
 
 mod decide;
 mod deploy;
+mod failed;
 mod observe;
 
 use chrono::{DateTime, Utc};
@@ -49,6 +50,8 @@ pub struct Learned {
     pub created: Option<DateTime<Utc>>,
     pub source: Source,
     pub rollback_safe: Option<bool>,
+    /// `Some`: the deployment failed, with what is known about why.
+    pub failure: Option<crate::model::DeployFailure>,
     /// Already handled (observed, made by backstop, or seen while polling).
     pub known: bool,
     /// The id the observation gets (ids are made by the shell: the core has no randomness).
@@ -155,7 +158,7 @@ pub enum Metric {
     Verdict { kind: VerdictKind, seconds: f64 },
     Action(Chosen),
     Rollback(RollbackOutcome),
-    ObservationStarted { source: Source },
+    ObservationStarted { source: Source, failed: bool },
     DuplicateDeployments(u64),
 }
 

@@ -87,6 +87,22 @@ impl Transition<'_> {
             if let Some(dep) = &l.deployment_id {
                 self.fx.push(Effect::Seen(dep.clone()));
             }
+            if let Some(f) = &l.failure {
+                // People are told even while backstop does nothing about it.
+                let msg = format!(
+                    "the deployment of {} failed: {}; the watch is paused, so nothing is done about it",
+                    l.release,
+                    f.summary()
+                );
+                self.log(Level::Warn, msg.clone());
+                self.notify(
+                    &l.observation_id,
+                    AlertKind::DeployFailed,
+                    &l.release,
+                    &msg,
+                    None,
+                );
+            }
             self.r.current_release = Some(l.release);
             return;
         }
@@ -97,7 +113,11 @@ impl Transition<'_> {
                 None,
             );
         }
+        let failed = l.failure.is_some();
         self.observe(l, ObservationKind::Deployment);
+        if failed {
+            self.deploy_failed();
+        }
     }
 
     /// The `min_traffic` rule: below the minimum request rate a sample is no data, whatever
@@ -268,6 +288,9 @@ impl Transition<'_> {
             created: l.created,
             previous_condemned,
             baseline_until,
+            failure: l.failure.clone(),
+            cause: Default::default(),
+            unjudged: false,
         };
         self.log(
             Level::Info,
@@ -281,14 +304,9 @@ impl Transition<'_> {
         );
         self.fx.push(Effect::Metric(Metric::ObservationStarted {
             source: l.source,
+            failed: l.failure.is_some(),
         }));
-        // With http checks, readiness is probed from the start: judging begins as soon as
-        // every http check passes once (the release is up), at the latest after `warmup`.
-        let first = if self.readiness_checks() {
-            self.now
-        } else {
-            judging_from
-        };
+        let first = self.first_round_at(judging_from);
         self.fx.push(Effect::Schedule(first));
         self.r.current_release = Some(l.release);
         if self.r.state != Some(WatchState::Paused) {
@@ -296,6 +314,27 @@ impl Transition<'_> {
         }
         self.r.attention = None;
         self.r.observation = Some(obs);
+    }
+
+    /// When an observation judging from `judging_from` takes its first round. With http
+    /// checks, readiness is probed from the start: judging begins as soon as every http check
+    /// passes once (the release is up), at the latest after `warmup`.
+    fn first_round_at(&self, judging_from: DateTime<Utc>) -> DateTime<Utc> {
+        if self.readiness_checks() {
+            self.now
+        } else {
+            judging_from.max(self.now)
+        }
+    }
+
+    /// The first round of the open observation, taken now or when judging starts.
+    pub(super) fn first_round(&self) -> DateTime<Utc> {
+        let from = self
+            .r
+            .observation
+            .as_ref()
+            .map_or(self.now, |o| o.judging_from);
+        self.first_round_at(from)
     }
 
     /// Whether the watch has http checks, whose passing marks the release as up.
@@ -421,6 +460,35 @@ impl Transition<'_> {
             return;
         };
         let release = obs.release.clone();
+        if let Some(f) = &obs.failure {
+            // The service is healthy, but the failed deployment may never have put this
+            // release in place: it is not recorded as verified, and stays no rollback target.
+            let running = match &self.r.last_good_release {
+                Some(good) => format!("the last release verified good is still {good}"),
+                None => "backstop has verified no release yet".to_string(),
+            };
+            let msg = format!(
+                "the deployment of {release} failed ({}), but the service is healthy: every check passed for the window; no deploy was made; {running}",
+                f.summary()
+            );
+            self.log(Level::Info, msg.clone());
+            self.notify(
+                &format!("{}-healthy", obs.id),
+                AlertKind::DeployFailed,
+                &release,
+                &msg,
+                Some(&obs.id),
+            );
+            self.r.state = Some(WatchState::Idle);
+            self.finish(
+                VerdictKind::Verified,
+                format!("the service passed its window after the failed deployment of {release}"),
+                Some(format!(
+                    "none: {running}; a failed deployment's release is not recorded as last good"
+                )),
+            );
+            return;
+        }
         self.log(Level::Info, format!("release {release} verified good"));
         if self.r.quarantined.remove(&release).is_some() {
             self.log(

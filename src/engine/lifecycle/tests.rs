@@ -6,7 +6,7 @@ use super::*;
 use crate::config::WatchConfig;
 use crate::model::{IntentState, NewerDeployment, ObservationKind};
 
-fn t(s: i64) -> DateTime<Utc> {
+pub(super) fn t(s: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s)
 }
 
@@ -59,7 +59,7 @@ max = 1.0
     c.watches.into_iter().next().unwrap()
 }
 
-fn learned(release: &str, dep: &str, created: i64) -> Learned {
+pub(super) fn learned(release: &str, dep: &str, created: i64) -> Learned {
     Learned {
         release: release.into(),
         version: None,
@@ -68,12 +68,13 @@ fn learned(release: &str, dep: &str, created: i64) -> Learned {
         created: Some(t(created)),
         source: Source::Announce,
         rollback_safe: None,
+        failure: None,
         known: false,
         observation_id: format!("obs-{dep}"),
     }
 }
 
-fn round(at: i64, health: u16) -> Event {
+pub(super) fn round(at: i64, health: u16) -> Event {
     Event::Round(RoundResult {
         scheduled: t(at),
         checks: vec![
@@ -96,7 +97,7 @@ fn round(at: i64, health: u16) -> Event {
 }
 
 /// Steps every event, returning the final record and every effect.
-fn run(
+pub(super) fn run(
     cfg: &WatchConfig,
     mut r: WatchRecord,
     events: Vec<(i64, Event)>,
@@ -110,7 +111,7 @@ fn run(
     (r, all)
 }
 
-fn notices(fx: &[Effect]) -> Vec<(AlertKind, String)> {
+pub(super) fn notices(fx: &[Effect]) -> Vec<(AlertKind, String)> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Notify(n) => Some((n.kind, n.id.clone())),
@@ -869,3 +870,6 @@ fn a_blip_shorter_than_min_failure_for_never_condemns() {
     let condemned = r.observation.as_ref().and_then(|o| o.condemned.clone());
     assert!(condemned.is_some(), "a run spanning 5s condemns");
 }
+
+#[path = "failed_tests.rs"]
+mod failed;
