@@ -712,3 +712,51 @@ failure_limit = 3
         .to_string();
     assert!(err.contains("must be faster"), "{err}");
 }
+
+#[test]
+fn deploy_failure_policies_and_the_hook_parse_and_their_mistakes_are_named() {
+    let dir = secrets();
+    let c = load_str(&minimal("", ""), dir.path()).unwrap();
+    assert_eq!(c.watches[0].on_deploy_failure, OnDeployFailure::Observe);
+    assert!(c.watches[0].hooks.deploy_failed.is_none());
+    let toml = minimal(
+        "on_deploy_failure = \"retry\"\non_deploy_failure_then = \"rollback\"\n[watch.hooks.deploy_failed]\nargv = [\"/bin/ticket\", \"x\"]\ntimeout = \"5s\"",
+        "",
+    );
+    let w = &load_str(&toml, dir.path()).unwrap().watches[0];
+    assert_eq!(
+        w.on_deploy_failure,
+        OnDeployFailure::Retry {
+            then: Fallback::Rollback
+        }
+    );
+    let hook = w.hooks.deploy_failed.as_ref().unwrap();
+    assert_eq!((hook.argv.len(), hook.timeout), (2, Duration::from_secs(5)));
+    let retry = minimal("on_deploy_failure = \"retry\"", "");
+    assert_eq!(
+        load_str(&retry, dir.path()).unwrap().watches[0].on_deploy_failure,
+        OnDeployFailure::Retry {
+            then: Fallback::Notify
+        },
+        "a second failure notifies by default"
+    );
+    let bad = minimal(
+        "on_deploy_failure = \"pray\"\non_deploy_failure_then = \"retry\"\n[watch.hooks.deploy_failed]\ntimeout = \"5s\"\n[watch.hooks.nope]\nargv = []",
+        "",
+    );
+    let joined = errors(&bad, dir.path()).join("\n");
+    for needle in [
+        "watch[0].on_deploy_failure: unknown value \"pray\"; expected \"observe\", \"retry\", \"rollback\" or \"notify\"",
+        "watch[0].on_deploy_failure_then: unknown value \"retry\"",
+        "watch[0].hooks.deploy_failed.argv: is required",
+        "watch[0].hooks.nope",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+    let misplaced = minimal("on_deploy_failure_then = \"rollback\"", "");
+    let joined = errors(&misplaced, dir.path()).join("\n");
+    assert!(
+        joined.contains("on_deploy_failure_then: only applies to on_deploy_failure = \"retry\""),
+        "{joined}"
+    );
+}

@@ -265,7 +265,7 @@ async fn octopus_webhook_starts_one_observation_per_event() {
     );
     let m = d.metrics().await;
     assert!(
-        m.contains(r#"backstop_deployments_seen_total{source="webhook",watch="shop"} 2"#),
+        m.contains(r#"backstop_deployments_seen_total{outcome="succeeded",source="webhook",watch="shop"} 2"#),
         "{m}"
     );
 }
@@ -302,7 +302,9 @@ async fn polling_discovers_new_deployments_only() {
     assert_eq!(w["last_good_release"], r2.as_str());
     let m = d.metrics().await;
     assert!(
-        m.contains(r#"backstop_deployments_seen_total{source="poll",watch="shop"} 1"#),
+        m.contains(
+            r#"backstop_deployments_seen_total{outcome="succeeded",source="poll",watch="shop"} 1"#
+        ),
         "{m}"
     );
 }
