@@ -98,13 +98,20 @@ impl Sim {
             self.violations
                 .push("the watch is stuck rolling back".into());
         }
-        // Every person deployment that succeeded was handled: observed, or recorded as older.
-        for d in self
-            .server
-            .deployments
-            .iter()
-            .filter(|d| d.by_person && d.task_ok)
-        {
+        // Never into a loop: one retry per failed deployment at most.
+        let mut retries = std::collections::BTreeMap::new();
+        for (i, _) in self.intents.values().filter(|(i, _)| {
+            i.kind == crate::model::ActionKind::Retry
+                && i.cause == crate::model::Cause::DeployFailed
+        }) {
+            *retries.entry(i.condemned_deployment.clone()).or_insert(0) += 1;
+        }
+        for (dep, n) in retries.iter().filter(|(_, n)| **n > 1) {
+            self.violations
+                .push(format!("{n} retries for the failed deployment {dep:?}"));
+        }
+        // Every person deployment was handled, failed ones too: observed, or recorded as older.
+        for d in self.server.deployments.iter().filter(|d| d.by_person) {
             if !self.known.contains(&d.id) {
                 self.violations
                     .push(format!("deployment {} was never handled", d.id));

@@ -9,9 +9,12 @@
 //! `BACKSTOP_SIM_SEED=<seed> cargo test --lib sim:: -- --nocapture`. `BACKSTOP_SIM_SEEDS=N`
 //! sets how many seeds the test runs (default 10,000).
 //!
+//! Failed deployments (a person's task that fails, or backstop's own retry's) are delivered as
+//! `DeploymentFailed` webhooks, under every `on_deploy_failure` policy.
+//!
 //! What it does not cover: the I/O shells themselves (HTTP, SQLite: the e2e tests do), the
 //! probes' look-back (readings here are instantaneous), Argo CD, webhook and command deployers,
-//! commands and pause.
+//! commands (hooks included) and pause.
 
 mod invariants;
 mod octopus;
@@ -87,10 +90,22 @@ struct Sim {
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = fastrand::Rng::with_seed(seed);
-        static CONFIG: std::sync::OnceLock<WatchConfig> = std::sync::OnceLock::new();
-        let cfg = CONFIG
-            .get_or_init(|| crate::engine::lifecycle::test_config("max_actions = 100\n"))
-            .clone();
+        // Every `on_deploy_failure` policy: failed deployments lead to retries and rollbacks
+        // that go through the same exactly-once protocol.
+        static CONFIGS: std::sync::OnceLock<Vec<WatchConfig>> = std::sync::OnceLock::new();
+        let configs = CONFIGS.get_or_init(|| {
+            [
+                "",
+                "on_deploy_failure = \"rollback\"\n",
+                "on_deploy_failure = \"retry\"\n",
+                "on_deploy_failure = \"retry\"\non_deploy_failure_then = \"rollback\"\n",
+                "on_deploy_failure = \"notify\"\n",
+            ]
+            .iter()
+            .map(|p| crate::engine::lifecycle::test_config(&format!("max_actions = 100\n{p}")))
+            .collect()
+        });
+        let cfg = configs[rng.usize(0..configs.len())].clone();
         let s = Settings {
             timeout: Duration::from_secs(5),
             settle: Duration::from_secs(40),
@@ -172,8 +187,9 @@ impl Sim {
                 "person deploys {} as {id} (task ok: {})",
                 p.release, p.task_ok
             ));
-            if p.task_ok {
-                // Learned when its task succeeds, sometimes late, sometimes twice.
+            {
+                // Learned when its task ends (DeploymentSucceeded or DeploymentFailed),
+                // sometimes late, sometimes twice.
                 let done = p.at + secs(p.task_secs);
                 self.deliveries
                     .push((done + ms(self.rng.i64(0..10_000)), id.clone()));
@@ -201,8 +217,18 @@ impl Sim {
         self.persisted = next.clone();
         self.persisted_intent = next.intent.clone();
         for e in fx {
-            if let Effect::Seen(d) = e {
-                self.known.insert(d.clone());
+            match e {
+                Effect::Seen(d) => {
+                    self.known.insert(d.clone());
+                }
+                // As the store: a finished observation's row keeps its deployment known (one
+                // opened and closed in one transition, a failed deployment rolled back at once).
+                Effect::Finished(f) => {
+                    if let Some(d) = &f.0.deployment_id {
+                        self.known.insert(d.clone());
+                    }
+                }
+                _ => {}
             }
         }
         if let Some(d) = next
@@ -526,7 +552,17 @@ impl Sim {
             created,
             source: Source::Webhook,
             rollback_safe: None,
-            failure: None,
+            failure: self
+                .server
+                .deployments
+                .iter()
+                .find(|x| x.id == d.id && !x.task_ok)
+                .map(|x| crate::model::DeployFailure {
+                    task: Some(format!("ServerTasks-{}", x.id)),
+                    state: Some("Failed".into()),
+                    error: Some("a step failed".into()),
+                    ..Default::default()
+                }),
             known: self.known.contains(&d.id),
             observation_id: format!("obs-{}", self.obs_seq),
         }))
