@@ -19,7 +19,8 @@
 //! - [`checks`]: HTTP, Prometheus and scrape (`/metrics` read directly) probes.
 //! - [`deployer`]: the deployers (Octopus, Argo CD, webhook, command), each exactly once.
 //! - [`engine`]: watch actors, observation rounds, policies and actions, polling, reload.
-//! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup).
+//! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup, scrape
+//!   history).
 //! - [`api`]: the HTTP API and `/metrics`.
 //! - [`metrics`]: every metric the daemon exports.
 //! - [`status`]: the status document shared by the API and `backstop status`.

@@ -198,6 +198,12 @@ impl Engine {
                 }
             }
         }
+        // Scrape history of watches no longer configured (removed now, or while backstop was
+        // down) goes; a removed watch's collector saving while it stops finds no row to write.
+        let names: Vec<&str> = wanted.keys().copied().collect();
+        if let Err(e) = self.shared.store.retain_scrape_history(&names) {
+            tracing::warn!(error = %e, "cannot delete the scrape history of removed watches");
+        }
         let mut stopping = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
         stopping.retain(|_, h| !h.is_finished());
         for w in &config.watches {

@@ -77,7 +77,7 @@ impl WatchActor {
     }
 
     /// The actor loop. Returns on cancellation; everything it needs later is in the store.
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    pub(super) async fn run(mut self, rx: mpsc::Receiver<Command>) {
         let checks: Vec<(&str, &[crate::judge::Rule])> = self
             .cfg
             .checks
@@ -87,20 +87,32 @@ impl WatchActor {
         self.shared
             .metrics
             .register_watch(&self.cfg.name, &self.cfg.deployer, &checks);
-        // Scrape checks collect from now on, so a deployment finds history to compare with.
+        // Scrape checks collect from now on (continuing from their stored history), so a
+        // deployment finds history to compare with.
         let collectors = checks::scrape::start(
             &self.cfg,
             &self.shared.http,
+            &self.shared.store,
             &self.shared.tasks,
             &self.cancel,
-        );
+        )
+        .await;
         self.collectors = self
             .cfg
             .checks
             .iter()
             .map(|c| c.name.clone())
-            .zip(collectors)
+            .zip(collectors.list.iter().cloned())
             .collect();
+        self.serve(rx).await;
+        // The next actor of this watch (after a reload) starts once this one has returned: it
+        // must find the history its collectors saved last.
+        collectors.stop().await;
+        tracing::debug!(watch = %self.name(), "watch actor stopped");
+    }
+
+    /// Everything the actor does between starting its collectors and stopping them.
+    async fn serve(&mut self, mut rx: mpsc::Receiver<Command>) {
         if self.cancel.is_cancelled() {
             // Replaced or removed before it started: the next actor (if any) resumes.
             return;
@@ -166,7 +178,6 @@ impl WatchActor {
             }
         }
         self.pulse.rest();
-        tracing::debug!(watch = %self.name(), "watch actor stopped");
     }
 
     async fn on_command(&mut self, cmd: Command) {

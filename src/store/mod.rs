@@ -14,11 +14,16 @@
 //! they survive a power loss too. (With FULL for everything, 3,400 watches at 1 s spent their
 //! time in fsync and rounds slipped by 300 ms: bench/RESULTS.md.)
 //!
+//! Scrape checks' recent scrapes are kept too, so a restart keeps their baselines; they are
+//! saved periodically (not every commit), so a crash loses the last save period of them.
+//!
 //! Modules: `watches` (records, observations, history, evidence), `intents` (deploy intents
-//! and the notification outbox), `dedup` (webhook events, seen deployments, meta).
+//! and the notification outbox), `dedup` (webhook events, seen deployments, meta), `scrape`
+//! (scrape checks' history).
 
 mod dedup;
 mod intents;
+mod scrape;
 mod watches;
 
 use std::path::Path;
@@ -28,6 +33,7 @@ use rusqlite::{Connection, OptionalExtension, Params};
 use serde::de::DeserializeOwned;
 
 pub use intents::OutboxItem;
+pub use scrape::Claimed;
 pub use watches::{Commit, HistoryEntry};
 
 /// Database file name inside `[state] dir`.
@@ -112,6 +118,13 @@ CREATE INDEX IF NOT EXISTS evidence_watch ON evidence (watch);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scrape_history (
+    watch TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    points TEXT NOT NULL,
+    PRIMARY KEY (watch, check_name)
 );
 ";
 

@@ -1,6 +1,7 @@
 //! `kind = "scrape"`: backstop reads the app's `/metrics` itself. An error-ratio spike and a
 //! latency regression against backstop's own pre-deployment baseline condemn a release; a
-//! counter reset (the app restarting) in the middle of an observation does not.
+//! counter reset (the app restarting) in the middle of an observation does not; backstop
+//! restarting or reloading keeps the baseline it scraped before.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -379,4 +380,131 @@ failure_limit = 3
             assert!(v > 100.0, "throughput dipped at the reset: {throughput}");
         }
     }
+}
+
+/// A latency gauge and a throughput rate, both against a baseline of a few seconds.
+fn baseline_checks(url: &str) -> String {
+    format!(
+        r#"
+[[watch.check]]
+name = "latency"
+kind = "scrape"
+url = "{url}"
+timeout = "80ms"
+metric = "http_request_duration_seconds"
+labels = {{ quantile = "0.9" }}
+baseline_window = "5s"
+max_ratio = 2.0
+failure_limit = 3
+
+[[watch.check]]
+name = "throughput"
+kind = "scrape"
+url = "{url}"
+timeout = "80ms"
+mode = "rate"
+metric = "http_requests_total"
+rate_window = "500ms"
+baseline_window = "5s"
+min_ratio = 0.5
+failure_limit = 3
+"#
+    )
+}
+
+/// Announces a deployment that started at `at` (before backstop's latest start), waits for
+/// two judged rounds and returns the checks' baselines.
+async fn baselines_of_deployment_at(
+    d: &Daemon,
+    release: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> (Option<f64>, Option<f64>) {
+    let status = d
+        .announce_json(serde_json::json!({
+            "watch": "shop", "release": release, "deployed_at": at,
+        }))
+        .await;
+    assert_eq!(status, 202);
+    let w = d
+        .wait_watch("shop", "two rounds judged", T, |w| {
+            w["observation"]["rounds"].as_u64() >= Some(2)
+        })
+        .await;
+    let checks = &w["observation"]["checks"];
+    assert_eq!(checks[0]["name"], "latency", "{w}");
+    (
+        checks[0]["baseline"].as_f64(),
+        checks[1]["baseline"].as_f64(),
+    )
+}
+
+fn assert_baselines(b: (Option<f64>, Option<f64>), d: &Daemon) {
+    let (Some(latency), Some(throughput)) = b else {
+        panic!(
+            "no baseline from before the restart or reload: {b:?}\n{}",
+            d.logs()
+        );
+    };
+    assert!((latency - 0.1).abs() < 1e-9, "{latency}");
+    assert!((throughput - 200.0).abs() < 40.0, "{throughput}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_scrape_baseline() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let app = FakeMetrics::start(190.0, 10.0, true).await;
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &scrape_watch("0s", "2s", &baseline_checks(&app.url))));
+    let mut d = Daemon::start(&setup).await;
+    app.wait_scrapes(15).await;
+    // The deployment started now, while backstop goes down: it learns of it after its
+    // restart, and only the previous process scraped the window before it.
+    let deployed_at = chrono::Utc::now();
+    assert!(d.stop().await.success());
+
+    let d = Daemon::start(&setup).await;
+    let b = baselines_of_deployment_at(&d, &r2, deployed_at).await;
+    assert_baselines(b, &d);
+    // Rates after the restart start from its first scrape: throughput is judged healthy.
+    let w = d
+        .wait_watch("shop", "release verified", T, |w| {
+            w["last_verdict"]["release"] == r2.as_str()
+        })
+        .await;
+    assert_eq!(w["last_verdict"]["verdict"], "verified", "{w}");
+    let throughput = &w["last_verdict"]["checks"][1];
+    assert!(throughput["passes"].as_u64().unwrap() >= 3, "{throughput}");
+    assert_eq!(throughput["failures"], 0, "{throughput}");
+    assert_eq!(octo.post_attempts(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_changes_the_watch_keeps_the_scrape_baseline() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let app = FakeMetrics::start(190.0, 10.0, true).await;
+    let setup = Setup::new();
+    let config = |window: &str| {
+        setup.base(&octo.url()) + &scrape_watch("0s", window, &baseline_checks(&app.url))
+    };
+    setup.write(&config("2s"));
+    let d = Daemon::start(&setup).await;
+    app.wait_scrapes(15).await;
+    // The watch changes (its collectors restart); the deployment started just before.
+    let deployed_at = chrono::Utc::now();
+    setup.write(&config("3s"));
+    d.signal("HUP");
+    crate::common::wait_until_async("reload applied", T, || async {
+        d.metrics()
+            .await
+            .contains(r#"backstop_config_reloads_total{result="success"} 1"#)
+    })
+    .await;
+    let b = baselines_of_deployment_at(&d, &r2, deployed_at).await;
+    assert_baselines(b, &d);
 }

@@ -6,6 +6,10 @@
 //! its increase is its new value, as in Prometheus' `rate()`; a series that appears late
 //! starts from its first value, so the gap before it counts nothing. Summing first and
 //! differencing afterwards would turn one restarted series, or a new one, into a huge jump.
+//!
+//! A history can continue from points stored before a restart ([`History::resume`]); their
+//! increases are kept, and the first scrape after the restart, having nothing to be
+//! differenced against, starts a new run of known increases (a rate never spans the gap).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -50,7 +54,7 @@ pub struct Measure {
     /// How many series were selected.
     pub series: usize,
     /// Counter increase since the previous successful scrape (summed over series); `None` for
-    /// the first scrape.
+    /// the first scrape, and for the first after a restart (series snapshots are not stored).
     pub increase: Option<f64>,
 }
 
@@ -184,10 +188,31 @@ impl History {
         }
     }
 
+    /// A history that continues from `points` (stored before a restart, oldest first), keeping
+    /// the newest `capacity`. The series snapshots are not stored, so the next scrape has
+    /// nothing to be differenced against: its increase is unknown (`None`), like the first
+    /// scrape's, and rates do not reach back across it (see [`value`]).
+    pub fn resume(capacity: usize, points: Vec<Point>) -> Self {
+        let mut h = History::new(capacity);
+        let skip = points.len().saturating_sub(h.capacity);
+        h.points = points.into_iter().skip(skip).collect();
+        h
+    }
+
     /// The points, oldest first.
     pub fn points(&mut self) -> &[Point] {
         self.points.make_contiguous()
     }
+}
+
+/// The points worth keeping at `now`: taken within `keep` before it, oldest first. A point
+/// stamped after `now` (the clock was set back since it was taken) is dropped: the history
+/// must stay in time order.
+pub fn recent(mut points: Vec<Point>, now: DateTime<Utc>, keep: Duration) -> Vec<Point> {
+    let from = now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    points.retain(|p| p.at >= from && p.at <= now);
+    points.sort_by_key(|p| p.at);
+    points
 }
 
 /// The value judged now: that of the newest scrape, which must be recent (at most two
@@ -246,13 +271,21 @@ fn increase_over(points: &[Point], window: Duration) -> Result<(Vec<f64>, f64), 
         return Err(ScrapeError::NotYet);
     };
     let start = end - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-    // Newest first.
-    let good: Vec<(DateTime<Utc>, &Vec<Measure>)> = points
+    // Newest first. A point whose increase is unknown (the first scrape, or the first after a
+    // restart) is where the known increases begin: counting the time before it as no
+    // increase would dilute the rate with the time backstop was not looking.
+    let mut good: Vec<(DateTime<Utc>, &Vec<Measure>)> = points
         .iter()
         .rev()
         .take_while(|p| p.at >= start)
         .filter_map(|p| p.measures.as_ref().ok().map(|m| (p.at, m)))
         .collect();
+    if let Some(first) = good
+        .iter()
+        .position(|(_, m)| m.iter().any(|m| m.increase.is_none()))
+    {
+        good.truncate(first + 1);
+    }
     let secs = good.last().map_or(0.0, |(oldest, _)| {
         (end - *oldest).num_milliseconds() as f64 / 1000.0
     });

@@ -419,3 +419,61 @@ fn label_matchers_beyond_equality_are_anchored_like_promql() {
         "h_total{code=~\"5..\"}"
     );
 }
+
+#[test]
+fn a_resumed_history_keeps_its_baseline_and_rates_do_not_span_the_restart() {
+    let mode = ScrapeMode::Rate(sel("c_total", &[]));
+    // 10/s for t=0..5, stored; backstop down until t=20; the counter went on at 10/s.
+    let texts: Vec<String> = (0..6).map(|i| format!("c_total {}\n", i * 10)).collect();
+    let mut before = history(
+        &mode,
+        &texts.iter().map(|s| Some(s.as_str())).collect::<Vec<_>>(),
+    );
+    let stored = before.points().to_vec();
+    let mut h = History::resume(1000, stored.clone());
+    assert_eq!(h.points(), &stored[..]);
+    assert_eq!(
+        baseline(h.points(), t(0.0), t(5.0), &mode, 60 * SEC),
+        Ok(10.0)
+    );
+    let sels = mode.selectors();
+    for (secs, v) in [(20.0, 200), (21.0, 210)] {
+        h.record(
+            t(secs),
+            Ok(&parse(&format!("c_total {v}\n")).unwrap()),
+            &sels,
+        );
+    }
+    assert_eq!(h.points()[6].measures.as_ref().unwrap()[0].increase, None);
+    // Over a 60s window: 10/s from the two scrapes since the restart, not 160/21s with the
+    // 15s gap counted as no traffic.
+    assert_eq!(current(h.points(), t(21.0), SEC, &mode, 60 * SEC), Ok(10.0));
+    let one = &h.points()[..7];
+    assert_eq!(
+        value(one, &mode, 60 * SEC),
+        Err(ScrapeError::TooFewScrapes(60 * SEC)),
+        "one scrape since the restart is not a rate"
+    );
+}
+
+#[test]
+fn resuming_keeps_the_newest_points_within_capacity() {
+    let mode = ScrapeMode::Gauge(sel("g", &[]));
+    let mut h = history(&mode, &[Some("g 1\n"), Some("g 2\n"), Some("g 3\n")]);
+    let mut small = History::resume(2, h.points().to_vec());
+    assert_eq!(small.points(), &h.points()[1..]);
+}
+
+#[test]
+fn recent_points_are_those_within_keep_in_time_order() {
+    let mode = ScrapeMode::Gauge(sel("g", &[]));
+    let mut h = history(
+        &mode,
+        &[Some("g 0\n"), Some("g 1\n"), Some("g 2\n"), Some("g 3\n")],
+    );
+    let mut points = h.points().to_vec();
+    points.swap(1, 2);
+    let kept = recent(points, t(2.0), SEC);
+    // t=0 is older than 1s; t=3 lies after "now" (the clock was set back).
+    assert_eq!(kept, h.points()[1..3].to_vec());
+}

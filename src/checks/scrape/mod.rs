@@ -5,10 +5,19 @@
 //! so each scrape check has a [`Collector`]: a task, started with the watch's actor and
 //! cancelled with it, that scrapes every interval into a bounded [`maths::History`]. A round
 //! reads the collector's newest value instead of doing I/O; the baseline is the mean over the
-//! collector's own scrapes in the window before the deployment. History lives in memory: after
-//! a restart (or a config change to the watch) rates need `rate_window` and baselines
-//! `baseline_window` of fresh scrapes before they can be computed (errors until then, never
-//! failures).
+//! collector's own scrapes in the window before the deployment.
+//!
+//! The history outlives the process ([`persist`]): each collector saves its recent points
+//! (what the windows need, plus slack) to the store every [`persist::SAVE_EVERY`] (or every
+//! interval, if longer) and when it stops, and a new collector of the same check continues
+//! from them, so a deployment learned right after a restart or a reload (or found by polling,
+//! from while backstop was down) still has its baseline. A crash loses at most the last save
+//! period of scrapes. History is discarded when the check's endpoint or selectors change
+//! ([`record::fingerprint`]), and deleted with the check or its watch. The per-series
+//! snapshots are not saved: the first scrape after a restart has nothing to be differenced
+//! against, so its increase is unknown, and rates start again from it instead of counting
+//! the time backstop was down as no traffic (rates need two fresh scrapes; a baseline from
+//! before the restart is unaffected).
 //!
 //! Parser: hand-written ([`parse`]), because no maintained crate fits. `prometheus-parse`
 //! (0.2.5, Apache-2.0) splits labels on `,` and `=` without regard to quoting, so a label value
@@ -24,11 +33,14 @@
 
 mod maths;
 mod parse;
+mod persist;
+mod record;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,6 +50,7 @@ pub use maths::{describe, ScrapeError};
 use super::ProbeError;
 use crate::config::{Probe, ScrapeProbe, WatchConfig};
 use crate::secret::redact_url;
+use crate::store::Store;
 
 /// Largest exposition read; a bigger one is a failed scrape, not an out-of-memory daemon.
 const MAX_BODY: usize = 32 << 20;
@@ -57,44 +70,90 @@ pub struct Collector {
     interval: Duration,
 }
 
-/// Starts a collector for every scrape check of `watch` (`None` for other kinds), on
-/// `tasks`; they stop when `cancel` fires.
-pub fn start(
-    watch: &WatchConfig,
-    http: &reqwest::Client,
-    tasks: &TaskTracker,
-    cancel: &CancellationToken,
-) -> Vec<Option<Collector>> {
-    watch
-        .checks
-        .iter()
-        .map(|c| match &c.probe {
-            Probe::Scrape(p) => {
-                let keep = p.baseline_window.unwrap_or_default() + p.rate_window + watch.warmup;
-                let collector = Collector {
-                    history: Arc::new(Mutex::new(maths::History::new(capacity(
-                        keep,
-                        watch.interval,
-                    )))),
-                    probe: Arc::new(p.clone()),
-                    interval: watch.interval,
-                };
-                tasks.spawn(collect(
-                    collector.clone(),
-                    http.clone(),
-                    cancel.clone(),
-                    format!("{}/{}", watch.name, c.name),
-                ));
-                Some(collector)
-            }
-            _ => None,
-        })
-        .collect()
+/// The collectors of one watch, as started.
+pub struct Collectors {
+    /// Per check of the watch, in order, its collector (`None` for other kinds).
+    pub list: Vec<Option<Collector>>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-/// Points to keep so that `keep` (plus slack) of scrapes every `interval` fit.
+impl Collectors {
+    /// Stops the collectors and waits until they have saved their history: the next actor of
+    /// the watch (a reload) resumes from it.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts a collector for every scrape check of `watch` on `tasks`, each continuing from the
+/// history stored for it; they stop when `cancel` fires (or [`Collectors::stop`]). Stored
+/// history of the watch's checks that are gone is deleted.
+pub async fn start(
+    watch: &WatchConfig,
+    http: &reqwest::Client,
+    store: &Store,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+) -> Collectors {
+    let cancel = cancel.child_token();
+    let scrape: Vec<(String, &ScrapeProbe)> = watch
+        .checks
+        .iter()
+        .filter_map(|c| match &c.probe {
+            Probe::Scrape(p) => Some((c.name.clone(), p)),
+            _ => None,
+        })
+        .collect();
+    let mut claimed = persist::claim(store, &watch.name, &scrape)
+        .await
+        .into_iter();
+    let mut started = Collectors {
+        list: Vec::new(),
+        cancel: cancel.clone(),
+        tasks: Vec::new(),
+    };
+    for c in &watch.checks {
+        let Probe::Scrape(p) = &c.probe else {
+            started.list.push(None);
+            continue;
+        };
+        let keep = horizon(p, watch.warmup);
+        let (history, saved) = persist::resume(
+            claimed.next().flatten(),
+            persist::Persist::new(store, &watch.name, &c.name, p, keep),
+            Utc::now(),
+            capacity(keep, watch.interval),
+        );
+        let collector = Collector {
+            history: Arc::new(Mutex::new(history)),
+            probe: Arc::new(p.clone()),
+            interval: watch.interval,
+        };
+        started.tasks.push(tasks.spawn(collect(
+            collector.clone(),
+            http.clone(),
+            cancel.clone(),
+            format!("{}/{}", watch.name, c.name),
+            saved,
+        )));
+        started.list.push(Some(collector));
+    }
+    started
+}
+
+/// How far back a check's scrapes are worth keeping: its windows, and slack for deployments
+/// learned late.
+fn horizon(p: &ScrapeProbe, warmup: Duration) -> Duration {
+    p.baseline_window.unwrap_or_default() + p.rate_window + warmup + SLACK
+}
+
+/// Points to keep so that `keep` of scrapes every `interval` fit.
 fn capacity(keep: Duration, interval: Duration) -> usize {
-    let n = (keep + SLACK).as_secs_f64() / interval.as_secs_f64().max(1e-3);
+    let n = keep.as_secs_f64() / interval.as_secs_f64().max(1e-3);
     (n.ceil() as usize + 2).min(MAX_POINTS)
 }
 
@@ -147,13 +206,15 @@ impl Collector {
     }
 }
 
-/// The collector task: scrape every interval until cancelled. Logs when scraping starts and
-/// stops failing, not every failure.
+/// The collector task: scrape every interval until cancelled, saving the history (when
+/// `saved` says where) every save period with new scrapes and once more when stopping. Logs
+/// when scraping starts and stops failing, not every failure.
 async fn collect(
     collector: Collector,
     http: reqwest::Client,
     cancel: CancellationToken,
     check: String,
+    saved: Option<Arc<persist::Persist>>,
 ) {
     let probe = collector.probe.clone();
     let selectors = probe.mode.selectors();
@@ -161,12 +222,22 @@ async fn collect(
     let shown_url = redact_url(&probe.url);
     let mut tick = tokio::time::interval(collector.interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let every = collector.interval.max(persist::SAVE_EVERY);
+    let mut save_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    save_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut unsaved = false;
     let mut failing = false;
     let mut checked_names = false;
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
+            _ = save_tick.tick() => {
+                if let (true, Some(p)) = (unsaved, &saved) {
+                    unsaved = !persist::save(&collector, p).await;
+                }
+                continue;
+            }
             _ = tick.tick() => {}
         }
         let at = Utc::now();
@@ -200,6 +271,10 @@ async fn collect(
         collector
             .lock()
             .record(at, exposition.as_ref().map_err(Clone::clone), &selectors);
+        unsaved = true;
+    }
+    if let (true, Some(p)) = (unsaved, &saved) {
+        persist::save(&collector, p).await;
     }
     tracing::debug!(%check, "scrape collector stopped");
 }
@@ -268,7 +343,19 @@ mod tests {
 
     #[test]
     fn capacity_covers_the_windows_and_is_bounded() {
-        let c = capacity(Duration::from_secs(660), Duration::from_secs(10));
+        let probe = ScrapeProbe {
+            url: "http://127.0.0.1:1/metrics".into(),
+            timeout: Duration::from_secs(1),
+            mode: ScrapeMode::Rate(SeriesSelector {
+                metric: "c".into(),
+                labels: Default::default(),
+            }),
+            rate_window: Duration::from_secs(60),
+            baseline_window: Some(Duration::from_secs(600)),
+        };
+        let keep = horizon(&probe, Duration::ZERO);
+        assert_eq!(keep, Duration::from_secs(600 + 60 + 300));
+        let c = capacity(keep, Duration::from_secs(10));
         assert_eq!(c, (660 + 300) / 10 + 2);
         assert_eq!(
             capacity(Duration::from_secs(3600), Duration::from_micros(1)),
@@ -409,6 +496,11 @@ mod tests {
             }),
             interval: Duration::from_millis(20),
         };
+        let store = Store::in_memory().unwrap();
+        let claimed = persist::claim(&store, "w", &[("c".into(), &collector.probe)]).await;
+        let keep = Duration::from_secs(60);
+        let saved = persist::Persist::new(&store, "w", "c", &collector.probe, keep);
+        let (_, saved) = persist::resume(claimed[0].clone(), saved, Utc::now(), 100);
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         tasks.spawn(collect(
@@ -416,6 +508,7 @@ mod tests {
             reqwest::Client::new(),
             cancel.clone(),
             "w/c".into(),
+            saved,
         ));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while collector.lock().points().len() < 5 {
@@ -433,5 +526,12 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), tasks.wait())
             .await
             .expect("the collector stops when cancelled");
+        // Stopping saved every scrape (the save period is far off).
+        let again = persist::claim(&store, "w", &[("c".into(), &collector.probe)]).await;
+        let Some(crate::store::Claimed::Found(text)) = &again[0] else {
+            panic!("nothing saved: {again:?}");
+        };
+        let stored = record::decode(text).unwrap();
+        assert_eq!(stored.len(), collector.lock().points().len());
     }
 }
