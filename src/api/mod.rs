@@ -203,8 +203,9 @@ struct Announcement {
     rollback_safe: Option<bool>,
     /// How the deployment ended: `"succeeded"` (the default, so older callers are unchanged)
     /// or `"failed"` (a step failed, the task timed out or was canceled).
+    /// Read as text so that a wrong value is answered naming the field.
     #[serde(default)]
-    outcome: AnnouncedOutcome,
+    outcome: Option<String>,
     /// With `"failed"`: the deployer's task, so its details can be fetched (Octopus
     /// `ServerTasks-N`; found from `deployment` when left out).
     #[serde(default)]
@@ -215,12 +216,22 @@ struct Announcement {
 }
 
 /// `outcome` of an announcement. Closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AnnouncedOutcome {
-    #[default]
     Succeeded,
     Failed,
+}
+
+impl AnnouncedOutcome {
+    fn parse(s: Option<&str>) -> Result<Self, ApiError> {
+        match s {
+            None | Some("succeeded") => Ok(AnnouncedOutcome::Succeeded),
+            Some("failed") => Ok(AnnouncedOutcome::Failed),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "outcome must be \"succeeded\" or \"failed\", not {other:?}"
+            ))),
+        }
+    }
 }
 
 /// Longest `error` kept from an announcement.
@@ -268,13 +279,14 @@ async fn announce(
     if !s.engine.has_watch(&a.watch) {
         return Err(ApiError::NotFound(format!("no watch named {:?}", a.watch)));
     }
-    if a.outcome == AnnouncedOutcome::Succeeded && (a.task.is_some() || a.error.is_some()) {
+    let outcome = AnnouncedOutcome::parse(a.outcome.as_deref())?;
+    if outcome == AnnouncedOutcome::Succeeded && (a.task.is_some() || a.error.is_some()) {
         return Err(ApiError::BadRequest(
             "task and error describe a failed deployment: send them with \"outcome\": \"failed\""
                 .into(),
         ));
     }
-    let failure = (a.outcome == AnnouncedOutcome::Failed).then(|| crate::model::DeployFailure {
+    let failure = (outcome == AnnouncedOutcome::Failed).then(|| crate::model::DeployFailure {
         task: a.task.filter(|t| !t.trim().is_empty()),
         error: a
             .error
