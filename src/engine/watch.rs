@@ -290,6 +290,12 @@ impl WatchActor {
                 break;
             }
             self.record = next;
+            // Scrape collectors follow the sampling cadence: each fast round judges a fresh
+            // scrape.
+            let fast = lifecycle::samples_fast(&self.cfg, &self.record, now);
+            for c in self.collectors.iter().filter_map(|(_, c)| c.as_ref()) {
+                c.set_fast(fast);
+            }
             self.sample_metrics(&effects, now);
             self.publish();
             for item in outbox {

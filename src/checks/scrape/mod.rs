@@ -68,6 +68,28 @@ pub struct Collector {
     history: Arc<Mutex<maths::History>>,
     probe: Arc<ScrapeProbe>,
     interval: Duration,
+    /// Scrape at this cadence while the watch samples fast (see [`Cadence`]).
+    fast_interval: Duration,
+    cadence: Arc<Cadence>,
+}
+
+/// Whether a collector scrapes at the watch's fast cadence. A round can only judge what was
+/// scraped: while the watch samples every `fast_interval` (right after a deployment, and while
+/// a failure is confirmed), a collector scraping every `interval` would have rounds judge the
+/// same stale scrape several times, so one scrape could condemn a release on its own. Set by
+/// the watch's actor; idle watches scrape at `interval` (the baseline does not need more).
+#[derive(Debug, Default)]
+pub struct Cadence {
+    fast: std::sync::atomic::AtomicBool,
+    /// Woken when the cadence turns fast: scrape at once (a deployment was just learned; its
+    /// first rate needs a scrape at its start).
+    wake: tokio::sync::Notify,
+}
+
+impl Cadence {
+    fn is_fast(&self) -> bool {
+        self.fast.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The collectors of one watch, as started.
@@ -126,13 +148,14 @@ pub async fn start(
             claimed.next().flatten(),
             persist::Persist::new(store, &watch.name, &c.name, p, keep),
             Utc::now(),
-            capacity(keep, watch.interval),
+            capacity(
+                keep,
+                watch.interval,
+                watch.window + watch.fast_for,
+                watch.fast_interval,
+            ),
         );
-        let collector = Collector {
-            history: Arc::new(Mutex::new(history)),
-            probe: Arc::new(p.clone()),
-            interval: watch.interval,
-        };
+        let collector = Collector::new(history, p.clone(), watch.interval, watch.fast_interval);
         started.tasks.push(tasks.spawn(collect(
             collector.clone(),
             http.clone(),
@@ -151,13 +174,50 @@ fn horizon(p: &ScrapeProbe, warmup: Duration) -> Duration {
     p.baseline_window.unwrap_or_default() + p.rate_window + warmup + SLACK
 }
 
-/// Points to keep so that `keep` of scrapes every `interval` fit.
-fn capacity(keep: Duration, interval: Duration) -> usize {
-    let n = keep.as_secs_f64() / interval.as_secs_f64().max(1e-3);
+/// Points to keep so that `keep` of scrapes every `interval` fit, plus a whole window and the
+/// fast period at the fast cadence (a failure confirmed all through the window keeps it fast).
+fn capacity(keep: Duration, interval: Duration, fast: Duration, fast_interval: Duration) -> usize {
+    let count = |d: Duration, every: Duration| d.as_secs_f64() / every.as_secs_f64().max(1e-3);
+    let n = count(keep, interval) + count(fast, fast_interval);
     (n.ceil() as usize + 2).min(MAX_POINTS)
 }
 
 impl Collector {
+    fn new(
+        history: maths::History,
+        probe: ScrapeProbe,
+        interval: Duration,
+        fast_interval: Duration,
+    ) -> Self {
+        Collector {
+            history: Arc::new(Mutex::new(history)),
+            probe: Arc::new(probe),
+            interval,
+            fast_interval,
+            cadence: Arc::default(),
+        }
+    }
+
+    /// Scrape at the fast cadence (`true`) or at `interval`. Turning fast scrapes at once.
+    pub fn set_fast(&self, fast: bool) {
+        let was = self
+            .cadence
+            .fast
+            .swap(fast, std::sync::atomic::Ordering::Relaxed);
+        if fast && !was {
+            self.cadence.wake.notify_one();
+        }
+    }
+
+    /// The time between scrapes now.
+    fn period(&self) -> Duration {
+        if self.cadence.is_fast() {
+            self.fast_interval
+        } else {
+            self.interval
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, maths::History> {
         self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -182,7 +242,7 @@ impl Collector {
         Ok(maths::current(
             &points[first..],
             now,
-            self.interval,
+            self.period(),
             &p.mode,
             p.rate_window,
         )?)
@@ -220,8 +280,8 @@ async fn collect(
     let selectors = probe.mode.selectors();
     // Logged, so without the credentials the URL may carry.
     let shown_url = redact_url(&probe.url);
-    let mut tick = tokio::time::interval(collector.interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The first scrape at once, then every period (which the watch may change meanwhile).
+    let mut next = tokio::time::Instant::now();
     let every = collector.interval.max(persist::SAVE_EVERY);
     let mut save_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     save_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -238,8 +298,10 @@ async fn collect(
                 }
                 continue;
             }
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(next) => {}
+            _ = collector.cadence.wake.notified() => {}
         }
+        let started = tokio::time::Instant::now();
         let at = Utc::now();
         let fetched = tokio::select! {
             biased;
@@ -272,6 +334,8 @@ async fn collect(
             .lock()
             .record(at, exposition.as_ref().map_err(Clone::clone), &selectors);
         unsaved = true;
+        // On the schedule, not after the scrape: a slow endpoint does not stretch the period.
+        next = (started + collector.period()).max(tokio::time::Instant::now());
     }
     if let (true, Some(p)) = (unsaved, &saved) {
         persist::save(&collector, p).await;
@@ -355,10 +419,27 @@ mod tests {
         };
         let keep = horizon(&probe, Duration::ZERO);
         assert_eq!(keep, Duration::from_secs(600 + 60 + 300));
-        let c = capacity(keep, Duration::from_secs(10));
+        let c = capacity(
+            keep,
+            Duration::from_secs(10),
+            Duration::ZERO,
+            Duration::from_secs(2),
+        );
         assert_eq!(c, (660 + 300) / 10 + 2);
+        let with_fast = capacity(
+            keep,
+            Duration::from_secs(10),
+            Duration::from_secs(720),
+            Duration::from_secs(2),
+        );
+        assert_eq!(with_fast, (660 + 300) / 10 + 720 / 2 + 2);
         assert_eq!(
-            capacity(Duration::from_secs(3600), Duration::from_micros(1)),
+            capacity(
+                Duration::from_secs(3600),
+                Duration::from_micros(1),
+                Duration::ZERO,
+                Duration::from_secs(1)
+            ),
             MAX_POINTS
         );
     }
@@ -448,9 +529,9 @@ mod tests {
     #[test]
     fn a_sample_whose_newest_scrape_found_the_app_down_says_so() {
         let now = Utc::now();
-        let collector = Collector {
-            history: Arc::new(Mutex::new(maths::History::new(100))),
-            probe: Arc::new(ScrapeProbe {
+        let collector = Collector::new(
+            maths::History::new(100),
+            ScrapeProbe {
                 url: "http://127.0.0.1:1/metrics".into(),
                 timeout: Duration::from_millis(500),
                 mode: ScrapeMode::Gauge(SeriesSelector {
@@ -459,9 +540,10 @@ mod tests {
                 }),
                 rate_window: Duration::from_secs(60),
                 baseline_window: None,
-            }),
-            interval: Duration::from_secs(1),
-        };
+            },
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
         let down = ScrapeError::Unreachable {
             reason: "target unreachable: connection refused".into(),
             timed_out: false,
@@ -476,11 +558,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn turning_fast_scrapes_at_once_and_then_at_the_fast_interval() {
+        let base = serve().await;
+        let collector = Collector::new(
+            maths::History::new(100),
+            ScrapeProbe {
+                url: format!("{base}/metrics"),
+                timeout: Duration::from_millis(500),
+                mode: ScrapeMode::Gauge(SeriesSelector {
+                    metric: "c_total".into(),
+                    labels: Default::default(),
+                }),
+                rate_window: Duration::from_secs(60),
+                baseline_window: None,
+            },
+            // An hour at the normal cadence: any second scrape is the fast cadence's.
+            Duration::from_secs(3600),
+            Duration::from_millis(20),
+        );
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(collect(
+            collector.clone(),
+            reqwest::Client::new(),
+            cancel.clone(),
+            "w/c".into(),
+            None,
+        ));
+        let wait = |n: usize| {
+            let collector = collector.clone();
+            async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while collector.lock().points().len() < n {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "fewer than {n} scrapes"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        };
+        wait(1).await; // the first scrape is at once
+        collector.set_fast(true);
+        wait(5).await;
+        collector.set_fast(false);
+        let n = collector.lock().points().len();
+        // Back to the normal cadence: at most the scrape in flight is added.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(collector.lock().points().len() <= n + 1);
+        cancel.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    #[tokio::test]
     async fn the_collector_scrapes_every_interval_until_cancelled() {
         let base = serve().await;
-        let collector = Collector {
-            history: Arc::new(Mutex::new(maths::History::new(100))),
-            probe: Arc::new(ScrapeProbe {
+        let collector = Collector::new(
+            maths::History::new(100),
+            ScrapeProbe {
                 url: format!("{base}/metrics"),
                 timeout: Duration::from_millis(500),
                 mode: ScrapeMode::Rate(SeriesSelector {
@@ -493,9 +629,10 @@ mod tests {
                 }),
                 rate_window: Duration::from_secs(5),
                 baseline_window: Some(Duration::from_secs(60)),
-            }),
-            interval: Duration::from_millis(20),
-        };
+            },
+            Duration::from_millis(20),
+            Duration::from_millis(20),
+        );
         let store = Store::in_memory().unwrap();
         let claimed = persist::claim(&store, "w", &[("c".into(), &collector.probe)]).await;
         let keep = Duration::from_secs(60);

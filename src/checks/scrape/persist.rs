@@ -154,8 +154,6 @@ pub async fn save(collector: &Collector, persist: &Arc<Persist>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::super::parse::parse;
     use super::*;
     use crate::config::{ScrapeMode, SeriesSelector};
@@ -180,11 +178,12 @@ mod tests {
         let claimed = claim(store, "w", &[("c".into(), p)]).await;
         let persist = Persist::new(store, "w", "c", p, KEEP);
         let (history, saved) = resume(claimed[0].clone(), persist, Utc::now(), 100);
-        let collector = Collector {
-            history: Arc::new(Mutex::new(history)),
-            probe: Arc::new(p.clone()),
-            interval: Duration::from_secs(1),
-        };
+        let collector = Collector::new(
+            history,
+            p.clone(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
         (collector, saved)
     }
 

@@ -222,6 +222,12 @@ pub fn step(
     (t.r, t.fx)
 }
 
+/// Whether the watch samples at its fast cadence at `now` (scrape collectors follow it, so
+/// that each fast round judges a fresh scrape).
+pub fn samples_fast(cfg: &WatchConfig, record: &WatchRecord, now: DateTime<Utc>) -> bool {
+    observe::samples_fast(cfg, record.observation.as_ref(), now)
+}
+
 /// One transition in the making.
 struct Transition<'a> {
     cfg: &'a WatchConfig,

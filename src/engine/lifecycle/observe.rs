@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{
     after, before, EvidencePatch, Learned, Level, Metric, RoundResult, Transition, Unmeasured,
 };
-use crate::config::{NoData, Probe, Unreachable};
+use crate::config::{NoData, Probe, Unreachable, WatchConfig};
 use crate::deployer::octopus::protocol::CLOCK_SKEW;
 use crate::evidence::VerdictFacts;
 use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
@@ -432,21 +432,13 @@ impl Transition<'_> {
         let decision = obs
             .tracker
             .decide_at(self.now >= obs.window_ends, round.scheduled);
-        // Fast right after judging starts, when a bad release does most harm, and while a
-        // failure is being confirmed; the normal cadence otherwise.
-        let confirming = obs
-            .tracker
-            .checks
-            .iter()
-            .any(|t| t.consecutive_failures > 0);
-        let early = self.now < after(obs.judging_from, self.cfg.fast_for);
-        let cadence = if confirming || early {
+        self.r.observation = Some(obs);
+        let cadence = if samples_fast(self.cfg, self.r.observation.as_ref(), self.now) {
             self.cfg.fast_interval
         } else {
             self.cfg.interval
         };
         let next = after(round.scheduled, cadence).max(self.now);
-        self.r.observation = Some(obs);
         match decision {
             Decision::Continue => self.fx.push(Effect::Schedule(next)),
             Decision::Verified => self.verified(),
@@ -568,4 +560,22 @@ impl Transition<'_> {
             .push(Effect::Finished(Box::new((obs, verdict.clone()))));
         Some(verdict)
     }
+}
+
+/// Whether rounds are taken at the fast cadence at `now`: while warming up, for `fast_for`
+/// after judging starts (when a bad release does most harm), and while a failure is confirmed.
+pub(super) fn samples_fast(
+    cfg: &WatchConfig,
+    obs: Option<&ObservationRecord>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(obs) = obs else {
+        return false;
+    };
+    let confirming = obs
+        .tracker
+        .checks
+        .iter()
+        .any(|t| t.consecutive_failures > 0);
+    confirming || now < after(obs.judging_from, cfg.fast_for)
 }
