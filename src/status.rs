@@ -162,8 +162,13 @@ pub fn render_table(doc: &StatusDocument) -> String {
             .map(|v| format!("{} {}", v.verdict.as_str(), v.release))
             .unwrap_or_else(|| "-".into());
         let detail = if let Some(o) = &w.observation {
+            let failed = o
+                .failure
+                .as_ref()
+                .map(|f| format!("; its deployment FAILED: {}", f.summary()))
+                .unwrap_or_default();
             format!(
-                "round {} until {}",
+                "round {} until {}{failed}",
                 o.rounds,
                 o.window_ends.format("%H:%M:%S")
             )
