@@ -1,7 +1,9 @@
 //! Selection, counter maths, staleness and baselines of scrape checks.
 
 use super::super::parse::parse;
+use super::super::select::*;
 use super::*;
+use crate::config::SeriesSelector;
 
 fn sel(metric: &str, labels: &[(&str, &str)]) -> SeriesSelector {
     SeriesSelector {
@@ -35,7 +37,7 @@ fn history(mode: &ScrapeMode, scrapes: &[Option<&str>]) -> History {
         let scrape = exp
             .as_ref()
             .ok_or_else(|| ScrapeError::Failed("HTTP 503".into()));
-        h.record(t(i as f64), scrape, &mode.selectors());
+        h.record(t(i as f64), scrape, &selections(mode, None));
     }
     h
 }
@@ -317,7 +319,7 @@ fn history_is_bounded() {
     let mut h = History::new(3);
     let exp = parse("g 1\n").unwrap();
     for i in 0..10 {
-        h.record(t(i as f64), Ok(&exp), &mode.selectors());
+        h.record(t(i as f64), Ok(&exp), &selections(&mode, None));
     }
     let points = h.points();
     assert_eq!(points.len(), 3);
@@ -419,3 +421,6 @@ fn label_matchers_beyond_equality_are_anchored_like_promql() {
         "h_total{code=~\"5..\"}"
     );
 }
+
+#[path = "maths_quantile_tests.rs"]
+mod quantile;

@@ -1,11 +1,14 @@
 //! `kind = "scrape"`: backstop reads a service's `/metrics` itself, without a Prometheus
-//! server, and judges a gauge, a counter rate, or a ratio of two counter rates.
+//! server, and judges a gauge, a counter rate, a ratio of two counter rates, or a histogram
+//! quantile ([`quantile`]).
 //!
 //! A rate needs successive scrapes and a baseline needs scrapes from *before* the deployment,
 //! so each scrape check has a [`Collector`]: a task, started with the watch's actor and
 //! cancelled with it, that scrapes every interval into a bounded [`maths::History`]. A round
 //! reads the collector's newest value instead of doing I/O; the baseline is the mean over the
-//! collector's own scrapes in the window before the deployment. History lives in memory: after
+//! collector's own scrapes in the window before the deployment. A `min_traffic` counter is
+//! recorded by the same collector, beside the mode's series, so the request rate and the
+//! value judged come from the same scrapes. History lives in memory: after
 //! a restart (or a config change to the watch) rates need `rate_window` and baselines
 //! `baseline_window` of fresh scrapes before they can be computed (errors until then, never
 //! failures).
@@ -24,6 +27,8 @@
 
 mod maths;
 mod parse;
+mod quantile;
+mod select;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,7 +41,7 @@ use tokio_util::task::TaskTracker;
 pub use maths::{describe, ScrapeError};
 
 use super::ProbeError;
-use crate::config::{Probe, ScrapeProbe, WatchConfig};
+use crate::config::{Probe, ScrapeProbe, SeriesSelector, TrafficSource, WatchConfig};
 use crate::secret::redact_url;
 
 /// Largest exposition read; a bigger one is a failed scrape, not an out-of-memory daemon.
@@ -54,6 +59,8 @@ const MAX_POINTS: usize = 100_000;
 pub struct Collector {
     history: Arc<Mutex<maths::History>>,
     probe: Arc<ScrapeProbe>,
+    /// The check's `min_traffic` counter, recorded beside the mode's series.
+    traffic: Option<Arc<SeriesSelector>>,
     interval: Duration,
 }
 
@@ -77,6 +84,10 @@ pub fn start(
                         watch.interval,
                     )))),
                     probe: Arc::new(p.clone()),
+                    traffic: c.min_traffic.as_ref().and_then(|m| match &m.source {
+                        TrafficSource::Series(s) => Some(Arc::new(s.clone())),
+                        TrafficSource::Query(_) => None,
+                    }),
                     interval: watch.interval,
                 };
                 tasks.spawn(collect(
@@ -103,6 +114,11 @@ impl Collector {
         self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What every scrape records.
+    fn selections(&self) -> Vec<select::Selection<'_>> {
+        select::selections(&self.probe.mode, self.traffic.as_deref())
+    }
+
     /// The value judged now. Rates and ratios only use scrapes taken at or after `since` (the
     /// deployment): the previous release's traffic must not be judged as the new one's, which
     /// matters most for a rollback, observed right after the bad release.
@@ -127,6 +143,32 @@ impl Collector {
             &p.mode,
             p.rate_window,
         )?)
+    }
+
+    /// The `min_traffic` request rate now (requests per second of the check's counter over
+    /// `rate_window`), from scrapes taken at or after `since` like the value judged; `None`
+    /// when the check has no `min_traffic` counter. Fewer than two scrapes since the
+    /// deployment is an error: the traffic is unknown, not zero.
+    pub fn traffic(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Option<Result<f64, ProbeError>> {
+        self.traffic.as_ref()?;
+        let p = &self.probe;
+        let mut h = self.lock();
+        let points = h.points();
+        let first = points.partition_point(|pt| pt.at < since);
+        Some(
+            maths::traffic(
+                &points[first..],
+                now,
+                self.interval,
+                select::traffic_index(&p.mode),
+                p.rate_window,
+            )
+            .map_err(ProbeError::from),
+        )
     }
 
     /// The mean value over `baseline_window` before `deployed_at`; `Ok(None)` without one.
@@ -156,7 +198,7 @@ async fn collect(
     check: String,
 ) {
     let probe = collector.probe.clone();
-    let selectors = probe.mode.selectors();
+    let selections = collector.selections();
     // Logged, so without the credentials the URL may carry.
     let shown_url = redact_url(&probe.url);
     let mut tick = tokio::time::interval(collector.interval);
@@ -192,14 +234,18 @@ async fn collect(
         }
         if let (Ok(exp), false) = (&exposition, checked_names) {
             checked_names = true;
-            for s in selectors.iter().filter(|s| !exp.knows(&s.metric)) {
+            for s in selections
+                .iter()
+                .map(|s| s.selector)
+                .filter(|s| !exp.knows(&s.metric))
+            {
                 tracing::warn!(%check, url = %shown_url, metric = %s.metric,
                     "metric not in the scrape: a counter counts as 0 until it appears, a gauge has no value");
             }
         }
         collector
             .lock()
-            .record(at, exposition.as_ref().map_err(Clone::clone), &selectors);
+            .record(at, exposition.as_ref().map_err(Clone::clone), &selections);
     }
     tracing::debug!(%check, "scrape collector stopped");
 }
@@ -264,7 +310,7 @@ mod tests {
     use axum::routing::get;
 
     use super::*;
-    use crate::config::{ScrapeMode, SeriesSelector};
+    use crate::config::ScrapeMode;
 
     #[test]
     fn capacity_covers_the_windows_and_is_bounded() {
@@ -373,6 +419,7 @@ mod tests {
                 rate_window: Duration::from_secs(60),
                 baseline_window: None,
             }),
+            traffic: None,
             interval: Duration::from_secs(1),
         };
         let down = ScrapeError::Unreachable {
@@ -381,7 +428,7 @@ mod tests {
         };
         collector
             .lock()
-            .record(now, Err(down), &collector.probe.mode.selectors());
+            .record(now, Err(down), &collector.selections());
         let e = collector
             .sample(now, now - chrono::Duration::seconds(1))
             .unwrap_err();
@@ -407,6 +454,10 @@ mod tests {
                 rate_window: Duration::from_secs(5),
                 baseline_window: Some(Duration::from_secs(60)),
             }),
+            traffic: Some(Arc::new(SeriesSelector {
+                metric: "c_total".into(),
+                labels: Default::default(),
+            })),
             interval: Duration::from_millis(20),
         };
         let cancel = CancellationToken::new();
@@ -428,6 +479,17 @@ mod tests {
         assert!(rate > 0.0, "{rate}");
         let base = collector.baseline(Utc::now()).unwrap().unwrap();
         assert!(base > 0.0, "{base}");
+        // The min_traffic counter is recorded by the same scrapes.
+        let traffic = collector
+            .traffic(Utc::now(), DateTime::<Utc>::UNIX_EPOCH)
+            .expect("a traffic counter is configured")
+            .unwrap();
+        assert!(traffic > 0.0, "{traffic}");
+        // Clipped to the deployment: none of these scrapes are after a deployment now.
+        assert!(collector
+            .traffic(Utc::now(), Utc::now() + chrono::Duration::seconds(1))
+            .unwrap()
+            .is_err());
         cancel.cancel();
         tasks.close();
         tokio::time::timeout(Duration::from_secs(5), tasks.wait())
