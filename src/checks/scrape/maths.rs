@@ -57,9 +57,9 @@ pub struct Measure {
     /// Counter increase since the previous successful scrape (summed over series); `None` for
     /// the first scrape.
     pub increase: Option<f64>,
-    /// Histogram selectors ([`super::select::Keep::Buckets`]) only: per finite bucket bound (`le`), the
-    /// increase since the previous successful scrape summed over the series with that bound,
-    /// sorted by bound. Empty for other selectors and for the first scrape.
+    /// Histogram selectors ([`super::select::Keep::Buckets`]) only: per finite bucket bound
+    /// (`le`), the increase since the previous successful scrape summed over the series with
+    /// that bound, sorted by bound. Empty for other selectors and for the first scrape.
     pub buckets: Vec<(f64, f64)>,
     /// Histogram selectors only: the increase of the `le="+Inf"` bucket (every observation),
     /// apart from `buckets` so that every field stays a finite number (serialisable as
