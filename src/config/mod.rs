@@ -12,6 +12,7 @@ mod fields;
 mod load;
 mod scrape;
 mod sinks;
+mod traffic;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -377,10 +378,11 @@ pub struct CheckConfig {
     /// release to be verified; fewer makes the verdict inconclusive (default: half the
     /// window's rounds), so a release is never verified on errors and a lucky few passes.
     pub min_samples: u32,
-    /// `min_traffic = { query = "...", min = 1.0 }` (prometheus checks): a request rate in
-    /// requests per second, queried beside every sample. Below `min` the sample is no data
-    /// ("0.05 req/s, need 1"): a quiet service is never condemned on two requests, and never
-    /// verified on none (see `min_samples`).
+    /// `min_traffic = { query = "...", min = 1.0 }` (prometheus checks) or
+    /// `min_traffic = { metric = "...", labels = { ... }, min = 1.0 }` (scrape checks): a
+    /// request rate in requests per second, measured beside every sample. Below `min` the
+    /// sample is no data ("0.05 req/s, need 1"): a quiet service is never condemned on two
+    /// requests, and never verified on none (see `min_samples`).
     pub min_traffic: Option<MinTraffic>,
     /// `min_failure_for`: the `failure_limit` consecutive failures must span at least this
     /// long, on the rounds' scheduled times, so a fast cadence never turns a one-second blip
@@ -388,11 +390,25 @@ pub struct CheckConfig {
     pub min_failure_for: Duration,
 }
 
-/// `min_traffic` of a prometheus check.
+/// `min_traffic`: the request rate below which a sample is no data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MinTraffic {
-    pub query: String,
+    /// `min`: requests per second.
     pub min: f64,
+    /// Where the rate comes from; each check kind reads it its own way.
+    pub source: TrafficSource,
+}
+
+/// Where a check's `min_traffic` rate comes from. Closed set: one variant per kind that has
+/// traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrafficSource {
+    /// `query` (prometheus checks): PromQL returning the rate, queried beside every sample.
+    Query(String),
+    /// `metric` + `labels` (scrape checks): a request counter whose rate over the check's
+    /// `rate_window` is computed from the check's own scrapes (the same collector, the same
+    /// clipping to the deployment as the value judged), so no second endpoint is involved.
+    Series(SeriesSelector),
 }
 
 /// What a sample with nothing to measure means (`no_data`).
@@ -433,8 +449,8 @@ pub enum Probe {
         lookback: Duration,
     },
     /// `kind = "scrape"`: backstop fetches a Prometheus text-format endpoint itself every
-    /// interval (no Prometheus server needed) and judges a gauge, a counter rate or a ratio of
-    /// two counter rates computed from its own successive scrapes.
+    /// interval (no Prometheus server needed) and judges a gauge, a counter rate, a ratio of
+    /// two counter rates or a histogram quantile computed from its own successive scrapes.
     Scrape(ScrapeProbe),
 }
 
@@ -445,10 +461,10 @@ pub struct ScrapeProbe {
     pub url: String,
     /// `timeout`: per-scrape timeout, shorter than the interval.
     pub timeout: Duration,
-    /// `mode` (`gauge`, the default, `rate` or `ratio`) and the series it reads.
+    /// `mode` (`gauge`, the default, `rate`, `ratio` or `quantile`) and the series it reads.
     pub mode: ScrapeMode,
-    /// `rate_window` (default 1m, at least two intervals): `rate` and `ratio` are computed from
-    /// the scrapes of this window ending at the newest one.
+    /// `rate_window` (default 1m, at least two intervals): `rate`, `ratio`, `quantile` and the
+    /// `min_traffic` rate are computed from the scrapes of this window ending at the newest one.
     pub rate_window: Duration,
     /// `baseline_window`: the baseline is the mean of the value over this window ending when
     /// the deployment started, from backstop's own scrapes. Required by ratio rules (default
@@ -470,6 +486,18 @@ pub enum ScrapeMode {
         numerator: SeriesSelector,
         denominator: SeriesSelector,
     },
+    /// `mode = "quantile"`: the `quantile` (0 to 1) of a histogram over `rate_window`, as
+    /// PromQL's `histogram_quantile(q, sum by (le) (rate(x_bucket{...}[w])))`: the bucket
+    /// series' increases are summed per bound (`le`) and interpolated within the bucket the
+    /// quantile falls in. A latency percentile, without a summary's per-process quantiles
+    /// (which cannot be aggregated). No observations in the window is "no traffic": an error,
+    /// never a failure.
+    Quantile {
+        /// `quantile`: which quantile, e.g. 0.9 for p90.
+        quantile: f64,
+        /// `metric` (ending in `_bucket`) + `labels` (not `le`): the bucket series.
+        buckets: SeriesSelector,
+    },
 }
 
 impl ScrapeMode {
@@ -477,6 +505,7 @@ impl ScrapeMode {
     pub fn selectors(&self) -> Vec<&SeriesSelector> {
         match self {
             ScrapeMode::Gauge(s) | ScrapeMode::Rate(s) => vec![s],
+            ScrapeMode::Quantile { buckets, .. } => vec![buckets],
             ScrapeMode::Ratio {
                 numerator,
                 denominator,

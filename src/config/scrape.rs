@@ -22,11 +22,13 @@ pub(super) fn scrape(
     let mode = mode(t, name.as_deref());
     let given_window = t.duration("rate_window");
     let gauge = matches!(name.as_deref(), None | Some("gauge"));
-    let counts = matches!(name.as_deref(), Some("rate" | "ratio"));
-    if gauge && given_window.is_some() {
+    // The min_traffic counter's rate is taken over rate_window too, whatever the mode.
+    let traffic = t.has("min_traffic");
+    let counts = matches!(name.as_deref(), Some("rate" | "ratio" | "quantile")) || traffic;
+    if gauge && !traffic && given_window.is_some() {
         t.error(
             "rate_window",
-            "only applies to mode = \"rate\" or \"ratio\"",
+            "only applies to mode = \"rate\", \"ratio\" or \"quantile\", or with min_traffic",
         );
     }
     let rate_window = given_window.unwrap_or(DEFAULT_RATE_WINDOW);
@@ -67,9 +69,21 @@ fn mode(t: &Table, name: Option<&str>) -> Option<ScrapeMode> {
             }
         }
     }
+    if name != Some("quantile") && t.has("quantile") {
+        t.error("quantile", "only applies to mode = \"quantile\"");
+        consume(t, "quantile");
+    }
     match name {
         None | Some("gauge") => selector(t).map(ScrapeMode::Gauge),
         Some("rate") => selector(t).map(ScrapeMode::Rate),
+        Some("quantile") => {
+            let q = quantile(t);
+            let buckets = bucket_selector(t);
+            Some(ScrapeMode::Quantile {
+                quantile: q?,
+                buckets: buckets?,
+            })
+        }
         Some("ratio") => {
             for key in ["metric", "labels"] {
                 if t.has(key) {
@@ -89,18 +103,64 @@ fn mode(t: &Table, name: Option<&str>) -> Option<ScrapeMode> {
         }
         Some(other) => {
             // Read the selection keys so they are not also reported as unknown.
-            for key in ["metric", "labels", "numerator", "denominator"] {
+            for key in ["metric", "labels", "numerator", "denominator", "quantile"] {
                 if t.has(key) {
                     consume(t, key);
                 }
             }
             t.error(
                 "mode",
-                format!("unknown value {other:?}; expected \"gauge\", \"rate\" or \"ratio\""),
+                format!("unknown value {other:?}; expected \"gauge\", \"rate\", \"ratio\" or \"quantile\""),
             );
             None
         }
     }
+}
+
+/// `quantile` of `mode = "quantile"`: required, within [0, 1] (PromQL answers ±Inf outside,
+/// which no rule could judge).
+fn quantile(t: &Table) -> Option<f64> {
+    if !t.has("quantile") {
+        t.error(
+            "quantile",
+            "is required with mode = \"quantile\": a number from 0 to 1, e.g. 0.9 for p90",
+        );
+        return None;
+    }
+    let q = t.number("quantile")?;
+    if !(0.0..=1.0).contains(&q) {
+        t.error(
+            "quantile",
+            format!("must be a number from 0 to 1 (0.9 for p90), found {q}"),
+        );
+        return None;
+    }
+    Some(q)
+}
+
+/// `metric` + `labels` of `mode = "quantile"`: a histogram's `_bucket` series. `le` is what
+/// the quantile is computed across, so selecting on it would leave one bucket.
+fn bucket_selector(t: &Table) -> Option<SeriesSelector> {
+    let s = selector(t)?;
+    let mut ok = true;
+    if !s.metric.ends_with("_bucket") {
+        t.error(
+            "metric",
+            format!(
+                "{:?} is not a histogram's bucket series: mode = \"quantile\" reads the series ending in _bucket (e.g. {}_bucket)",
+                s.metric, s.metric
+            ),
+        );
+        ok = false;
+    }
+    if s.labels.contains_key("le") {
+        t.error(
+            "labels.le",
+            "cannot be selected with mode = \"quantile\": the quantile is computed across every bucket bound (le)",
+        );
+        ok = false;
+    }
+    ok.then_some(s)
 }
 
 /// `numerator` or `denominator`: a table with its own `metric` and `labels`.
@@ -119,7 +179,7 @@ fn side(t: &Table, key: &str) -> Option<SeriesSelector> {
 }
 
 /// `metric` and `labels` of one table.
-fn selector(t: &Table) -> Option<SeriesSelector> {
+pub(super) fn selector(t: &Table) -> Option<SeriesSelector> {
     let metric = t.required_string("metric").filter(|m| {
         let ok = valid_name(m, true);
         if !ok {

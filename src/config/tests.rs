@@ -638,8 +638,11 @@ fn min_traffic_is_a_query_and_a_minimum_on_prometheus_checks() {
     let c = crate::config::load_str(&cfg(ok), dir.path()).unwrap();
     let m = c.watches[0].checks[0].min_traffic.clone().unwrap();
     assert_eq!(
-        (m.query.as_str(), m.min),
-        ("sum(rate(requests_total[1m]))", 1.5)
+        m,
+        crate::config::MinTraffic {
+            min: 1.5,
+            source: crate::config::TrafficSource::Query("sum(rate(requests_total[1m]))".into()),
+        }
     );
     let bad = "kind = \"prometheus\"\nurl = \"http://127.0.0.1:1\"\nquery = \"up\"\nmax = 1\nmin_traffic = { query = \"sum(\" }";
     let err = crate::config::load_str(&cfg(bad), dir.path())
@@ -655,7 +658,26 @@ fn min_traffic_is_a_query_and_a_minimum_on_prometheus_checks() {
     let err = crate::config::load_str(&cfg(http), dir.path())
         .unwrap_err()
         .to_string();
-    assert!(err.contains("min_traffic"), "{err}");
+    assert!(
+        err.contains("min_traffic: applies to prometheus and scrape checks only"),
+        "{err}"
+    );
+    // A scrape check's counter given to a prometheus check: named, not "unknown key".
+    let series = "kind = \"prometheus\"\nurl = \"http://127.0.0.1:1\"\nquery = \"up\"\nmax = 1\nmin_traffic = { metric = \"requests_total\", labels = { code = { regex = \"2..\" } }, min = 1 }";
+    let err = crate::config::load_str(&cfg(series), dir.path())
+        .unwrap_err()
+        .to_string();
+    for key in ["metric", "labels"] {
+        assert!(
+            err.contains(&format!("min_traffic.{key}: prometheus checks take query")),
+            "{err}"
+        );
+        assert!(
+            !err.contains(&format!("min_traffic.{key}: unknown key")),
+            "{err}"
+        );
+    }
+    assert!(err.contains("min_traffic.query: is required"), "{err}");
 }
 
 #[test]

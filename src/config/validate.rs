@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::fields::{Errors, Table};
 use super::load::ConfigError;
 use super::{
-    CheckConfig, CommandHook, Config, Fallback, HookProgram, HookWhen, Hooks, MinTraffic, NoData,
+    CheckConfig, CommandHook, Config, Fallback, HookProgram, HookWhen, Hooks, NoData,
     OnDeployFailure, OnFailure, Probe, ServerConfig, SinkConfig, StateConfig, Unreachable,
     WatchConfig,
 };
@@ -579,7 +579,7 @@ fn check(
             ),
         );
     }
-    let min_traffic = min_traffic(t, kind.as_deref());
+    let min_traffic = super::traffic::min_traffic(t, kind.as_deref());
     Some(CheckConfig {
         name: name?,
         failure_limit,
@@ -593,42 +593,12 @@ fn check(
     })
 }
 
-/// `min_traffic = { query, min }` on a prometheus check.
-fn min_traffic(t: &Table, kind: Option<&str>) -> Option<MinTraffic> {
-    let m = t.table("min_traffic")?;
-    if kind != Some("prometheus") {
-        t.error(
-            "min_traffic",
-            "min_traffic is supported on prometheus checks only so far (scrape checks: not yet)",
-        );
-        return None;
-    }
-    let query = m.required_string("query");
-    if let Some(q) = &query {
-        if let Err(e) = crate::judge::lookback::lookback(q) {
-            m.error("query", format!("is not valid PromQL: {e}"));
-        }
-    }
-    let min = m.number("min");
-    if min.is_none() && !m.has("min") {
-        m.error(
-            "min",
-            "is required: the request rate (per second) below which a sample is no data",
-        );
-    }
-    m.finish();
-    Some(MinTraffic {
-        query: query?,
-        min: min?,
-    })
-}
-
 /// The check kinds.
 const KINDS: [&str; 3] = ["http", "prometheus", "scrape"];
 
 /// The kinds that accept each kind-specific key, so a key given to another kind is named as
 /// misplaced rather than unknown.
-const KIND_KEYS: [(&str, &[&str]); 14] = [
+const KIND_KEYS: [(&str, &[&str]); 15] = [
     ("expect_status", &["http"]),
     // Prometheus is telemetry: its being unreachable is always an error, never a failure.
     ("unreachable", &["http", "scrape"]),
@@ -644,6 +614,7 @@ const KIND_KEYS: [(&str, &[&str]); 14] = [
     ("numerator", &["scrape"]),
     ("denominator", &["scrape"]),
     ("rate_window", &["scrape"]),
+    ("quantile", &["scrape"]),
 ];
 
 /// Reads a misplaced key with its natural accessor, so that it is reported once (as
@@ -653,6 +624,7 @@ pub(super) fn consume(t: &Table, key: &str) {
         "expect_status" => drop(t.statuses(key)),
         "labels" => drop(t.string_map(key)),
         "numerator" | "denominator" => drop(t.table(key)),
+        "quantile" => drop(t.number(key)),
         _ => drop(t.string(key)),
     }
 }

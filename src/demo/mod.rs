@@ -177,9 +177,9 @@ name = "latency"
 kind = "scrape"
 url = "{app}/metrics"
 timeout = "400ms"
-mode = "ratio"
-numerator = {{ metric = "demo_request_duration_seconds_sum" }}
-denominator = {{ metric = "demo_request_duration_seconds_count" }}
+mode = "quantile"
+quantile = 0.9
+metric = "demo_request_duration_seconds_bucket"
 rate_window = "2s"
 baseline_window = "3s"
 max_ratio = 2.0
@@ -527,7 +527,7 @@ where
     Err(DemoError::Timeout("the expected verdict"))
 }
 
-/// "observing 1.1.0 [#####.....] round 4: health 200 ✓ | errors 0.004 ✓ | latency 0.05 ✓".
+/// "observing 1.1.0 [#####.....] round 4: health 200 ✓ | errors 0.004 ✓ | latency 0.09 ✓".
 fn observation_line(o: &Value) -> String {
     let parse = |k: &str| {
         o[k].as_str()

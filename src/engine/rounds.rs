@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::lifecycle::{CheckResult, RoundResult, Unmeasured};
 use super::watch::WatchActor;
 use crate::checks;
-use crate::config::Probe;
+use crate::config::{Probe, TrafficSource};
 
 impl WatchActor {
     pub(super) async fn round(&self, scheduled: DateTime<Utc>) -> RoundResult {
@@ -47,10 +47,19 @@ impl WatchActor {
                 };
                 let started = std::time::Instant::now();
                 let traffic_query = async {
-                    match (&c.min_traffic, &c.probe) {
-                        (Some(m), Probe::Prometheus { url, timeout, .. }) => Some(
-                            checks::prometheus::instant(http, url, &m.query, *timeout)
+                    match (c.min_traffic.as_ref().map(|m| &m.source), &c.probe) {
+                        (Some(TrafficSource::Query(q)), Probe::Prometheus { url, timeout, .. }) => Some(
+                            checks::prometheus::instant(http, url, q, *timeout)
                                 .await
+                                .map_err(|e| e.to_string()),
+                        ),
+                        // From the collector's scrapes: no I/O of its own.
+                        (Some(TrafficSource::Series(_)), Probe::Scrape(_)) => Some(
+                            collector
+                                .and_then(|col| col.traffic(Utc::now(), since))
+                                .unwrap_or(Err(checks::ProbeError::Scrape(
+                                    checks::scrape::ScrapeError::NotYet,
+                                )))
                                 .map_err(|e| e.to_string()),
                         ),
                         _ => None,

@@ -1,7 +1,9 @@
 //! `kind = "scrape"`: backstop reads the app's `/metrics` itself. An error-ratio spike and a
-//! latency regression against backstop's own pre-deployment baseline condemn a release; a
-//! counter reset (the app restarting) in the middle of an observation does not; backstop
-//! restarting or reloading keeps the baseline it scraped before.
+//! latency regression (a summary's p90, or a histogram's p90 by `mode = "quantile"`) against
+//! backstop's own pre-deployment baseline condemn a release; a counter reset (the app
+//! restarting) in the middle of an observation does not, and neither does a failing ratio on
+//! a service too quiet for `min_traffic`; backstop restarting or reloading keeps the baseline
+//! it scraped before.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,7 +61,54 @@ struct State {
     /// Set by a restart: the 500 series comes back one scrape after the 200 one.
     errors_back_next_scrape: bool,
     p90_latency: f64,
+    latency: Histogram,
     hits: usize,
+}
+
+/// Finite bucket bounds of the fake latency histogram.
+const LE: [f64; 5] = [0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// The `http_request_latency_seconds` histogram: `per_sec` requests a second, each taking
+/// `latency` seconds. One clock for every bucket, so buckets that count the same requests
+/// hold exactly the same number.
+struct Histogram {
+    /// Cumulative counts per bound of [`LE`] then `+Inf`, at `since`.
+    base: Vec<f64>,
+    since: Instant,
+    per_sec: f64,
+    latency: f64,
+}
+
+impl Histogram {
+    fn new(per_sec: f64, latency: f64) -> Self {
+        Histogram {
+            base: vec![0.0; LE.len() + 1],
+            since: Instant::now(),
+            per_sec,
+            latency,
+        }
+    }
+
+    fn counts(&self) -> Vec<f64> {
+        let grown = self.per_sec * self.since.elapsed().as_secs_f64();
+        let bounds = LE.iter().copied().chain([f64::INFINITY]);
+        self.base
+            .iter()
+            .zip(bounds)
+            .map(|(b, le)| if self.latency <= le { b + grown } else { *b })
+            .collect()
+    }
+
+    fn set_latency(&mut self, latency: f64) {
+        self.base = self.counts();
+        self.since = Instant::now();
+        self.latency = latency;
+    }
+
+    fn reset(&mut self) {
+        self.base = vec![0.0; LE.len() + 1];
+        self.since = Instant::now();
+    }
 }
 
 /// The app's `/metrics` endpoint, driven by the test.
@@ -77,6 +126,7 @@ impl FakeMetrics {
             errors_exported,
             errors_back_next_scrape: false,
             p90_latency: 0.1,
+            latency: Histogram::new(ok_per_sec + errors_per_sec, 0.1),
             hits: 0,
         }));
         let router = Router::new()
@@ -102,8 +152,11 @@ impl FakeMetrics {
         s.errors_exported = true;
     }
 
+    /// Every request now takes `v` seconds: the summary's p90 and the histogram follow.
     fn set_latency(&self, v: f64) {
-        self.lock().p90_latency = v;
+        let mut s = self.lock();
+        s.p90_latency = v;
+        s.latency.set_latency(v);
     }
 
     /// The app restarts: every counter starts from zero, the 500 series reappears late.
@@ -111,6 +164,7 @@ impl FakeMetrics {
         let mut s = self.lock();
         s.ok.reset();
         s.errors.reset();
+        s.latency.reset();
         s.errors_exported = false;
         s.errors_back_next_scrape = true;
     }
@@ -148,6 +202,11 @@ async fn metrics(AxState(state): AxState<Arc<Mutex<State>>>) -> String {
          http_request_duration_seconds_sum 12.5\nhttp_request_duration_seconds_count 125\n",
         s.p90_latency
     );
+    out += "# TYPE http_request_latency_seconds histogram\n";
+    for (i, count) in s.latency.counts().into_iter().enumerate() {
+        let le = LE.get(i).map_or("+Inf".to_string(), |le| le.to_string());
+        out += &format!("http_request_latency_seconds_bucket{{le=\"{le}\"}} {count}\n");
+    }
     out
 }
 
@@ -507,4 +566,137 @@ async fn a_reload_that_changes_the_watch_keeps_the_scrape_baseline() {
     .await;
     let b = baselines_of_deployment_at(&d, &r2, deployed_at).await;
     assert_baselines(b, &d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p90_jump_in_a_latency_histogram_condemns_the_release_once() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let app = FakeMetrics::start(100.0, 0.0, false).await;
+    let setup = Setup::new();
+    let check = format!(
+        r#"
+[[watch.check]]
+name = "p90"
+kind = "scrape"
+url = "{}"
+timeout = "80ms"
+mode = "quantile"
+quantile = 0.9
+metric = "http_request_latency_seconds_bucket"
+rate_window = "300ms"
+baseline_window = "10m"
+max_ratio = 2.0
+failure_limit = 3
+"#,
+        app.url
+    );
+    setup.write(&(setup.base(&octo.url()) + &scrape_watch("0s", "3s", &check)));
+    let d = Daemon::start(&setup).await;
+    // The baseline is backstop's own: it must have scraped before the deployment.
+    app.wait_scrapes(5).await;
+
+    announce_now(&d, &r2).await;
+    // Every request now takes 0.3s: the p90 moves from the (0.05, 0.1] bucket to (0.25, 0.5].
+    app.set_latency(0.3);
+    let created = octo.wait_for_created(1, T).await;
+    app.set_latency(0.1);
+    assert_eq!(created[0]["ReleaseId"], r1.as_str());
+
+    let w = d
+        .wait_watch("shop", "condemned verdict recorded", T, |w| {
+            w["last_verdict"]["verdict"] == "condemned"
+        })
+        .await;
+    let check = &w["last_verdict"]["checks"][0];
+    // All requests in (0.05, 0.1]: p90 interpolates to 0.05 + 0.05 x 0.9.
+    let baseline = check["baseline"].as_f64().unwrap();
+    assert!((baseline - 0.095).abs() < 1e-9, "{check}");
+    assert!(
+        check["limit_hit"]
+            .as_str()
+            .unwrap()
+            .contains("> max_ratio 2 x baseline 0.095 = 0.19"),
+        "{check}"
+    );
+    let last = check["samples"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["result"], "fail");
+    // At most 0.25 + 0.25 x 0.9, when the whole window is the slow release's.
+    let p90 = last["value"].as_f64().unwrap();
+    assert!(p90 > 0.19 && p90 <= 0.475 + 1e-9, "{last}");
+    let id = w["last_verdict"]["observation_id"].as_str().unwrap();
+    let (_, ev) = d.get_json(&format!("/v1/verdicts/{id}")).await;
+    assert_eq!(
+        ev["checks"][0]["query"],
+        "histogram_quantile(0.9, sum by (le) (rate(http_request_latency_seconds_bucket[300ms])))"
+    );
+
+    // The rollback is fast again: verified, and the only deployment backstop made.
+    let w = d
+        .wait_watch("shop", "rollback verified", T, |w| {
+            w["last_verdict"]["verdict"] == "verified"
+                && w["last_verdict"]["release"] == r1.as_str()
+        })
+        .await;
+    assert_eq!(w["last_good_release"], r1.as_str());
+    let passes = &w["last_verdict"]["checks"][0]["samples"];
+    assert!(
+        passes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["value"].as_f64())
+            .any(|v| (v - 0.095).abs() < 1e-9),
+        "{passes}"
+    );
+    assert_eq!(octo.created_deployments().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_service_below_min_traffic_is_neither_condemned_nor_verified() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    // Half the requests fail, far over the 10% limit, on 0.4 requests a second.
+    let app = FakeMetrics::start(0.2, 0.2, true).await;
+    let setup = Setup::new();
+    let check = error_ratio_check(&app.url)
+        + "min_traffic = { metric = \"http_requests_total\", labels = { method = \"GET\" }, min = 1 }\n";
+    setup.write(&(setup.base(&octo.url()) + &scrape_watch("300ms", "1500ms", &check)));
+    let d = Daemon::start(&setup).await;
+    app.wait_scrapes(3).await;
+
+    announce_now(&d, &r2).await;
+    let w = d
+        .wait_watch("shop", "a verdict on the quiet release", T, |w| {
+            w["last_verdict"]["release"] == r2.as_str()
+        })
+        .await;
+    let v = &w["last_verdict"];
+    assert_eq!(v["verdict"], "inconclusive", "{w:#}");
+    assert!(
+        v["summary"].as_str().unwrap().contains("min_samples"),
+        "{w:#}"
+    );
+    let check = &v["checks"][0];
+    assert_eq!(check["failures"], 0, "{check}");
+    let samples = check["samples"].as_array().unwrap();
+    let quiet: Vec<_> = samples
+        .iter()
+        .filter(|s| s["result"] == "no_data")
+        .collect();
+    assert!(quiet.len() >= samples.len() / 2, "{check}");
+    for s in quiet {
+        // The ratio was measured (and over the limit); the traffic made it no data.
+        assert!(s["value"].as_f64().unwrap() > 0.1, "{s}");
+        let reason = s["reason"].as_str().unwrap();
+        assert!(reason.contains("req/s, need 1 (min_traffic)"), "{s}");
+        let rate: f64 = reason.split(' ').next().unwrap().parse().unwrap();
+        assert!(rate > 0.2 && rate < 0.6, "{s}");
+    }
+    assert_ne!(w["last_good_release"], r2.as_str());
+    assert_eq!(octo.post_attempts(), 0);
 }

@@ -1,5 +1,6 @@
-//! The pure part of scrape checks: selecting series, the history of scrapes, and the values
-//! judged (gauge, rate, ratio) and their baseline. Points in, numbers out; no I/O, no clock.
+//! The pure part of scrape checks: the history of scrapes, and the values judged (gauge,
+//! rate, ratio, histogram quantile, and the `min_traffic` rate) and their baseline (selecting
+//! the series is [`super::select`]). Points in, numbers out; no I/O, no clock.
 //!
 //! Counters are differenced per series, between successive successful scrapes, before they
 //! are summed: a series whose value went down restarted from zero (a process restart), so
@@ -10,14 +11,19 @@
 //! A history can continue from points stored before a restart ([`History::resume`]); their
 //! increases are kept, and the first scrape after the restart, having nothing to be
 //! differenced against, starts a new run of known increases (a rate never spans the gap).
+//!
+//! Histogram buckets are counters too: each bucket series is differenced the same way, and
+//! the increases are then summed per bound (`le`), as `sum by (le) (rate(x_bucket[w]))`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::parse::{Exposition, Series};
-use crate::config::{ScrapeMode, SeriesSelector};
+use super::parse::Exposition;
+use super::quantile::{bucket_quantile, merge, NoQuantile};
+use super::select::{selector_text, Counts, Selected, Selection};
+use crate::config::ScrapeMode;
 
 /// Why a scrape check has no value. None of these condemn a release.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -41,10 +47,10 @@ pub enum ScrapeError {
     NoTraffic { series: String, window: Duration },
     #[error("no successful scrape before the deployment to compute a baseline from (backstop has to scrape for baseline_window before a deployment)")]
     NoBaseline,
+    /// The selected bucket series do not make a histogram a quantile can be read from.
+    #[error("histogram {series} {problem}")]
+    Histogram { series: String, problem: String },
 }
-
-/// The selected series of one selector in one scrape, keyed by their labels.
-pub type Snapshot = BTreeMap<String, f64>;
 
 /// What one scrape gave for one selector.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,81 +62,22 @@ pub struct Measure {
     /// Counter increase since the previous successful scrape (summed over series); `None` for
     /// the first scrape, and for the first after a restart (series snapshots are not stored).
     pub increase: Option<f64>,
+    /// Histogram selectors ([`super::select::Keep::Buckets`]) only: per finite bucket bound
+    /// (`le`), the increase since the previous successful scrape summed over the series with
+    /// that bound, sorted by bound. Empty for other selectors and for the first scrape.
+    pub buckets: Vec<(f64, f64)>,
+    /// Histogram selectors only: the increase of the `le="+Inf"` bucket (every observation),
+    /// apart from `buckets` so that every field stays a finite number (serialisable as
+    /// JSON). `None` when the scrape had no `+Inf` bucket, for other selectors and for the
+    /// first scrape.
+    pub inf_bucket: Option<f64>,
 }
 
-/// One scrape: per selector (in [`ScrapeMode::selectors`] order) a measure, or why not.
+/// One scrape: per selection (in [`super::select::selections`] order) a measure, or why not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub at: DateTime<Utc>,
     pub measures: Result<Vec<Measure>, ScrapeError>,
-}
-
-fn label<'a>(s: &'a Series, name: &str) -> &'a str {
-    s.labels
-        .iter()
-        .find(|(l, _)| l == name)
-        .map_or("", |(_, v)| v.as_str())
-}
-
-/// Whether `sel` selects `s`: same name, and every label matcher holds (as in PromQL, a
-/// missing label has the value `""`).
-pub fn matches(sel: &SeriesSelector, s: &Series) -> bool {
-    s.name == sel.metric && sel.labels.iter().all(|(k, m)| m.matches(label(s, k)))
-}
-
-/// `a="1",b="2"`: labels sorted and escaped as in the exposition format.
-fn label_text<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
-    let mut pairs: Vec<_> = pairs.into_iter().collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{k}=\"{v}\"")
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// `metric{a="1"}`, or `metric` without labels.
-pub fn selector_text(sel: &SeriesSelector) -> String {
-    if sel.labels.is_empty() {
-        sel.metric.clone()
-    } else {
-        let matchers: Vec<String> = sel
-            .labels
-            .iter()
-            .map(|(k, m)| format!("{k}{}", m.text()))
-            .collect();
-        format!("{}{{{}}}", sel.metric, matchers.join(","))
-    }
-}
-
-/// The series `sel` selects. A NaN or infinite value cannot be judged or counted: an error.
-pub fn select(exp: &Exposition, sel: &SeriesSelector) -> Result<Snapshot, ScrapeError> {
-    let mut out = Snapshot::new();
-    for s in exp.series.iter().filter(|s| matches(sel, s)) {
-        let key = label_text(s.labels.iter().map(|(k, v)| (k, v)));
-        if !s.value.is_finite() {
-            return Err(ScrapeError::NotANumber {
-                series: format!("{}{{{key}}}", s.name),
-                value: s.value,
-            });
-        }
-        out.insert(key, s.value);
-    }
-    Ok(out)
-}
-
-/// Counter increase from `prev` to `cur`, summed over the series present in both: a decrease
-/// is a reset (the increase is the new value); a series absent from `prev` counts nothing.
-pub fn increase(prev: &Snapshot, cur: &Snapshot) -> f64 {
-    cur.iter()
-        .filter_map(|(k, &v)| prev.get(k).map(|&p| if v >= p { v - p } else { v }))
-        .sum()
 }
 
 /// The scrapes of one check, newest last, bounded.
@@ -139,7 +86,7 @@ pub struct History {
     points: VecDeque<Point>,
     capacity: usize,
     /// Selected series of the newest successful scrape, to difference the next one against.
-    last: Option<Vec<Snapshot>>,
+    last: Option<Vec<Selected>>,
 }
 
 impl History {
@@ -157,27 +104,19 @@ impl History {
         &mut self,
         at: DateTime<Utc>,
         scrape: Result<&Exposition, ScrapeError>,
-        selectors: &[&SeriesSelector],
+        selections: &[Selection],
     ) {
-        let snapshots = scrape.and_then(|exp| {
-            selectors
+        let selected = scrape.and_then(|exp| {
+            selections
                 .iter()
-                .map(|sel| select(exp, sel))
+                .map(|s| Selected::take(exp, s))
                 .collect::<Result<Vec<_>, _>>()
         });
-        let measures = snapshots.map(|cur| {
+        let measures = selected.map(|cur| {
             let measures = cur
                 .iter()
                 .enumerate()
-                .map(|(i, snap)| Measure {
-                    sum: snap.values().sum(),
-                    series: snap.len(),
-                    increase: self
-                        .last
-                        .as_ref()
-                        .and_then(|prev| prev.get(i))
-                        .map(|prev| increase(prev, snap)),
-                })
+                .map(|(i, sel)| sel.measure(self.last.as_ref().and_then(|prev| prev.get(i))))
                 .collect();
             self.last = Some(cur);
             measures
@@ -224,12 +163,36 @@ pub fn current(
     mode: &ScrapeMode,
     rate_window: Duration,
 ) -> Result<f64, ScrapeError> {
+    fresh(points, now, interval)?;
+    value(points, mode, rate_window)
+}
+
+/// The newest scrape exists and is at most two intervals old.
+fn fresh(points: &[Point], now: DateTime<Utc>, interval: Duration) -> Result<(), ScrapeError> {
     let last = points.last().ok_or(ScrapeError::NotYet)?;
     let age = (now - last.at).to_std().unwrap_or(Duration::ZERO);
     if age > interval * 2 {
         return Err(ScrapeError::Stale(age));
     }
-    value(points, mode, rate_window)
+    Ok(())
+}
+
+/// The `min_traffic` rate now: the per-second increase of the counter recorded at `index`
+/// (see [`traffic_index`]) over `rate_window`. Under the same conditions as the value judged
+/// (a recent, successful newest scrape, two scrapes in the window), so that an unknown
+/// rate never turns a sample that could not be measured into "quiet".
+pub fn traffic(
+    points: &[Point],
+    now: DateTime<Utc>,
+    interval: Duration,
+    index: usize,
+    rate_window: Duration,
+) -> Result<f64, ScrapeError> {
+    fresh(points, now, interval)?;
+    let last = points.last().ok_or(ScrapeError::NotYet)?;
+    last.measures.as_ref().map_err(Clone::clone)?;
+    let (inc, secs) = increase_over(points, rate_window)?;
+    Ok(inc.get(index).copied().unwrap_or(0.0) / secs)
 }
 
 /// The value at the newest point of `points`: its gauge, or the rate or ratio over the
@@ -261,12 +224,35 @@ pub fn value(
                 })
             }
         }
+        ScrapeMode::Quantile { quantile, buckets } => {
+            if measures.first().is_none_or(|m| m.series == 0) {
+                return Err(ScrapeError::NoSeries(selector_text(buckets)));
+            }
+            let (finite, inf) = buckets_over(points, rate_window)?;
+            let problem = |p: &str| ScrapeError::Histogram {
+                series: selector_text(buckets),
+                problem: p.into(),
+            };
+            bucket_quantile(*quantile, &finite, inf).map_err(|e| match e {
+                NoQuantile::NoInfBucket => problem(
+                    "has no le=\"+Inf\" bucket, which a quantile needs (it counts every observation)",
+                ),
+                NoQuantile::NoFiniteBucket => {
+                    problem("has only the le=\"+Inf\" bucket: no bound to place a quantile at")
+                }
+                NoQuantile::Empty => ScrapeError::NoTraffic {
+                    series: selector_text(buckets),
+                    window: rate_window,
+                },
+            })
+        }
     }
 }
 
-/// Per selector, the increase over the successful points within `window` of the newest, and
-/// the seconds from the oldest of them to the newest.
-fn increase_over(points: &[Point], window: Duration) -> Result<(Vec<f64>, f64), ScrapeError> {
+/// The measures of the successful points within `window` of the newest, newest first, less
+/// the oldest (its own increase happened before the window), and the seconds from the oldest
+/// to the newest.
+fn within(points: &[Point], window: Duration) -> Result<(Vec<&[Measure]>, f64), ScrapeError> {
     let Some(end) = points.last().map(|p| p.at) else {
         return Err(ScrapeError::NotYet);
     };
@@ -274,11 +260,11 @@ fn increase_over(points: &[Point], window: Duration) -> Result<(Vec<f64>, f64), 
     // Newest first. A point whose increase is unknown (the first scrape, or the first after a
     // restart) is where the known increases begin: counting the time before it as no
     // increase would dilute the rate with the time backstop was not looking.
-    let mut good: Vec<(DateTime<Utc>, &Vec<Measure>)> = points
+    let mut good: Vec<(DateTime<Utc>, &[Measure])> = points
         .iter()
         .rev()
         .take_while(|p| p.at >= start)
-        .filter_map(|p| p.measures.as_ref().ok().map(|m| (p.at, m)))
+        .filter_map(|p| p.measures.as_ref().ok().map(|m| (p.at, m.as_slice())))
         .collect();
     if let Some(first) = good
         .iter()
@@ -292,16 +278,35 @@ fn increase_over(points: &[Point], window: Duration) -> Result<(Vec<f64>, f64), 
     if good.len() < 2 || secs <= 0.0 {
         return Err(ScrapeError::TooFewScrapes(window));
     }
-    // The oldest point's own increase happened before the window: leave it out.
-    let inc = (0..good[0].1.len())
+    good.pop();
+    Ok((good.into_iter().map(|(_, m)| m).collect(), secs))
+}
+
+/// Per selector, the increase over the successful points within `window` of the newest, and
+/// the seconds from the oldest of them to the newest.
+fn increase_over(points: &[Point], window: Duration) -> Result<(Vec<f64>, f64), ScrapeError> {
+    let (measures, secs) = within(points, window)?;
+    let inc = (0..measures[0].len())
         .map(|i| {
-            good[..good.len() - 1]
+            measures
                 .iter()
-                .map(|(_, m)| m[i].increase.unwrap_or(0.0))
+                .map(|m| m.get(i).and_then(|m| m.increase).unwrap_or(0.0))
                 .sum()
         })
         .collect();
     Ok((inc, secs))
+}
+
+/// The first selector's bucket increases over `window`, summed per bound over the scrapes:
+/// the finite buckets sorted by bound, and the `+Inf` bucket (`None` when no scrape had one).
+fn buckets_over(points: &[Point], window: Duration) -> Result<(Counts, Option<f64>), ScrapeError> {
+    let (measures, _) = within(points, window)?;
+    let first = || measures.iter().filter_map(|m| m.first());
+    let finite = merge(first().flat_map(|m| m.buckets.iter().copied()));
+    let inf = first()
+        .filter_map(|m| m.inf_bucket)
+        .fold(None, |sum: Option<f64>, i| Some(sum.unwrap_or(0.0) + i));
+    Ok((finite, inf))
 }
 
 /// The baseline: mean of the values at each successful scrape in `[from, to]`; values that
@@ -338,6 +343,10 @@ pub fn describe(mode: &ScrapeMode, rate_window: Duration) -> String {
             "sum(increase({}[{w}])) / sum(increase({}[{w}]))",
             selector_text(numerator),
             selector_text(denominator)
+        ),
+        ScrapeMode::Quantile { quantile, buckets } => format!(
+            "histogram_quantile({quantile}, sum by (le) (rate({}[{w}])))",
+            selector_text(buckets)
         ),
     }
 }

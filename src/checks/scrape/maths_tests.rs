@@ -1,7 +1,9 @@
 //! Selection, counter maths, staleness and baselines of scrape checks.
 
 use super::super::parse::parse;
+use super::super::select::*;
 use super::*;
+use crate::config::SeriesSelector;
 
 fn sel(metric: &str, labels: &[(&str, &str)]) -> SeriesSelector {
     SeriesSelector {
@@ -35,7 +37,7 @@ fn history(mode: &ScrapeMode, scrapes: &[Option<&str>]) -> History {
         let scrape = exp
             .as_ref()
             .ok_or_else(|| ScrapeError::Failed("HTTP 503".into()));
-        h.record(t(i as f64), scrape, &mode.selectors());
+        h.record(t(i as f64), scrape, &selections(mode, None));
     }
     h
 }
@@ -317,7 +319,7 @@ fn history_is_bounded() {
     let mut h = History::new(3);
     let exp = parse("g 1\n").unwrap();
     for i in 0..10 {
-        h.record(t(i as f64), Ok(&exp), &mode.selectors());
+        h.record(t(i as f64), Ok(&exp), &selections(&mode, None));
     }
     let points = h.points();
     assert_eq!(points.len(), 3);
@@ -436,7 +438,7 @@ fn a_resumed_history_keeps_its_baseline_and_rates_do_not_span_the_restart() {
         baseline(h.points(), t(0.0), t(5.0), &mode, 60 * SEC),
         Ok(10.0)
     );
-    let sels = mode.selectors();
+    let sels = selections(&mode, None);
     for (secs, v) in [(20.0, 200), (21.0, 210)] {
         h.record(
             t(secs),
@@ -477,3 +479,6 @@ fn recent_points_are_those_within_keep_in_time_order() {
     // t=0 is older than 1s; t=3 lies after "now" (the clock was set back).
     assert_eq!(kept, h.points()[1..3].to_vec());
 }
+
+#[path = "maths_quantile_tests.rs"]
+mod quantile;

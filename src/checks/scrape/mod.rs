@@ -1,11 +1,14 @@
 //! `kind = "scrape"`: backstop reads a service's `/metrics` itself, without a Prometheus
-//! server, and judges a gauge, a counter rate, or a ratio of two counter rates.
+//! server, and judges a gauge, a counter rate, a ratio of two counter rates, or a histogram
+//! quantile ([`quantile`]).
 //!
 //! A rate needs successive scrapes and a baseline needs scrapes from *before* the deployment,
 //! so each scrape check has a [`Collector`]: a task, started with the watch's actor and
 //! cancelled with it, that scrapes every interval into a bounded [`maths::History`]. A round
 //! reads the collector's newest value instead of doing I/O; the baseline is the mean over the
-//! collector's own scrapes in the window before the deployment.
+//! collector's own scrapes in the window before the deployment. A `min_traffic` counter is
+//! recorded by the same collector, beside the mode's series, so the request rate and the
+//! value judged come from the same scrapes.
 //!
 //! The history outlives the process ([`persist`]): each collector saves its recent points
 //! (what the windows need, plus slack) to the store every [`persist::SAVE_EVERY`] (or every
@@ -34,7 +37,9 @@
 mod maths;
 mod parse;
 mod persist;
+mod quantile;
 mod record;
+mod select;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,7 +53,7 @@ use tokio_util::task::TaskTracker;
 pub use maths::{describe, ScrapeError};
 
 use super::ProbeError;
-use crate::config::{Probe, ScrapeProbe, WatchConfig};
+use crate::config::{Probe, ScrapeProbe, SeriesSelector, TrafficSource, WatchConfig};
 use crate::secret::redact_url;
 use crate::store::Store;
 
@@ -67,6 +72,8 @@ const MAX_POINTS: usize = 100_000;
 pub struct Collector {
     history: Arc<Mutex<maths::History>>,
     probe: Arc<ScrapeProbe>,
+    /// The check's `min_traffic` counter, recorded beside the mode's series.
+    traffic: Option<Arc<SeriesSelector>>,
     interval: Duration,
     /// Scrape at this cadence while the watch samples fast (see [`Cadence`]).
     fast_interval: Duration,
@@ -122,11 +129,20 @@ pub async fn start(
     cancel: &CancellationToken,
 ) -> Collectors {
     let cancel = cancel.child_token();
-    let scrape: Vec<(String, &ScrapeProbe)> = watch
+    let traffic_of = |c: &crate::config::CheckConfig| {
+        c.min_traffic.as_ref().and_then(|m| match &m.source {
+            TrafficSource::Series(s) => Some(s.clone()),
+            TrafficSource::Query(_) => None,
+        })
+    };
+    let scrape: Vec<(String, String)> = watch
         .checks
         .iter()
         .filter_map(|c| match &c.probe {
-            Probe::Scrape(p) => Some((c.name.clone(), p)),
+            Probe::Scrape(p) => Some((
+                c.name.clone(),
+                record::fingerprint(p, traffic_of(c).as_ref()),
+            )),
             _ => None,
         })
         .collect();
@@ -146,7 +162,13 @@ pub async fn start(
         let keep = horizon(p, watch.warmup);
         let (history, saved) = persist::resume(
             claimed.next().flatten(),
-            persist::Persist::new(store, &watch.name, &c.name, p, keep),
+            persist::Persist::new(
+                store,
+                &watch.name,
+                &c.name,
+                record::fingerprint(p, traffic_of(c).as_ref()),
+                keep,
+            ),
             Utc::now(),
             capacity(
                 keep,
@@ -155,7 +177,13 @@ pub async fn start(
                 watch.fast_interval,
             ),
         );
-        let collector = Collector::new(history, p.clone(), watch.interval, watch.fast_interval);
+        let collector = Collector::new(
+            history,
+            p.clone(),
+            traffic_of(c),
+            watch.interval,
+            watch.fast_interval,
+        );
         started.tasks.push(tasks.spawn(collect(
             collector.clone(),
             http.clone(),
@@ -186,12 +214,14 @@ impl Collector {
     fn new(
         history: maths::History,
         probe: ScrapeProbe,
+        traffic: Option<SeriesSelector>,
         interval: Duration,
         fast_interval: Duration,
     ) -> Self {
         Collector {
             history: Arc::new(Mutex::new(history)),
             probe: Arc::new(probe),
+            traffic: traffic.map(Arc::new),
             interval,
             fast_interval,
             cadence: Arc::default(),
@@ -222,6 +252,11 @@ impl Collector {
         self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What every scrape records.
+    fn selections(&self) -> Vec<select::Selection<'_>> {
+        select::selections(&self.probe.mode, self.traffic.as_deref())
+    }
+
     /// The value judged now. Rates and ratios only use scrapes taken at or after `since` (the
     /// deployment): the previous release's traffic must not be judged as the new one's, which
     /// matters most for a rollback, observed right after the bad release.
@@ -246,6 +281,32 @@ impl Collector {
             &p.mode,
             p.rate_window,
         )?)
+    }
+
+    /// The `min_traffic` request rate now (requests per second of the check's counter over
+    /// `rate_window`), from scrapes taken at or after `since` like the value judged; `None`
+    /// when the check has no `min_traffic` counter. Fewer than two scrapes since the
+    /// deployment is an error: the traffic is unknown, not zero.
+    pub fn traffic(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+    ) -> Option<Result<f64, ProbeError>> {
+        self.traffic.as_ref()?;
+        let p = &self.probe;
+        let mut h = self.lock();
+        let points = h.points();
+        let first = points.partition_point(|pt| pt.at < since);
+        Some(
+            maths::traffic(
+                &points[first..],
+                now,
+                self.interval,
+                select::traffic_index(&p.mode),
+                p.rate_window,
+            )
+            .map_err(ProbeError::from),
+        )
     }
 
     /// The mean value over `baseline_window` before `deployed_at`; `Ok(None)` without one.
@@ -277,7 +338,7 @@ async fn collect(
     saved: Option<Arc<persist::Persist>>,
 ) {
     let probe = collector.probe.clone();
-    let selectors = probe.mode.selectors();
+    let selections = collector.selections();
     // Logged, so without the credentials the URL may carry.
     let shown_url = redact_url(&probe.url);
     // The first scrape at once, then every period (which the watch may change meanwhile).
@@ -325,14 +386,18 @@ async fn collect(
         }
         if let (Ok(exp), false) = (&exposition, checked_names) {
             checked_names = true;
-            for s in selectors.iter().filter(|s| !exp.knows(&s.metric)) {
+            for s in selections
+                .iter()
+                .map(|s| s.selector)
+                .filter(|s| !exp.knows(&s.metric))
+            {
                 tracing::warn!(%check, url = %shown_url, metric = %s.metric,
                     "metric not in the scrape: a counter counts as 0 until it appears, a gauge has no value");
             }
         }
         collector
             .lock()
-            .record(at, exposition.as_ref().map_err(Clone::clone), &selectors);
+            .record(at, exposition.as_ref().map_err(Clone::clone), &selections);
         unsaved = true;
         // On the schedule, not after the scrape: a slow endpoint does not stretch the period.
         next = (started + collector.period()).max(tokio::time::Instant::now());
@@ -403,7 +468,7 @@ mod tests {
     use axum::routing::get;
 
     use super::*;
-    use crate::config::{ScrapeMode, SeriesSelector};
+    use crate::config::ScrapeMode;
 
     #[test]
     fn capacity_covers_the_windows_and_is_bounded() {
@@ -541,6 +606,7 @@ mod tests {
                 rate_window: Duration::from_secs(60),
                 baseline_window: None,
             },
+            None,
             Duration::from_secs(1),
             Duration::from_secs(1),
         );
@@ -550,7 +616,7 @@ mod tests {
         };
         collector
             .lock()
-            .record(now, Err(down), &collector.probe.mode.selectors());
+            .record(now, Err(down), &collector.selections());
         let e = collector
             .sample(now, now - chrono::Duration::seconds(1))
             .unwrap_err();
@@ -572,6 +638,7 @@ mod tests {
                 rate_window: Duration::from_secs(60),
                 baseline_window: None,
             },
+            None,
             // An hour at the normal cadence: any second scrape is the fast cadence's.
             Duration::from_secs(3600),
             Duration::from_millis(20),
@@ -630,13 +697,28 @@ mod tests {
                 rate_window: Duration::from_secs(5),
                 baseline_window: Some(Duration::from_secs(60)),
             },
+            Some(SeriesSelector {
+                metric: "c_total".into(),
+                labels: Default::default(),
+            }),
             Duration::from_millis(20),
             Duration::from_millis(20),
         );
         let store = Store::in_memory().unwrap();
-        let claimed = persist::claim(&store, "w", &[("c".into(), &collector.probe)]).await;
+        let claimed = persist::claim(
+            &store,
+            "w",
+            &[("c".into(), record::fingerprint(&collector.probe, None))],
+        )
+        .await;
         let keep = Duration::from_secs(60);
-        let saved = persist::Persist::new(&store, "w", "c", &collector.probe, keep);
+        let saved = persist::Persist::new(
+            &store,
+            "w",
+            "c",
+            record::fingerprint(&collector.probe, None),
+            keep,
+        );
         let (_, saved) = persist::resume(claimed[0].clone(), saved, Utc::now(), 100);
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -658,13 +740,29 @@ mod tests {
         assert!(rate > 0.0, "{rate}");
         let base = collector.baseline(Utc::now()).unwrap().unwrap();
         assert!(base > 0.0, "{base}");
+        // The min_traffic counter is recorded by the same scrapes.
+        let traffic = collector
+            .traffic(Utc::now(), DateTime::<Utc>::UNIX_EPOCH)
+            .expect("a traffic counter is configured")
+            .unwrap();
+        assert!(traffic > 0.0, "{traffic}");
+        // Clipped to the deployment: none of these scrapes are after a deployment now.
+        assert!(collector
+            .traffic(Utc::now(), Utc::now() + chrono::Duration::seconds(1))
+            .unwrap()
+            .is_err());
         cancel.cancel();
         tasks.close();
         tokio::time::timeout(Duration::from_secs(5), tasks.wait())
             .await
             .expect("the collector stops when cancelled");
         // Stopping saved every scrape (the save period is far off).
-        let again = persist::claim(&store, "w", &[("c".into(), &collector.probe)]).await;
+        let again = persist::claim(
+            &store,
+            "w",
+            &[("c".into(), record::fingerprint(&collector.probe, None))],
+        )
+        .await;
         let Some(crate::store::Claimed::Found(text)) = &again[0] else {
             panic!("nothing saved: {again:?}");
         };

@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 
 use super::maths::{self, History};
 use super::{record, Collector};
-use crate::config::ScrapeProbe;
 use crate::store::{Claimed, Store};
 
 /// How often a collector saves its history, unless its interval is longer (then after every
@@ -40,14 +39,14 @@ impl Persist {
         store: &Store,
         watch: &str,
         check: &str,
-        probe: &ScrapeProbe,
+        fingerprint: String,
         keep: Duration,
     ) -> Self {
         Persist {
             store: store.clone(),
             watch: watch.to_string(),
             check: check.to_string(),
-            fingerprint: record::fingerprint(probe),
+            fingerprint,
             keep,
         }
     }
@@ -58,18 +57,15 @@ impl Persist {
     }
 }
 
-/// Claims the stored history of `watch`'s scrape checks, given as (check, probe), and drops
+/// Claims the stored history of `watch`'s scrape checks, given as (check, fingerprint), and drops
 /// that of its checks that are gone. `None` per check when the store could not be read: that
 /// check runs without saving until the next start (warned).
 pub async fn claim(
     store: &Store,
     watch: &str,
-    checks: &[(String, &ScrapeProbe)],
+    checks: &[(String, String)],
 ) -> Vec<Option<Claimed>> {
-    let keys: Vec<(String, String)> = checks
-        .iter()
-        .map(|(c, p)| (c.clone(), record::fingerprint(p)))
-        .collect();
+    let keys: Vec<(String, String)> = checks.to_vec();
     let (s, w) = (store.clone(), watch.to_string());
     let claimed = tokio::task::spawn_blocking(move || {
         let refs: Vec<(&str, &str)> = keys.iter().map(|(c, f)| (c.as_str(), f.as_str())).collect();
@@ -156,6 +152,7 @@ pub async fn save(collector: &Collector, persist: &Arc<Persist>) -> bool {
 mod tests {
     use super::super::parse::parse;
     use super::*;
+    use crate::config::ScrapeProbe;
     use crate::config::{ScrapeMode, SeriesSelector};
 
     fn probe(url: &str) -> ScrapeProbe {
@@ -175,12 +172,13 @@ mod tests {
 
     /// Claims and resumes the check `w/c` as a collector starting now would.
     async fn start(store: &Store, p: &ScrapeProbe) -> (Collector, Option<Arc<Persist>>) {
-        let claimed = claim(store, "w", &[("c".into(), p)]).await;
-        let persist = Persist::new(store, "w", "c", p, KEEP);
+        let claimed = claim(store, "w", &[("c".into(), record::fingerprint(p, None))]).await;
+        let persist = Persist::new(store, "w", "c", record::fingerprint(p, None), KEEP);
         let (history, saved) = resume(claimed[0].clone(), persist, Utc::now(), 100);
         let collector = Collector::new(
             history,
             p.clone(),
+            None,
             Duration::from_secs(1),
             Duration::from_secs(1),
         );
@@ -189,7 +187,7 @@ mod tests {
 
     /// Records gauge scrapes `g <v>` taken `secs_ago` seconds before now.
     fn record(c: &Collector, scrapes: &[(i64, f64)]) {
-        let sels = c.probe.mode.selectors();
+        let sels = super::super::select::selections(&c.probe.mode, None);
         for &(secs_ago, v) in scrapes {
             let at = Utc::now() - chrono::Duration::seconds(secs_ago);
             let exp = parse(&format!("g {v}\n")).unwrap();
@@ -231,7 +229,7 @@ mod tests {
     async fn a_garbled_row_starts_empty_and_the_next_save_replaces_it() {
         let store = Store::in_memory().unwrap();
         let p = probe("http://app/metrics");
-        let fp = record::fingerprint(&p);
+        let fp = record::fingerprint(&p, None);
         store.claim_scrape_history("w", &[("c", &fp)]).unwrap();
         store
             .save_scrape_history("w", "c", &fp, r#"{"v":1,"p":[{"t":"#)
@@ -248,7 +246,7 @@ mod tests {
     fn an_unclaimed_row_is_not_saved() {
         let store = Store::in_memory().unwrap();
         let p = probe("http://app/metrics");
-        let persist = Persist::new(&store, "w", "c", &p, KEEP);
+        let persist = Persist::new(&store, "w", "c", record::fingerprint(&p, None), KEEP);
         let (history, saved) = resume(None, persist, Utc::now(), 100);
         assert!(saved.is_none());
         assert_eq!(history.clone().points().len(), 0);

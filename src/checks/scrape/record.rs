@@ -12,8 +12,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::maths::{selector_text, Measure, Point, ScrapeError};
-use crate::config::ScrapeProbe;
+use super::maths::{Measure, Point, ScrapeError};
+use super::select::{selections, selector_text, Keep};
+use crate::config::{ScrapeProbe, SeriesSelector};
 use crate::secret::redact_url;
 
 /// Version of the stored form. A row of a higher version (written by a newer backstop, read
@@ -37,12 +38,15 @@ pub enum DecodeError {
 /// history, and the state file holds no secret). The mode and the windows are left out on
 /// purpose: the points keep per-scrape sums and increases, which do not depend on them, so
 /// widening `rate_window` or switching `gauge` to `rate` keeps the baseline.
-pub fn fingerprint(probe: &ScrapeProbe) -> String {
-    let selectors: Vec<String> = probe
-        .mode
-        .selectors()
+/// The `min_traffic` counter is part of what is recorded, and a histogram's selector records
+/// its buckets too (marked `[le]`): either changes the points, so either starts afresh.
+pub fn fingerprint(probe: &ScrapeProbe, traffic: Option<&SeriesSelector>) -> String {
+    let selectors: Vec<String> = selections(&probe.mode, traffic)
         .into_iter()
-        .map(selector_text)
+        .map(|s| match s.keep {
+            Keep::Sum => selector_text(s.selector),
+            Keep::Buckets => format!("{}[le]", selector_text(s.selector)),
+        })
         .collect();
     format!("{} {}", redact_url(&probe.url), selectors.join(" "))
 }
@@ -98,6 +102,12 @@ struct MeasureRecord {
     /// Absent for the first scrape, whose increase is unknown.
     #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     increase: Option<Num>,
+    /// Histogram selectors: per finite bucket bound, its increase.
+    #[serde(rename = "b", default, skip_serializing_if = "Vec::is_empty")]
+    buckets: Vec<(Num, Num)>,
+    /// Histogram selectors: the `+Inf` bucket's increase.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    inf_bucket: Option<Num>,
 }
 
 /// A failed scrape. Only failures of the scrape itself are ever recorded in a point; the
@@ -186,6 +196,8 @@ impl From<&Measure> for MeasureRecord {
             sum: Num(m.sum),
             series: m.series,
             increase: m.increase.map(Num),
+            buckets: m.buckets.iter().map(|&(le, n)| (Num(le), Num(n))).collect(),
+            inf_bucket: m.inf_bucket.map(Num),
         }
     }
 }
@@ -196,6 +208,8 @@ impl From<MeasureRecord> for Measure {
             sum: m.sum.0,
             series: m.series,
             increase: m.increase.map(|n| n.0),
+            buckets: m.buckets.into_iter().map(|(le, n)| (le.0, n.0)).collect(),
+            inf_bucket: m.inf_bucket.map(|n| n.0),
         }
     }
 }

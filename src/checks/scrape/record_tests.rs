@@ -18,6 +18,8 @@ fn measures(at_ms: i64, ms: &[(f64, usize, Option<f64>)]) -> Point {
                 sum,
                 series,
                 increase,
+                buckets: Vec::new(),
+                inf_bucket: None,
             })
             .collect()),
     }
@@ -102,11 +104,31 @@ fn time_is_kept_to_the_millisecond() {
 
 #[test]
 fn fields_added_later_are_ignored_and_fields_missing_default() {
-    // A row from a backstop that stores per-bucket increases (`b`), read by one that does not;
-    // and a measure without an increase.
-    let text = r#"{"v":1,"p":[{"t":5,"m":[{"s":"inf","n":1,"b":[[0.1,2.0],["inf",3.0]]}]}]}"#;
+    // A row from a backstop that stores a field this one does not know (`z`); and a measure
+    // without an increase, or buckets.
+    let text = r#"{"v":1,"p":[{"t":5,"m":[{"s":"inf","n":1,"z":[[0.1,2.0],["inf",3.0]]}]}]}"#;
     let back = decode(text).unwrap();
     assert_eq!(back, vec![measures(5, &[(f64::INFINITY, 1, None)])]);
+}
+
+#[test]
+fn histogram_buckets_round_trip() {
+    let p = Point {
+        at: at(7),
+        measures: Ok(vec![Measure {
+            sum: 12.0,
+            series: 4,
+            increase: Some(3.0),
+            buckets: vec![(0.1, 2.0), (0.5, 3.0)],
+            inf_bucket: Some(3.0),
+        }]),
+    };
+    let text = encode(std::slice::from_ref(&p)).unwrap();
+    assert!(
+        text.contains(r#""b":[[0.1,2.0],[0.5,3.0]],"f":3.0"#),
+        "{text}"
+    );
+    assert_eq!(decode(&text).unwrap(), vec![p]);
 }
 
 #[test]
@@ -170,18 +192,21 @@ fn the_fingerprint_is_the_endpoint_and_the_selectors() {
         denominator: sel("req_total", d),
     };
     let base = probe("http://u:pw@app:8080/metrics", ratio(Some("500"), None), 60);
-    let f = fingerprint(&base);
+    let f = fingerprint(&base, None);
     assert_eq!(
         f,
         r#"http://***@app:8080/metrics req_total{code="500"} req_total"#
     );
     // Same series: another password, another window.
     assert_eq!(
-        fingerprint(&probe(
-            "http://u:other@app:8080/metrics",
-            ratio(Some("500"), None),
-            300
-        )),
+        fingerprint(
+            &probe(
+                "http://u:other@app:8080/metrics",
+                ratio(Some("500"), None),
+                300
+            ),
+            None
+        ),
         f
     );
     // Other series: another endpoint, another selection, the selectors swapped.
@@ -190,11 +215,32 @@ fn the_fingerprint_is_the_endpoint_and_the_selectors() {
         probe("http://u:pw@app:8080/metrics", ratio(Some("503"), None), 60),
         probe("http://u:pw@app:8080/metrics", ratio(None, Some("500")), 60),
     ] {
-        assert_ne!(fingerprint(&other), f, "{other:?}");
+        assert_ne!(fingerprint(&other, None), f, "{other:?}");
     }
     // Gauge and rate of one selector store the same measures.
     assert_eq!(
-        fingerprint(&probe("http://a/m", ScrapeMode::Gauge(sel("x", None)), 60)),
-        fingerprint(&probe("http://a/m", ScrapeMode::Rate(sel("x", None)), 60))
+        fingerprint(
+            &probe("http://a/m", ScrapeMode::Gauge(sel("x", None)), 60),
+            None
+        ),
+        fingerprint(
+            &probe("http://a/m", ScrapeMode::Rate(sel("x", None)), 60),
+            None
+        )
     );
+    // The min_traffic counter and a histogram's buckets are recorded too: either changes it.
+    let gauge = probe("http://a/m", ScrapeMode::Gauge(sel("x", None)), 60);
+    assert_ne!(
+        fingerprint(&gauge, Some(&sel("req_total", None))),
+        fingerprint(&gauge, None)
+    );
+    let quantile = probe(
+        "http://a/m",
+        ScrapeMode::Quantile {
+            quantile: 0.9,
+            buckets: sel("x", None),
+        },
+        60,
+    );
+    assert_eq!(fingerprint(&quantile, None), "http://a/m x[le]");
 }

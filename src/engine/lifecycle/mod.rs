@@ -68,7 +68,8 @@ pub struct CheckResult {
     /// How late backstop itself was for this probe (the round started late, or the probe's
     /// timer fired well after its timeout: a stalled runtime or a busy machine), when it was.
     pub late: Option<std::time::Duration>,
-    /// The request rate from the check's `min_traffic` query, when it has one.
+    /// The request rate from the check's `min_traffic` (a prometheus query, or a scrape
+    /// check's counter), when it has one.
     pub traffic: Option<Result<f64, String>>,
 }
 

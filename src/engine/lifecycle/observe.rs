@@ -122,13 +122,19 @@ impl Transition<'_> {
 
     /// The `min_traffic` rule: below the minimum request rate a sample is no data, whatever
     /// it measured (two requests prove nothing either way); traffic that cannot be read makes
-    /// a failure an error (it cannot be told from noise).
+    /// a failure an error (it cannot be told from noise). An application that did not answer
+    /// is not quiet but down: `app_down` samples keep their outcome (a scrape check reads its
+    /// traffic from the same endpoint, so a down application also has "no traffic").
     fn traffic(
         &self,
         check: &str,
         outcome: Outcome,
         traffic: Option<Result<f64, String>>,
+        app_down: bool,
     ) -> Outcome {
+        if app_down {
+            return outcome;
+        }
         let Some(min) = self
             .cfg
             .checks
@@ -148,7 +154,7 @@ impl Transition<'_> {
                 ),
             },
             (Some(Err(e)), Outcome::Fail { .. } | Outcome::Pass) => Outcome::Error {
-                reason: format!("traffic unknown (min_traffic query: {e})"),
+                reason: format!("traffic unknown (min_traffic: {e})"),
             },
             _ => outcome,
         }
@@ -402,6 +408,7 @@ impl Transition<'_> {
                 Some(Err(e)) => baseline_error = Some(format!("baseline unavailable: {e}")),
                 None => {}
             }
+            let app_down = matches!(&c.reading, Err(u) if u.app_down);
             let (value, outcome) = match c.reading {
                 Ok(r) => {
                     let outcome = match (
@@ -415,7 +422,7 @@ impl Transition<'_> {
                 }
                 Err(u) => (None, self.unmeasured(&c.name, u, c.late)),
             };
-            let outcome = self.traffic(&c.name, outcome, c.traffic);
+            let outcome = self.traffic(&c.name, outcome, c.traffic, app_down);
             let (outcome, mixed) = self.look_back(&obs, &c.name, outcome);
             obs.tracker.record_named(
                 &c.name,

@@ -621,6 +621,47 @@ fn unreachable_error_and_late_timeouts_never_condemn() {
     assert_eq!(r.last_verdict.unwrap().verdict, VerdictKind::Inconclusive);
 }
 
+#[test]
+fn min_traffic_never_excuses_an_application_that_does_not_answer() {
+    // A scrape check reads its traffic from the endpoint that is down: unknown, or the rate
+    // of the last scrapes that answered. Neither makes a dead application "quiet".
+    let mut cfg = config("");
+    cfg.checks[0].min_traffic = Some(crate::config::MinTraffic {
+        min: 1.0,
+        source: crate::config::TrafficSource::Series(crate::config::SeriesSelector {
+            metric: "http_requests_total".into(),
+            labels: Default::default(),
+        }),
+    });
+    let with_traffic = |e: Event, traffic: Result<f64, String>| match e {
+        Event::Round(mut r) => {
+            r.checks[0].traffic = Some(traffic);
+            Event::Round(r)
+        }
+        other => other,
+    };
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, with_traffic(round(s, 200), Ok(5.0)))));
+    events.push((20, Event::Deployment(learned("R2", "D2", 20))));
+    events.extend((20..23).map(|s| {
+        let traffic = if s == 21 {
+            Ok(0.0)
+        } else {
+            Err("scrape failed: target unreachable".into())
+        };
+        (s, with_traffic(down(s, false, None), traffic))
+    }));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    assert_eq!(r.intent.as_ref().unwrap().target_release, "R1");
+    // Answering but quiet is no data, as before.
+    let mut events = vec![(0, Event::Deployment(learned("R2", "D2", 0)))];
+    events.extend((0..3).map(|s| (s, with_traffic(round(s, 503), Ok(0.05)))));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    let track = &r.observation.unwrap().tracker.checks[0];
+    assert_eq!(track.failures, 0);
+    assert!(track.samples.iter().all(|s| s.outcome.label() == "no_data"));
+}
+
 fn errors_round(at: i64, value: f64) -> Event {
     Event::Round(RoundResult {
         scheduled: t(at),
@@ -790,8 +831,8 @@ fn below_min_traffic_a_sample_is_no_data_and_the_release_is_never_verified() {
     let mut cfg = config("");
     cfg.checks[0].min_samples = 0;
     cfg.checks[1].min_traffic = Some(crate::config::MinTraffic {
-        query: "sum(rate(requests_total[1m]))".into(),
         min: 1.0,
+        source: crate::config::TrafficSource::Query("sum(rate(requests_total[1m]))".into()),
     });
     let quiet = |at: i64, value: f64, rate: Result<f64, String>| {
         Event::Round(RoundResult {
