@@ -182,6 +182,7 @@ fn an_event_is_seen_exactly_when_its_triggers_are_in_the_inbox() {
         deployed_at: None,
         source: Source::Webhook,
         rollback_safe: None,
+        failure: None,
     };
     let both = vec![
         ("shop".to_string(), t.clone()),
