@@ -215,12 +215,27 @@ struct Announcement {
 }
 
 /// `outcome` of an announcement. Closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum AnnouncedOutcome {
     #[default]
     Succeeded,
     Failed,
+}
+
+/// By hand, so that a caller who sends anything else is told which field is wrong (serde's
+/// own message names the variants, not the field).
+impl<'de> Deserialize<'de> for AnnouncedOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match v.as_str() {
+            Some("succeeded") => Ok(AnnouncedOutcome::Succeeded),
+            Some("failed") => Ok(AnnouncedOutcome::Failed),
+            _ => Err(serde::de::Error::custom(format!(
+                "outcome must be \"succeeded\" or \"failed\", not {}",
+                crate::text::truncate(&v.to_string(), 40)
+            ))),
+        }
+    }
 }
 
 /// Longest `error` kept from an announcement.
