@@ -74,7 +74,7 @@ enum Decision {
     Deploy {
         project: String,
         environment: String,
-        trigger: Trigger,
+        trigger: Box<Trigger>,
     },
 }
 
@@ -108,7 +108,7 @@ fn decide(event: &Event) -> Result<Decision, ApiError> {
     Ok(Decision::Deploy {
         project,
         environment,
-        trigger: Trigger {
+        trigger: Box::new(Trigger {
             release,
             version: None,
             deployment_id: find("Deployments-"),
@@ -116,7 +116,7 @@ fn decide(event: &Event) -> Result<Decision, ApiError> {
             source: Source::Webhook,
             rollback_safe: None,
             failure,
-        },
+        }),
     })
 }
 
@@ -169,7 +169,7 @@ pub(super) async fn octopus(
     let failed = trigger.failure.is_some();
     let triggers = watches
         .iter()
-        .map(|w| (w.clone(), trigger.clone()))
+        .map(|w| (w.clone(), (*trigger).clone()))
         .collect();
     // The event id is marked seen in the transaction that records the triggers: answered 202,
     // the deployment survives a crash or a reload before the watch handles it; a failure
@@ -231,7 +231,7 @@ mod tests {
                 project,
                 environment,
                 trigger,
-            } => (project, environment, trigger),
+            } => (project, environment, *trigger),
             other => panic!("expected a deployment, got {other:?}"),
         }
     }

@@ -50,7 +50,8 @@ pub struct Trigger {
 /// What a watch actor can be asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Deploy(Trigger),
+    /// Boxed: a trigger (with its failure) is far larger than the other commands.
+    Deploy(Box<Trigger>),
     /// Triggers were committed to the watch's inbox: handle them.
     Inbox,
     Pause,

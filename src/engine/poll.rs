@@ -60,7 +60,7 @@ pub(super) async fn run(
             Ok(Some(t)) => {
                 let failed = t.failure.as_ref().and_then(|f| f.state.as_deref());
                 tracing::info!(watch = %cfg.name, deployment = ?t.deployment_id, release = %t.release, failed, "poll found a new deployment");
-                if tx.send(Command::Deploy(t)).await.is_err() {
+                if tx.send(Command::Deploy(Box::new(t))).await.is_err() {
                     return;
                 }
             }

@@ -175,7 +175,7 @@ impl WatchActor {
             Command::Pause => self.handle(Event::Pause).await,
             Command::Resume => self.handle(Event::Resume).await,
             Command::Deploy(t) => {
-                let learned = self.learn(t).await;
+                let learned = self.learn(*t).await;
                 self.handle(Event::Deployment(learned)).await;
             }
         }

@@ -282,7 +282,7 @@ async fn the_listing_honours_every_task_state() {
                 &format!("/api/Spaces-1/deployments?projects=Projects-1&taskState={spelled}"),
             )
             .await;
-            assert_eq!(ids(&page), [id.clone()], "taskState={spelled}");
+            assert_eq!(ids(&page), std::slice::from_ref(id), "taskState={spelled}");
         }
     }
     let (_, all) = get(&o, "/api/Spaces-1/deployments").await;

@@ -163,9 +163,7 @@ impl Task {
                 (Some(o), Some(_)) if o.broke == "Canceled" => "Canceled",
                 (Some(_), _) => "Skipped",
             };
-            let broken = (i == broke_at.unwrap_or(usize::MAX))
-                .then(|| outcome.as_ref())
-                .flatten();
+            let broken = outcome.as_ref().filter(|_| broke_at == Some(i));
             children.push(self.step(log, id, &name, status, machines, broken));
         }
         let (status, lines) = match &outcome {
