@@ -349,3 +349,75 @@ async fn sim_deployments(State(o): State<Octopus>) -> Json<Value> {
         .collect();
     Json(json!({ "deployments": items }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_release_made_to_fail_ends_its_deployments_failed_and_keeps_the_service() {
+        let cancel = CancellationToken::new();
+        let service = Service::start("1.0.0", cancel.clone()).await.unwrap();
+        let octo = Octopus::start(service.clone(), cancel.clone())
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let release = http
+            .post(format!("{}/sim/releases", octo.url))
+            .json(&json!({"version": "1.1.0", "behaviour": "good", "deploy_fails": true}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let d = octo.deploy(&release, "CI pipeline").unwrap();
+        let get = |path: String| {
+            let http = http.clone();
+            async move {
+                http.get(path)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+        let list = |state: &str| {
+            get(format!(
+                "{}/api/Spaces-1/deployments?taskState={state}",
+                octo.url
+            ))
+        };
+        assert_eq!(list("Executing").await["Items"][0]["Id"], d.id.as_str());
+        assert_eq!(list("Failed").await["TotalResults"], 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while list("Failed").await["TotalResults"] != 1 {
+            assert!(Instant::now() < deadline, "the deployment never ended");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(list("Success").await["TotalResults"], 0);
+        assert_eq!(
+            service.release(),
+            "1.0.0",
+            "a failed deployment runs nothing"
+        );
+        let task = d.id.replace("Deployments-", "ServerTasks-");
+        let details = get(format!("{}/api/Spaces-1/tasks/{task}/details", octo.url)).await;
+        let f = crate::deployer::octopus::details::failure(&details);
+        assert_eq!(f.state.as_deref(), Some("Failed"));
+        assert_eq!(
+            (f.step.as_deref(), f.machine.as_deref()),
+            (Some("Deploy shop"), Some("demo-host"))
+        );
+        assert_eq!(
+            f.log_tail.last().map(String::as_str),
+            Some("The remote script failed with exit code 1")
+        );
+        cancel.cancel();
+    }
+}
