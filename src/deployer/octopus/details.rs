@@ -77,14 +77,13 @@ pub fn failure(doc: &Value) -> DeployFailure {
     f.step = path
         .get(step_at)
         .map(|n| name(n))
-        .filter(|n| !n.is_empty())
-        .map(|n| one_line(step_label(n).unwrap_or(n), MAX_TEXT));
+        .map(|n| one_line(step_label(n).unwrap_or(n), MAX_TEXT))
+        .filter(|n| !n.is_empty());
     // The target: the first activity below the step that is not itself a (child) step.
     let target_at = (2..path.len()).find(|&i| step_label(name(path[i])).is_none());
     f.machine = target_at
-        .map(|i| name(path[i]))
-        .filter(|n| !n.is_empty())
-        .map(|n| one_line(n, MAX_TEXT));
+        .map(|i| one_line(name(path[i]), MAX_TEXT))
+        .filter(|n| !n.is_empty());
     // Why it broke: the target's log and its broken descendants', else the step's, else the
     // task's own ("The deployment failed because ...").
     let subject = target_at.unwrap_or(path.len() - 1);

@@ -269,6 +269,14 @@ fn garbage_never_panics_and_keeps_what_it_can() {
         "LogElements": [5, {"MessageText": ["x"]}, {"Category": 3, "MessageText": "kept"}]}]}]}),
     );
     assert_eq!((f.step, f.log_tail), (None, vec!["kept".to_string()]));
+    // Names that are empty once cleaned name nothing.
+    let steps = json!([{"Name": "Step 2: \u{1b}[0m", "Status": "Failed",
+        "Children": [{"Name": " \t ", "Status": "Failed", "LogElements": lines("Error", ["x".into()])}]}]);
+    let f = failure(&doc("Failed", steps));
+    assert_eq!(
+        (f.step, f.machine, f.log_tail),
+        (None, None, vec!["x".to_string()])
+    );
     // The id of the resource stands in for a missing task, if it is a task's.
     let f = failure(&json!({"Id": "ServerTasks-9", "Task": null}));
     assert_eq!(f.task.as_deref(), Some("ServerTasks-9"));
