@@ -417,6 +417,14 @@ pub struct DeployFailure {
 }
 
 impl DeployFailure {
+    /// Most lines of `log_tail`: enough for an error and what led to it, few enough for a chat
+    /// message or a deployment's comment.
+    pub const MAX_LOG_LINES: usize = 20;
+    /// Longest line of `log_tail`, in bytes.
+    pub const MAX_LOG_LINE: usize = 400;
+    /// Most bytes of `log_tail` in all, its lines joined by newlines.
+    pub const MAX_LOG_BYTES: usize = 4096;
+
     /// One line for logs, notifications and deployment comments: "step "Deploy web" failed on
     /// web-02: Exit code 1", or what of it is known.
     pub fn summary(&self) -> String {
@@ -436,6 +444,25 @@ impl DeployFailure {
             s.push_str(e);
         }
         s
+    }
+
+    /// The deployer's account (`self`) completed with what the caller already knew: a field
+    /// the deployer left empty keeps the caller's value (the error an announcement gave, the
+    /// task a webhook named). Whether the details could be read is the deployer's to say.
+    pub fn or_known(self, known: DeployFailure) -> DeployFailure {
+        DeployFailure {
+            task: self.task.or(known.task),
+            state: self.state.or(known.state),
+            error: self.error.or(known.error),
+            step: self.step.or(known.step),
+            machine: self.machine.or(known.machine),
+            log_tail: if self.log_tail.is_empty() {
+                known.log_tail
+            } else {
+                self.log_tail
+            },
+            details_unavailable: self.details_unavailable,
+        }
     }
 }
 

@@ -203,9 +203,8 @@ struct Announcement {
     rollback_safe: Option<bool>,
     /// How the deployment ended: `"succeeded"` (the default, so older callers are unchanged)
     /// or `"failed"` (a step failed, the task timed out or was canceled).
-    /// Read as text so that a wrong value is answered naming the field.
     #[serde(default)]
-    outcome: Option<String>,
+    outcome: AnnouncedOutcome,
     /// With `"failed"`: the deployer's task, so its details can be fetched (Octopus
     /// `ServerTasks-N`; found from `deployment` when left out).
     #[serde(default)]
@@ -216,19 +215,24 @@ struct Announcement {
 }
 
 /// `outcome` of an announcement. Closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum AnnouncedOutcome {
+    #[default]
     Succeeded,
     Failed,
 }
 
-impl AnnouncedOutcome {
-    fn parse(s: Option<&str>) -> Result<Self, ApiError> {
-        match s {
-            None | Some("succeeded") => Ok(AnnouncedOutcome::Succeeded),
+/// By hand, so that a caller who sends anything else is told which field is wrong (serde's
+/// own message names the variants, not the field).
+impl<'de> Deserialize<'de> for AnnouncedOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match v.as_str() {
+            Some("succeeded") => Ok(AnnouncedOutcome::Succeeded),
             Some("failed") => Ok(AnnouncedOutcome::Failed),
-            Some(other) => Err(ApiError::BadRequest(format!(
-                "outcome must be \"succeeded\" or \"failed\", not {other:?}"
+            _ => Err(serde::de::Error::custom(format!(
+                "outcome must be \"succeeded\" or \"failed\", not {}",
+                crate::text::truncate(&v.to_string(), 40)
             ))),
         }
     }
@@ -279,7 +283,7 @@ async fn announce(
     if !s.engine.has_watch(&a.watch) {
         return Err(ApiError::NotFound(format!("no watch named {:?}", a.watch)));
     }
-    let outcome = AnnouncedOutcome::parse(a.outcome.as_deref())?;
+    let outcome = a.outcome;
     if outcome == AnnouncedOutcome::Succeeded && (a.task.is_some() || a.error.is_some()) {
         return Err(ApiError::BadRequest(
             "task and error describe a failed deployment: send them with \"outcome\": \"failed\""

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{CallSettings, DeployerConfig};
 use crate::metrics::Metrics;
-use crate::model::DeployIntent;
+use crate::model::{DeployFailure, DeployIntent};
 
 /// A deployment as the engine needs it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,7 +66,16 @@ impl TaskState {
         }
     }
 
-    /// The state as Octopus spells it.
+    /// The states a finished deployment's task ends in: success and the three failures. The
+    /// other states are not final (Cancelling ends Canceled).
+    pub const FINISHED: [TaskState; 4] = [
+        TaskState::Success,
+        TaskState::Failed,
+        TaskState::TimedOut,
+        TaskState::Canceled,
+    ];
+
+    /// The name Octopus uses (a `TaskState` value, or what an unknown one was called).
     pub fn as_str(&self) -> &str {
         match self {
             TaskState::Queued => "Queued",
@@ -78,6 +87,15 @@ impl TaskState {
             TaskState::TimedOut => "TimedOut",
             TaskState::Other(s) => s,
         }
+    }
+
+    /// Whether the deployment ended without succeeding: a step failed, the task timed out (in
+    /// the queue) or was canceled.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            TaskState::Failed | TaskState::TimedOut | TaskState::Canceled
+        )
     }
 
     /// Whether the task can still end in success (so a rollback that exists is not repeated).
@@ -357,32 +375,84 @@ impl Deployer {
         }
     }
 
-    /// Successful deployments, newest first, for discovery polling (Octopus only).
-    pub async fn successful_deployments(
+    /// Finished deployments, newest first, each with the state its task ended in
+    /// ([`TaskState::FINISHED`]), for discovery polling (Octopus only): the newest `take` of
+    /// each state. A deployment still queued or running is not listed until it finishes.
+    ///
+    /// One listing per state, four in all: `GET /api/{space}/deployments` filters by one
+    /// `taskState` (a single TaskState value, not a list: octopus-api.md "Deployments",
+    /// octopus-openapi-facts.md `indexDeployments_Spaces`). Each listing stands alone, so a
+    /// poll costs four small requests whatever happens in the environment; one unfiltered
+    /// listing would instead need a task lookup per unknown deployment, and again on every poll
+    /// while it runs. The listings run concurrently, and any failure fails the poll (a partial
+    /// view could trigger an older deployment before a newer one).
+    pub async fn finished_deployments(
         &self,
         project: &str,
         environment: &str,
         take: usize,
     ) -> Result<Vec<Deployment>, DeployerError> {
-        match self {
-            Deployer::Octopus(c) => {
-                c.deployments(project, environment, Some("Success"), take)
-                    .await
-            }
-            _ => Ok(Vec::new()),
-        }
+        let Deployer::Octopus(c) = self else {
+            return Ok(Vec::new());
+        };
+        let listings = TaskState::FINISHED.map(|state| async move {
+            let found = c
+                .deployments(project, environment, Some(state.as_str()), take)
+                .await?;
+            Ok::<_, DeployerError>(found.into_iter().map(move |mut d| {
+                d.task_state = Some(state.clone());
+                d
+            }))
+        });
+        let mut all: Vec<Deployment> = futures_util::future::try_join_all(listings)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort_by(|a, b| (b.created, &b.id).cmp(&(a.created, &a.id)));
+        // A task ends once, but a rerun or a listing taken mid-change could show it twice.
+        let mut seen = std::collections::HashSet::new();
+        all.retain(|d| seen.insert(d.id.clone()));
+        Ok(all)
     }
 
-    /// The deployer's own account of a failed deployment's task: its error, the step and
-    /// machine that failed, the tail of the log (Octopus `GET /api/{space}/tasks/{id}/details`).
-    /// Deployers that cannot say answer with what `known` already holds.
+    /// The deployer's own account of a failed deployment, laid over what the caller already
+    /// knew (`known`, whose fields stand where the deployer says nothing; see
+    /// [`DeployFailure::or_known`]). An error means the deployer could not be read: the caller
+    /// keeps `known` and says why in `details_unavailable`.
+    ///
+    /// What each deployer can tell:
+    /// - Octopus: the task's state and error message, the step and the machine that failed
+    ///   and the end of their log, from `GET /api/{space}/tasks/{id}/details`
+    ///   ([`octopus::details`]). The task is `known.task`, else the task of `deployment`;
+    ///   with neither, `known` is all there is.
+    /// - Argo CD: the application's last sync operation (`status.operationState`), if it was
+    ///   a sync to `release` and ended `Failed` or `Error`: the phase as the state, its message
+    ///   as the error, the first resource that failed to sync as the step and every failed
+    ///   resource's message as the log. Argo CD has no machines and keeps no log of its own;
+    ///   an older operation or one of another revision says nothing about this release.
+    /// - Webhook and command deployers: nothing. backstop only calls them to roll back; they
+    ///   keep no record of the deployments backstop is told about, so `known` is returned.
     pub async fn failure_details(
         &self,
-        task: &str,
-        known: crate::model::DeployFailure,
-    ) -> Result<crate::model::DeployFailure, DeployerError> {
-        let _ = task;
-        Ok(known)
+        target: &Target<'_>,
+        release: &str,
+        deployment: Option<&str>,
+        known: DeployFailure,
+        cancel: &CancellationToken,
+    ) -> Result<DeployFailure, DeployerError> {
+        let found = match self {
+            Deployer::Octopus(c) => {
+                c.failure_details(known.task.as_deref(), deployment, cancel)
+                    .await?
+            }
+            Deployer::ArgoCd(c) => c.failure_details(target, release, cancel).await?,
+            Deployer::Webhook(_) | Deployer::Command(_) => None,
+        };
+        Ok(match found {
+            Some(f) => f.or_known(known),
+            None => known,
+        })
     }
 
     /// A link a human can open for a deployment made by this deployer; shown in evidence and

@@ -87,9 +87,21 @@ impl WatchActor {
             },
         };
         let failure = match t.failure {
-            Some(f) if !known => Some(self.failure_details(f, found.as_ref()).await),
+            Some(f) if !known => Some(
+                self.failure_details(f, &t.release, deployment_id.as_deref())
+                    .await,
+            ),
             other => other,
         };
+        // Announced as failed, but the deployer's own task says it succeeded: the deployer
+        // knows, and a good release is not treated as a failed deployment.
+        let failure = failure.filter(|f| {
+            let succeeded = f.state.as_deref() == Some("Success");
+            if succeeded {
+                tracing::warn!(watch = %self.name(), release = %t.release, deployment = ?deployment_id, "announced as failed, but the deployer's task succeeded: observed as a successful deployment");
+            }
+            !succeeded
+        });
         Learned {
             release: t.release,
             version: t.version,
@@ -109,22 +121,19 @@ impl WatchActor {
     /// stands, with the reason the details are missing.
     pub(super) async fn failure_details(
         &self,
-        mut known: DeployFailure,
-        deployment: Option<&crate::deployer::Deployment>,
+        known: DeployFailure,
+        release: &str,
+        deployment: Option<&str>,
     ) -> DeployFailure {
-        if known.task.is_none() {
-            known.task = deployment.and_then(|d| d.task_id.clone());
-        }
-        let Some(task) = known.task.clone() else {
-            return known;
-        };
         let fallback = known.clone();
-        match tokio::time::timeout(DETAILS_TIMEOUT, self.deployer.failure_details(&task, known))
-            .await
-        {
+        let target = self.target();
+        let read = self
+            .deployer
+            .failure_details(&target, release, deployment, known, &self.cancel);
+        match tokio::time::timeout(DETAILS_TIMEOUT, read).await {
             Ok(Ok(f)) => f,
             Ok(Err(e)) => {
-                tracing::warn!(watch = %self.name(), %task, error = %e, "cannot read the failed task's details");
+                tracing::warn!(watch = %self.name(), %release, deployment = ?deployment, error = %e, "cannot read the failed deployment's details");
                 DeployFailure {
                     details_unavailable: Some(e.to_string()),
                     ..fallback
@@ -202,7 +211,12 @@ impl WatchActor {
         }
         // The deployment ran and failed: people want the deployer's account of why.
         if let (ExecOutcome::Failed(_), Some(f)) = (&outcome, intent.failure.take()) {
-            intent.failure = Some(self.failure_details(f, None).await);
+            let release = intent.target_release.clone();
+            let deployment = intent.deployment_id.clone();
+            intent.failure = Some(
+                self.failure_details(f, &release, deployment.as_deref())
+                    .await,
+            );
         }
         Event::Deployed {
             intent: Box::new(intent),

@@ -281,3 +281,82 @@ async fn an_unknown_outcome_is_refused_naming_the_field() {
     let mixed = json!({"watch": "shop", "release": "Releases-2", "error": "x"});
     assert_eq!(s.daemon.announce_json(mixed).await, 400);
 }
+
+/// Octopus's own account travels end to end: a `DeploymentFailed` webhook for a deployment
+/// whose task failed on one machine; the task's details (step, machine, log tail) reach the
+/// notification, `backstop explain` and the rollback deployment's Comments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failed_step_and_its_log_tail_reach_the_comments_and_explain() {
+    use crate::common::octopus::TaskFailure;
+    let hook = FakeJsonHook::start().await;
+    let s = started(&hook, "on_deploy_failure = \"rollback\"").await;
+    let [r1, r2] = s.releases.clone();
+    let dep = s
+        .octopus
+        .add_deployment("Projects-1", "Environments-1", &r2, "Executing");
+    s.octopus
+        .fail_task(&dep, TaskFailure::failed("Deploy web", "web-02"));
+    let task = s
+        .octopus
+        .deployments()
+        .into_iter()
+        .find(|d| d["Id"] == dep.as_str())
+        .unwrap()["TaskId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let event = json!({
+        "Timestamp": "2026-03-02T14:06:44.000+00:00",
+        "EventType": "SubscriptionPayload",
+        "Payload": {
+            "ServerUri": "https://octopus.example.com",
+            "Subscription": {"Id": "Subscriptions-1", "Name": "backstop"},
+            "Event": {
+                "Id": "Events-90", "Category": "DeploymentFailed",
+                "Occurred": "2026-03-02T14:06:43.111+00:00",
+                "RelatedDocumentIds": [dep, "Projects-1", r2, "Environments-1", task, "Channels-1"],
+                "SpaceId": "Spaces-1"
+            }
+        }
+    });
+    let r = s
+        .daemon
+        .http()
+        .post(format!("{}/v1/hooks/octopus", s.daemon.url))
+        .header("X-Backstop-Secret", HOOK_SECRET)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let created = s.octopus.wait_for_created(1, T).await;
+    assert_eq!(created[0]["ReleaseId"], r1.as_str());
+    let comments = created[0]["Comments"].as_str().unwrap();
+    for needle in [
+        "step \"Deploy web\" failed on web-02",
+        "migrate: command not found",
+        "[backstop-rollback:",
+    ] {
+        assert!(comments.contains(needle), "{needle:?} not in {comments}");
+    }
+    let note = &wait_kind(&hook, "deploy_failed", 1).await[0];
+    assert!(
+        note["summary"]
+            .as_str()
+            .unwrap()
+            .contains("step \"Deploy web\" failed on web-02"),
+        "{note}"
+    );
+    let failure = &note["evidence"]["deployment"]["failure"];
+    assert_eq!(failure["machine"], "web-02", "{note}");
+    let id = note["evidence"]["id"].as_str().unwrap();
+    let (status, out, err) = run_cli(&["explain", id, "--url", &s.daemon.url], s.setup.dir.path());
+    assert!(status.success(), "{err}");
+    for needle in [
+        "The deployment FAILED",
+        "step \"Deploy web\" failed on web-02",
+        "| deploy.sh: line 12: migrate: command not found",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in:\n{out}");
+    }
+}

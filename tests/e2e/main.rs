@@ -9,6 +9,7 @@ mod argocd;
 mod cli;
 mod dead_app;
 mod demo;
+mod deploy_failed;
 mod deploy_failure;
 mod deployers;
 mod exactly_once;

@@ -7,7 +7,8 @@
 //! down here too, so a change to a fake that would quietly weaken those tests fails loudly.
 //!
 //! One module per fake and concern: `swagger` is the checker, `http` the client side; the
-//! `octopus_*` modules hold the Octopus fake to the Swagger shapes and the server's behaviour,
+//! `octopus_*` modules hold the Octopus fake to the Swagger shapes and the server's behaviour
+//! (`octopus_details` its task details and scripted failures too),
 //! `prometheus_api` the Prometheus fake to the v1 API, `app_and_waits` the app fake and helpers.
 
 #[path = "../common/mod.rs"]
@@ -16,6 +17,7 @@ mod common;
 mod app_and_waits;
 mod http;
 mod octopus_auth;
+mod octopus_details;
 mod octopus_faults;
 mod octopus_listing;
 mod octopus_shapes;

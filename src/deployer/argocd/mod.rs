@@ -28,6 +28,8 @@ use crate::deployer::{DeployerError, Exec, ExecOutcome, Target};
 use crate::metrics::Metrics;
 use crate::model::{DeployIntent, IntentState};
 
+mod failure;
+
 /// Argo CD writes whole-second timestamps with its own clock: without a baseline, an operation
 /// that started this long before the decision may still be the one backstop asked for.
 const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
@@ -158,6 +160,8 @@ struct OperationState {
     message: Option<String>,
     #[serde(default)]
     started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    sync_result: Option<failure::SyncResult>,
 }
 
 impl OperationState {

@@ -2,7 +2,8 @@
 //!
 //! Paths are space-scoped (`/api/{space}/...`); the API key goes in `X-Octopus-ApiKey` and
 //! nowhere else (never in URLs, so it cannot leak through a logged request). Error bodies
-//! `{ErrorMessage, Errors}` become the message of a [`DeployerError`].
+//! `{ErrorMessage, Errors}` become the message of a [`DeployerError`]. Answers are read up to
+//! [`MAX_BODY`]: a task's details carry its log, and a server is not trusted to keep that small.
 
 use std::fmt;
 
@@ -11,12 +12,22 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub mod details;
 mod execute;
 pub mod protocol;
 
 use super::{DeployerError, Deployment, Task, TaskState};
 use crate::config::OctopusConfig;
 use crate::metrics::Metrics;
+use crate::model::DeployFailure;
+
+/// Largest answer read from Octopus. Listings are a page of deployments (tens of KiB); a task's
+/// details with `verbose=false` and [`DETAILS_TAIL`] lines per activity stay far below too.
+pub const MAX_BODY: usize = 8 << 20;
+
+/// Log lines per activity asked for with a task's details (`tail`): enough for the lines
+/// [`details`] keeps, while a task with thousands of lines per target stays a small answer.
+pub const DETAILS_TAIL: usize = 50;
 
 /// A client for one `[deployers.NAME]` of kind octopus.
 #[derive(Clone)]
@@ -101,6 +112,25 @@ struct ErrorBody {
     errors: Option<Vec<String>>,
 }
 
+/// `id` as one path segment. An id from outside (a webhook's `ServerTasks-` id) could otherwise
+/// carry `/` or `..` and send the API key to another endpoint; Octopus ids are letters, digits
+/// and dashes.
+fn id_segment(id: &str) -> Result<&str, DeployerError> {
+    let ok = !id.is_empty()
+        && id.len() <= 100
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(id)
+    } else {
+        Err(DeployerError::NotFound(format!(
+            "{:?} is not an Octopus id",
+            crate::text::truncate(id, 60)
+        )))
+    }
+}
+
 /// "ErrorMessage: error1; error2", or the start of a non-JSON body.
 fn error_text(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
@@ -173,7 +203,7 @@ impl OctopusClient {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(DeployerError::from_reqwest)?;
+        let mut resp = req.send().await.map_err(DeployerError::from_reqwest)?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -181,13 +211,23 @@ impl OctopusClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         // The request was answered: a failure reading the body is not "refused".
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| match DeployerError::from_reqwest(e) {
-                DeployerError::Refused(m) => DeployerError::Unreachable(m),
-                other => other,
-            })?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) =
+            resp.chunk()
+                .await
+                .map_err(|e| match DeployerError::from_reqwest(e) {
+                    DeployerError::Refused(m) => DeployerError::Unreachable(m),
+                    other => other,
+                })?
+        {
+            if bytes.len() + chunk.len() > MAX_BODY {
+                return Err(DeployerError::Malformed(format!(
+                    "answer larger than {} MiB",
+                    MAX_BODY >> 20
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| DeployerError::Malformed(e.to_string()));
@@ -313,6 +353,54 @@ impl OctopusClient {
             .contains(&self.config.no_rollback_marker))
     }
 
+    /// `GET /api/{space}/tasks/{id}/details?verbose=false&tail=N`: Octopus's account of how a
+    /// task ended, read by [`details::failure`] (the task's state and error, the step and
+    /// machine that failed, the end of their log). Verbose lines are left out by the server,
+    /// and each activity's log is cut to its last [`DETAILS_TAIL`] lines.
+    pub async fn task_details(&self, id: &str) -> Result<DeployFailure, DeployerError> {
+        let path = format!("tasks/{}/details", id_segment(id)?);
+        let query = [
+            ("verbose", "false".to_string()),
+            ("tail", DETAILS_TAIL.to_string()),
+        ];
+        let v = self
+            .request(
+                "get_task_details",
+                Method::GET,
+                self.url(&path),
+                &query,
+                None,
+            )
+            .await?;
+        Ok(details::failure(&v))
+    }
+
+    /// What Octopus says about a failed deployment: the details of `task`, or, without one, of
+    /// the task of `deployment`; retried like other reads until shutdown. `Ok(None)`: neither
+    /// was given, or the deployment has no task.
+    pub async fn failure_details(
+        &self,
+        task: Option<&str>,
+        deployment: Option<&str>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<Option<DeployFailure>, DeployerError> {
+        let retries = self.config.calls.max_retries;
+        let task = match (task, deployment) {
+            (Some(t), _) => t.to_string(),
+            (None, Some(d)) => {
+                let d = super::retry::with_retry(retries, cancel, || self.deployment(d)).await?;
+                match d.task_id {
+                    Some(t) => t,
+                    None => return Ok(None),
+                }
+            }
+            (None, None) => return Ok(None),
+        };
+        super::retry::with_retry(retries, cancel, || self.task_details(&task))
+            .await
+            .map(Some)
+    }
+
     /// `GET /api/{space}/tasks/{id}`.
     pub async fn task(&self, id: &str) -> Result<Task, DeployerError> {
         let v = self
@@ -346,6 +434,27 @@ impl OctopusClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_ids_go_into_paths() {
+        assert_eq!(
+            id_segment("ServerTasks-58231").unwrap(),
+            "ServerTasks-58231"
+        );
+        for bad in [
+            "",
+            "ServerTasks-1/../../users",
+            "ServerTasks-1?x=1",
+            "a b",
+            "..",
+            "é",
+        ] {
+            assert!(
+                matches!(id_segment(bad), Err(DeployerError::NotFound(_))),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn error_text_joins_message_and_errors() {

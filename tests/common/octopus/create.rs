@@ -55,9 +55,10 @@ pub(super) async fn create_deployment(
             ("backstop", "Users-2"),
             fields,
         );
-        let final_state = st.final_state;
+        let (final_state, failure) = st.pick_end(&release);
         let task = st.task_mut(&id).expect("just inserted");
         task.pending = VecDeque::from(["Executing", final_state]);
+        task.failure = failure;
         st.created_via_post.push(id.clone());
         st.deployment_mut(&id).expect("just inserted").visible_from =
             arrived + PostFault::hidden_for(fault.as_ref());

@@ -1,17 +1,24 @@
 //! `FakeOctopus`: the slice of Octopus Deploy's REST API backstop uses to find and roll back
-//! deployments (list/get/create deployments, get tasks and releases), shaped after the 2021.2
-//! Swagger document in `tests/data/` so that `tests/fakes_shape/` can hold it to that shape.
+//! deployments (list/get/create deployments, get tasks, their details and releases), shaped
+//! after the 2021.2 Swagger document in `tests/data/` so that `tests/fakes_shape/` can hold it
+//! to that shape.
 //!
 //! Rollbacks are POSTs with no idempotency key, so the fake exists mostly to prove exactly-once
 //! behaviour: it can refuse POSTs, lose the response of one that landed, answer too late or
-//! commit slowly (the deployment shows in the API only later), and it records every attempt. A created deployment's task walks Queued -> Executing -> final on
-//! successive GETs, as a real server's would between polls.
+//! commit slowly (the deployment shows in the API only later), and it records every attempt. A
+//! created deployment's task walks Queued -> Executing -> final on successive GETs, as a real
+//! server's would between polls.
+//!
+//! Deployments can fail: the next ones, those of a release, or one task now, each with a
+//! [`TaskFailure`] (end state Failed, TimedOut or Canceled, ErrorMessage, step, machine, log
+//! lines) that its task's details show as a real server's activity log (`details.rs`).
 //!
 //! Conventions: every resource is stored typed and rendered with every Swagger property; ids have
 //! independent counters (tasks start at `ServerTasks-101` so a client that confuses a deployment
 //! number with a task number is caught); any space id is accepted and unscoped twins exist.
 
 mod create;
+mod details;
 mod errors;
 mod faults;
 mod list_query;
@@ -27,7 +34,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use create::defaults;
-use model::{is_completed, task_state, Release, Task};
+pub use model::TaskFailure;
+use model::{is_completed, is_failure, task_state, Release, Task};
 use state::{Shared, State};
 
 /// Every `TaskState` the API knows, in Swagger order.
@@ -122,8 +130,17 @@ impl FakeOctopus {
             ("ci-bot", "Users-1"),
             defaults(),
         );
+        let failure = is_failure(state)
+            .then(|| st.release_failure(release_id))
+            .flatten();
         let task = st.task_mut(&d).expect("just inserted");
-        task.started = (state != "Queued").then_some(created);
+        // A task that timed out in the queue never started.
+        let ran = match &failure {
+            Some(f) => f.step.is_some(),
+            None => state != "TimedOut",
+        };
+        task.started = (state != "Queued" && ran).then_some(created);
+        task.failure = failure;
         let finished = (created + chrono::Duration::seconds(45)).min(Utc::now().max(created));
         task.completed = is_completed(state).then_some(finished);
         task.updated = task.completed.or(task.started).unwrap_or(created);
@@ -132,9 +149,63 @@ impl FakeOctopus {
         d
     }
 
-    /// The state tasks of POSTed deployments end in (default "Success").
+    /// The state tasks of POSTed deployments end in (default "Success"). A failure scripted
+    /// with [`Self::fail_next_deployments`] or [`Self::fail_deployments_of`] comes first.
     pub fn set_task_final_state(&self, state: &str) {
         self.lock().final_state = task_state(state);
+    }
+
+    /// The next `n` deployments whose end the fake picks (POSTed ones, and those finished with
+    /// [`Self::finish_task`]) fail with `failure`: a POSTed one walks Queued -> Executing ->
+    /// `failure.state` on successive task GETs.
+    pub fn fail_next_deployments(&self, n: usize, failure: TaskFailure) {
+        self.lock()
+            .fail_next
+            .extend(std::iter::repeat_n(failure, n));
+    }
+
+    /// Every deployment of `release_id` from now on fails with `failure`: POSTed ones and
+    /// those finished with [`Self::finish_task`] end in its state; one added in a failed state
+    /// shows its step, machine and log.
+    pub fn fail_deployments_of(&self, release_id: &str, failure: TaskFailure) {
+        let mut st = self.lock();
+        st.failing_releases.retain(|(r, _)| r != release_id);
+        st.failing_releases.push((release_id.to_string(), failure));
+    }
+
+    /// Fails a task (or the task of a deployment id) now, mid-deployment: it ends in
+    /// `failure.state` with that failure's error, step, machine and log.
+    pub fn fail_task(&self, task_id: &str, failure: TaskFailure) {
+        let mut st = self.lock();
+        let task = st
+            .task_mut(task_id)
+            .unwrap_or_else(|| panic!("no task {task_id}"));
+        task.pending.clear();
+        task.served = true;
+        task.failure = Some(failure.clone());
+        task.transition(failure.state, Utc::now());
+    }
+
+    /// Ends a queued or running task (or a deployment's) now, as the fake would pick: a
+    /// scripted failure of its release or the next queued one, else the final state.
+    pub fn finish_task(&self, task_id: &str) {
+        let mut st = self.lock();
+        let release = {
+            let task = st
+                .task_mut(task_id)
+                .unwrap_or_else(|| panic!("no task {task_id}"));
+            task.deployment.clone()
+        };
+        let release = st
+            .deployment(&release)
+            .map(|d| d.release.clone())
+            .unwrap_or_default();
+        let (state, failure) = st.pick_end(&release);
+        let task = st.task_mut(task_id).expect("found above");
+        task.pending.clear();
+        task.served = true;
+        task.failure = failure;
+        task.transition(state, Utc::now());
     }
 
     /// Puts a task (or the task of a deployment id) in `state` now, ending any scripted progression.
@@ -185,6 +256,21 @@ impl FakeOctopus {
     pub fn task(&self, task_id: &str) -> Option<Value> {
         let st = self.lock();
         st.tasks.iter().find(|t| t.id == task_id).map(Task::render)
+    }
+
+    /// A task's details (of a task id or a deployment id) as `GET .../details?verbose=true`
+    /// would show them.
+    pub fn task_details(&self, task_id: &str) -> Option<Value> {
+        let st = self.lock();
+        st.tasks
+            .iter()
+            .find(|t| t.id == task_id || t.deployment == task_id)
+            .map(|t| {
+                t.render_details(details::LogQuery {
+                    verbose: true,
+                    tail: None,
+                })
+            })
     }
 
     /// Waits (real time) until at least `n` deployments were created through POST; panics after `timeout`.

@@ -89,12 +89,7 @@ impl Task {
         let (s, id, state) = (&self.space, &self.id, self.state);
         let done = is_completed(state);
         let elapsed = self.completed.unwrap_or_else(Utc::now) - self.started.unwrap_or(self.queued);
-        let error = match state {
-            "Failed" => "The deployment failed because one or more steps failed. Please see the deployment log for details.",
-            "Canceled" => "The task was canceled.",
-            "TimedOut" => "The task timed out before it could start.",
-            _ => "",
-        };
+        let error = self.failure().map(|f| f.error).unwrap_or_default();
         json!({
             "Id": id, "SpaceId": s, "Name": "Deploy", "Description": self.description,
             "Arguments": {"DeploymentId": self.deployment}, "State": state,

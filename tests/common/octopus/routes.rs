@@ -1,6 +1,6 @@
 //! The fake's router: the authentication gate in front of every route, and the read-only
-//! handlers (list and get deployments, get tasks and releases). Every route also exists without
-//! the space segment, as on a real server.
+//! handlers (list and get deployments, get tasks, their details and releases). Every route also
+//! exists without the space segment, as on a real server.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 
 use super::create::create_deployment;
+use super::details::LogQuery;
 use super::errors::{not_found, octopus_error, reject};
 use super::faults::injected;
 use super::list_query::ListQuery;
@@ -37,6 +38,8 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/api/{space}/deployments/{id}", get(get_deployment))
         .route("/api/tasks/{id}", get(get_task))
         .route("/api/{space}/tasks/{id}", get(get_task))
+        .route("/api/tasks/{id}/details", get(get_task_details))
+        .route("/api/{space}/tasks/{id}/details", get(get_task_details))
         .route("/api/releases/{id}", get(get_release))
         .route("/api/{space}/releases/{id}", get(get_release))
         .fallback(|| async { not_found("The resource you requested was not found.") })
@@ -140,4 +143,35 @@ async fn get_task(AxState(s): AxState<Shared>, Path(p): Path<HashMap<String, Str
         task.transition(next, Utc::now());
     }
     Json(task.render()).into_response()
+}
+
+/// The task's details, as they stand: reading them does not move the task along.
+async fn get_task_details(
+    AxState(s): AxState<Shared>,
+    Path(p): Path<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    let mut query = LogQuery::default();
+    for (k, v) in &q {
+        match k.as_str() {
+            "verbose" => query.verbose = v.eq_ignore_ascii_case("true"),
+            "tail" => match v.parse() {
+                Ok(n) => query.tail = Some(n),
+                Err(_) => {
+                    let error = format!("The value '{v}' is not valid for tail.");
+                    return reject((
+                        StatusCode::BAD_REQUEST,
+                        "There was a problem with your request.",
+                        vec![error],
+                    ));
+                }
+            },
+            _ => {}
+        }
+    }
+    let mut st = lock(&s);
+    match st.visible_task_mut(&p["id"], Instant::now()) {
+        Some(task) => Json(task.render_details(query)).into_response(),
+        None => not_found(&format!("Task {} not found", p["id"])),
+    }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::faults::PostFault;
-use super::model::{Deployment, Release, Task};
+use super::model::{Deployment, Release, Task, TaskFailure};
 
 pub(super) struct State {
     pub(super) api_key: String,
@@ -24,6 +24,10 @@ pub(super) struct State {
     pub(super) final_state: &'static str,
     pub(super) post_faults: VecDeque<PostFault>,
     pub(super) get_faults: VecDeque<StatusCode>,
+    /// How the next tasks whose end the fake picks fail, in order.
+    pub(super) fail_next: VecDeque<TaskFailure>,
+    /// How deployments of these releases fail (checked before `fail_next`).
+    pub(super) failing_releases: Vec<(String, TaskFailure)>,
 }
 
 pub(super) type Shared = Arc<Mutex<State>>;
@@ -46,6 +50,8 @@ impl State {
             final_state: "Success",
             post_faults: VecDeque::new(),
             get_faults: VecDeque::new(),
+            fail_next: VecDeque::new(),
+            failing_releases: vec![],
         }
     }
 
@@ -125,6 +131,7 @@ impl State {
             pending: VecDeque::new(),
             served: false,
             interruptions: false,
+            failure: None,
         });
         self.deployments.push(Deployment {
             id: id.clone(),
@@ -141,6 +148,29 @@ impl State {
             visible_from: Instant::now(),
         });
         id
+    }
+
+    /// How a task of a deployment of `release` ends, when the fake picks: the release's
+    /// failure, else the next queued failure, else the configured final state.
+    pub(super) fn pick_end(&mut self, release: &str) -> (&'static str, Option<TaskFailure>) {
+        let failure = self
+            .failing_releases
+            .iter()
+            .find(|(r, _)| r == release)
+            .map(|(_, f)| f.clone())
+            .or_else(|| self.fail_next.pop_front());
+        match failure {
+            Some(f) => (f.state, Some(f)),
+            None => (self.final_state, None),
+        }
+    }
+
+    /// The failure scripted for deployments of `release`, if any.
+    pub(super) fn release_failure(&self, release: &str) -> Option<TaskFailure> {
+        self.failing_releases
+            .iter()
+            .find(|(r, _)| r == release)
+            .map(|(_, f)| f.clone())
     }
 
     pub(super) fn task_state_of(&self, d: &Deployment) -> &'static str {
