@@ -293,10 +293,12 @@ def rollback_section(rb):
         ]
         if d.get("ratio_median"):
             out += [f"Ratio pipeline / backstop at the median (/health fails from the start): "
-                    f"{d['ratio_median']:.2f} ×. backstop's figure is warmup + (failure_limit − "
-                    "1) × fast_interval = 15 + 4 s (the release never passes /health, so judging "
-                    "starts when warmup ends); the pipeline's is scrape phase + evaluation phase "
-                    "+ `for` + group_wait.", ""]
+                    f"{d['ratio_median']:.2f} ×. backstop is told of each deployment once it is "
+                    "done (0.3 s after its creation, as a pipeline announces after its deploy "
+                    "step); its figure is then 0.3 s + warmup + (failure_limit − 1) × "
+                    "fast_interval = 0.3 + 15 + 4 s (the release never passes /health, so "
+                    "judging starts when warmup ends); the pipeline's is scrape phase + "
+                    "evaluation phase + `for` + group_wait.", ""]
         by = {}
         for r in d.get("error_spike", []):
             by[r.get("condemned_by")] = by.get(r.get("condemned_by"), 0) + 1

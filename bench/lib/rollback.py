@@ -260,6 +260,11 @@ def backstop_defaults(ctx, tag, sims, stagger, behaviour, results):
         rel = s.release("1.2.0", behaviour)
         dep, t_bad = s.deploy(rel)
         t_bads[i], releases[i] = t_bad, rel
+        # As a pipeline announces after its deploy step (and as Octopus's DeploymentSucceeded
+        # arrives): once the deployment is done and the new release is in place. Told sooner,
+        # readiness could see the old release answer and start judging early.
+        wait_until(lambda: any(d["id"] == dep and d["done"] for d in s.deployments()), 30,
+                   0.01, f"{dep} done")
         bs.announce(f"d{i}", rel, dep)
 
     threads = [threading.Thread(target=deploy, args=(i, s)) for i, s in enumerate(sims)]
