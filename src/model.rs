@@ -344,6 +344,10 @@ pub enum CommandPurpose {
 pub struct PendingCommand {
     pub purpose: CommandPurpose,
     pub started: DateTime<Utc>,
+    /// The observation it was started for (the deploy_failed hook acts on that one only: a
+    /// result arriving after the watch moved on must not act on a newer observation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<String>,
 }
 
 /// What was chosen about a condemned release. Closed set; names appear in evidence.

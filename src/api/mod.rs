@@ -290,11 +290,26 @@ async fn announce(
                 .into(),
         ));
     }
+    // A task id is an id: it goes into deployer URLs and a hook's environment.
+    if let Some(t) = &a.task {
+        let ok = !t.is_empty()
+            && t.len() <= 100
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(ApiError::BadRequest(
+                "task must be a deployer task id such as \"ServerTasks-123\" (letters, digits, '-', '_'; at most 100)".into(),
+            ));
+        }
+    }
     let failure = (outcome == AnnouncedOutcome::Failed).then(|| crate::model::DeployFailure {
-        task: a.task.filter(|t| !t.trim().is_empty()),
+        task: a.task,
+        // One line, no control characters: it reaches logs, chat, the deployer's comments
+        // and a hook's environment.
         error: a
             .error
-            .filter(|e| !e.trim().is_empty())
+            .map(|e| crate::text::clean_line(&e))
+            .filter(|e| !e.is_empty())
             .map(|e| crate::text::truncate(&e, MAX_ANNOUNCED_ERROR)),
         ..Default::default()
     });

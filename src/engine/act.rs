@@ -87,7 +87,9 @@ impl WatchActor {
             },
         };
         let failure = match t.failure {
-            Some(f) if !known => Some(
+            // Known deployments too: a deployment observed since it was announced may fail
+            // later (a smoke-test step after the cut-over). backstop's own are its intent's.
+            Some(f) if !ours => Some(
                 self.failure_details(f, &t.release, deployment_id.as_deref())
                     .await,
             ),

@@ -292,7 +292,8 @@ impl OctopusClient {
             .request(
                 "get_deployment",
                 Method::GET,
-                self.url(&format!("deployments/{id}")),
+                // An id from outside (a webhook, an announcement) never becomes a path.
+                self.url(&format!("deployments/{}", id_segment(id)?)),
                 &[],
                 None,
             )
@@ -340,7 +341,7 @@ impl OctopusClient {
             #[serde(default)]
             release_notes: Option<String>,
         }
-        let url = self.url(&format!("releases/{release}"));
+        let url = self.url(&format!("releases/{}", id_segment(release)?));
         let v = super::retry::with_retry(self.config.calls.max_retries, cancel, || {
             self.request("get_release", Method::GET, url.clone(), &[], None)
         })
@@ -407,7 +408,7 @@ impl OctopusClient {
             .request(
                 "get_task",
                 Method::GET,
-                self.url(&format!("tasks/{id}")),
+                self.url(&format!("tasks/{}", id_segment(id)?)),
                 &[],
                 None,
             )

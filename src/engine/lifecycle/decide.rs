@@ -45,10 +45,17 @@ impl Transition<'_> {
         };
         obs.condemned = Some(reason.clone());
         let release = obs.release.clone();
+        let unjudged = obs.unjudged;
         self.log(
             Level::Warn,
             format!("release {release} condemned: {reason}"),
         );
+        if unjudged && self.r.last_good_release.as_ref() == Some(&release) {
+            // A failed redeploy of the last verified release says nothing against the release:
+            // it stays verified and is not quarantined (no downgrade past it).
+            self.fx.push(Effect::Unschedule);
+            return self.decide(None);
+        }
         if self.r.last_good_release.as_ref() == Some(&release) {
             // Verified once, condemned now: no longer a rollback target.
             self.r.last_good_release = None;
@@ -244,7 +251,25 @@ impl Transition<'_> {
             return None;
         }
         let name = |p: &str| format!("on_deploy_failure = {p}");
+        // The deployment that failed was of the last verified release (a redeploy): rolling
+        // "back" past it would be a downgrade.
+        let of_last_good = self.r.last_good_release.as_ref() == Some(&obs.release);
         Some(match (retried, self.cfg.on_deploy_failure) {
+            (true, OnDeployFailure::Retry { then: Fallback::Rollback }) if of_last_good => (
+                name("retry, then rollback"),
+                Plan::Notify(format!(
+                    "the redeploy of {} failed again and it is the last release backstop verified; nothing older is deployed automatically",
+                    obs.release
+                )),
+            ),
+            (false, OnDeployFailure::Rollback) if of_last_good => (
+                name("rollback"),
+                Plan::Deploy {
+                    kind: ActionKind::Rollback,
+                    target: obs.release.clone(),
+                    target_why: "the last release backstop verified good: the deployment that failed was a redeploy of it".into(),
+                },
+            ),
             (true, OnDeployFailure::Retry { then: Fallback::Rollback }) => {
                 (name("retry, then rollback"), self.plan_rollback(candidates))
             }
@@ -373,6 +398,7 @@ impl Transition<'_> {
         self.r.command = Some(PendingCommand {
             purpose,
             started: self.now,
+            observation: self.r.observation.as_ref().map(|o| o.id.clone()),
         });
         self.fx.push(Effect::RunCommand(purpose));
     }

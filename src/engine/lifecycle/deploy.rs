@@ -306,7 +306,7 @@ impl Transition<'_> {
                         ..EvidencePatch::default()
                     })));
                 }
-                self.deploy_failed_hook_done(&described);
+                self.deploy_failed_hook_done(&described, pending.observation.as_deref());
             }
             CommandPurpose::Before | CommandPurpose::After => {
                 let Some(intent) = self.r.intent.clone() else {
@@ -330,7 +330,8 @@ impl Transition<'_> {
     }
 
     /// A command was started before a crash and its result is unknown: never run again.
-    pub(super) fn command_lost(&mut self, purpose: CommandPurpose) {
+    pub(super) fn command_lost(&mut self, pending: crate::model::PendingCommand) {
+        let purpose = pending.purpose;
         self.r.command = None;
         let what = "the watch command was running when backstop stopped; it may already have run, and is not run again";
         match purpose {
@@ -362,10 +363,22 @@ impl Transition<'_> {
                 self.fx.push(Effect::Execute);
             }
             CommandPurpose::DeployFailed => {
-                if let Some(obs) = self.r.observation.clone() {
-                    self.note(&obs.id, format!("deploy_failed hook: {what}"));
+                let current = self.r.observation.clone().filter(|o| {
+                    Some(o.id.as_str()) == pending.observation.as_deref()
+                        && o.failure.is_some()
+                        && o.condemned.is_none()
+                });
+                match current {
+                    Some(obs) => {
+                        self.note(&obs.id, format!("deploy_failed hook: {what}"));
+                        self.deploy_failed_hook_done(
+                            "lost in a restart",
+                            pending.observation.as_deref(),
+                        );
+                    }
+                    // Its deployment is no longer observed: resume whatever is.
+                    None => self.recovered(),
                 }
-                self.deploy_failed_hook_done("lost in a restart");
             }
             CommandPurpose::After => {
                 if let Some(intent) = self.r.intent.clone() {

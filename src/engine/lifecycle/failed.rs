@@ -88,10 +88,17 @@ impl Transition<'_> {
     }
 
     /// The deploy-failed hook ended (or was lost in a crash: never run again): the policy acts.
-    pub(super) fn deploy_failed_hook_done(&mut self, described: &str) {
+    pub(super) fn deploy_failed_hook_done(&mut self, described: &str, started_for: Option<&str>) {
         let Some(obs) = self.r.observation.clone() else {
             return;
         };
+        if started_for != Some(obs.id.as_str()) || obs.failure.is_none() {
+            // The watch moved on meanwhile: the hook's deployment is not the one observed.
+            return self.log(
+                Level::Warn,
+                format!("the deploy_failed hook ended ({described}) after its deployment was no longer observed; nothing more is done"),
+            );
+        }
         self.log(
             Level::Info,
             format!(

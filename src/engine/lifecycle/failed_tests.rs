@@ -342,3 +342,116 @@ fn a_paused_watch_tells_people_and_does_nothing() {
     assert!(r.intent.is_none() && r.observation.is_none());
     assert_eq!(deploy_failed_notices(&fx), vec!["obs-D2:deploy_failed"]);
 }
+
+#[test]
+fn a_failure_reported_for_the_deployment_being_observed_is_acted_on() {
+    let cfg = config("on_deploy_failure = \"rollback\"");
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, round(s, 200))));
+    // Announced once in place, then a later step (a smoke test) failed: the same deployment,
+    // known already.
+    events.push((20, Event::Deployment(learned("R2", "D2", 20))));
+    events.push((21, round(21, 200)));
+    events.push((
+        22,
+        Event::Deployment(Learned {
+            known: true,
+            ..match failed("R2", "D2", 20) {
+                Event::Deployment(l) => l,
+                _ => unreachable!(),
+            }
+        }),
+    ));
+    let (r, fx) = run(&cfg, WatchRecord::default(), events);
+    assert_eq!(deploy_failed_notices(&fx), vec!["obs-D2:deploy_failed"]);
+    assert_eq!(r.intent.as_ref().unwrap().target_release, "R1");
+}
+
+#[test]
+fn a_failure_of_a_deployment_handled_already_or_older_is_told_not_acted_on() {
+    let cfg = config("on_deploy_failure = \"rollback\"");
+    let (r, _) = run(
+        &cfg,
+        WatchRecord::default(),
+        std::iter::once((0, Event::Deployment(learned("R1", "D1", 0))))
+            .chain((0..=10).map(|s| (s, round(s, 200))))
+            .collect(),
+    );
+    let late = Learned {
+        known: true,
+        observation_id: "obs-late".into(),
+        ..match failed("R1", "D1", 0) {
+            Event::Deployment(l) => l,
+            _ => unreachable!(),
+        }
+    };
+    let (r2, fx) = step(&cfg, &r, Event::Deployment(late), t(30));
+    assert!(r2.intent.is_none() && r2.observation.is_none());
+    assert_eq!(r2.last_good_release.as_deref(), Some("R1"));
+    assert_eq!(deploy_failed_notices(&fx), vec!["obs-late:deploy_failed"]);
+    // Older than the newest known deployment: recorded, told, nothing deployed.
+    let (r3, fx) = step(&cfg, &r, failed("R0", "D0", -100), t(30));
+    assert!(r3.intent.is_none());
+    assert_eq!(deploy_failed_notices(&fx).len(), 1);
+}
+
+#[test]
+fn a_failed_redeploy_of_the_last_verified_release_never_downgrades() {
+    let cfg = config("on_deploy_failure = \"rollback\"");
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, round(s, 200))));
+    events.push((20, failed("R1", "D2", 20)));
+    let (r, _) = run(&cfg, WatchRecord::default(), events);
+    let i = r
+        .intent
+        .as_ref()
+        .expect("a deploy of the last verified release");
+    assert_eq!(
+        (i.target_release.as_str(), i.kind),
+        ("R1", ActionKind::Rollback)
+    );
+    assert_eq!(r.last_good_release.as_deref(), Some("R1"));
+    assert!(!r.quarantined.contains_key("R1"));
+}
+
+#[test]
+fn a_hook_result_for_a_deployment_no_longer_observed_acts_on_nothing() {
+    let cfg = config(
+        "on_deploy_failure = \"rollback\"\n[watch.hooks.deploy_failed]\nargv = [\"/bin/true\"]",
+    );
+    let (r, _) = r1_then_failed_r2(&cfg);
+    // The watch moved on (a newer deployment) while the hook's result was lost.
+    let mut moved = r.clone();
+    moved.observation.as_mut().unwrap().id = "obs-newer".into();
+    moved.observation.as_mut().unwrap().failure = None;
+    let (after_done, _) = step(
+        &cfg,
+        &moved,
+        Event::CommandDone(crate::command::CommandResult::not_configured()),
+        t(25),
+    );
+    assert!(
+        after_done.intent.is_none(),
+        "the newer release is not condemned"
+    );
+    let (after_lost, _) = step(&cfg, &moved, Event::Recovered, t(25));
+    assert!(after_lost.intent.is_none());
+    // Rounds wait while the hook runs.
+    let (_, fx) = step(&cfg, &r, round(22, 503), t(22));
+    assert!(fx.is_empty(), "{fx:?}");
+}
+
+#[test]
+fn a_lost_hook_of_a_deployment_no_longer_observed_resumes_the_current_observation() {
+    let cfg = config("[watch.hooks.deploy_failed]\nargv = [\"/bin/true\"]");
+    let (r, _) = r1_then_failed_r2(&cfg);
+    let mut moved = r.clone();
+    moved.observation.as_mut().unwrap().id = "obs-newer".into();
+    moved.observation.as_mut().unwrap().failure = None;
+    let (after, fx) = step(&cfg, &moved, Event::Recovered, t(25));
+    assert!(after.command.is_none());
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::Schedule(_))),
+        "the newer observation goes on: {fx:?}"
+    );
+}

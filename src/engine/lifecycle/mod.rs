@@ -314,7 +314,7 @@ impl Transition<'_> {
     fn recovered(&mut self) {
         self.reconcile();
         if let Some(pending) = self.r.command.clone() {
-            return self.command_lost(pending.purpose);
+            return self.command_lost(pending);
         }
         if let Some(intent) = self.r.intent.clone() {
             if !intent.state.is_done() {

@@ -36,7 +36,47 @@ impl Transition<'_> {
     }
 
     pub(super) fn learned(&mut self, l: Learned) {
+        // The failure of the deployment being observed (announced once in place, then a later
+        // step failed): the same deployment, now known to have failed.
+        if let (Some(f), Some(obs)) = (&l.failure, self.r.observation.as_mut()) {
+            let same = match (&l.deployment_id, &obs.deployment_id) {
+                (Some(a), Some(b)) => a == b,
+                // Without an id on either side, the release says it.
+                (Some(_), None) | (None, _) => obs.release == l.release,
+            };
+            if same && obs.failure.is_none() && obs.condemned.is_none() {
+                obs.deployment_id = obs.deployment_id.take().or(l.deployment_id.clone());
+                obs.failure = Some(f.clone());
+                return self.deploy_failed();
+            }
+        }
         if l.known {
+            if let Some(f) = &l.failure {
+                // Observed and judged already (or made by backstop, whose own failures are
+                // reported by its intent): people still learn that it failed.
+                let ours = self
+                    .r
+                    .intent
+                    .as_ref()
+                    .is_some_and(|i| i.deployment_id == l.deployment_id);
+                if !ours {
+                    let msg = format!(
+                        "deployment {} of {} failed after backstop had handled it: {}; nothing more is done about it",
+                        l.deployment_id.as_deref().unwrap_or("(no id)"),
+                        l.release,
+                        f.summary()
+                    );
+                    self.log(Level::Warn, msg.clone());
+                    self.notify(
+                        &l.observation_id,
+                        AlertKind::DeployFailed,
+                        &l.release,
+                        &msg,
+                        None,
+                    );
+                    return;
+                }
+            }
             return self.log(
                 Level::Info,
                 format!(
@@ -69,10 +109,22 @@ impl Transition<'_> {
                 if let Some(dep) = &l.deployment_id {
                     self.fx.push(Effect::Seen(dep.clone()));
                 }
-                return self.log(Level::Warn, format!(
+                let msg = format!(
                     "deployment {} of {} (created {created}) is older than the newest known ({newest}); recorded and ignored",
                     l.deployment_id.as_deref().unwrap_or("(no id)"), l.release
-                ));
+                );
+                if let Some(f) = &l.failure {
+                    // Nothing to act on (a newer deployment is in place), but it failed.
+                    let told = format!("{msg}; it failed: {}", f.summary());
+                    self.notify(
+                        &l.observation_id,
+                        AlertKind::DeployFailed,
+                        &l.release,
+                        &told,
+                        None,
+                    );
+                }
+                return self.log(Level::Warn, msg);
             }
         }
         self.remember(&l);
@@ -352,6 +404,15 @@ impl Transition<'_> {
     }
 
     pub(super) fn round(&mut self, round: RoundResult) {
+        if self
+            .r
+            .command
+            .as_ref()
+            .is_some_and(|c| c.purpose == crate::model::CommandPurpose::DeployFailed)
+        {
+            // The policy has not acted yet: nothing is judged before the hook ended.
+            return;
+        }
         match &self.r.observation {
             Some(o) if o.condemned.is_none() => {}
             _ => return,
