@@ -241,6 +241,7 @@ fn rules_use_only_exported_metrics_and_are_well_formed() {
         "BackstopDown",
         "BackstopConfigReloadFailed",
         "BackstopRolledBack",
+        "BackstopDeploymentsFailing",
         "BackstopRollbackFailed",
         "BackstopWatchFailed",
         "BackstopRollbackStuck",
