@@ -163,18 +163,24 @@ fn watches(
     out
 }
 
-fn policy(t: &Table) -> Option<OnFailure> {
-    let then = match t.string("then").as_deref() {
-        None | Some("rollback") => Some(Fallback::Rollback),
+/// A retry's fallback under `key` (`"rollback"` or `"notify"`), `default` when absent.
+fn fallback(t: &Table, key: &str, default: Fallback) -> Option<Fallback> {
+    match t.string(key).as_deref() {
+        None => Some(default),
+        Some("rollback") => Some(Fallback::Rollback),
         Some("notify") => Some(Fallback::Notify),
         Some(other) => {
             t.error(
-                "then",
+                key,
                 format!("unknown value {other:?}; expected \"rollback\" or \"notify\""),
             );
             None
         }
-    };
+    }
+}
+
+fn policy(t: &Table) -> Option<OnFailure> {
+    let then = fallback(t, "then", Fallback::Rollback);
     let policy = match t.string("on_failure").as_deref() {
         None | Some("rollback") => Some(OnFailure::Rollback),
         Some("notify") => Some(OnFailure::Notify),
@@ -196,19 +202,9 @@ fn policy(t: &Table) -> Option<OnFailure> {
 
 /// `on_deploy_failure` and `on_deploy_failure_then`.
 fn deploy_failure_policy(t: &Table) -> Option<OnDeployFailure> {
-    let then = match t.string("on_deploy_failure_then").as_deref() {
-        // Notify by default: a release that failed to deploy twice wants a person more than a
-        // third deploy.
-        None | Some("notify") => Some(Fallback::Notify),
-        Some("rollback") => Some(Fallback::Rollback),
-        Some(other) => {
-            t.error(
-                "on_deploy_failure_then",
-                format!("unknown value {other:?}; expected \"rollback\" or \"notify\""),
-            );
-            None
-        }
-    };
+    // Notify by default: a release that failed to deploy twice wants a person more than a
+    // third deploy.
+    let then = fallback(t, "on_deploy_failure_then", Fallback::Notify);
     let policy = match t.string("on_deploy_failure").as_deref() {
         None | Some("observe") => Some(OnDeployFailure::Observe),
         Some("retry") => then.map(|then| OnDeployFailure::Retry { then }),

@@ -30,6 +30,33 @@ fn r1_then_failed_r2(cfg: &WatchConfig) -> (WatchRecord, Vec<Effect>) {
     run(cfg, WatchRecord::default(), events)
 }
 
+/// The retry intent of `r` ends with `outcome` at t=40 as deployment D3; a failed one with
+/// the deployer's account of its task. Returns the intent as it ended, too.
+fn retry_ended(
+    cfg: &WatchConfig,
+    r: &WatchRecord,
+    outcome: ExecOutcome,
+) -> (WatchRecord, Vec<Effect>, DeployIntent) {
+    let mut i = r.intent.clone().expect("a retry intent");
+    i.deployment_id = Some("D3".into());
+    if outcome == ExecOutcome::Succeeded {
+        i.state = IntentState::Succeeded;
+    } else {
+        i.state = IntentState::Failed;
+        i.failure = Some(failure());
+    }
+    let (r, fx) = step(
+        cfg,
+        r,
+        Event::Deployed {
+            intent: Box::new(i.clone()),
+            outcome,
+        },
+        t(40),
+    );
+    (r, fx, i)
+}
+
 fn after(fx: &[Effect], n: usize) -> &[Effect] {
     &fx[fx.len() - n..]
 }
@@ -142,24 +169,14 @@ fn notify_deploys_nothing_and_fails_the_watch() {
 fn retry_redeploys_once_and_a_second_failure_notifies_by_default() {
     let cfg = config("on_deploy_failure = \"retry\"");
     let (r, _) = r1_then_failed_r2(&cfg);
-    let mut i = r.intent.clone().expect("a retry intent");
+    let i = r.intent.clone().expect("a retry intent");
     assert_eq!(
         (i.target_release.as_str(), i.kind),
         ("R2", ActionKind::Retry)
     );
     assert_eq!(i.cause, Cause::DeployFailed);
-    i.state = IntentState::Failed;
-    i.deployment_id = Some("D3".into());
-    i.failure = Some(failure());
-    let (r, fx) = step(
-        &cfg,
-        &r,
-        Event::Deployed {
-            intent: Box::new(i.clone()),
-            outcome: ExecOutcome::Failed("task ServerTasks-9 ended Failed".into()),
-        },
-        t(40),
-    );
+    let failed = ExecOutcome::Failed("task ServerTasks-9 ended Failed".into());
+    let (r, fx, i) = retry_ended(&cfg, &r, failed);
     assert_eq!(
         deploy_failed_notices(&fx),
         vec![format!("obs-{}:deploy_failed", i.id)]
@@ -183,18 +200,7 @@ fn retry_redeploys_once_and_a_second_failure_notifies_by_default() {
 fn retry_then_rollback_rolls_back_when_the_redeploy_fails_too() {
     let cfg = config("on_deploy_failure = \"retry\"\non_deploy_failure_then = \"rollback\"");
     let (r, _) = r1_then_failed_r2(&cfg);
-    let mut i = r.intent.clone().unwrap();
-    i.state = IntentState::Failed;
-    i.failure = Some(failure());
-    let (r, fx) = step(
-        &cfg,
-        &r,
-        Event::Deployed {
-            intent: Box::new(i.clone()),
-            outcome: ExecOutcome::Failed("task ended Failed".into()),
-        },
-        t(40),
-    );
+    let (r, fx, i) = retry_ended(&cfg, &r, ExecOutcome::Failed("task ended Failed".into()));
     let rb = r.intent.as_ref().unwrap();
     assert_ne!(rb.id, i.id, "a new intent, with its own marker");
     assert_eq!(
@@ -208,18 +214,7 @@ fn retry_then_rollback_rolls_back_when_the_redeploy_fails_too() {
 fn a_retry_that_deploys_but_is_condemned_follows_then_not_on_failure() {
     let cfg = config("on_deploy_failure = \"retry\"");
     let (r, _) = r1_then_failed_r2(&cfg);
-    let mut i = r.intent.clone().unwrap();
-    i.state = IntentState::Succeeded;
-    i.deployment_id = Some("D3".into());
-    let (r, _) = step(
-        &cfg,
-        &r,
-        Event::Deployed {
-            intent: Box::new(i),
-            outcome: ExecOutcome::Succeeded,
-        },
-        t(40),
-    );
+    let (r, _, _) = retry_ended(&cfg, &r, ExecOutcome::Succeeded);
     let o = r.observation.as_ref().unwrap();
     assert_eq!(
         (o.kind, o.cause),
@@ -237,17 +232,7 @@ fn a_retry_that_deploys_but_is_condemned_follows_then_not_on_failure() {
 fn a_retry_that_deploys_and_passes_is_verified_as_last_good() {
     let cfg = config("on_deploy_failure = \"retry\"");
     let (r, _) = r1_then_failed_r2(&cfg);
-    let mut i = r.intent.clone().unwrap();
-    i.state = IntentState::Succeeded;
-    let (r, _) = step(
-        &cfg,
-        &r,
-        Event::Deployed {
-            intent: Box::new(i),
-            outcome: ExecOutcome::Succeeded,
-        },
-        t(40),
-    );
+    let (r, _, _) = retry_ended(&cfg, &r, ExecOutcome::Succeeded);
     let (r, _) = run(&cfg, r, (40..=50).map(|s| (s, round(s, 200))).collect());
     assert_eq!(r.last_good_release.as_deref(), Some("R2"));
     assert!(!r.quarantined.contains_key("R2"));
