@@ -44,6 +44,51 @@ async fn announce_failed(s: &Scenario<2>, release: &str) {
     assert_eq!(status, 202);
 }
 
+/// Octopus's `DeploymentFailed` subscription webhook for `dep` of `release`; the status.
+async fn deployment_failed(
+    s: &Scenario<2>,
+    event: &str,
+    dep: &str,
+    release: &str,
+    task: &str,
+) -> reqwest::StatusCode {
+    let body = json!({
+        "Timestamp": "2026-03-02T14:06:44.000+00:00",
+        "EventType": "SubscriptionPayload",
+        "Payload": {
+            "ServerUri": "https://octopus.example.com",
+            "Subscription": {"Id": "Subscriptions-1", "Name": "backstop"},
+            "Event": {
+                "Id": event, "Category": "DeploymentFailed",
+                "Occurred": "2026-03-02T14:06:43.111+00:00",
+                "RelatedDocumentIds": [dep, "Projects-1", release, "Environments-1", task, "Channels-1"],
+                "SpaceId": "Spaces-1"
+            }
+        }
+    });
+    s.daemon
+        .http()
+        .post(format!("{}/v1/hooks/octopus", s.daemon.url))
+        .header("X-Backstop-Secret", HOOK_SECRET)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The id of the task of deployment `dep` in the fake.
+fn task_of(s: &Scenario<2>, dep: &str) -> String {
+    s.octopus
+        .deployments()
+        .into_iter()
+        .find(|d| d["Id"] == dep)
+        .unwrap()["TaskId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// The notifications of `kind` received so far.
 fn of_kind(hook: &FakeJsonHook, kind: &str) -> Vec<serde_json::Value> {
     hook.requests()
@@ -296,39 +341,11 @@ async fn the_failed_step_and_its_log_tail_reach_the_comments_and_explain() {
         .add_deployment("Projects-1", "Environments-1", &r2, "Executing");
     s.octopus
         .fail_task(&dep, TaskFailure::failed("Deploy web", "web-02"));
-    let task = s
-        .octopus
-        .deployments()
-        .into_iter()
-        .find(|d| d["Id"] == dep.as_str())
-        .unwrap()["TaskId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let event = json!({
-        "Timestamp": "2026-03-02T14:06:44.000+00:00",
-        "EventType": "SubscriptionPayload",
-        "Payload": {
-            "ServerUri": "https://octopus.example.com",
-            "Subscription": {"Id": "Subscriptions-1", "Name": "backstop"},
-            "Event": {
-                "Id": "Events-90", "Category": "DeploymentFailed",
-                "Occurred": "2026-03-02T14:06:43.111+00:00",
-                "RelatedDocumentIds": [dep, "Projects-1", r2, "Environments-1", task, "Channels-1"],
-                "SpaceId": "Spaces-1"
-            }
-        }
-    });
-    let r = s
-        .daemon
-        .http()
-        .post(format!("{}/v1/hooks/octopus", s.daemon.url))
-        .header("X-Backstop-Secret", HOOK_SECRET)
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    let task = task_of(&s, &dep);
+    assert_eq!(
+        deployment_failed(&s, "Events-90", &dep, &r2, &task).await,
+        202
+    );
     let created = s.octopus.wait_for_created(1, T).await;
     assert_eq!(created[0]["ReleaseId"], r1.as_str());
     let comments = created[0]["Comments"].as_str().unwrap();
@@ -359,4 +376,38 @@ async fn the_failed_step_and_its_log_tail_reach_the_comments_and_explain() {
     ] {
         assert!(out.contains(needle), "{needle:?} not in:\n{out}");
     }
+}
+
+/// A deployment announced once in place whose later step fails: the failure of the deployment
+/// being observed is acted on, not dropped as "already handled".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_of_the_deployment_being_observed_is_acted_on() {
+    use crate::common::octopus::TaskFailure;
+    let hook = FakeJsonHook::start().await;
+    let s = started(&hook, "on_deploy_failure = \"rollback\"").await;
+    let [r1, r2] = s.releases.clone();
+    let dep = s
+        .octopus
+        .add_deployment("Projects-1", "Environments-1", &r2, "Executing");
+    let announced = json!({"watch": "shop", "release": r2, "deployment": dep});
+    assert_eq!(s.daemon.announce_json(announced).await, 202);
+    s.daemon
+        .wait_watch("shop", "observing the announced deployment", T, |w| {
+            w["observation"]["deployment_id"] == dep.as_str()
+        })
+        .await;
+    s.octopus
+        .fail_task(&dep, TaskFailure::failed("Smoke test", "web-01"));
+    let task = task_of(&s, &dep);
+    assert_eq!(
+        deployment_failed(&s, "Events-91", &dep, &r2, &task).await,
+        202
+    );
+    let created = s.octopus.wait_for_created(1, T).await;
+    assert_eq!(created[0]["ReleaseId"], r1.as_str());
+    let note = &wait_kind(&hook, "deploy_failed", 1).await[0];
+    assert!(
+        note["summary"].as_str().unwrap().contains("Smoke test"),
+        "{note}"
+    );
 }
