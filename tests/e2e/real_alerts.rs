@@ -70,8 +70,8 @@ fn samples(w: &Value) -> Vec<Value> {
 async fn a_prometheus_alert_firing_after_the_deployment_rolls_back_once() {
     let (app, latency) = metrics_app().await;
     let dir = tempfile::tempdir().unwrap();
-    // AppSlow fires on the app's gauge; AlwaysOn fires from the start, long before any
-    // deployment; Elsewhere is another service's.
+    // AppSlow fires on the app's gauge (AppSlowForAnHour only goes pending); AlwaysOn fires
+    // from the start, long before any deployment; Elsewhere is another service's.
     std::fs::write(
         dir.path().join("rules.yml"),
         r#"groups:
@@ -81,6 +81,10 @@ async fn a_prometheus_alert_firing_after_the_deployment_rolls_back_once() {
       - alert: AppSlow
         expr: max(app_latency_seconds) > 1
         for: 0s
+        labels: { service: shop, severity: page }
+      - alert: AppSlowForAnHour
+        expr: max(app_latency_seconds) > 1
+        for: 1h
         labels: { service: shop, severity: page }
       - alert: AlwaysOn
         expr: vector(1)
@@ -205,13 +209,19 @@ async fn a_prometheus_alert_firing_after_the_deployment_rolls_back_once() {
         .iter()
         .map(|a| a["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["AppSlow", "AlwaysOn"], "{last}");
+    assert_eq!(names, ["AppSlow", "AlwaysOn", "AppSlowForAnHour"], "{last}");
+    let note = last["note"].as_str().unwrap();
     assert!(
-        last["note"]
-            .as_str()
-            .unwrap()
-            .contains("AlwaysOn{service=shop,severity=page} firing since before the deployment"),
-        "{last}"
+        note.contains("AlwaysOn{service=shop,severity=page} firing since before the deployment"),
+        "{note}"
+    );
+    assert!(
+        note.contains("AppSlowForAnHour{service=shop,severity=page} pending since"),
+        "{note}"
+    );
+    assert!(
+        !hit.contains("AppSlowForAnHour"),
+        "pending is no failure: {hit}"
     );
     let (status, out, err) = run_cli(&["explain", id, "--url", &d.url], setup.dir.path());
     assert!(status.success(), "{err}");
@@ -403,4 +413,37 @@ async fn an_alertmanager_alert_rolls_back_unless_silenced_or_older() {
     })
     .await;
     assert_eq!(octo.post_attempts(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_server_that_does_not_answer_is_an_error_never_a_rollback() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let setup = Setup::new();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    setup.write(
+        &(setup.base(&octo.url())
+            + &alert_watch(
+                "10s",
+                &format!(
+                    "source = \"alertmanager\"\nurl = \"{closed}\"\nlabels = {{ service = \"shop\" }}"
+                ),
+            )),
+    );
+    let d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    let w = d
+        .wait_watch("shop", "inconclusive", T, |w| {
+            w["last_verdict"]["verdict"] == "inconclusive"
+        })
+        .await;
+    let check = &w["last_verdict"]["checks"][0];
+    assert_eq!(check["failures"], 0, "{w:#}");
+    assert!(
+        samples(&w).iter().all(
+            |s| s["result"] == "error" && s["reason"].as_str().unwrap().contains("unreachable")
+        ),
+        "{w:#}"
+    );
+    assert_eq!(octo.post_attempts(), 0);
 }
