@@ -63,10 +63,13 @@ pub struct VerdictFacts {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckEvidence {
-    /// `http`, `prometheus` or `scrape`.
+    /// `http`, `prometheus`, `scrape` or `alert`.
     pub kind: String,
-    /// The probed URL (http), the Prometheus server (prometheus) or the /metrics URL (scrape).
+    /// The probed URL (http), the Prometheus server (prometheus), the /metrics URL (scrape)
+    /// or the alert server (alert).
     pub url: String,
+    /// What is asked: the query (prometheus), what is computed (scrape), the source and label
+    /// matchers (alert).
     pub query: Option<String>,
     #[serde(flatten)]
     pub track: CheckTrack,
@@ -205,7 +208,10 @@ impl Evidence {
                 c.url,
                 c.query
                     .as_deref()
-                    .map(|q| format!(" query {q}"))
+                    .map(|q| match c.kind.as_str() {
+                        "alert" => format!(": {q}"),
+                        _ => format!(" query {q}"),
+                    })
                     .unwrap_or_default(),
                 rules.join(", "),
                 t.passes,
@@ -244,6 +250,24 @@ impl Evidence {
                     s.at.format("%H:%M:%S%.3f"),
                     s.value.map(crate::judge::num).unwrap_or_else(|| "-".into())
                 ));
+                if let Some(note) = &s.note {
+                    out.push_str(&format!("{:>32}note: {note}\n", ""));
+                }
+            }
+            // The alerts behind an alert check's newest sample, one per line.
+            if let Some(s) = t.samples.back().filter(|s| !s.alerts.is_empty()) {
+                out.push_str(&format!(
+                    "    matching alerts at {}:\n",
+                    s.at.format("%H:%M:%S")
+                ));
+                for a in &s.alerts {
+                    out.push_str(&format!(
+                        "      {:<9} {}  since {}\n",
+                        a.seen.as_str(),
+                        a.title(),
+                        a.since.format("%Y-%m-%d %H:%M:%S UTC")
+                    ));
+                }
             }
         }
         if let Some(a) = &self.action {

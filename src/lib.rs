@@ -16,7 +16,8 @@
 //! Modules:
 //! - [`config`]: TOML + environment, validated into typed structs with every error reported.
 //! - [`judge`]: rules, baseline maths, the verdict state machine.
-//! - [`checks`]: HTTP, Prometheus and scrape (`/metrics` read directly) probes.
+//! - [`checks`]: HTTP, Prometheus, scrape (`/metrics` read directly) and alert (Prometheus or
+//!   Alertmanager alerts) probes.
 //! - [`deployer`]: the deployers (Octopus, Argo CD, webhook, command), each exactly once.
 //! - [`engine`]: watch actors, observation rounds, policies and actions, polling, reload.
 //! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup, scrape

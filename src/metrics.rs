@@ -257,7 +257,7 @@ impl Metrics {
                     Rule::Min(v) => ("min", *v),
                     Rule::MaxRatio(v) => ("max_ratio", *v),
                     Rule::MinRatio(v) => ("min_ratio", *v),
-                    Rule::ExpectStatus(_) => continue,
+                    Rule::ExpectStatus(_) | Rule::NoNewAlert => continue,
                 };
                 m.check_threshold
                     .with_label_values(&[watch, check, name])

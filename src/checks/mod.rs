@@ -4,7 +4,9 @@
 //! except when the application itself did not answer an http or scrape probe
 //! ([`ProbeError::app_down`]): a release that is down is broken, a failure. One variant per check kind, dispatched with `match`. Scrape
 //! checks do their I/O in a [`scrape::Collector`] task; sampling them reads its history.
+//! Alert checks ([`alert`]) read a Prometheus's or an Alertmanager's alerts.
 
+pub mod alert;
 mod http;
 pub mod prometheus;
 pub mod scrape;
@@ -25,6 +27,12 @@ pub enum ProbeError {
     Timeout(Duration),
     #[error("HTTP {status} from prometheus: {message}")]
     Http { status: u16, message: String },
+    #[error("HTTP {status} from {server}: {message}")]
+    Answer {
+        server: &'static str,
+        status: u16,
+        message: String,
+    },
     #[error("prometheus {error_type} error: {message}")]
     Api { error_type: String, message: String },
     #[error("query returned no data")]
@@ -102,6 +110,7 @@ pub async fn sample(
             .ok_or(ProbeError::Scrape(scrape::ScrapeError::NotYet))?
             .sample(Utc::now(), since)
             .map(Reading::Value),
+        Probe::Alert(a) => alert::sample(client, a, since).await,
     }
 }
 
@@ -113,7 +122,7 @@ pub async fn baseline(
     collector: Option<&scrape::Collector>,
 ) -> Result<Option<f64>, ProbeError> {
     match probe {
-        Probe::Http { .. } => Ok(None),
+        Probe::Http { .. } | Probe::Alert(_) => Ok(None),
         Probe::Prometheus {
             baseline_window: None,
             ..

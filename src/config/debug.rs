@@ -132,7 +132,27 @@ impl fmt::Debug for Probe {
                 .field("lookback", lookback)
                 .finish(),
             Probe::Scrape(probe) => f.debug_tuple("Scrape").field(probe).finish(),
+            Probe::Alert(probe) => f.debug_tuple("Alert").field(probe).finish(),
         }
+    }
+}
+
+impl fmt::Debug for super::AlertProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let super::AlertProbe {
+            source,
+            url,
+            labels,
+            include_silenced,
+            timeout,
+        } = self;
+        f.debug_struct("AlertProbe")
+            .field("source", source)
+            .field("url", &redact_url(url))
+            .field("labels", labels)
+            .field("include_silenced", include_silenced)
+            .field("timeout", timeout)
+            .finish()
     }
 }
 

@@ -6,6 +6,7 @@
 //! wrong types, malformed durations, dangling references) so a user fixes a file in one pass
 //! instead of one error per restart. Only a fully valid tree becomes a [`Config`].
 
+mod alert;
 mod debug;
 mod deployers;
 mod fields;
@@ -452,6 +453,46 @@ pub enum Probe {
     /// interval (no Prometheus server needed) and judges a gauge, a counter rate, a ratio of
     /// two counter rates or a histogram quantile computed from its own successive scrapes.
     Scrape(ScrapeProbe),
+    /// `kind = "alert"`: the alerts a Prometheus or an Alertmanager reports; a matching alert
+    /// firing since after the deployment fails the sample.
+    Alert(AlertProbe),
+}
+
+/// The settings of a `kind = "alert"` check.
+#[derive(Clone, PartialEq)]
+pub struct AlertProbe {
+    /// `source`: which API `url` serves (required).
+    pub source: AlertSource,
+    /// `url`: the server's base URL (`http://prometheus:9090`, `http://alertmanager:9093`).
+    pub url: String,
+    /// `labels`: label name = value; an alert counts only when it carries every pair (exact
+    /// matches; unlisted labels are free). At least one is required: a check matching every
+    /// alert would condemn every release on any alert anywhere.
+    pub labels: BTreeMap<String, String>,
+    /// `include_silenced` (alertmanager only, default false): whether silenced and inhibited
+    /// alerts count. Off, a human's silence (or a more important alert) mutes them for
+    /// backstop as for the pager.
+    pub include_silenced: bool,
+    /// `timeout`: per-request timeout, shorter than the interval.
+    pub timeout: Duration,
+}
+
+/// Where an alert check reads alerts. Closed set: one variant per API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertSource {
+    /// `source = "prometheus"`: `GET /api/v1/alerts`, pending and firing alerts of its rules.
+    Prometheus,
+    /// `source = "alertmanager"`: `GET /api/v2/alerts`, with silences and inhibitions.
+    Alertmanager,
+}
+
+impl AlertSource {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlertSource::Prometheus => "prometheus",
+            AlertSource::Alertmanager => "alertmanager",
+        }
+    }
 }
 
 /// The settings of a `kind = "scrape"` check.

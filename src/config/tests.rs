@@ -782,3 +782,6 @@ fn deploy_failure_policies_and_the_hook_parse_and_their_mistakes_are_named() {
         "{joined}"
     );
 }
+
+#[path = "alert_tests.rs"]
+mod alert;

@@ -466,8 +466,15 @@ fn check(
     let fast_interval =
         fast_explicit.unwrap_or((interval / 5).max(Duration::from_secs(1)).min(interval));
     let name = t.required_string("name");
-    let failure_limit = t.count("failure_limit").unwrap_or(3);
     let kind = t.required_string("kind");
+    // An alert has been confirmed by its rule's `for` already: the first firing sample is
+    // the verdict unless the user asks for more.
+    let default_limit = if kind.as_deref() == Some("alert") {
+        1
+    } else {
+        3
+    };
+    let failure_limit = t.count("failure_limit").unwrap_or(default_limit);
     let url = http_url(t, "url");
     // Leave headroom so a slow target cannot push one round into the next, at the fast
     // cadence too.
@@ -523,11 +530,12 @@ fn check(
             (probe, rules)
         }
         Some("scrape") => super::scrape::scrape(t, url, timeout, interval),
+        Some("alert") => super::alert::alert(t, url, timeout),
         Some(other) => {
             t.error(
                 "kind",
                 format!(
-                    "unknown check kind {other:?}; expected \"http\", \"prometheus\" or \"scrape\""
+                    "unknown check kind {other:?}; expected \"http\", \"prometheus\", \"scrape\" or \"alert\""
                 ),
             );
             (None, Vec::new())
@@ -590,11 +598,11 @@ fn check(
 }
 
 /// The check kinds.
-const KINDS: [&str; 3] = ["http", "prometheus", "scrape"];
+const KINDS: [&str; 4] = ["http", "prometheus", "scrape", "alert"];
 
 /// The kinds that accept each kind-specific key, so a key given to another kind is named as
 /// misplaced rather than unknown.
-const KIND_KEYS: [(&str, &[&str]); 15] = [
+const KIND_KEYS: [(&str, &[&str]); 17] = [
     ("expect_status", &["http"]),
     // Prometheus is telemetry: its being unreachable is always an error, never a failure.
     ("unreachable", &["http", "scrape"]),
@@ -606,11 +614,13 @@ const KIND_KEYS: [(&str, &[&str]); 15] = [
     ("baseline_window", &["prometheus", "scrape"]),
     ("mode", &["scrape"]),
     ("metric", &["scrape"]),
-    ("labels", &["scrape"]),
+    ("labels", &["scrape", "alert"]),
     ("numerator", &["scrape"]),
     ("denominator", &["scrape"]),
     ("rate_window", &["scrape"]),
     ("quantile", &["scrape"]),
+    ("source", &["alert"]),
+    ("include_silenced", &["alert"]),
 ];
 
 /// Reads a misplaced key with its natural accessor, so that it is reported once (as
@@ -621,6 +631,7 @@ pub(super) fn consume(t: &Table, key: &str) {
         "labels" => drop(t.string_map(key)),
         "numerator" | "denominator" => drop(t.table(key)),
         "quantile" => drop(t.number(key)),
+        "include_silenced" => drop(t.boolean(key)),
         _ => drop(t.string(key)),
     }
 }
@@ -684,5 +695,6 @@ fn probe_timeout(p: &Probe) -> Duration {
     match p {
         Probe::Http { timeout, .. } | Probe::Prometheus { timeout, .. } => *timeout,
         Probe::Scrape(s) => s.timeout,
+        Probe::Alert(a) => a.timeout,
     }
 }

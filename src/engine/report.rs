@@ -47,6 +47,17 @@ impl WatchActor {
                         redact_url(&s.url),
                         Some(checks::scrape::describe(&s.mode, s.rate_window)),
                     ),
+                    Probe::Alert(a) => {
+                        let page = match a.source {
+                            crate::config::AlertSource::Prometheus => "alerts",
+                            crate::config::AlertSource::Alertmanager => "#/alerts",
+                        };
+                        links.push(Link {
+                            name: format!("alerts of check {}", cfg.name),
+                            url: redact_url(&format!("{}/{page}", a.url)),
+                        });
+                        ("alert", redact_url(&a.url), Some(alert_description(a)))
+                    }
                 };
                 Some(CheckEvidence {
                     kind: kind.into(),
@@ -298,6 +309,22 @@ impl WatchActor {
 }
 
 /// A Prometheus graph of `query` over the observation, without the server's credentials.
+/// What an alert check asks, for the evidence: `prometheus alerts matching {service="shop"}`,
+/// and whether muted alerts count.
+fn alert_description(a: &crate::config::AlertProbe) -> String {
+    let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    let muted = match (a.source, a.include_silenced) {
+        (crate::config::AlertSource::Prometheus, _) => "",
+        (_, false) => "; silenced and inhibited alerts ignored",
+        (_, true) => "; silenced and inhibited alerts count (include_silenced)",
+    };
+    format!(
+        "{} alerts matching {{{}}}{muted}",
+        a.source.as_str(),
+        labels.join(", ")
+    )
+}
+
 fn graph_url(prom: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let range = (to - from).num_seconds().max(60);
     reqwest::Url::parse_with_params(

@@ -70,7 +70,9 @@ impl WatchActor {
                     traffic_query
                 );
                 let elapsed = started.elapsed();
-                let app_probe = !matches!(c.probe, Probe::Prometheus { .. });
+                // Prometheus and alert servers are telemetry: their being down is never the
+                // application's.
+                let app_probe = matches!(c.probe, Probe::Http { .. } | Probe::Scrape(_));
                 let reading = reading.map_err(|e| {
                     tracing::debug!(watch = %self.cfg.name, check = %c.name, reason = %e, "check could not measure");
                     match e.app_down().filter(|_| app_probe) {
@@ -100,6 +102,7 @@ fn probe_timeout(p: &Probe) -> std::time::Duration {
     match p {
         Probe::Http { timeout, .. } | Probe::Prometheus { timeout, .. } => *timeout,
         Probe::Scrape(s) => s.timeout,
+        Probe::Alert(a) => a.timeout,
     }
 }
 

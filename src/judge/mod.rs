@@ -2,9 +2,11 @@
 //!
 //! - [`Rule`] and [`judge_sample`]: one reading against a check's thresholds and baseline.
 //! - [`baseline`]: the pre-deployment reference value.
+//! - [`alerts`]: which alerts a server reports speak against the release (`kind = "alert"`).
 //! - [`observation`]: the per-release state machine that turns a stream of sample outcomes into
 //!   a verdict (condemned, inconclusive, verified) with its evidence.
 
+pub mod alerts;
 pub mod baseline;
 pub mod lookback;
 pub mod observation;
@@ -27,6 +29,9 @@ pub enum Rule {
     MaxRatio(f64),
     /// `min_ratio`: value must not fall below ratio x baseline.
     MinRatio(f64),
+    /// `kind = "alert"`: no matching alert may be firing that became active after the
+    /// deployment. Implied by the kind; it has no key of its own.
+    NoNewAlert,
 }
 
 impl Rule {
@@ -44,26 +49,48 @@ impl fmt::Display for Rule {
             Rule::Min(m) => write!(f, "value >= {m}"),
             Rule::MaxRatio(r) => write!(f, "value <= {r} x baseline"),
             Rule::MinRatio(r) => write!(f, "value >= {r} x baseline"),
+            Rule::NoNewAlert => write!(f, "no matching alert firing since after the deployment"),
         }
     }
 }
 
 /// What a probe measured.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reading {
     /// An HTTP status code.
     Status(u16),
     /// A metric value.
     Value(f64),
+    /// The alerts matching an alert check, classified against the deployment.
+    Alerts(alerts::AlertReading),
 }
 
 impl Reading {
-    /// The reading as a number, for evidence and the check-value metric.
+    /// The reading as a number, for evidence and the check-value metric (an alert check's is
+    /// how many matching alerts fired after the deployment).
     pub fn as_f64(&self) -> f64 {
         match self {
             Reading::Status(s) => f64::from(*s),
             Reading::Value(v) => *v,
+            Reading::Alerts(a) => a.new as f64,
+        }
+    }
+
+    /// What the sample should say besides its outcome (an alert check's pending, older or
+    /// muted alerts), if anything.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Reading::Alerts(a) => a.note(),
+            Reading::Status(_) | Reading::Value(_) => None,
+        }
+    }
+
+    /// The matching alerts, for the evidence (empty for other readings).
+    pub fn alerts(&self) -> Vec<alerts::SeenAlert> {
+        match self {
+            Reading::Alerts(a) => a.alerts.clone(),
+            Reading::Status(_) | Reading::Value(_) => Vec::new(),
         }
     }
 }
@@ -124,7 +151,7 @@ const MIN_BASELINE: f64 = 1e-12;
 /// baseline, or a baseline of zero, cannot say anything and yields an error (so a service that
 /// had no traffic before the deployment is not condemned for having some afterwards; pair
 /// ratio rules with an absolute `max` to catch that case).
-pub fn judge_sample(rules: &[Rule], reading: Reading, baseline: Option<f64>) -> Outcome {
+pub fn judge_sample(rules: &[Rule], reading: &Reading, baseline: Option<f64>) -> Outcome {
     let mut undecidable = None;
     for rule in rules {
         match check_rule(rule, reading, baseline) {
@@ -146,10 +173,20 @@ enum RuleResult {
     Undecidable(String),
 }
 
-fn check_rule(rule: &Rule, reading: Reading, baseline: Option<f64>) -> Result<(), RuleResult> {
+fn check_rule(rule: &Rule, reading: &Reading, baseline: Option<f64>) -> Result<(), RuleResult> {
     use RuleResult::{Broken, Undecidable};
     let value = match (rule, reading) {
-        (Rule::ExpectStatus(codes), Reading::Status(code)) => {
+        (Rule::NoNewAlert, Reading::Alerts(a)) => {
+            return match a.failure() {
+                Some(text) => Err(Broken(text)),
+                None => Ok(()),
+            };
+        }
+        (Rule::NoNewAlert, _) => {
+            return Err(Undecidable("an alert rule needs an alert reading".into()))
+        }
+        (_, Reading::Alerts(_)) => return Err(Undecidable(format!("{rule} cannot judge alerts"))),
+        (Rule::ExpectStatus(codes), &Reading::Status(code)) => {
             return if codes.contains(&code) {
                 Ok(())
             } else {
@@ -161,8 +198,8 @@ fn check_rule(rule: &Rule, reading: Reading, baseline: Option<f64>) -> Result<()
         (Rule::ExpectStatus(_), Reading::Value(_)) => {
             return Err(Undecidable("expect_status needs an HTTP status".into()))
         }
-        (_, Reading::Status(code)) => f64::from(code),
-        (_, Reading::Value(v)) => v,
+        (_, &Reading::Status(code)) => f64::from(code),
+        (_, &Reading::Value(v)) => v,
     };
     if !value.is_finite() {
         return Err(Undecidable(format!("value is {value}")));
@@ -175,7 +212,7 @@ fn check_rule(rule: &Rule, reading: Reading, baseline: Option<f64>) -> Result<()
         Some(b) => Ok((b, ratio * b)),
     };
     match *rule {
-        Rule::ExpectStatus(_) => Ok(()),
+        Rule::ExpectStatus(_) | Rule::NoNewAlert => Ok(()),
         Rule::Max(max) if value > max => {
             Err(Broken(format!("value {} > max {}", num(value), num(max))))
         }
@@ -225,8 +262,8 @@ mod tests {
     #[test]
     fn status_rule() {
         let r = [Rule::ExpectStatus(vec![200, 204])];
-        assert_eq!(judge_sample(&r, Reading::Status(204), None), Outcome::Pass);
-        let o = judge_sample(&r, Reading::Status(503), None);
+        assert_eq!(judge_sample(&r, &Reading::Status(204), None), Outcome::Pass);
+        let o = judge_sample(&r, &Reading::Status(503), None);
         assert!(fails(&o));
         assert!(format!("{o:?}").contains("503"));
     }
@@ -234,27 +271,27 @@ mod tests {
     #[test]
     fn absolute_limits_are_inclusive() {
         let r = [Rule::Max(0.05), Rule::Min(0.0)];
-        assert_eq!(judge_sample(&r, Reading::Value(0.05), None), Outcome::Pass);
-        assert!(fails(&judge_sample(&r, Reading::Value(0.0501), None)));
-        assert!(fails(&judge_sample(&r, Reading::Value(-0.1), None)));
+        assert_eq!(judge_sample(&r, &Reading::Value(0.05), None), Outcome::Pass);
+        assert!(fails(&judge_sample(&r, &Reading::Value(0.0501), None)));
+        assert!(fails(&judge_sample(&r, &Reading::Value(-0.1), None)));
     }
 
     #[test]
     fn ratio_against_baseline() {
         let r = [Rule::MaxRatio(2.0)];
         assert_eq!(
-            judge_sample(&r, Reading::Value(0.2), Some(0.1)),
+            judge_sample(&r, &Reading::Value(0.2), Some(0.1)),
             Outcome::Pass
         );
-        let o = judge_sample(&r, Reading::Value(0.21), Some(0.1));
+        let o = judge_sample(&r, &Reading::Value(0.21), Some(0.1));
         let Outcome::Fail { limit } = o else {
             panic!("expected failure")
         };
         assert!(limit.contains("baseline 0.1"), "{limit}");
         let r = [Rule::MinRatio(0.5)];
-        assert!(fails(&judge_sample(&r, Reading::Value(4.0), Some(10.0))));
+        assert!(fails(&judge_sample(&r, &Reading::Value(4.0), Some(10.0))));
         assert_eq!(
-            judge_sample(&r, Reading::Value(5.0), Some(10.0)),
+            judge_sample(&r, &Reading::Value(5.0), Some(10.0)),
             Outcome::Pass
         );
     }
@@ -265,7 +302,7 @@ mod tests {
         for b in [None, Some(0.0), Some(-1.0), Some(f64::NAN)] {
             assert!(
                 matches!(
-                    judge_sample(&r, Reading::Value(5.0), b),
+                    judge_sample(&r, &Reading::Value(5.0), b),
                     Outcome::Error { .. }
                 ),
                 "baseline {b:?}"
@@ -276,9 +313,55 @@ mod tests {
     #[test]
     fn broken_absolute_rule_wins_over_undecidable_ratio() {
         let r = [Rule::MaxRatio(2.0), Rule::Max(1.0)];
-        assert!(fails(&judge_sample(&r, Reading::Value(5.0), None)));
+        assert!(fails(&judge_sample(&r, &Reading::Value(5.0), None)));
         assert!(matches!(
-            judge_sample(&r, Reading::Value(0.5), None),
+            judge_sample(&r, &Reading::Value(0.5), None),
+            Outcome::Error { .. }
+        ));
+    }
+
+    #[test]
+    fn the_alert_rule_fails_on_new_alerts_only() {
+        use alerts::{classify, Alert, AlertState};
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let labels: std::collections::BTreeMap<String, String> =
+            [("alertname".to_string(), "Boom".to_string())].into();
+        let firing = |since: &str| Alert {
+            labels: labels.clone(),
+            state: AlertState::Firing,
+            active_at: at(since),
+        };
+        let deployed = at("2024-05-01T12:00:00Z");
+        let r = [Rule::NoNewAlert];
+        let new = Reading::Alerts(classify(
+            &[firing("2024-05-01T12:00:05Z")],
+            &labels,
+            deployed,
+            false,
+        ));
+        let o = judge_sample(&r, &new, None);
+        assert!(fails(&o), "{o:?}");
+        assert!(format!("{o:?}").contains("Boom{} firing since 12:00:05, 5 s after"));
+        assert_eq!(new.as_f64(), 1.0);
+        let old = Reading::Alerts(classify(
+            &[firing("2024-05-01T11:00:00Z")],
+            &labels,
+            deployed,
+            false,
+        ));
+        assert_eq!(judge_sample(&r, &old, None), Outcome::Pass);
+        assert!(old.note().unwrap().contains("not this release's"));
+        // Mismatched rules and readings cannot judge: errors, never failures.
+        assert!(matches!(
+            judge_sample(&r, &Reading::Value(1.0), None),
+            Outcome::Error { .. }
+        ));
+        assert!(matches!(
+            judge_sample(&[Rule::Max(0.0)], &new, None),
             Outcome::Error { .. }
         ));
     }
@@ -298,7 +381,7 @@ mod tests {
         let r = [Rule::Max(1.0)];
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert!(matches!(
-                judge_sample(&r, Reading::Value(v), None),
+                judge_sample(&r, &Reading::Value(v), None),
                 Outcome::Error { .. }
             ));
         }

@@ -29,6 +29,13 @@ pub struct Sample {
     /// The query's look-back reached before the deployment: the sample mixes two releases.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mixed: bool,
+    /// What the reading said besides its outcome: an alert check's pending, older or muted
+    /// alerts ("firing since before the deployment: not this release's").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Alert checks: the matching alerts (at most [`super::alerts::KEPT_ALERTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<super::alerts::SeenAlert>,
 }
 
 /// Running state and evidence of one check during one observation.
@@ -391,6 +398,8 @@ mod tests {
             value: Some(1.0),
             outcome,
             mixed: false,
+            note: None,
+            alerts: Vec::new(),
         }
     }
 

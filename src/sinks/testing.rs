@@ -24,6 +24,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                 }
             },
             mixed: false,
+            note: None,
+            alerts: Vec::new(),
         })
         .collect();
     let health = CheckTrack {
@@ -63,6 +65,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                 value: Some(0.13),
                 outcome: Outcome::Pass,
                 mixed: false,
+                note: None,
+                alerts: Vec::new(),
             },
             Sample {
                 at,
@@ -71,6 +75,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                     reason: "empty result".into(),
                 },
                 mixed: false,
+                note: None,
+                alerts: Vec::new(),
             },
         ]
         .into(),

@@ -19,6 +19,7 @@ mod judgement;
 mod look_back;
 mod policies;
 mod readiness;
+mod real_alerts;
 mod real_prometheus;
 mod redaction;
 mod restart;

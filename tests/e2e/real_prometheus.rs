@@ -16,7 +16,7 @@ use crate::harness::*;
 
 const T: Duration = Duration::from_secs(60);
 
-struct Prometheus(Child);
+pub(crate) struct Prometheus(pub(crate) Child);
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
@@ -26,7 +26,7 @@ impl Drop for Prometheus {
 }
 
 /// An app exposing `app_latency_seconds` with a settable value.
-async fn metrics_app() -> (String, Arc<Mutex<f64>>) {
+pub(crate) async fn metrics_app() -> (String, Arc<Mutex<f64>>) {
     let value = Arc::new(Mutex::new(0.1_f64));
     let v = value.clone();
     let router = Router::new().route(
@@ -42,7 +42,7 @@ async fn metrics_app() -> (String, Arc<Mutex<f64>>) {
     (addr, value)
 }
 
-async fn query(c: &reqwest::Client, prom: &str, q: &str) -> Option<f64> {
+pub(crate) async fn query(c: &reqwest::Client, prom: &str, q: &str) -> Option<f64> {
     let v: serde_json::Value = c
         .get(format!("{prom}/api/v1/query"))
         .query(&[("query", q)])

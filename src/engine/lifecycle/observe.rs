@@ -436,7 +436,7 @@ impl Transition<'_> {
                 && http.iter().all(|name| {
                     round.checks.iter().any(|c| {
                         c.name == *name
-                            && matches!(c.reading, Ok(r) if self.cfg.checks.iter().any(|k| k.name == *name && judge_sample(&k.rules, r, None) == Outcome::Pass))
+                            && matches!(&c.reading, Ok(r) if self.cfg.checks.iter().any(|k| k.name == *name && judge_sample(&k.rules, r, None) == Outcome::Pass))
                     })
                 });
             if !ready {
@@ -470,18 +470,19 @@ impl Transition<'_> {
                 None => {}
             }
             let app_down = matches!(&c.reading, Err(u) if u.app_down);
-            let (value, outcome) = match c.reading {
-                Ok(r) => {
-                    let outcome = match (
-                        judge_sample(&track.rules, r, track.baseline),
-                        baseline_error,
-                    ) {
-                        (Outcome::Error { .. }, Some(reason)) => Outcome::Error { reason },
-                        (o, _) => o,
-                    };
-                    (Some(r.as_f64()), outcome)
-                }
-                Err(u) => (None, self.unmeasured(&c.name, u, c.late)),
+            let (value, note, alerts) = match &c.reading {
+                Ok(r) => (Some(r.as_f64()), r.note(), r.alerts()),
+                Err(_) => (None, None, Vec::new()),
+            };
+            let outcome = match c.reading {
+                Ok(r) => match (
+                    judge_sample(&track.rules, &r, track.baseline),
+                    baseline_error,
+                ) {
+                    (Outcome::Error { .. }, Some(reason)) => Outcome::Error { reason },
+                    (o, _) => o,
+                },
+                Err(u) => self.unmeasured(&c.name, u, c.late),
             };
             let outcome = self.traffic(&c.name, outcome, c.traffic, app_down);
             let (outcome, mixed) = self.look_back(&obs, &c.name, outcome);
@@ -492,6 +493,8 @@ impl Transition<'_> {
                     value,
                     outcome,
                     mixed,
+                    note,
+                    alerts,
                 },
             );
         }
