@@ -6,8 +6,10 @@
 //!   a verdict (condemned, inconclusive, verified) with its evidence.
 
 pub mod baseline;
+pub mod compare;
 pub mod lookback;
 pub mod observation;
+pub mod stats;
 
 use std::fmt;
 

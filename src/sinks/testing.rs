@@ -75,6 +75,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         ]
         .into(),
         limit_hit: None,
+        pre: None,
+        comparison: None,
     };
     let evidence = Evidence {
         schema: SCHEMA,
