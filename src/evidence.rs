@@ -135,6 +135,50 @@ impl Evidence {
 
     /// A readable report for `backstop explain`.
     pub fn report(&self) -> String {
+        /// The newest comparison: its verdict line, then each sample set in brief (the JSON
+        /// evidence has the sets themselves).
+        fn comparison_report(c: &crate::judge::compare::Comparison) -> String {
+            let brief = |v: &[f64]| {
+                let mut sorted = v.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                let at = |q: f64| {
+                    sorted
+                        .get(((sorted.len() - 1) as f64 * q).round() as usize)
+                        .map_or("-".to_string(), |x| crate::judge::num(*x))
+                };
+                let newest: Vec<String> = v
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .rev()
+                    .map(|x| crate::judge::num(*x))
+                    .collect();
+                if sorted.is_empty() {
+                    return "none".to_string();
+                }
+                format!(
+                    "min {}, median {}, p90 {}, max {}, mean {}; newest {}",
+                    at(0.0),
+                    at(0.5),
+                    at(0.9),
+                    at(1.0),
+                    crate::judge::num(v.iter().sum::<f64>() / v.len() as f64),
+                    newest.join(" ")
+                )
+            };
+            format!(
+                "    {}\n      U = {}\n      pre  (newest {} of {}): {}\n      post (newest {} of {}): {}\n",
+                c.describe(),
+                crate::judge::num(c.u),
+                c.pre.len(),
+                c.n_pre,
+                brief(&c.pre),
+                c.post.len(),
+                c.n_post,
+                brief(&c.post),
+            )
+        }
+
         /// The deployer's account of a failed deployment, indented.
         fn failure_report(f: &crate::model::DeployFailure) -> String {
             let mut out = format!("  {}\n", f.summary());
@@ -218,6 +262,9 @@ impl Evidence {
             ));
             if let Some(hit) = &t.limit_hit {
                 out.push_str(&format!("    LIMIT HIT: {hit}\n"));
+            }
+            if let Some(cmp) = &t.comparison {
+                out.push_str(&comparison_report(cmp));
             }
             for s in t
                 .samples

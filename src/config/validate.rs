@@ -639,7 +639,7 @@ pub(super) fn consume(t: &Table, key: &str) {
         "labels" => drop(t.string_map(key)),
         "numerator" | "denominator" => drop(t.table(key)),
         "quantile" | "confidence" | "allowed_increase" | "allowed_decrease" => {
-            drop(t.number(key))
+            let _ = t.number(key);
         }
         "compare_min_samples" => drop(t.count(key)),
         _ => drop(t.string(key)),
