@@ -91,3 +91,7 @@ fn bounded(t: &Table, key: &str, default: f64, ok: impl Fn(f64) -> bool, range: 
         }
     }
 }
+
+#[cfg(test)]
+#[path = "compare_tests.rs"]
+mod tests;
