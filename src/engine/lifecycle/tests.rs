@@ -920,3 +920,6 @@ fn a_blip_shorter_than_min_failure_for_never_condemns() {
 
 #[path = "failed_tests.rs"]
 mod failed;
+
+#[path = "compare_tests.rs"]
+mod compare;
