@@ -53,12 +53,33 @@ pub(super) fn compare(t: &Table, interval: Duration, prometheus: bool) -> Option
             Direction::Increase
         }
     };
-    let confidence = bounded(t, "confidence", 0.98, |v| v > 0.5 && v < 1.0, "between 0.5 and 1, exclusive (0.98: significant when p < 0.02)");
-    let allowed_increase = bounded(t, "allowed_increase", 1.2, |v| v >= 1.0, "at least 1 (1.2: a rise under 20% is not a failure)");
-    let allowed_decrease = bounded(t, "allowed_decrease", 0.8, |v| (0.0..=1.0).contains(&v), "between 0 and 1 (0.8: a fall under 20% is not a failure)");
+    let confidence = bounded(
+        t,
+        "confidence",
+        0.98,
+        |v| v > 0.5 && v < 1.0,
+        "between 0.5 and 1, exclusive (0.98: significant when p < 0.02)",
+    );
+    let allowed_increase = bounded(
+        t,
+        "allowed_increase",
+        1.2,
+        |v| v >= 1.0,
+        "at least 1 (1.2: a rise under 20% is not a failure)",
+    );
+    let allowed_decrease = bounded(
+        t,
+        "allowed_decrease",
+        0.8,
+        |v| (0.0..=1.0).contains(&v),
+        "between 0 and 1 (0.8: a fall under 20% is not a failure)",
+    );
     let min_samples = t.count("compare_min_samples").unwrap_or(10);
     if min_samples < 2 {
-        t.error("compare_min_samples", "must be at least 2: one sample has no distribution");
+        t.error(
+            "compare_min_samples",
+            "must be at least 2: one sample has no distribution",
+        );
     }
     // The step is the query_range resolution (prometheus only: a scrape check compares its
     // own scrapes); the duration parser already refuses zero.

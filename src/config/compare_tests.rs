@@ -94,34 +94,86 @@ fn every_key_is_read() {
     assert_eq!(cmp.rule.min_samples, 20);
     assert_eq!(cmp.step, Duration::from_secs(15));
     assert_eq!(c.rules.len(), 1, "compare plus a threshold");
-    let s = check(&format!("{SCRAPE}compare = \"mann-whitney\"\ndirection = \"decrease\""));
+    let s = check(&format!(
+        "{SCRAPE}compare = \"mann-whitney\"\ndirection = \"decrease\""
+    ));
     assert_eq!(s.compare.unwrap().rule.direction, Direction::Decrease);
 }
 
 #[test]
 fn mistakes_are_named_by_key() {
     for (keys, needle) in [
-        ("compare = \"t-test\"", "check[0].compare: unknown comparison \"t-test\""),
-        ("compare = \"mann-whitney\"\ndirection = \"up\"", "check[0].direction: expected \"increase\""),
-        ("compare = \"mann-whitney\"\nconfidence = 1.0", "check[0].confidence: 1 is out of range"),
-        ("compare = \"mann-whitney\"\nconfidence = 0.5", "check[0].confidence: 0.5 is out of range"),
-        ("compare = \"mann-whitney\"\nallowed_increase = 0.9", "check[0].allowed_increase: 0.9 is out of range"),
-        ("compare = \"mann-whitney\"\nallowed_decrease = 1.1", "check[0].allowed_decrease: 1.1 is out of range"),
-        ("compare = \"mann-whitney\"\ncompare_min_samples = 1", "check[0].compare_min_samples: must be at least 2"),
-        ("compare = \"mann-whitney\"\nstep = \"0s\"", "check[0].step:"),
-        ("direction = \"increase\"\nmax = 1", "check[0].direction: has no effect without compare"),
-        ("confidence = 0.9\nmax = 1", "check[0].confidence: has no effect without compare"),
-        ("step = \"5s\"\nmax = 1", "check[0].step: has no effect without compare"),
-        ("compare_min_samples = 5\nmax = 1", "check[0].compare_min_samples: has no effect without compare"),
-        ("baseline_window = \"5m\"\nmax = 1", "check[0].baseline_window: has no effect without max_ratio, min_ratio or compare"),
+        (
+            "compare = \"t-test\"",
+            "check[0].compare: unknown comparison \"t-test\"",
+        ),
+        (
+            "compare = \"mann-whitney\"\ndirection = \"up\"",
+            "check[0].direction: expected \"increase\"",
+        ),
+        (
+            "compare = \"mann-whitney\"\nconfidence = 1.0",
+            "check[0].confidence: 1 is out of range",
+        ),
+        (
+            "compare = \"mann-whitney\"\nconfidence = 0.5",
+            "check[0].confidence: 0.5 is out of range",
+        ),
+        (
+            "compare = \"mann-whitney\"\nallowed_increase = 0.9",
+            "check[0].allowed_increase: 0.9 is out of range",
+        ),
+        (
+            "compare = \"mann-whitney\"\nallowed_decrease = 1.1",
+            "check[0].allowed_decrease: 1.1 is out of range",
+        ),
+        (
+            "compare = \"mann-whitney\"\ncompare_min_samples = 1",
+            "check[0].compare_min_samples: must be at least 2",
+        ),
+        (
+            "compare = \"mann-whitney\"\nstep = \"0s\"",
+            "check[0].step:",
+        ),
+        (
+            "direction = \"increase\"\nmax = 1",
+            "check[0].direction: has no effect without compare",
+        ),
+        (
+            "confidence = 0.9\nmax = 1",
+            "check[0].confidence: has no effect without compare",
+        ),
+        (
+            "step = \"5s\"\nmax = 1",
+            "check[0].step: has no effect without compare",
+        ),
+        (
+            "compare_min_samples = 5\nmax = 1",
+            "check[0].compare_min_samples: has no effect without compare",
+        ),
+        (
+            "baseline_window = \"5m\"\nmax = 1",
+            "check[0].baseline_window: has no effect without max_ratio, min_ratio or compare",
+        ),
     ] {
         let e = errors(&format!("{PROM}{keys}"));
         assert!(e.contains(needle), "{keys}: missing {needle:?} in:\n{e}");
     }
-    let e = errors(&format!("{SCRAPE}compare = \"mann-whitney\"\nstep = \"5s\""));
-    assert!(e.contains("check[0].step: is not a setting of scrape checks"), "{e}");
+    let e = errors(&format!(
+        "{SCRAPE}compare = \"mann-whitney\"\nstep = \"5s\""
+    ));
+    assert!(
+        e.contains("check[0].step: is not a setting of scrape checks"),
+        "{e}"
+    );
     let e = errors("kind = \"http\"\nurl = \"http://app\"\ncompare = \"mann-whitney\"");
-    assert!(e.contains("check[0].compare: is not a setting of http checks"), "{e}");
+    assert!(
+        e.contains("check[0].compare: is not a setting of http checks"),
+        "{e}"
+    );
     let e = errors(PROM);
-    assert!(e.contains("set max, min, max_ratio, min_ratio or compare"), "{e}");
+    assert!(
+        e.contains("set max, min, max_ratio, min_ratio or compare"),
+        "{e}"
+    );
 }

@@ -114,11 +114,9 @@ impl Comparison {
         let allowed = match r.direction {
             Direction::Increase => format!("×{}", num(r.allowed_increase)),
             Direction::Decrease => format!("×{}", num(r.allowed_decrease)),
-            Direction::Either => format!(
-                "×{}..×{}",
-                num(r.allowed_decrease),
-                num(r.allowed_increase)
-            ),
+            Direction::Either => {
+                format!("×{}..×{}", num(r.allowed_decrease), num(r.allowed_increase))
+            }
         };
         let sign = if self.shift > 0.0 { "+" } else { "" };
         format!(

@@ -29,11 +29,17 @@ fn a_fifty_percent_rise_fails_with_readable_evidence() {
     let Outcome::Fail { limit } = o else {
         panic!("{o:?}")
     };
-    assert!(limit.starts_with("mann-whitney: post > pre, p = "), "{limit}");
+    assert!(
+        limit.starts_with("mann-whitney: post > pre, p = "),
+        "{limit}"
+    );
     assert!(limit.contains("(needs < 0.02)"), "{limit}");
     assert!(limit.contains("(allowed ×1.2)"), "{limit}");
     assert!(limit.ends_with("FAIL"), "{limit}");
-    assert!(c.shift > 0.03 && c.shift_low > 0.0 && c.shift_high < 0.08, "{c:?}");
+    assert!(
+        c.shift > 0.03 && c.shift_low > 0.0 && c.shift_high < 0.08,
+        "{c:?}"
+    );
     assert_eq!((c.n_pre, c.n_post), (30, 20));
 }
 
@@ -55,7 +61,10 @@ fn unchanged_passes_and_direction_matters() {
     assert_eq!(o, Outcome::Pass);
     assert!(!c.unwrap().significant);
     let down = noisy(0.05, 30, 7);
-    assert_eq!(judge(&rule(Direction::Increase), &pre, &down).0, Outcome::Pass);
+    assert_eq!(
+        judge(&rule(Direction::Increase), &pre, &down).0,
+        Outcome::Pass
+    );
     assert!(matches!(
         judge(&rule(Direction::Decrease), &pre, &down).0,
         Outcome::Fail { .. }
@@ -81,7 +90,10 @@ fn too_few_samples_is_no_data_with_the_counts() {
     let Outcome::NoData { reason } = o else {
         panic!("{o:?}")
     };
-    assert!(reason.contains("30 pre-deployment, 2 post-deployment"), "{reason}");
+    assert!(
+        reason.contains("30 pre-deployment, 2 post-deployment"),
+        "{reason}"
+    );
 }
 
 #[test]

@@ -117,7 +117,10 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], confidence: f64) -> Option<Shift> {
     if x.is_empty() || y.is_empty() {
         return None;
     }
-    let mut d: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| a - b)).collect();
+    let mut d: Vec<f64> = x
+        .iter()
+        .flat_map(|a| y.iter().map(move |b| a - b))
+        .collect();
     let n = d.len();
     let cmp = |a: &f64, b: &f64| a.total_cmp(b);
     let mut nth = |i: usize| *d.select_nth_unstable_by(i, cmp).1;

@@ -77,7 +77,11 @@ fn hodges_lehmann_matches_the_median_of_pairwise_differences() {
         close("98% low", &c.name, s98.low, c.interval_98.0);
         close("98% high", &c.name, s98.high, c.interval_98.1);
         assert!(s98.low <= s90.low && s90.high <= s98.high, "{}", c.name);
-        assert!(s90.low <= s90.estimate && s90.estimate <= s90.high, "{}", c.name);
+        assert!(
+            s90.low <= s90.estimate && s90.estimate <= s90.high,
+            "{}",
+            c.name
+        );
     }
 }
 

@@ -99,7 +99,10 @@ fn too_few_samples_are_no_data() {
     let Outcome::NoData { reason } = &track.samples[2].outcome else {
         panic!("{:?}", track.samples[2])
     };
-    assert!(reason.contains("60 pre-deployment, 9 post-deployment"), "{reason}");
+    assert!(
+        reason.contains("60 pre-deployment, 9 post-deployment"),
+        "{reason}"
+    );
     assert!(track.comparison.is_none());
 }
 
@@ -122,14 +125,24 @@ fn unavailable_samples_are_errors_and_the_pre_set_is_fetched_until_it_comes() {
     let post = noisy(0.1, 20, 7);
     let events = vec![
         (0, Event::Deployment(learned("R2", "D2", 0))),
-        (0, compare_round(0, Some(Err("prometheus down".into())), post.clone())),
+        (
+            0,
+            compare_round(0, Some(Err("prometheus down".into())), post.clone()),
+        ),
         (1, compare_round(1, None, post.clone())),
         (2, compare_round(2, Some(Ok(noisy(0.1, 20, 8))), post)),
     ];
     let (r, _) = run(&cfg, WatchRecord::default(), events);
     let track = &r.observation.as_ref().unwrap().tracker.checks[1];
-    let labels: Vec<_> = track.samples.iter().map(|s| format!("{:?}", s.outcome)).collect();
-    assert!(labels[0].contains("pre-deployment samples unavailable: prometheus down"), "{labels:?}");
+    let labels: Vec<_> = track
+        .samples
+        .iter()
+        .map(|s| format!("{:?}", s.outcome))
+        .collect();
+    assert!(
+        labels[0].contains("pre-deployment samples unavailable: prometheus down"),
+        "{labels:?}"
+    );
     assert!(labels[1].contains("not fetched yet"), "{labels:?}");
     assert_eq!(track.samples[2].outcome, Outcome::Pass);
 }
