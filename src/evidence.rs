@@ -138,6 +138,50 @@ impl Evidence {
 
     /// A readable report for `backstop explain`.
     pub fn report(&self) -> String {
+        /// The newest comparison: its verdict line, then each sample set in brief (the JSON
+        /// evidence has the sets themselves).
+        fn comparison_report(c: &crate::judge::compare::Comparison) -> String {
+            let brief = |v: &[f64]| {
+                let mut sorted = v.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                let at = |q: f64| {
+                    sorted
+                        .get(((sorted.len() - 1) as f64 * q).round() as usize)
+                        .map_or("-".to_string(), |x| crate::judge::num(*x))
+                };
+                let newest: Vec<String> = v
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .rev()
+                    .map(|x| crate::judge::num(*x))
+                    .collect();
+                if sorted.is_empty() {
+                    return "none".to_string();
+                }
+                format!(
+                    "min {}, median {}, p90 {}, max {}, mean {}; newest {}",
+                    at(0.0),
+                    at(0.5),
+                    at(0.9),
+                    at(1.0),
+                    crate::judge::num(v.iter().sum::<f64>() / v.len() as f64),
+                    newest.join(" ")
+                )
+            };
+            format!(
+                "    {}\n      U = {}\n      pre  (newest {} of {}): {}\n      post (newest {} of {}): {}\n",
+                c.describe(),
+                crate::judge::num(c.u),
+                c.pre.len(),
+                c.n_pre,
+                brief(&c.pre),
+                c.post.len(),
+                c.n_post,
+                brief(&c.post),
+            )
+        }
+
         /// The deployer's account of a failed deployment, indented.
         fn failure_report(f: &crate::model::DeployFailure) -> String {
             let mut out = format!("  {}\n", f.summary());
@@ -224,6 +268,9 @@ impl Evidence {
             ));
             if let Some(hit) = &t.limit_hit {
                 out.push_str(&format!("    LIMIT HIT: {hit}\n"));
+            }
+            if let Some(cmp) = &t.comparison {
+                out.push_str(&comparison_report(cmp));
             }
             for s in t
                 .samples
@@ -348,5 +395,39 @@ mod tests {
             ev.links.last().unwrap().url,
             "http://prom/graph?g0.expr=up&token=***"
         );
+    }
+
+    /// The README's worked example, as `backstop explain` prints it.
+    #[test]
+    fn explain_shows_the_comparison_readably() {
+        use crate::judge::compare::{judge, Compare, Direction, Method};
+        let pre = [
+            0.2, 0.206, 0.195, 0.183, 0.191, 0.181, 0.201, 0.229, 0.19, 0.188, 0.21, 0.207, 0.202,
+            0.182, 0.199, 0.214, 0.175, 0.191, 0.165, 0.176, 0.166, 0.195, 0.176, 0.205, 0.203,
+            0.196, 0.155, 0.19, 0.199, 0.202, 0.172, 0.191, 0.181, 0.184, 0.222, 0.184, 0.199,
+            0.218, 0.189, 0.198,
+        ];
+        let post = [
+            0.293, 0.292, 0.257, 0.292, 0.332, 0.248, 0.316, 0.293, 0.272, 0.354, 0.313, 0.257,
+        ];
+        let rule = Compare {
+            method: Method::MannWhitney,
+            direction: Direction::Increase,
+            confidence: 0.98,
+            allowed_increase: 1.2,
+            allowed_decrease: 0.8,
+            min_samples: 10,
+        };
+        let mut ev = testing::alert(AlertKind::Condemned).evidence.unwrap();
+        ev.checks[1].track.comparison = judge(&rule, &pre, &post).1;
+        let report = ev.report();
+        for line in [
+            "    mann-whitney: post > pre, p = 0.000000097787 (needs < 0.02), shift +0.0985 [0.076, 0.121], mean ×1.5214 (allowed ×1.2), n = 40 pre / 12 post: FAIL\n",
+            "      U = 480\n",
+            "      pre  (newest 40 of 40): min 0.155, median 0.195, p90 0.21, max 0.229, mean 0.19275; newest 0.181 0.184 0.222 0.184 0.199 0.218 0.189 0.198\n",
+            "      post (newest 12 of 12): min 0.248, median 0.293, p90 0.332, max 0.354, mean 0.29325; newest 0.332 0.248 0.316 0.293 0.272 0.354 0.313 0.257\n",
+        ] {
+            assert!(report.contains(line), "missing {line:?} in:\n{report}");
+        }
     }
 }

@@ -145,3 +145,68 @@ pub async fn baseline(
             .baseline(deployed_at),
     }
 }
+
+/// `compare` checks: the pre-deployment samples (over `baseline_window` ending at `until`)
+/// and the post-deployment samples (from `post_from` to now). Prometheus: `query_range` at
+/// the check's `step`, each side limited to its newest
+/// [`crate::judge::compare::MAX_SAMPLES`] steps; scrape: the collector's own values.
+pub async fn compare_samples(
+    client: &reqwest::Client,
+    probe: &Probe,
+    step: Duration,
+    collector: Option<&scrape::Collector>,
+    side: CompareSide,
+) -> Result<Vec<f64>, ProbeError> {
+    let newest = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        let cap = step * crate::judge::compare::MAX_SAMPLES as u32;
+        from.max(to - chrono::Duration::from_std(cap).unwrap_or_default())
+    };
+    match (probe, side) {
+        // No compare on these (config refuses it).
+        (Probe::Http { .. } | Probe::Alert(_), _) => Ok(Vec::new()),
+        (
+            Probe::Prometheus {
+                url,
+                query,
+                timeout,
+                baseline_window,
+                ..
+            },
+            side,
+        ) => {
+            let (from, to) = match side {
+                CompareSide::Pre { until } => {
+                    let window = baseline_window.unwrap_or_default();
+                    (
+                        until - chrono::Duration::from_std(window).unwrap_or_default(),
+                        until,
+                    )
+                }
+                CompareSide::Post { from, .. } => (from, Utc::now()),
+            };
+            if from >= to {
+                return Ok(Vec::new());
+            }
+            prometheus::range_at(client, url, query, newest(from, to), to, step, *timeout).await
+        }
+        (Probe::Scrape(_), side) => {
+            let col = collector.ok_or(ProbeError::Scrape(scrape::ScrapeError::NotYet))?;
+            match side {
+                CompareSide::Pre { until } => col.compare_pre(until),
+                CompareSide::Post { since, from } => Ok(col.compare_post(since, from)),
+            }
+        }
+    }
+}
+
+/// Which of `compare`'s sample sets to fetch.
+#[derive(Debug, Clone, Copy)]
+pub enum CompareSide {
+    /// The pre-deployment samples: `baseline_window` ending at `until`.
+    Pre { until: DateTime<Utc> },
+    /// The post-deployment samples: from `from` to now, of a release deployed at `since`.
+    Post {
+        since: DateTime<Utc>,
+        from: DateTime<Utc>,
+    },
+}

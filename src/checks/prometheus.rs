@@ -138,18 +138,28 @@ pub async fn range(
 ) -> Result<Vec<f64>, ProbeError> {
     let start = end - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
     // About 60 points per window: enough for a stable mean, cheap for the server.
-    let step = (window.as_secs_f64() / 60.0).max(1.0);
+    let step = Duration::from_secs_f64((window.as_secs_f64() / 60.0).max(1.0));
+    range_at(client, url, query, start, end, step, timeout).await
+}
+
+/// The values of a query evaluated every `step` from `start` to `end` (`query_range`), oldest
+/// first; non-finite points are dropped (not numbers to judge). `compare` asks for at most
+/// [`crate::judge::compare::MAX_SAMPLES`] steps, well under Prometheus' 11,000 points.
+pub async fn range_at(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    step: Duration,
+    timeout: Duration,
+) -> Result<Vec<f64>, ProbeError> {
+    let secs = |t: DateTime<Utc>| format!("{:.3}", t.timestamp_millis() as f64 / 1000.0);
     let params = [
         ("query", query.to_string()),
-        (
-            "start",
-            format!("{:.3}", start.timestamp_millis() as f64 / 1000.0),
-        ),
-        (
-            "end",
-            format!("{:.3}", end.timestamp_millis() as f64 / 1000.0),
-        ),
-        ("step", format!("{step}")),
+        ("start", secs(start)),
+        ("end", secs(end)),
+        ("step", format!("{:.3}", step.as_secs_f64().max(0.001))),
         ("timeout", format!("{}ms", timeout.as_millis())),
     ];
     let data = call(client, url, "/api/v1/query_range", &params, timeout).await?;

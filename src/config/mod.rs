@@ -7,6 +7,7 @@
 //! instead of one error per restart. Only a fully valid tree becomes a [`Config`].
 
 mod alert;
+mod compare;
 mod debug;
 mod deployers;
 mod fields;
@@ -389,6 +390,21 @@ pub struct CheckConfig {
     /// long, on the rounds' scheduled times, so a fast cadence never turns a one-second blip
     /// into a rollback (default `(failure_limit - 1) × fast_interval`).
     pub min_failure_for: Duration,
+    /// `compare = "mann-whitney"` (prometheus and scrape checks): judge the post-deployment
+    /// samples against the pre-deployment ones as distributions, every round. Counts as a
+    /// rule: a check may have only this, or this and thresholds.
+    pub compare: Option<CompareConfig>,
+}
+
+/// `compare` and its keys, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompareConfig {
+    /// `direction` (default `"increase"`), `confidence` (default 0.98), `allowed_increase`
+    /// (default 1.2), `allowed_decrease` (default 0.8) and `compare_min_samples` (default 10).
+    pub rule: crate::judge::compare::Compare,
+    /// `step` (prometheus checks; default the watch's `interval`): the resolution of the range
+    /// queries that fetch both sample sets. Scrape checks compare their own scrapes.
+    pub step: Duration,
 }
 
 /// `min_traffic`: the request rate below which a sample is no data.
@@ -442,7 +458,8 @@ pub enum Probe {
         query: String,
         timeout: Duration,
         /// `baseline_window`: the baseline is the mean of the query over this window ending when
-        /// the deployment started. Required by ratio rules (default 10m when one is set).
+        /// the deployment started; with `compare`, the pre-deployment samples are this window.
+        /// Required by ratio rules and `compare` (default 10m when one is set).
         baseline_window: Option<Duration>,
         /// How far back the query reads (its largest range selector or subquery, plus offset),
         /// from parsing it: a sample whose look-back reaches before the deployment mixes two
@@ -508,8 +525,9 @@ pub struct ScrapeProbe {
     /// `min_traffic` rate are computed from the scrapes of this window ending at the newest one.
     pub rate_window: Duration,
     /// `baseline_window`: the baseline is the mean of the value over this window ending when
-    /// the deployment started, from backstop's own scrapes. Required by ratio rules (default
-    /// 10m when one is set).
+    /// the deployment started, from backstop's own scrapes; with `compare`, the
+    /// pre-deployment samples are the values in this window. Required by ratio rules and
+    /// `compare` (default 10m when one is set).
     pub baseline_window: Option<Duration>,
 }
 

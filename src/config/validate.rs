@@ -584,6 +584,11 @@ fn check(
         );
     }
     let min_traffic = super::traffic::min_traffic(t, kind.as_deref());
+    let compare = match kind.as_deref() {
+        Some("prometheus") => super::compare::compare(t, interval, true),
+        Some("scrape") => super::compare::compare(t, interval, false),
+        _ => None,
+    };
     Some(CheckConfig {
         name: name?,
         failure_limit,
@@ -594,6 +599,7 @@ fn check(
         min_samples,
         min_traffic,
         min_failure_for,
+        compare,
     })
 }
 
@@ -602,7 +608,7 @@ const KINDS: [&str; 4] = ["http", "prometheus", "scrape", "alert"];
 
 /// The kinds that accept each kind-specific key, so a key given to another kind is named as
 /// misplaced rather than unknown.
-const KIND_KEYS: [(&str, &[&str]); 17] = [
+const KIND_KEYS: [(&str, &[&str]); 24] = [
     ("expect_status", &["http"]),
     // Prometheus is telemetry: its being unreachable is always an error, never a failure.
     ("unreachable", &["http", "scrape"]),
@@ -621,6 +627,14 @@ const KIND_KEYS: [(&str, &[&str]); 17] = [
     ("quantile", &["scrape"]),
     ("source", &["alert"]),
     ("include_silenced", &["alert"]),
+    ("compare", &["prometheus", "scrape"]),
+    ("direction", &["prometheus", "scrape"]),
+    ("confidence", &["prometheus", "scrape"]),
+    ("allowed_increase", &["prometheus", "scrape"]),
+    ("allowed_decrease", &["prometheus", "scrape"]),
+    ("compare_min_samples", &["prometheus", "scrape"]),
+    // Scrape checks compare their own scrapes: no range query, no step.
+    ("step", &["prometheus"]),
 ];
 
 /// Reads a misplaced key with its natural accessor, so that it is reported once (as
@@ -630,7 +644,10 @@ pub(super) fn consume(t: &Table, key: &str) {
         "expect_status" => drop(t.statuses(key)),
         "labels" => drop(t.string_map(key)),
         "numerator" | "denominator" => drop(t.table(key)),
-        "quantile" => drop(t.number(key)),
+        "quantile" | "confidence" | "allowed_increase" | "allowed_decrease" => {
+            let _ = t.number(key);
+        }
+        "compare_min_samples" => drop(t.count(key)),
         "include_silenced" => drop(t.boolean(key)),
         _ => drop(t.string(key)),
     }
@@ -658,13 +675,13 @@ pub(super) fn threshold_rules(t: &Table, kind: &str) -> (Vec<Rule>, Option<Durat
             }
         }
     }
-    let given = ["max", "min", "max_ratio", "min_ratio"]
+    let given = ["max", "min", "max_ratio", "min_ratio", "compare"]
         .iter()
         .any(|k| t.has(k));
     if !given {
         t.error(
             "max",
-            format!("a {kind} check needs a rule: set max, min, max_ratio or min_ratio"),
+            format!("a {kind} check needs a rule: set max, min, max_ratio, min_ratio or compare"),
         );
     }
     if let (Some(Rule::Min(lo)), Some(Rule::Max(hi))) = (
@@ -679,12 +696,13 @@ pub(super) fn threshold_rules(t: &Table, kind: &str) -> (Vec<Rule>, Option<Durat
         }
     }
     let mut baseline_window = t.duration("baseline_window");
-    if rules.iter().any(Rule::needs_baseline) {
+    // `compare` takes its pre-deployment samples from the same window.
+    if rules.iter().any(Rule::needs_baseline) || t.has("compare") {
         baseline_window.get_or_insert(Duration::from_secs(600));
     } else if baseline_window.is_some() {
         t.error(
             "baseline_window",
-            "has no effect without max_ratio or min_ratio",
+            "has no effect without max_ratio, min_ratio or compare",
         );
     }
     (rules, baseline_window)

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::lifecycle::{CheckResult, RoundResult, Unmeasured};
+use super::lifecycle::{CheckResult, CompareSamples, RoundResult, Unmeasured};
 use super::watch::WatchActor;
 use crate::checks;
 use crate::config::{Probe, TrafficSource};
@@ -35,7 +35,38 @@ impl WatchActor {
                     .iter()
                     .find(|t| t.name == c.name)
                     .is_none_or(|t| t.baseline.is_none());
+            let track = obs.tracker.checks.iter().find(|t| t.name == c.name);
+            let need_pre = track.is_none_or(|t| t.pre.is_none());
+            // Post samples start when judging does, and after the query's look-back has left
+            // the deployment behind: a point that mixes both releases is in neither set.
+            let lookback = match &c.probe {
+                Probe::Prometheus { lookback, .. } => *lookback,
+                _ => std::time::Duration::ZERO,
+            };
+            let post_from = obs
+                .judging_from
+                .max(since + chrono::Duration::from_std(lookback).unwrap_or_default());
             async move {
+                let compare = match c.compare {
+                    Some(cmp) => {
+                        let fetch = |side| async move {
+                            checks::compare_samples(http, &c.probe, cmp.step, collector, side)
+                                .await
+                                .map_err(|e| e.to_string())
+                        };
+                        let pre = async {
+                            if need_pre {
+                                Some(fetch(checks::CompareSide::Pre { until: baseline_until }).await)
+                            } else {
+                                None
+                            }
+                        };
+                        let post = fetch(checks::CompareSide::Post { since, from: post_from });
+                        let (pre, post) = futures_util::join!(pre, post);
+                        Some(CompareSamples { pre, post })
+                    }
+                    None => None,
+                };
                 let baseline = if need {
                     Some(
                         checks::baseline(http, &c.probe, baseline_until, collector)
@@ -86,6 +117,7 @@ impl WatchActor {
                     reading,
                     late: lateness(lag, elapsed, probe_timeout(&c.probe), self.cfg.interval),
                     traffic,
+                    compare,
                 }
             }
         }))

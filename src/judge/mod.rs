@@ -8,8 +8,10 @@
 
 pub mod alerts;
 pub mod baseline;
+pub mod compare;
 pub mod lookback;
 pub mod observation;
+pub mod stats;
 
 use std::fmt;
 

@@ -67,6 +67,14 @@ pub struct CheckTrack {
     pub samples: VecDeque<Sample>,
     /// Set when this check condemned the release or made it inconclusive: which limit was hit.
     pub limit_hit: Option<String>,
+    /// `compare` checks: the pre-deployment samples, fetched once per observation. Not
+    /// serialised (the comparison keeps a bounded copy as evidence): after a restart they are
+    /// fetched again.
+    #[serde(skip)]
+    pub pre: Option<Vec<f64>>,
+    /// `compare` checks: the newest comparison of the post-deployment samples with the pre.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<super::compare::Comparison>,
 }
 
 /// What the observation should do next.
@@ -115,6 +123,8 @@ impl Tracker {
                 min_failure_for_ms: 0,
                 samples: VecDeque::new(),
                 limit_hit: None,
+                pre: None,
+                comparison: None,
             })
             .collect();
         Tracker {

@@ -516,6 +516,7 @@ impl Sim {
                     reading,
                     late: late.then_some(Duration::from_secs(2)),
                     traffic: None,
+                    compare: None,
                 },
                 CheckResult {
                     name: "errors".into(),
@@ -523,6 +524,7 @@ impl Sim {
                     reading: Ok(Reading::Value(0.0)),
                     late: None,
                     traffic: None,
+                    compare: None,
                 },
             ],
         })

@@ -44,6 +44,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         min_failure_for_ms: 0,
         samples,
         limit_hit: Some("3 consecutive failures reached failure_limit 3".into()),
+        pre: None,
+        comparison: None,
     };
     let latency = CheckTrack {
         name: "latency".into(),
@@ -81,6 +83,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         ]
         .into(),
         limit_hit: None,
+        pre: None,
+        comparison: None,
     };
     let evidence = Evidence {
         schema: SCHEMA,

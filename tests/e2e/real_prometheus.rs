@@ -2,7 +2,8 @@
 //! the app exposes gauges, Prometheus scrapes them, backstop queries Prometheus. A
 //! baseline-ratio breach rolls the release back through the fake Octopus; Prometheus going
 //! away makes a good release inconclusive, never rolled back; a stopped exporter's series goes
-//! stale and reads as no data, never as its last value.
+//! stale and reads as no data, never as its last value. `compare = "mann-whitney"` alone
+//! condemns a noisy latency that rose 50% after the deployment, and verifies one that did not.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -313,4 +314,128 @@ async fn stoppable_metrics_app() -> (String, Arc<Mutex<f64>>, Arc<tokio::sync::N
             .await
     });
     (addr, value, stop)
+}
+
+/// Like [`metrics_app`], with ±10% uniform noise on every scrape around the settable level.
+async fn noisy_metrics_app() -> (String, Arc<Mutex<f64>>) {
+    let level = Arc::new(Mutex::new(0.1_f64));
+    let l = level.clone();
+    let router = Router::new().route(
+        "/metrics",
+        get(move || {
+            let v = *l.lock().unwrap() * (0.9 + 0.2 * fastrand::f64());
+            async move { format!("# TYPE app_latency_seconds gauge\napp_latency_seconds {v}\n") }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (addr, level)
+}
+
+/// A watch whose only rule is `compare`, over 10s of pre-deployment history.
+fn compare_watch(prom_url: &str) -> String {
+    format!(
+        r#"
+[[watch]]
+name = "shop"
+deployer = "octo"
+project = "Projects-1"
+environment = "Environments-1"
+warmup = "0s"
+window = "15s"
+interval = "250ms"
+
+[[watch.check]]
+name = "latency"
+kind = "prometheus"
+url = "{prom_url}"
+query = "max(app_latency_seconds)"
+compare = "mann-whitney"
+baseline_window = "10s"
+step = "250ms"
+timeout = "200ms"
+failure_limit = 3
+"#
+    )
+}
+
+/// A noisy app under a real Prometheus, once Prometheus holds the 10s of history the
+/// comparison's pre-deployment window needs.
+async fn compared_app(dir: &std::path::Path) -> (Prometheus, String, Arc<Mutex<f64>>) {
+    let (app, level) = noisy_metrics_app().await;
+    let (prom, prom_url) = prometheus_for(&app, dir).await;
+    let c = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + T;
+    while query(&c, &prom_url, "count_over_time(app_latency_seconds[10s])")
+        .await
+        .unwrap_or(0.0)
+        < 45.0
+    {
+        assert!(std::time::Instant::now() < deadline, "no 10s of history");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (prom, prom_url, level)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_condemns_a_fifty_percent_latency_rise_seen_through_a_real_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_prom, prom_url, level) = compared_app(dir.path()).await;
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &compare_watch(&prom_url)));
+    let d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    *level.lock().unwrap() = 0.15;
+    let w = d
+        .wait_watch("shop", "condemned verdict", T, |w| {
+            w["last_verdict"]["verdict"] == "condemned"
+        })
+        .await;
+    let check = &w["last_verdict"]["checks"][0];
+    let cmp = &check["comparison"];
+    assert_eq!(cmp["failed"], true, "{check:#}");
+    assert!(cmp["p_value"].as_f64().unwrap() < 0.02, "{cmp:#}");
+    assert!(
+        cmp["n_pre"].as_u64().unwrap() >= 30,
+        "10s at 250ms: {cmp:#}"
+    );
+    let ratio = cmp["mean_ratio"].as_f64().unwrap();
+    assert!((1.3..1.7).contains(&ratio), "mean ×{ratio}");
+    assert!(cmp["shift"].as_f64().unwrap() > 0.02, "{cmp:#}");
+    assert!(
+        check["limit_hit"]
+            .as_str()
+            .unwrap()
+            .contains("mann-whitney: post > pre"),
+        "{check:#}"
+    );
+    let created = octo.wait_for_created(1, T).await;
+    assert_eq!(created[0]["ReleaseId"], r1.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_verifies_an_unchanged_noisy_latency_under_a_real_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_prom, prom_url, _level) = compared_app(dir.path()).await;
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &compare_watch(&prom_url)));
+    let d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r2).await, 202);
+    let w = d
+        .wait_watch("shop", "verified", T, |w| {
+            w["last_verdict"]["verdict"] == "verified"
+        })
+        .await;
+    let check = &w["last_verdict"]["checks"][0];
+    assert_eq!(check["failures"], 0, "{check:#}");
+    assert_eq!(check["comparison"]["failed"], false, "{check:#}");
+    assert!(check["comparison"]["n_post"].as_u64().unwrap() >= 10);
+    assert_eq!(octo.post_attempts(), 0);
 }

@@ -318,13 +318,26 @@ pub fn baseline(
     mode: &ScrapeMode,
     rate_window: Duration,
 ) -> Result<f64, ScrapeError> {
-    let values: Vec<f64> = points
+    let values = values(points, from, to, mode, rate_window);
+    crate::judge::baseline::mean(&values).ok_or(ScrapeError::NoBaseline)
+}
+
+/// The values at each successful scrape in `[from, to]`, oldest first, each computed from the
+/// points up to it (a rate reaches back `rate_window` into `points`, so pass only the points a
+/// value may use); values that cannot be computed are left out. `compare`'s sample sets.
+pub fn values(
+    points: &[Point],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    mode: &ScrapeMode,
+    rate_window: Duration,
+) -> Vec<f64> {
+    points
         .iter()
         .enumerate()
         .filter(|(_, p)| p.at >= from && p.at <= to && p.measures.is_ok())
         .filter_map(|(i, _)| value(&points[..=i], mode, rate_window).ok())
-        .collect();
-    crate::judge::baseline::mean(&values).ok_or(ScrapeError::NoBaseline)
+        .collect()
 }
 
 /// PromQL for what a scrape check computes, for evidence and logs (paste it into Prometheus

@@ -309,6 +309,37 @@ impl Collector {
         )
     }
 
+    /// `compare`: the values at each scrape in `baseline_window` before `until`, oldest first.
+    /// None at all is an error (backstop was not scraping before the deployment).
+    pub fn compare_pre(&self, until: DateTime<Utc>) -> Result<Vec<f64>, ProbeError> {
+        let p = &self.probe;
+        let window = p.baseline_window.unwrap_or_default();
+        let from = until - chrono::Duration::from_std(window).unwrap_or_default();
+        let mut h = self.lock();
+        let values = maths::values(h.points(), from, until, &p.mode, p.rate_window);
+        if values.is_empty() {
+            return Err(ProbeError::Scrape(ScrapeError::NoBaseline));
+        }
+        Ok(values)
+    }
+
+    /// `compare`: the values at each scrape from `from` to now, oldest first, computed from
+    /// the scrapes since `since` (the deployment) only, as the value judged is: a rate never
+    /// mixes the previous release's counters into the new one's.
+    pub fn compare_post(&self, since: DateTime<Utc>, from: DateTime<Utc>) -> Vec<f64> {
+        let p = &self.probe;
+        let mut h = self.lock();
+        let points = h.points();
+        let first = points.partition_point(|pt| pt.at < since);
+        maths::values(
+            &points[first..],
+            from,
+            DateTime::<Utc>::MAX_UTC,
+            &p.mode,
+            p.rate_window,
+        )
+    }
+
     /// The mean value over `baseline_window` before `deployed_at`; `Ok(None)` without one.
     pub fn baseline(&self, deployed_at: DateTime<Utc>) -> Result<Option<f64>, ProbeError> {
         let p = &self.probe;

@@ -19,6 +19,7 @@
 //! verdicts), `decide` (what to do about a condemned release), `deploy` (intent outcomes and
 //! commands), `failed` (deployments that themselves failed: `on_deploy_failure`).
 
+mod compare;
 mod decide;
 mod deploy;
 mod failed;
@@ -71,6 +72,19 @@ pub struct CheckResult {
     /// The request rate from the check's `min_traffic` (a prometheus query, or a scrape
     /// check's counter), when it has one.
     pub traffic: Option<Result<f64, String>>,
+    /// The sample sets of a `compare` check, fetched this round.
+    pub compare: Option<CompareSamples>,
+}
+
+/// A `compare` check's samples, as the shell fetched them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompareSamples {
+    /// The pre-deployment samples (oldest first) when fetched this round: once per
+    /// observation, kept in the check's track from then on; or why not.
+    pub pre: Option<Result<Vec<f64>, String>>,
+    /// Every post-deployment sample so far (oldest first): the whole set is re-judged each
+    /// round; or why not.
+    pub post: Result<Vec<f64>, String>,
 }
 
 /// Why a check could not be measured.

@@ -84,6 +84,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
                 reading: Ok(Reading::Status(health)),
                 late: None,
                 traffic: None,
+                compare: None,
             },
             CheckResult {
                 name: "errors".into(),
@@ -91,6 +92,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
                 reading: Ok(Reading::Value(0.0)),
                 late: None,
                 traffic: None,
+                compare: None,
             },
         ],
     })
@@ -575,6 +577,7 @@ fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
             }),
             late: late.map(std::time::Duration::from_millis),
             traffic: None,
+            compare: None,
         }],
     })
 }
@@ -671,6 +674,7 @@ fn errors_round(at: i64, value: f64) -> Event {
             reading: Ok(Reading::Value(value)),
             late: None,
             traffic: None,
+            compare: None,
         }],
     })
 }
@@ -803,6 +807,7 @@ fn no_data_follows_the_checks_policy() {
                 }),
                 late: None,
                 traffic: None,
+                compare: None,
             }],
         })
     };
@@ -843,6 +848,7 @@ fn below_min_traffic_a_sample_is_no_data_and_the_release_is_never_verified() {
                 reading: Ok(Reading::Value(value)),
                 late: None,
                 traffic: Some(rate),
+                compare: None,
             }],
         })
     };
@@ -914,3 +920,6 @@ fn a_blip_shorter_than_min_failure_for_never_condemns() {
 
 #[path = "failed_tests.rs"]
 mod failed;
+
+#[path = "compare_tests.rs"]
+mod compare;
