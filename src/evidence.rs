@@ -63,13 +63,14 @@ pub struct VerdictFacts {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckEvidence {
-    /// `http`, `prometheus`, `scrape` or `alert`.
+    /// `http`, `prometheus`, `scrape`, `alert` or `slo`.
     pub kind: String,
-    /// The probed URL (http), the Prometheus server (prometheus), the /metrics URL (scrape)
-    /// or the alert server (alert).
+    /// The probed URL (http), the Prometheus server (prometheus, slo), the /metrics URL
+    /// (scrape) or the alert server (alert).
     pub url: String,
     /// What is asked: the query (prometheus), what is computed (scrape), the source and label
-    /// matchers (alert).
+    /// matchers (alert), the objective and the good and total queries (slo; each sample's
+    /// note gives both windows' burn rates).
     pub query: Option<String>,
     #[serde(flatten)]
     pub track: CheckTrack,
@@ -253,7 +254,7 @@ impl Evidence {
                 c.query
                     .as_deref()
                     .map(|q| match c.kind.as_str() {
-                        "alert" => format!(": {q}"),
+                        "alert" | "slo" => format!(": {q}"),
                         _ => format!(" query {q}"),
                     })
                     .unwrap_or_default(),

@@ -257,6 +257,7 @@ impl Metrics {
                     Rule::Min(v) => ("min", *v),
                     Rule::MaxRatio(v) => ("max_ratio", *v),
                     Rule::MinRatio(v) => ("min_ratio", *v),
+                    Rule::BurnRate(v) => ("burn_rate", *v),
                     Rule::ExpectStatus(_) | Rule::NoNewAlert => continue,
                 };
                 m.check_threshold

@@ -4,12 +4,14 @@
 //! except when the application itself did not answer an http or scrape probe
 //! ([`ProbeError::app_down`]): a release that is down is broken, a failure. One variant per check kind, dispatched with `match`. Scrape
 //! checks do their I/O in a [`scrape::Collector`] task; sampling them reads its history.
-//! Alert checks ([`alert`]) read a Prometheus's or an Alertmanager's alerts.
+//! Alert checks ([`alert`]) read a Prometheus's or an Alertmanager's alerts; slo checks
+//! ([`slo`]) a Prometheus's good and total counts over two windows.
 
 pub mod alert;
 mod http;
 pub mod prometheus;
 pub mod scrape;
+pub mod slo;
 
 use std::time::Duration;
 
@@ -111,6 +113,7 @@ pub async fn sample(
             .sample(Utc::now(), since)
             .map(Reading::Value),
         Probe::Alert(a) => alert::sample(client, a, since).await,
+        Probe::Slo(s) => slo::sample(client, s, since, Utc::now()).await,
     }
 }
 
@@ -122,7 +125,7 @@ pub async fn baseline(
     collector: Option<&scrape::Collector>,
 ) -> Result<Option<f64>, ProbeError> {
     match probe {
-        Probe::Http { .. } | Probe::Alert(_) => Ok(None),
+        Probe::Http { .. } | Probe::Alert(_) | Probe::Slo(_) => Ok(None),
         Probe::Prometheus {
             baseline_window: None,
             ..
@@ -163,7 +166,7 @@ pub async fn compare_samples(
     };
     match (probe, side) {
         // No compare on these (config refuses it).
-        (Probe::Http { .. } | Probe::Alert(_), _) => Ok(Vec::new()),
+        (Probe::Http { .. } | Probe::Alert(_) | Probe::Slo(_), _) => Ok(Vec::new()),
         (
             Probe::Prometheus {
                 url,

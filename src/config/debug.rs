@@ -133,7 +133,21 @@ impl fmt::Debug for Probe {
                 .finish(),
             Probe::Scrape(probe) => f.debug_tuple("Scrape").field(probe).finish(),
             Probe::Alert(probe) => f.debug_tuple("Alert").field(probe).finish(),
+            Probe::Slo(probe) => f.debug_tuple("Slo").field(probe).finish(),
         }
+    }
+}
+
+impl fmt::Debug for super::SloProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SloProbe")
+            .field("url", &redact_url(&self.url))
+            .field("objective", &self.objective)
+            .field("good", &self.good)
+            .field("total", &self.total)
+            .field("long_window", &self.long_window)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 

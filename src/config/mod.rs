@@ -14,6 +14,7 @@ mod fields;
 mod load;
 mod scrape;
 mod sinks;
+pub(crate) mod slo;
 mod traffic;
 mod validate;
 
@@ -473,6 +474,32 @@ pub enum Probe {
     /// `kind = "alert"`: the alerts a Prometheus or an Alertmanager reports; a matching alert
     /// firing since after the deployment fails the sample.
     Alert(AlertProbe),
+    /// `kind = "slo"`: the error-budget burn rate of `good` over `total` events, from a
+    /// Prometheus, over two windows scaled to the observation.
+    Slo(SloProbe),
+}
+
+/// The settings of a `kind = "slo"` check. The allowed burn rate is its rule,
+/// [`crate::judge::Rule::BurnRate`].
+#[derive(Clone, PartialEq)]
+pub struct SloProbe {
+    /// `url`: the Prometheus base URL.
+    pub url: String,
+    /// `objective` (required, between 0 and 1 exclusive, e.g. 0.999): the share of events that
+    /// must be good; the error budget is `1 - objective`.
+    pub objective: f64,
+    /// `good`: PromQL for the number of good events over `$window`, e.g.
+    /// `sum(increase(http_requests_total{code!~"5.."}[$window]))`. backstop substitutes each
+    /// window (`[240s]`), so the user keeps full PromQL (sums, `or vector(0)`, differences)
+    /// and backstop keeps control of how far back the query reads.
+    pub good: String,
+    /// `total`: PromQL for the number of all events over `$window`.
+    pub total: String,
+    /// `long_window` (default 1h, the SRE workbook's): the cap of the long window; below it
+    /// the long window is the time since the deployment, the short one a twelfth of it.
+    pub long_window: Duration,
+    /// `timeout`: per-request timeout, shorter than the interval.
+    pub timeout: Duration,
 }
 
 /// The settings of a `kind = "alert"` check.

@@ -785,3 +785,6 @@ fn deploy_failure_policies_and_the_hook_parse_and_their_mistakes_are_named() {
 
 #[path = "alert_tests.rs"]
 mod alert;
+
+#[path = "slo_tests.rs"]
+mod slo;

@@ -531,11 +531,12 @@ fn check(
         }
         Some("scrape") => super::scrape::scrape(t, url, timeout, interval),
         Some("alert") => super::alert::alert(t, url, timeout),
+        Some("slo") => super::slo::slo(t, url, timeout),
         Some(other) => {
             t.error(
                 "kind",
                 format!(
-                    "unknown check kind {other:?}; expected \"http\", \"prometheus\", \"scrape\" or \"alert\""
+                    "unknown check kind {other:?}; expected \"http\", \"prometheus\", \"scrape\", \"alert\" or \"slo\""
                 ),
             );
             (None, Vec::new())
@@ -604,11 +605,11 @@ fn check(
 }
 
 /// The check kinds.
-const KINDS: [&str; 4] = ["http", "prometheus", "scrape", "alert"];
+const KINDS: [&str; 5] = ["http", "prometheus", "scrape", "alert", "slo"];
 
 /// The kinds that accept each kind-specific key, so a key given to another kind is named as
 /// misplaced rather than unknown.
-const KIND_KEYS: [(&str, &[&str]); 24] = [
+const KIND_KEYS: [(&str, &[&str]); 29] = [
     ("expect_status", &["http"]),
     // Prometheus is telemetry: its being unreachable is always an error, never a failure.
     ("unreachable", &["http", "scrape"]),
@@ -627,6 +628,11 @@ const KIND_KEYS: [(&str, &[&str]); 24] = [
     ("quantile", &["scrape"]),
     ("source", &["alert"]),
     ("include_silenced", &["alert"]),
+    ("objective", &["slo"]),
+    ("good", &["slo"]),
+    ("total", &["slo"]),
+    ("burn_rate", &["slo"]),
+    ("long_window", &["slo"]),
     ("compare", &["prometheus", "scrape"]),
     ("direction", &["prometheus", "scrape"]),
     ("confidence", &["prometheus", "scrape"]),
@@ -644,7 +650,8 @@ pub(super) fn consume(t: &Table, key: &str) {
         "expect_status" => drop(t.statuses(key)),
         "labels" => drop(t.string_map(key)),
         "numerator" | "denominator" => drop(t.table(key)),
-        "quantile" | "confidence" | "allowed_increase" | "allowed_decrease" => {
+        "quantile" | "confidence" | "allowed_increase" | "allowed_decrease" | "objective"
+        | "burn_rate" => {
             let _ = t.number(key);
         }
         "compare_min_samples" => drop(t.count(key)),
@@ -714,5 +721,6 @@ fn probe_timeout(p: &Probe) -> Duration {
         Probe::Http { timeout, .. } | Probe::Prometheus { timeout, .. } => *timeout,
         Probe::Scrape(s) => s.timeout,
         Probe::Alert(a) => a.timeout,
+        Probe::Slo(s) => s.timeout,
     }
 }

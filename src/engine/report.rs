@@ -58,6 +58,17 @@ impl WatchActor {
                         });
                         ("alert", redact_url(&a.url), Some(alert_description(a)))
                     }
+                    Probe::Slo(s) => (
+                        "slo",
+                        redact_url(&s.url),
+                        Some(format!(
+                            "objective {}%, good {} / total {}, long window up to {}",
+                            crate::judge::num(s.objective * 100.0),
+                            s.good,
+                            s.total,
+                            humantime::format_duration(s.long_window)
+                        )),
+                    ),
                 };
                 Some(CheckEvidence {
                     kind: kind.into(),

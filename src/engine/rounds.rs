@@ -135,6 +135,7 @@ fn probe_timeout(p: &Probe) -> std::time::Duration {
         Probe::Http { timeout, .. } | Probe::Prometheus { timeout, .. } => *timeout,
         Probe::Scrape(s) => s.timeout,
         Probe::Alert(a) => a.timeout,
+        Probe::Slo(s) => s.timeout,
     }
 }
 

@@ -2,12 +2,14 @@
 //!
 //! - [`Rule`] and [`judge_sample`]: one reading against a check's thresholds and baseline.
 //! - [`baseline`]: the pre-deployment reference value.
+//! - [`burn`]: error-budget burn rates over two windows (`kind = "slo"`).
 //! - [`alerts`]: which alerts a server reports speak against the release (`kind = "alert"`).
 //! - [`observation`]: the per-release state machine that turns a stream of sample outcomes into
 //!   a verdict (condemned, inconclusive, verified) with its evidence.
 
 pub mod alerts;
 pub mod baseline;
+pub mod burn;
 pub mod compare;
 pub mod lookback;
 pub mod observation;
@@ -34,6 +36,9 @@ pub enum Rule {
     /// `kind = "alert"`: no matching alert may be firing that became active after the
     /// deployment. Implied by the kind; it has no key of its own.
     NoNewAlert,
+    /// `burn_rate` (`kind = "slo"`): the error budget must not burn this many times faster
+    /// than the objective allows over both the long and the short window.
+    BurnRate(f64),
 }
 
 impl Rule {
@@ -52,6 +57,9 @@ impl fmt::Display for Rule {
             Rule::MaxRatio(r) => write!(f, "value <= {r} x baseline"),
             Rule::MinRatio(r) => write!(f, "value >= {r} x baseline"),
             Rule::NoNewAlert => write!(f, "no matching alert firing since after the deployment"),
+            Rule::BurnRate(max) => {
+                write!(f, "error-budget burn < {}x over both windows", num(*max))
+            }
         }
     }
 }
@@ -66,6 +74,8 @@ pub enum Reading {
     Value(f64),
     /// The alerts matching an alert check, classified against the deployment.
     Alerts(alerts::AlertReading),
+    /// The good and total counts of an slo check over its two windows.
+    Slo(burn::BurnReading),
 }
 
 impl Reading {
@@ -76,6 +86,7 @@ impl Reading {
             Reading::Status(s) => f64::from(*s),
             Reading::Value(v) => *v,
             Reading::Alerts(a) => a.new as f64,
+            Reading::Slo(b) => b.value(),
         }
     }
 
@@ -84,6 +95,7 @@ impl Reading {
     pub fn note(&self) -> Option<String> {
         match self {
             Reading::Alerts(a) => a.note(),
+            Reading::Slo(b) => Some(b.note()),
             Reading::Status(_) | Reading::Value(_) => None,
         }
     }
@@ -92,7 +104,7 @@ impl Reading {
     pub fn alerts(&self) -> Vec<alerts::SeenAlert> {
         match self {
             Reading::Alerts(a) => a.alerts.clone(),
-            Reading::Status(_) | Reading::Value(_) => Vec::new(),
+            Reading::Status(_) | Reading::Value(_) | Reading::Slo(_) => Vec::new(),
         }
     }
 }
@@ -152,9 +164,11 @@ const MIN_BASELINE: f64 = 1e-12;
 /// fails the sample even when the baseline for a ratio rule is missing. A ratio rule with no
 /// baseline, or a baseline of zero, cannot say anything and yields an error (so a service that
 /// had no traffic before the deployment is not condemned for having some afterwards; pair
-/// ratio rules with an absolute `max` to catch that case).
+/// ratio rules with an absolute `max` to catch that case). A rule that measured nothing to
+/// judge (an slo check without traffic) makes the sample no data, unless another broke.
 pub fn judge_sample(rules: &[Rule], reading: &Reading, baseline: Option<f64>) -> Outcome {
     let mut undecidable = None;
+    let mut nothing = None;
     for rule in rules {
         match check_rule(rule, reading, baseline) {
             Ok(()) => {}
@@ -162,17 +176,22 @@ pub fn judge_sample(rules: &[Rule], reading: &Reading, baseline: Option<f64>) ->
             Err(RuleResult::Undecidable(reason)) => {
                 undecidable.get_or_insert(reason);
             }
+            Err(RuleResult::NothingToJudge(reason)) => {
+                nothing.get_or_insert(reason);
+            }
         }
     }
-    match undecidable {
-        Some(reason) => Outcome::Error { reason },
-        None => Outcome::Pass,
+    match (undecidable, nothing) {
+        (Some(reason), _) => Outcome::Error { reason },
+        (None, Some(reason)) => Outcome::NoData { reason },
+        (None, None) => Outcome::Pass,
     }
 }
 
 enum RuleResult {
     Broken(String),
     Undecidable(String),
+    NothingToJudge(String),
 }
 
 fn check_rule(rule: &Rule, reading: &Reading, baseline: Option<f64>) -> Result<(), RuleResult> {
@@ -188,6 +207,19 @@ fn check_rule(rule: &Rule, reading: &Reading, baseline: Option<f64>) -> Result<(
             return Err(Undecidable("an alert rule needs an alert reading".into()))
         }
         (_, Reading::Alerts(_)) => return Err(Undecidable(format!("{rule} cannot judge alerts"))),
+        (Rule::BurnRate(max), Reading::Slo(b)) => {
+            return match burn::judge(*max, b) {
+                burn::BurnVerdict::Within => Ok(()),
+                burn::BurnVerdict::TooFast(text) => Err(Broken(text)),
+                burn::BurnVerdict::NoTraffic(reason) => Err(RuleResult::NothingToJudge(reason)),
+            };
+        }
+        (Rule::BurnRate(_), _) => {
+            return Err(Undecidable("a burn-rate rule needs an slo reading".into()))
+        }
+        (_, Reading::Slo(_)) => {
+            return Err(Undecidable(format!("{rule} cannot judge an slo reading")))
+        }
         (Rule::ExpectStatus(codes), &Reading::Status(code)) => {
             return if codes.contains(&code) {
                 Ok(())
@@ -214,7 +246,7 @@ fn check_rule(rule: &Rule, reading: &Reading, baseline: Option<f64>) -> Result<(
         Some(b) => Ok((b, ratio * b)),
     };
     match *rule {
-        Rule::ExpectStatus(_) | Rule::NoNewAlert => Ok(()),
+        Rule::ExpectStatus(_) | Rule::NoNewAlert | Rule::BurnRate(_) => Ok(()),
         Rule::Max(max) if value > max => {
             Err(Broken(format!("value {} > max {}", num(value), num(max))))
         }
@@ -364,6 +396,49 @@ mod tests {
         ));
         assert!(matches!(
             judge_sample(&[Rule::Max(0.0)], &new, None),
+            Outcome::Error { .. }
+        ));
+    }
+
+    #[test]
+    fn the_burn_rate_rule_fails_passes_and_has_no_data() {
+        use burn::{BurnReading, WindowCounts};
+        let slo = |long_good: f64, short_good: f64, total: f64| {
+            Reading::Slo(BurnReading {
+                objective: 0.999,
+                long: WindowCounts {
+                    window_secs: 240,
+                    good: long_good,
+                    total,
+                },
+                short: WindowCounts {
+                    window_secs: 20,
+                    good: short_good,
+                    total,
+                },
+            })
+        };
+        let r = [Rule::BurnRate(14.4)];
+        let o = judge_sample(&r, &slo(950.0, 950.0, 1000.0), None);
+        assert!(fails(&o), "{o:?}");
+        assert!(format!("{o:?}").contains("burning the error budget 50x too fast"));
+        assert_eq!(
+            judge_sample(&r, &slo(999.0, 999.0, 1000.0), None),
+            Outcome::Pass
+        );
+        assert_eq!(
+            judge_sample(&r, &slo(0.0, 0.0, 0.0), None),
+            Outcome::NoData {
+                reason: "no traffic over 4m".into()
+            }
+        );
+        // Mismatched rules and readings cannot judge: errors, never failures.
+        assert!(matches!(
+            judge_sample(&r, &Reading::Value(1.0), None),
+            Outcome::Error { .. }
+        ));
+        assert!(matches!(
+            judge_sample(&[Rule::Max(0.0)], &slo(0.0, 0.0, 10.0), None),
             Outcome::Error { .. }
         ));
     }

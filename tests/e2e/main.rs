@@ -21,6 +21,7 @@ mod policies;
 mod readiness;
 mod real_alerts;
 mod real_prometheus;
+mod real_slo;
 mod redaction;
 mod restart;
 mod scenario;
