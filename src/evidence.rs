@@ -267,6 +267,10 @@ impl Evidence {
                     .map(|b| format!("; baseline {}", crate::judge::num(b)))
                     .unwrap_or_default(),
             ));
+            if let Some(b) = t.control_baseline {
+                // Each sample the control judged says the control's value beside this.
+                out.push_str(&format!("    control baseline {}\n", crate::judge::num(b)));
+            }
             if let Some(hit) = &t.limit_hit {
                 out.push_str(&format!("    LIMIT HIT: {hit}\n"));
             }

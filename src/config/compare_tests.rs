@@ -153,7 +153,7 @@ fn mistakes_are_named_by_key() {
         ),
         (
             "baseline_window = \"5m\"\nmax = 1",
-            "check[0].baseline_window: has no effect without max_ratio, min_ratio or compare",
+            "check[0].baseline_window: has no effect without max_ratio, min_ratio, compare or control_query",
         ),
     ] {
         let e = errors(&format!("{PROM}{keys}"));

@@ -8,6 +8,7 @@
 
 mod alert;
 mod compare;
+pub mod control;
 mod debug;
 mod deployers;
 mod fields;
@@ -395,6 +396,30 @@ pub struct CheckConfig {
     /// samples against the pre-deployment ones as distributions, every round. Counts as a
     /// rule: a check may have only this, or this and thresholds.
     pub compare: Option<CompareConfig>,
+    /// `control_query` (prometheus and scrape checks): the same signal for something this
+    /// deployment did not touch (the other region, a dependency, the whole fleet). A failed
+    /// sample is no data when the control moved the same way in the same round ("the world,
+    /// not us"); a control that cannot be read excuses nothing.
+    pub control: Option<ControlConfig>,
+}
+
+/// `control_query` and its keys, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlConfig {
+    /// `control_query`: PromQL returning one value, queried beside every sample.
+    pub query: String,
+    /// `control_url`: the Prometheus answering it (default: a prometheus check's own `url`;
+    /// required on scrape checks, which have no Prometheus).
+    pub url: String,
+    /// `control_tolerance` (default 0.5, in [0, 1)): how much less than the check the control
+    /// may have moved and still excuse it, on a log scale: with 0.5, a check up 4x is excused
+    /// by a control up at least 2x (4^0.5); a check down to 0.25x by a control down to 0.5x.
+    pub tolerance: f64,
+    /// The check's `baseline_window` (default 10m with a control): the control's baseline is
+    /// its mean over this window before the deployment, like the check's.
+    pub baseline_window: Duration,
+    /// The check's `timeout`, for the control's queries.
+    pub timeout: Duration,
 }
 
 /// `compare` and its keys, validated.
@@ -677,11 +702,12 @@ impl Config {
 }
 
 impl WatchConfig {
-    /// Whether any check compares against the pre-deployment baseline.
+    /// Whether any check compares against the pre-deployment baseline (a ratio rule, or a
+    /// control, which compares the check's move from it).
     pub fn needs_baseline(&self) -> bool {
         self.checks
             .iter()
-            .any(|c| c.rules.iter().any(|r| r.needs_baseline()))
+            .any(|c| c.control.is_some() || c.rules.iter().any(|r| r.needs_baseline()))
     }
 }
 

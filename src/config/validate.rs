@@ -590,6 +590,12 @@ fn check(
         Some("scrape") => super::compare::compare(t, interval, false),
         _ => None,
     };
+    let control = match kind.as_deref() {
+        Some(k @ ("prometheus" | "scrape")) => {
+            super::control::control(t, k == "scrape", probe.as_ref())
+        }
+        _ => None,
+    };
     Some(CheckConfig {
         name: name?,
         failure_limit,
@@ -601,6 +607,7 @@ fn check(
         min_traffic,
         min_failure_for,
         compare,
+        control,
     })
 }
 
@@ -609,7 +616,7 @@ const KINDS: [&str; 5] = ["http", "prometheus", "scrape", "alert", "slo"];
 
 /// The kinds that accept each kind-specific key, so a key given to another kind is named as
 /// misplaced rather than unknown.
-const KIND_KEYS: [(&str, &[&str]); 29] = [
+const KIND_KEYS: [(&str, &[&str]); 32] = [
     ("expect_status", &["http"]),
     // Prometheus is telemetry: its being unreachable is always an error, never a failure.
     ("unreachable", &["http", "scrape"]),
@@ -641,6 +648,10 @@ const KIND_KEYS: [(&str, &[&str]); 29] = [
     ("compare_min_samples", &["prometheus", "scrape"]),
     // Scrape checks compare their own scrapes: no range query, no step.
     ("step", &["prometheus"]),
+    // A control is compared with a value: http and alert checks have none.
+    ("control_query", &["prometheus", "scrape"]),
+    ("control_url", &["prometheus", "scrape"]),
+    ("control_tolerance", &["prometheus", "scrape"]),
 ];
 
 /// Reads a misplaced key with its natural accessor, so that it is reported once (as
@@ -651,7 +662,7 @@ pub(super) fn consume(t: &Table, key: &str) {
         "labels" => drop(t.string_map(key)),
         "numerator" | "denominator" => drop(t.table(key)),
         "quantile" | "confidence" | "allowed_increase" | "allowed_decrease" | "objective"
-        | "burn_rate" => {
+        | "burn_rate" | "control_tolerance" => {
             let _ = t.number(key);
         }
         "compare_min_samples" => drop(t.count(key)),
@@ -703,13 +714,14 @@ pub(super) fn threshold_rules(t: &Table, kind: &str) -> (Vec<Rule>, Option<Durat
         }
     }
     let mut baseline_window = t.duration("baseline_window");
-    // `compare` takes its pre-deployment samples from the same window.
-    if rules.iter().any(Rule::needs_baseline) || t.has("compare") {
+    // `compare` takes its pre-deployment samples from the same window; a control compares
+    // the check's move from its baseline with the control's over it.
+    if rules.iter().any(Rule::needs_baseline) || t.has("compare") || t.has("control_query") {
         baseline_window.get_or_insert(Duration::from_secs(600));
     } else if baseline_window.is_some() {
         t.error(
             "baseline_window",
-            "has no effect without max_ratio, min_ratio or compare",
+            "has no effect without max_ratio, min_ratio, compare or control_query",
         );
     }
     (rules, baseline_window)

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::lifecycle::{CheckResult, CompareSamples, RoundResult, Unmeasured};
+use super::lifecycle::{CheckResult, CompareSamples, ControlReading, RoundResult, Unmeasured};
 use super::watch::WatchActor;
 use crate::checks;
-use crate::config::{Probe, TrafficSource};
+use crate::config::{ControlConfig, Probe, TrafficSource};
 
 impl WatchActor {
     pub(super) async fn round(&self, scheduled: DateTime<Utc>) -> RoundResult {
@@ -28,7 +28,8 @@ impl WatchActor {
                 .iter()
                 .find(|(n, _)| *n == c.name)
                 .and_then(|(_, col)| col.as_ref());
-            let need = c.rules.iter().any(|r| r.needs_baseline())
+            // A control compares the check's move from its baseline with the control's.
+            let need = (c.rules.iter().any(|r| r.needs_baseline()) || c.control.is_some())
                 && obs
                     .tracker
                     .checks
@@ -37,6 +38,7 @@ impl WatchActor {
                     .is_none_or(|t| t.baseline.is_none());
             let track = obs.tracker.checks.iter().find(|t| t.name == c.name);
             let need_pre = track.is_none_or(|t| t.pre.is_none());
+            let need_control_baseline = track.is_none_or(|t| t.control_baseline.is_none());
             // Post samples start when judging does, and after the query's look-back has left
             // the deployment behind: a point that mixes both releases is in neither set.
             let lookback = match &c.probe {
@@ -96,9 +98,14 @@ impl WatchActor {
                         _ => None,
                     }
                 };
-                let (reading, traffic) = futures_util::join!(
+                let control_query = async {
+                    let ctl = c.control.as_ref()?;
+                    Some(control(http, ctl, need_control_baseline.then_some(baseline_until)).await)
+                };
+                let (reading, traffic, control) = futures_util::join!(
                     checks::sample(http, &c.probe, collector, since),
-                    traffic_query
+                    traffic_query,
+                    control_query
                 );
                 let elapsed = started.elapsed();
                 // Prometheus and alert servers are telemetry: their being down is never the
@@ -118,6 +125,7 @@ impl WatchActor {
                     late: lateness(lag, elapsed, probe_timeout(&c.probe), self.cfg.interval),
                     traffic,
                     compare,
+                    control,
                 }
             }
         }))
@@ -126,6 +134,39 @@ impl WatchActor {
             scheduled,
             checks: results,
         }
+    }
+}
+
+/// A check's control: its value now (queried at the same time as the check), and its
+/// baseline when `baseline_until` is given (once per observation): the mean over the check's
+/// `baseline_window` ending there, as a ratio baseline is taken.
+async fn control(
+    http: &reqwest::Client,
+    ctl: &ControlConfig,
+    baseline_until: Option<DateTime<Utc>>,
+) -> ControlReading {
+    let now = checks::prometheus::instant(http, &ctl.url, &ctl.query, ctl.timeout);
+    let baseline = async {
+        let until = baseline_until?;
+        let values = checks::prometheus::range(
+            http,
+            &ctl.url,
+            &ctl.query,
+            until,
+            ctl.baseline_window,
+            ctl.timeout,
+        )
+        .await;
+        Some(
+            values
+                .and_then(|v| crate::judge::baseline::mean(&v).ok_or(checks::ProbeError::NoData))
+                .map_err(|e| e.to_string()),
+        )
+    };
+    let (now, baseline) = futures_util::join!(now, baseline);
+    ControlReading {
+        now: now.map_err(|e| e.to_string()),
+        baseline,
     }
 }
 

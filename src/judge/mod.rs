@@ -122,8 +122,9 @@ pub enum Outcome {
     Error { reason: String },
     /// Measured, and nothing there to judge: neither evidence for nor against the release.
     /// Today: a sample whose look-back reaches into a condemned release (after a rollback, the
-    /// bad release's data is still in the query's range). It breaks no run and counts toward
-    /// no limit.
+    /// bad release's data is still in the query's range), too little traffic (`min_traffic`),
+    /// or a failure the check's control shared ("the world, not us"). It breaks no run and
+    /// counts toward no limit.
     NoData { reason: String },
 }
 

@@ -75,6 +75,10 @@ pub struct CheckTrack {
     /// `compare` checks: the newest comparison of the post-deployment samples with the pre.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<super::compare::Comparison>,
+    /// Checks with `control_query`: the control's pre-deployment baseline, fetched once per
+    /// observation; evidence beside the check's own baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_baseline: Option<f64>,
 }
 
 /// What the observation should do next.
@@ -125,6 +129,7 @@ impl Tracker {
                 limit_hit: None,
                 pre: None,
                 comparison: None,
+                control_baseline: None,
             })
             .collect();
         Tracker {

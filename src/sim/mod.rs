@@ -517,6 +517,7 @@ impl Sim {
                     late: late.then_some(Duration::from_secs(2)),
                     traffic: None,
                     compare: None,
+                    control: None,
                 },
                 CheckResult {
                     name: "errors".into(),
@@ -525,6 +526,7 @@ impl Sim {
                     late: None,
                     traffic: None,
                     compare: None,
+                    control: None,
                 },
             ],
         })

@@ -46,6 +46,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         limit_hit: Some("3 consecutive failures reached failure_limit 3".into()),
         pre: None,
         comparison: None,
+        control_baseline: None,
     };
     let latency = CheckTrack {
         name: "latency".into(),
@@ -85,6 +86,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         limit_hit: None,
         pre: None,
         comparison: None,
+        control_baseline: None,
     };
     let evidence = Evidence {
         schema: SCHEMA,

@@ -4,6 +4,7 @@
 //! away makes a good release inconclusive, never rolled back; a stopped exporter's series goes
 //! stale and reads as no data, never as its last value. `compare = "mann-whitney"` alone
 //! condemns a noisy latency that rose 50% after the deployment, and verifies one that did not.
+//! `control_query` ([`control`]): the world degrading too is no rollback.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,9 @@ use axum::Router;
 
 use crate::common::octopus::FakeOctopus;
 use crate::harness::*;
+
+#[path = "real_control.rs"]
+mod control;
 
 const T: Duration = Duration::from_secs(60);
 

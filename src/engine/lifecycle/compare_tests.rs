@@ -45,6 +45,7 @@ fn compare_round(at: i64, pre: Option<Result<Vec<f64>, String>>, post: Vec<f64>)
                 pre,
                 post: Ok(post),
             }),
+            control: None,
         }],
     })
 }

@@ -16,10 +16,11 @@
 //! id (recorded in the outbox with the decision, delivered after the commit).
 //!
 //! Files: this one (events, effects, recovery, pause), `observe` (deployments, rounds,
-//! verdicts), `decide` (what to do about a condemned release), `deploy` (intent outcomes and
+//! verdicts), `compare` and `control` (rules joined into a round's outcome), `decide` (what to do about a condemned release), `deploy` (intent outcomes and
 //! commands), `failed` (deployments that themselves failed: `on_deploy_failure`).
 
 mod compare;
+mod control;
 mod decide;
 mod deploy;
 mod failed;
@@ -74,6 +75,18 @@ pub struct CheckResult {
     pub traffic: Option<Result<f64, String>>,
     /// The sample sets of a `compare` check, fetched this round.
     pub compare: Option<CompareSamples>,
+    /// The check's `control_query`, read this round, when it has one.
+    pub control: Option<ControlReading>,
+}
+
+/// A check's control (`control_query`), as the shell read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlReading {
+    /// The control, queried at the same time as the check; or why not.
+    pub now: Result<f64, String>,
+    /// The control's pre-deployment baseline when fetched this round (once per observation,
+    /// kept in the check's track from then on); or why not.
+    pub baseline: Option<Result<f64, String>>,
 }
 
 /// A `compare` check's samples, as the shell fetched them.

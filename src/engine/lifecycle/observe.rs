@@ -485,6 +485,7 @@ impl Transition<'_> {
                 Err(u) => self.unmeasured(&c.name, u, c.late),
             };
             let outcome = self.compared(track, c.compare, outcome);
+            let outcome = self.controlled(track, value, c.control, outcome);
             let outcome = self.traffic(&c.name, outcome, c.traffic, app_down);
             let (outcome, mixed) = self.look_back(&obs, &c.name, outcome);
             obs.tracker.record_named(

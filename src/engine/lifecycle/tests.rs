@@ -85,6 +85,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
                 late: None,
                 traffic: None,
                 compare: None,
+                control: None,
             },
             CheckResult {
                 name: "errors".into(),
@@ -93,6 +94,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
                 late: None,
                 traffic: None,
                 compare: None,
+                control: None,
             },
         ],
     })
@@ -578,6 +580,7 @@ fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
             late: late.map(std::time::Duration::from_millis),
             traffic: None,
             compare: None,
+            control: None,
         }],
     })
 }
@@ -675,6 +678,7 @@ fn errors_round(at: i64, value: f64) -> Event {
             late: None,
             traffic: None,
             compare: None,
+            control: None,
         }],
     })
 }
@@ -808,6 +812,7 @@ fn no_data_follows_the_checks_policy() {
                 late: None,
                 traffic: None,
                 compare: None,
+                control: None,
             }],
         })
     };
@@ -849,6 +854,7 @@ fn below_min_traffic_a_sample_is_no_data_and_the_release_is_never_verified() {
                 late: None,
                 traffic: Some(rate),
                 compare: None,
+                control: None,
             }],
         })
     };
@@ -923,3 +929,6 @@ mod failed;
 
 #[path = "compare_tests.rs"]
 mod compare;
+
+#[path = "control_tests.rs"]
+mod control;
