@@ -25,6 +25,8 @@ mod decide;
 mod deploy;
 mod failed;
 mod observe;
+mod sample;
+mod verdict;
 
 use chrono::{DateTime, Utc};
 

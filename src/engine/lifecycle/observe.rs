@@ -1,14 +1,12 @@
-//! Deployments learned, sample rounds and the verdicts they lead to.
+//! Deployments learned and sample rounds. What a sample means beyond its rules is in
+//! `sample`, the verdicts in `verdict`.
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    after, before, EvidencePatch, Learned, Level, Metric, RoundResult, Transition, Unmeasured,
-};
-use crate::config::{NoData, Probe, Unreachable, WatchConfig};
+use super::{after, Learned, Level, Metric, RoundResult, Transition};
+use crate::config::{Probe, WatchConfig};
 use crate::deployer::octopus::protocol::CLOCK_SKEW;
-use crate::evidence::VerdictFacts;
-use crate::judge::observation::{Decision, Sample, Tracker, Verdict, VerdictKind};
+use crate::judge::observation::{Decision, Sample, Tracker, VerdictKind};
 use crate::judge::{judge_sample, Outcome};
 use crate::model::{Deployed, ObservationKind, ObservationRecord, Source, WatchState, HISTORY};
 use crate::sinks::AlertKind;
@@ -169,111 +167,6 @@ impl Transition<'_> {
         self.observe(l, ObservationKind::Deployment);
         if failed {
             self.deploy_failed();
-        }
-    }
-
-    /// The `min_traffic` rule: below the minimum request rate a sample is no data, whatever
-    /// it measured (two requests prove nothing either way); traffic that cannot be read makes
-    /// a failure an error (it cannot be told from noise). An application that did not answer
-    /// is not quiet but down: `app_down` samples keep their outcome (a scrape check reads its
-    /// traffic from the same endpoint, so a down application also has "no traffic").
-    fn traffic(
-        &self,
-        check: &str,
-        outcome: Outcome,
-        traffic: Option<Result<f64, String>>,
-        app_down: bool,
-    ) -> Outcome {
-        if app_down {
-            return outcome;
-        }
-        let Some(min) = self
-            .cfg
-            .checks
-            .iter()
-            .find(|c| c.name == check)
-            .and_then(|c| c.min_traffic.as_ref())
-            .map(|m| m.min)
-        else {
-            return outcome;
-        };
-        match (traffic, &outcome) {
-            (Some(Ok(rate)), _) if rate < min || rate.is_nan() => Outcome::NoData {
-                reason: format!(
-                    "{} req/s, need {} (min_traffic)",
-                    crate::judge::num(if rate.is_nan() { 0.0 } else { rate }),
-                    crate::judge::num(min)
-                ),
-            },
-            (Some(Err(e)), Outcome::Fail { .. } | Outcome::Pass) => Outcome::Error {
-                reason: format!("traffic unknown (min_traffic: {e})"),
-            },
-            _ => outcome,
-        }
-    }
-
-    /// The look-back rule. A sample whose query reaches back before the deployment mixes two
-    /// releases: it may pass, and may fail when the release it reaches into was verified
-    /// healthy (old data only dilutes the new release's badness); when it reaches into a
-    /// condemned release (a rollback, or a deployment after a condemned one) its failure is no
-    /// evidence against this release: no data.
-    fn look_back(&self, obs: &ObservationRecord, check: &str, outcome: Outcome) -> (Outcome, bool) {
-        let lookback = self.cfg.checks.iter().find(|c| c.name == check).map_or(
-            std::time::Duration::ZERO,
-            |c| match &c.probe {
-                Probe::Prometheus { lookback, .. } => *lookback,
-                // Scrape rates use only scrapes taken after the deployment; http has none.
-                _ => std::time::Duration::ZERO,
-            },
-        );
-        let reaches = before(self.now, lookback) < obs.deployed_at;
-        let mixed = !lookback.is_zero() && reaches;
-        match (&outcome, &obs.previous_condemned) {
-            (Outcome::Fail { limit }, Some(bad)) if mixed => (
-                Outcome::NoData {
-                    reason: format!(
-                        "mixed sample ({limit}): the query looks back {}, into condemned release {bad}; not evidence against this release",
-                        humantime::format_duration(lookback)
-                    ),
-                },
-                true,
-            ),
-            _ => (outcome, mixed),
-        }
-    }
-
-    /// What a sample that could not be measured means. An application that does not answer is
-    /// down, and a release that is down is broken: a failure (unless the check says
-    /// `unreachable = "error"`). A timeout while backstop itself was late says nothing about
-    /// the application. Anything else (telemetry down, no data) is an error.
-    fn unmeasured(&self, check: &str, u: Unmeasured, late: Option<std::time::Duration>) -> Outcome {
-        let cfg = self.cfg.checks.iter().find(|c| c.name == check);
-        if u.empty {
-            return match cfg.map_or(NoData::Error, |c| c.no_data) {
-                NoData::Error => Outcome::Error {
-                    reason: format!("no data: {}", u.reason),
-                },
-                NoData::Pass => Outcome::Pass,
-                NoData::Fail => Outcome::Fail {
-                    limit: format!("no data: {} (no_data = \"fail\")", u.reason),
-                },
-            };
-        }
-        let policy = cfg.map_or(Unreachable::Error, |c| c.unreachable);
-        match (u.app_down, policy, u.timed_out, late) {
-            (true, Unreachable::Fail, true, Some(lag)) => Outcome::Error {
-                reason: format!(
-                    "{}; backstop itself was {} late, so the timeout is not counted as a failure",
-                    u.reason,
-                    humantime::format_duration(std::time::Duration::from_millis(
-                        lag.as_millis() as u64
-                    ))
-                ),
-            },
-            (true, Unreachable::Fail, _, _) => Outcome::Fail {
-                limit: format!("application unreachable: {}", u.reason),
-            },
-            _ => Outcome::Error { reason: u.reason },
         }
     }
 
@@ -518,120 +411,6 @@ impl Transition<'_> {
             Decision::Inconclusive { reason } => self.inconclusive(reason),
             Decision::Condemned { reason } => self.condemned(reason),
         }
-    }
-
-    pub(super) fn verified(&mut self) {
-        let Some(obs) = self.r.observation.clone() else {
-            return;
-        };
-        let release = obs.release.clone();
-        if let Some(f) = &obs.failure {
-            // The service is healthy, but the failed deployment may never have put this
-            // release in place: it is not recorded as verified, and stays no rollback target.
-            let running = match &self.r.last_good_release {
-                Some(good) => format!("the last release verified good is still {good}"),
-                None => "backstop has verified no release yet".to_string(),
-            };
-            let msg = format!(
-                "the deployment of {release} failed ({}), but the service is healthy: every check passed for the window; no deploy was made; {running}",
-                f.summary()
-            );
-            self.log(Level::Info, msg.clone());
-            self.notify(
-                &format!("{}-healthy", obs.id),
-                AlertKind::DeployFailed,
-                &release,
-                &msg,
-                Some(&obs.id),
-            );
-            self.r.state = Some(WatchState::Idle);
-            self.finish(
-                VerdictKind::Verified,
-                format!("the service passed its window after the failed deployment of {release}"),
-                Some(format!(
-                    "none: {running}; a failed deployment's release is not recorded as last good"
-                )),
-            );
-            return;
-        }
-        self.log(Level::Info, format!("release {release} verified good"));
-        if self.r.quarantined.remove(&release).is_some() {
-            self.log(
-                Level::Info,
-                format!("quarantine of {release} lifted: it has now passed a full window"),
-            );
-        }
-        self.r.last_good_release = Some(release.clone());
-        self.r.last_good_version = obs.version.clone();
-        self.r.state = Some(WatchState::Idle);
-        self.finish(
-            VerdictKind::Verified,
-            format!("{release} passed its window without reaching any failure limit"),
-            Some("none: release kept and recorded as last good".into()),
-        );
-    }
-
-    pub(super) fn inconclusive(&mut self, reason: String) {
-        let Some(obs) = &self.r.observation else {
-            return;
-        };
-        let (release, id) = (obs.release.clone(), obs.id.clone());
-        self.log(
-            Level::Warn,
-            format!(
-                "verdict inconclusive: checks could not judge {release}; no action taken: {reason}"
-            ),
-        );
-        self.finish(
-            VerdictKind::Inconclusive,
-            reason.clone(),
-            Some("none: inconclusive verdicts never trigger a deployment".into()),
-        );
-        let msg = format!("release {release} could not be judged (blind): {reason}");
-        self.notify(&id, AlertKind::Inconclusive, &release, &msg, Some(&id));
-    }
-
-    /// Closes the open observation with a verdict. Condemned verdicts get their evidence
-    /// (with the action) from the decision.
-    pub(super) fn finish(
-        &mut self,
-        kind: VerdictKind,
-        summary: String,
-        action: Option<String>,
-    ) -> Option<Verdict> {
-        let obs = self.r.observation.take()?;
-        self.fx.push(Effect::Unschedule);
-        let verdict = Verdict {
-            verdict: kind,
-            release: obs.release.clone(),
-            version: obs.version.clone(),
-            deployment_id: obs.deployment_id.clone(),
-            observation_id: obs.id.clone(),
-            decided_at: self.now,
-            summary,
-            checks: obs.tracker.checks.clone(),
-            action,
-        };
-        if kind != VerdictKind::Condemned {
-            self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
-                observation_id: obs.id.clone(),
-                observation: Some(obs.clone()),
-                verdict: Some(VerdictFacts {
-                    verdict: kind,
-                    decided_at: self.now,
-                    summary: verdict.summary.clone(),
-                }),
-                notes: vec![(self.now, format!("{}: {}", kind.as_str(), verdict.summary))],
-                ..EvidencePatch::default()
-            })));
-        }
-        let seconds = (self.now - obs.deployed_at).num_milliseconds() as f64 / 1000.0;
-        self.fx
-            .push(Effect::Metric(Metric::Verdict { kind, seconds }));
-        self.r.last_verdict = Some(verdict.clone());
-        self.fx
-            .push(Effect::Finished(Box::new((obs, verdict.clone()))));
-        Some(verdict)
     }
 }
 
