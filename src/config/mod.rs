@@ -13,6 +13,8 @@ mod debug;
 mod deployers;
 mod fields;
 mod load;
+mod policy;
+mod policy;
 mod scrape;
 mod sinks;
 pub(crate) mod slo;
