@@ -14,7 +14,6 @@ mod deployers;
 mod fields;
 mod load;
 mod policy;
-mod policy;
 mod scrape;
 mod sinks;
 pub(crate) mod slo;
