@@ -700,3 +700,65 @@ async fn a_quiet_service_below_min_traffic_is_neither_condemned_nor_verified() {
     assert_ne!(w["last_good_release"], r2.as_str());
     assert_eq!(octo.post_attempts(), 0);
 }
+
+/// `compare = "mann-whitney"` on a scrape check: backstop's own scrapes before the deployment
+/// against those after it.
+fn compare_check(url: &str) -> String {
+    format!(
+        r#"
+[[watch.check]]
+name = "latency"
+kind = "scrape"
+url = "{url}"
+timeout = "80ms"
+metric = "http_request_duration_seconds"
+labels = {{ quantile = "0.9" }}
+compare = "mann-whitney"
+baseline_window = "10m"
+compare_min_samples = 5
+failure_limit = 3
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_on_a_scrape_check_condemns_a_tripled_latency_and_keeps_an_unchanged_one() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let r3 = octo.add_release("Projects-1", "1.2.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let app = FakeMetrics::start(100.0, 0.0, false).await;
+    let setup = Setup::new();
+    setup.write(&(setup.base(&octo.url()) + &scrape_watch("0s", "3s", &compare_check(&app.url))));
+    let d = Daemon::start(&setup).await;
+    // The pre set is backstop's own scrapes: let it scrape before the deployment.
+    app.wait_scrapes(8).await;
+
+    // Unchanged: every post sample equals every pre one; the test is not significant.
+    announce_now(&d, &r2).await;
+    let w = d
+        .wait_watch("shop", "the unchanged release verified", T, |w| {
+            w["last_verdict"]["release"] == r2.as_str()
+        })
+        .await;
+    assert_eq!(w["last_verdict"]["verdict"], "verified", "{w:#}");
+
+    // Tripled: condemned by the comparison, rolled back once.
+    announce_now(&d, &r3).await;
+    app.set_latency(0.3);
+    let created = octo.wait_for_created(1, T).await;
+    app.set_latency(0.1);
+    assert_eq!(created[0]["ReleaseId"], r2.as_str());
+    let w = d
+        .wait_watch("shop", "condemned verdict recorded", T, |w| {
+            w["last_verdict"]["verdict"] == "condemned"
+        })
+        .await;
+    let hit = w["last_verdict"]["checks"][0]["limit_hit"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(hit.contains("mann-whitney"), "{w:#}");
+    assert_eq!(octo.created_deployments().len(), 1);
+}
