@@ -13,6 +13,8 @@ mod debug;
 mod deployers;
 mod fields;
 mod load;
+#[cfg(test)]
+mod one_check;
 mod policy;
 mod scrape;
 mod sinks;
