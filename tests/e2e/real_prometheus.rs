@@ -163,6 +163,15 @@ failure_limit = 3
 
 /// A real Prometheus scraping `app` every 200ms, once it holds a few samples.
 async fn prometheus_for(app: &str, dir: &std::path::Path) -> (Prometheus, String) {
+    prometheus_scraping(app, dir, "count_over_time(app_latency_seconds[5s])").await
+}
+
+/// A real Prometheus scraping `app` every 200ms, once `ready` (a count of samples) reaches 5.
+pub(crate) async fn prometheus_scraping(
+    app: &str,
+    dir: &std::path::Path,
+    ready: &str,
+) -> (Prometheus, String) {
     let port = free_port();
     let prom_url = format!("http://127.0.0.1:{port}");
     std::fs::write(
@@ -190,11 +199,7 @@ async fn prometheus_for(app: &str, dir: &std::path::Path) -> (Prometheus, String
     );
     let c = reqwest::Client::new();
     let deadline = std::time::Instant::now() + T;
-    while query(&c, &prom_url, "count_over_time(app_latency_seconds[5s])")
-        .await
-        .unwrap_or(0.0)
-        < 5.0
-    {
+    while query(&c, &prom_url, ready).await.unwrap_or(0.0) < 5.0 {
         assert!(
             std::time::Instant::now() < deadline,
             "prometheus never scraped the app"

@@ -4,7 +4,6 @@
 //! evidence and `backstop explain`; a healthy release after a bad one is verified, because the
 //! windows never reach before the deployment.
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use axum::Router;
 
 use crate::common::octopus::FakeOctopus;
 use crate::harness::*;
-use crate::real_prometheus::{query, Prometheus};
+use crate::real_prometheus::Prometheus;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -51,49 +50,12 @@ async fn counting_app() -> (String, Arc<AtomicU64>) {
 
 /// A real Prometheus scraping `app` every 200ms, once it holds a few seconds of counters.
 async fn prometheus_for(app: &str, dir: &std::path::Path) -> (Prometheus, String) {
-    let port = free_port();
-    let prom_url = format!("http://127.0.0.1:{port}");
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 200ms\nscrape_configs:\n  - job_name: app\n    scrape_timeout: 150ms\n    static_configs:\n      - targets: ['{app}']\n"
-        ),
-    )
-    .unwrap();
-    let prom = Prometheus(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus (Debian package) is installed by the test command"),
-    );
-    let c = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + T;
-    while query(
-        &c,
-        &prom_url,
+    crate::real_prometheus::prometheus_scraping(
+        app,
+        dir,
         "count_over_time(http_requests_total{code=\"200\"}[5s])",
     )
     .await
-    .unwrap_or(0.0)
-        < 5.0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "prometheus never scraped the app"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (prom, prom_url)
 }
 
 fn slo_watch(prom_url: &str) -> String {
