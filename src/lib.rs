@@ -30,6 +30,7 @@
 //! - [`command`]: running configured programs; [`client`]: the CLI side of the API.
 //! - [`daemon`]: wiring it all together for `backstop run`.
 //! - [`systemd`]: the systemd notify protocol (readiness, status, reload, watchdog).
+//! - [`replay`]: one deployment replayed through the real lifecycle core (backtest, quality bench).
 //! - [`demo`]: `backstop demo`, a simulated service and deployment tool on loopback.
 //! - [`signals`], [`secret`], [`cli`].
 
@@ -47,6 +48,7 @@ pub mod evidence;
 pub mod judge;
 pub mod metrics;
 pub mod model;
+pub mod replay;
 pub mod secret;
 pub mod signals;
 #[cfg(test)]
