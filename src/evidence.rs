@@ -72,6 +72,12 @@ pub struct CheckEvidence {
     /// matchers (alert), the objective and the good and total queries (slo; each sample's
     /// note gives both windows' burn rates).
     pub query: Option<String>,
+    /// With `control_query` (prometheus and scrape checks): the control's query, the
+    /// Prometheus answering it and the tolerance, e.g. `max(world_latency_seconds) at
+    /// http://prometheus:9090, tolerance 0.5`. Absent without a control (and in documents
+    /// written before it was added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
     #[serde(flatten)]
     pub track: CheckTrack,
 }
@@ -247,7 +253,7 @@ impl Evidence {
             let t = &c.track;
             let rules: Vec<String> = t.rules.iter().map(|r| r.to_string()).collect();
             out.push_str(&format!(
-                "  {} ({} {}{}): {}\n    {} pass, {} fail, {} error; failure_limit {}{}\n",
+                "  {} ({} {}{}{}): {}\n    {} pass, {} fail, {} error; failure_limit {}{}\n",
                 t.name,
                 c.kind,
                 c.url,
@@ -257,6 +263,10 @@ impl Evidence {
                         "alert" | "slo" => format!(": {q}"),
                         _ => format!(" query {q}"),
                     })
+                    .unwrap_or_default(),
+                c.control
+                    .as_deref()
+                    .map(|ctl| format!("; control {ctl}"))
                     .unwrap_or_default(),
                 rules.join(", "),
                 t.passes,

@@ -1,11 +1,12 @@
 //! Probes: take one sample of a check, or its pre-deployment baseline.
 //!
 //! A probe that cannot measure returns a [`ProbeError`]. The lifecycle records it as an error,
-//! except when the application itself did not answer an http or scrape probe
-//! ([`ProbeError::app_down`]): a release that is down is broken, a failure. One variant per check kind, dispatched with `match`. Scrape
+//! except when the application itself did not answer a probe that reads it
+//! ([`ProbeError::app_down`], [`crate::config::Probe::reads_the_app`]): a release that is
+//! down is broken, a failure. One variant per check kind, dispatched with `match`. Scrape
 //! checks do their I/O in a [`scrape::Collector`] task; sampling them reads its history.
 //! Alert checks ([`alert`]) read a Prometheus's or an Alertmanager's alerts; slo checks
-//! ([`slo`]) a Prometheus's good and total counts over two windows.
+//! ([`slo`]) good and total counts over two windows, from a Prometheus or from a collector.
 
 pub mod alert;
 mod http;
@@ -90,7 +91,8 @@ impl ProbeError {
     }
 }
 
-/// Takes one sample. `collector` is the check's scrape collector (scrape checks only);
+/// Takes one sample. `collector` is the check's scrape collector (scrape checks, and slo
+/// checks counting scraped events);
 /// `since` is when the observed deployment started.
 pub async fn sample(
     client: &reqwest::Client,
@@ -113,7 +115,7 @@ pub async fn sample(
             .sample(Utc::now(), since)
             .map(Reading::Value),
         Probe::Alert(a) => alert::sample(client, a, since).await,
-        Probe::Slo(s) => slo::sample(client, s, since, Utc::now()).await,
+        Probe::Slo(s) => slo::sample(client, s, collector, since, Utc::now()).await,
     }
 }
 

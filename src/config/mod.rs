@@ -503,7 +503,7 @@ pub enum Probe {
     /// firing since after the deployment fails the sample.
     Alert(AlertProbe),
     /// `kind = "slo"`: the error-budget burn rate of `good` over `total` events, from a
-    /// Prometheus, over two windows scaled to the observation.
+    /// Prometheus or from backstop's own scrapes, over two windows scaled to the observation.
     Slo(SloProbe),
 }
 
@@ -511,23 +511,40 @@ pub enum Probe {
 /// [`crate::judge::Rule::BurnRate`].
 #[derive(Clone, PartialEq)]
 pub struct SloProbe {
-    /// `url`: the Prometheus base URL.
+    /// `url`: the Prometheus base URL when `good` and `total` are PromQL; the service's
+    /// `/metrics` endpoint when they are scrape selections.
     pub url: String,
     /// `objective` (required, between 0 and 1 exclusive, e.g. 0.999): the share of events that
     /// must be good; the error budget is `1 - objective`.
     pub objective: f64,
-    /// `good`: PromQL for the number of good events over `$window`, e.g.
-    /// `sum(increase(http_requests_total{code!~"5.."}[$window]))`. backstop substitutes each
-    /// window (`[240s]`), so the user keeps full PromQL (sums, `or vector(0)`, differences)
-    /// and backstop keeps control of how far back the query reads.
-    pub good: String,
-    /// `total`: PromQL for the number of all events over `$window`.
-    pub total: String,
+    /// `good` and `total`: where the events are counted, a Prometheus or backstop's own scrapes.
+    pub events: SloEvents,
     /// `long_window` (default 1h, the SRE workbook's): the cap of the long window; below it
     /// the long window is the time since the deployment, the short one a twelfth of it.
     pub long_window: Duration,
-    /// `timeout`: per-request timeout, shorter than the interval.
+    /// `timeout`: per-request (or per-scrape) timeout, shorter than the interval.
     pub timeout: Duration,
+}
+
+/// Where an slo check counts its good and total events. Closed set: one variant per form of
+/// `good` and `total` (both strings, or both tables).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SloEvents {
+    /// `good` and `total` as PromQL strings over `$window`, e.g.
+    /// `sum(increase(http_requests_total{code!~"5.."}[$window]))`, asked of the Prometheus at
+    /// `url`. backstop substitutes each window (`[240s]`), so the user keeps full PromQL
+    /// (sums, `or vector(0)`, differences) and backstop keeps control of how far back the
+    /// query reads.
+    Query { good: String, total: String },
+    /// `good` and `total` as scrape selections, e.g.
+    /// `{ metric = "http_requests_total", labels = { code = { not_regex = "5.." } } }`:
+    /// backstop scrapes `url` itself (as a `kind = "scrape"` check does: same collector,
+    /// cadence and stored history) and counts each window's increase of the two counters from
+    /// its own scrapes since the deployment.
+    Scrape {
+        good: SeriesSelector,
+        total: SeriesSelector,
+    },
 }
 
 /// The settings of a `kind = "alert"` check.
@@ -694,6 +711,19 @@ impl LabelMatch {
     /// An anchored regex, as PromQL anchors label regexes.
     pub fn anchored(pattern: &str) -> Result<regex::Regex, regex::Error> {
         regex::Regex::new(&format!("^(?:{pattern})$"))
+    }
+}
+
+impl Probe {
+    /// Whether the probe asks the application itself (http, scrape, and slo over scrapes)
+    /// rather than telemetry (Prometheus, an alert server): only then is no answer the
+    /// application being down.
+    pub fn reads_the_app(&self) -> bool {
+        match self {
+            Probe::Http { .. } | Probe::Scrape(_) => true,
+            Probe::Slo(s) => matches!(s.events, SloEvents::Scrape { .. }),
+            Probe::Prometheus { .. } | Probe::Alert(_) => false,
+        }
     }
 }
 

@@ -245,8 +245,24 @@ fn label_matchers(t: &Table) -> BTreeMap<String, LabelMatch> {
                 out.insert(name.clone(), m);
             }
         } else if let Some(v) = labels.string(key) {
-            out.insert(name.clone(), LabelMatch::Eq(v));
+            if let Some(hint) = promql_operator(key, &v) {
+                labels.error(key, hint);
+            } else {
+                out.insert(name.clone(), LabelMatch::Eq(v));
+            }
         }
     }
     out
+}
+
+/// A plain label value that starts with a PromQL operator (`code = "!~5.."`) would be matched
+/// literally and select nothing, silently: what to write instead.
+fn promql_operator(name: &str, value: &str) -> Option<String> {
+    let (table, rest) = [("!~", "not_regex"), ("=~", "regex"), ("!=", "not")]
+        .into_iter()
+        .find_map(|(op, table)| value.strip_prefix(op).map(|rest| (table, rest)))?;
+    Some(format!(
+        "{value:?} would match the text {value:?} exactly (a plain string is `=`); for PromQL's {name}{}{rest:?} write {name} = {{ {table} = {rest:?} }}",
+        &value[..2]
+    ))
 }

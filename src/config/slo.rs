@@ -1,10 +1,11 @@
-//! `kind = "slo"` checks: the objective, the good and total queries with their `$window`
-//! placeholder, the allowed burn rate and the cap of the long window.
+//! `kind = "slo"` checks: the objective, the good and total events (PromQL with a `$window`
+//! placeholder, or scrape selections backstop counts itself), the allowed burn rate and the
+//! cap of the long window.
 
 use std::time::Duration;
 
 use super::fields::Table;
-use super::{Probe, SloProbe};
+use super::{Probe, SeriesSelector, SloEvents, SloProbe};
 use crate::judge::Rule;
 
 /// The placeholder backstop replaces with each window (`240s`) in `good` and `total`.
@@ -17,7 +18,8 @@ const DEFAULT_BURN_RATE: f64 = 14.4;
 const DEFAULT_LONG_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Parses the slo-specific keys of a check; `url` and `timeout` are already read. The rule is
-/// the allowed burn rate (no threshold keys: those are reported as misplaced).
+/// the allowed burn rate (no threshold keys: those are reported as misplaced). `unreachable`
+/// is read by the caller; it only means something when backstop scrapes the service.
 pub(super) fn slo(t: &Table, url: Option<String>, timeout: Duration) -> (Option<Probe>, Vec<Rule>) {
     let objective = match t.number("objective") {
         Some(o) if o > 0.0 && o < 1.0 => Some(o),
@@ -38,8 +40,14 @@ pub(super) fn slo(t: &Table, url: Option<String>, timeout: Duration) -> (Option<
             None
         }
     };
-    let good = query(t, "good");
-    let total = query(t, "total");
+    let events = events(t);
+    if matches!(events, Some(SloEvents::Query { .. })) && t.has("unreachable") {
+        t.error(
+            "unreachable",
+            "only applies when good and total are scrape selections: a Prometheus not answering is always an error, never the application's failure",
+        );
+        super::validate::consume(t, "unreachable");
+    }
     let burn_rate = match t.number("burn_rate") {
         None => DEFAULT_BURN_RATE,
         Some(b) if b > 0.0 && b.is_finite() => b,
@@ -76,12 +84,11 @@ pub(super) fn slo(t: &Table, url: Option<String>, timeout: Duration) -> (Option<
             DEFAULT_LONG_WINDOW
         }
     };
-    let probe = match (url, objective, good, total) {
-        (Some(url), Some(objective), Some(good), Some(total)) => Some(Probe::Slo(SloProbe {
+    let probe = match (url, objective, events) {
+        (Some(url), Some(objective), Some(events)) => Some(Probe::Slo(SloProbe {
             url: url.trim_end_matches('/').to_string(),
             objective,
-            good,
-            total,
+            events,
             long_window,
             timeout,
         })),
@@ -90,7 +97,76 @@ pub(super) fn slo(t: &Table, url: Option<String>, timeout: Duration) -> (Option<
     (probe, vec![Rule::BurnRate(burn_rate)])
 }
 
-/// `good` / `total`: required, must use `$window`, and must be valid PromQL once it is
+/// One of `good` and `total` as given: a PromQL string or a scrape selection (a table);
+/// `None` inside when that form is invalid (already reported).
+enum Side {
+    Query(Option<String>),
+    Series(Option<SeriesSelector>),
+}
+
+impl Side {
+    fn form(&self) -> &'static str {
+        match self {
+            Side::Query(_) => "a PromQL string",
+            Side::Series(_) => "a scrape selection (a table)",
+        }
+    }
+}
+
+/// `good` and `total`: both PromQL over `$window` (`url` is a Prometheus) or both scrape
+/// selections (`url` is the service's `/metrics`). One of each is an error: the two counts
+/// must come from the same place to be divided.
+fn events(t: &Table) -> Option<SloEvents> {
+    let good = side(t, "good");
+    let total = side(t, "total");
+    match (good?, total?) {
+        (Side::Query(good), Side::Query(total)) => Some(SloEvents::Query {
+            good: good?,
+            total: total?,
+        }),
+        (Side::Series(good), Side::Series(total)) => {
+            let (good, total) = (good?, total?);
+            if good == total {
+                t.error(
+                    "total",
+                    "selects the same series as good: no event could ever be bad; select every event in total and the good ones in good, e.g. labels = { code = { not_regex = \"5..\" } }",
+                );
+                return None;
+            }
+            Some(SloEvents::Scrape { good, total })
+        }
+        (good, total) => {
+            t.error(
+                "total",
+                format!(
+                    "is {} but good is {}: give both as PromQL over {WINDOW} (url is then the Prometheus) or both as scrape selections such as {{ metric = \"http_requests_total\" }} (url is then the service's /metrics)",
+                    total.form(),
+                    good.form()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `good` or `total`, required, in either form.
+fn side(t: &Table, key: &str) -> Option<Side> {
+    if let Some(sub) = t.table_if_table(key) {
+        let s = super::scrape::selector(&sub);
+        sub.finish();
+        return Some(Side::Series(s));
+    }
+    if !t.has(key) {
+        t.error(
+            key,
+            format!("is required: PromQL counting the events over {WINDOW}, e.g. sum(increase(http_requests_total[{WINDOW}])), or a scrape selection such as {{ metric = \"http_requests_total\" }}"),
+        );
+        return None;
+    }
+    Some(Side::Query(query(t, key)))
+}
+
+/// `good` / `total` as PromQL: must use `$window`, and must be valid PromQL once it is
 /// replaced (parsed here, so a typo is a config error, not a round of errors).
 fn query(t: &Table, key: &str) -> Option<String> {
     let q = t.required_string(key)?;

@@ -501,8 +501,9 @@ const KINDS: [&str; 5] = ["http", "prometheus", "scrape", "alert", "slo"];
 /// misplaced rather than unknown.
 const KIND_KEYS: [(&str, &[&str]); 32] = [
     ("expect_status", &["http"]),
-    // Prometheus is telemetry: its being unreachable is always an error, never a failure.
-    ("unreachable", &["http", "scrape"]),
+    // Prometheus is telemetry: its being unreachable is always an error, never a failure
+    // (slo checks accept it only with scrape selections, see `slo`).
+    ("unreachable", &["http", "scrape", "slo"]),
     ("query", &["prometheus"]),
     ("max", &["prometheus", "scrape"]),
     ("min", &["prometheus", "scrape"]),
@@ -544,6 +545,12 @@ pub(super) fn consume(t: &Table, key: &str) {
         "expect_status" => drop(t.statuses(key)),
         "labels" => drop(t.string_map(key)),
         "numerator" | "denominator" => drop(t.table(key)),
+        // PromQL or a scrape selection.
+        "good" | "total" => {
+            if t.table_if_table(key).is_none() {
+                drop(t.string(key));
+            }
+        }
         "quantile" | "confidence" | "allowed_increase" | "allowed_decrease" | "objective"
         | "burn_rate" | "control_tolerance" => {
             let _ = t.number(key);

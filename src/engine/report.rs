@@ -58,22 +58,13 @@ impl WatchActor {
                         });
                         ("alert", redact_url(&a.url), Some(alert_description(a)))
                     }
-                    Probe::Slo(s) => (
-                        "slo",
-                        redact_url(&s.url),
-                        Some(format!(
-                            "objective {}%, good {} / total {}, long window up to {}",
-                            crate::judge::num(s.objective * 100.0),
-                            s.good,
-                            s.total,
-                            humantime::format_duration(s.long_window)
-                        )),
-                    ),
+                    Probe::Slo(s) => ("slo", redact_url(&s.url), Some(slo_description(s))),
                 };
                 Some(CheckEvidence {
                     kind: kind.into(),
                     url,
                     query,
+                    control: cfg.control.as_ref().map(control_description),
                     track: track.clone(),
                 })
             })
@@ -319,7 +310,34 @@ impl WatchActor {
     }
 }
 
-/// A Prometheus graph of `query` over the observation, without the server's credentials.
+/// What an slo check counts: its objective, good and total (PromQL over `$window`, or the
+/// scrape selections as PromQL selectors) and the cap of its long window.
+fn slo_description(s: &crate::config::SloProbe) -> String {
+    let (good, total) = match &s.events {
+        crate::config::SloEvents::Query { good, total } => (good.clone(), total.clone()),
+        crate::config::SloEvents::Scrape { good, total } => (
+            checks::scrape::selector_text(good),
+            checks::scrape::selector_text(total),
+        ),
+    };
+    format!(
+        "objective {}%, good {good} / total {total}, long window up to {}",
+        crate::judge::num(s.objective * 100.0),
+        humantime::format_duration(s.long_window)
+    )
+}
+
+/// What a check's control is: its query, the Prometheus answering it (redacted) and the
+/// tolerance, so a reader of the evidence sees what a failure was compared with.
+fn control_description(c: &crate::config::ControlConfig) -> String {
+    format!(
+        "{} at {}, tolerance {}",
+        c.query,
+        redact_url(&c.url),
+        crate::judge::num(c.tolerance)
+    )
+}
+
 /// What an alert check asks, for the evidence: `prometheus alerts matching {service="shop"}`,
 /// and whether muted alerts count.
 fn alert_description(a: &crate::config::AlertProbe) -> String {
@@ -336,6 +354,7 @@ fn alert_description(a: &crate::config::AlertProbe) -> String {
     )
 }
 
+/// A Prometheus graph of `query` over the observation, without the server's credentials.
 fn graph_url(prom: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let range = (to - from).num_seconds().max(60);
     reqwest::Url::parse_with_params(

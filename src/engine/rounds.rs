@@ -110,7 +110,7 @@ impl WatchActor {
                 let elapsed = started.elapsed();
                 // Prometheus and alert servers are telemetry: their being down is never the
                 // application's.
-                let app_probe = matches!(c.probe, Probe::Http { .. } | Probe::Scrape(_));
+                let app_probe = c.probe.reads_the_app();
                 let reading = reading.map_err(|e| {
                     tracing::debug!(watch = %self.cfg.name, check = %c.name, reason = %e, "check could not measure");
                     match e.app_down().filter(|_| app_probe) {

@@ -168,7 +168,11 @@ pub fn current(
 }
 
 /// The newest scrape exists and is at most two intervals old.
-fn fresh(points: &[Point], now: DateTime<Utc>, interval: Duration) -> Result<(), ScrapeError> {
+pub(super) fn fresh(
+    points: &[Point],
+    now: DateTime<Utc>,
+    interval: Duration,
+) -> Result<(), ScrapeError> {
     let last = points.last().ok_or(ScrapeError::NotYet)?;
     let age = (now - last.at).to_std().unwrap_or(Duration::ZERO);
     if age > interval * 2 {

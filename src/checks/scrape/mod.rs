@@ -34,6 +34,7 @@
 //! the parser here is about 200 lines, strict (a malformed line fails the scrape, as in
 //! Prometheus) and unit-tested, escapes included.
 
+mod burn;
 mod maths;
 mod parse;
 mod persist;
@@ -51,9 +52,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use maths::{describe, ScrapeError};
+pub use select::selector_text;
 
 use super::ProbeError;
-use crate::config::{Probe, ScrapeProbe, SeriesSelector, TrafficSource, WatchConfig};
+use crate::config::{
+    CheckConfig, Probe, ScrapeMode, ScrapeProbe, SeriesSelector, SloEvents, TrafficSource,
+    WatchConfig,
+};
 use crate::secret::redact_url;
 use crate::store::Store;
 
@@ -118,9 +123,9 @@ impl Collectors {
     }
 }
 
-/// Starts a collector for every scrape check of `watch` on `tasks`, each continuing from the
-/// history stored for it; they stop when `cancel` fires (or [`Collectors::stop`]). Stored
-/// history of the watch's checks that are gone is deleted.
+/// Starts a collector for every check of `watch` that scrapes (see [`collected`]) on `tasks`,
+/// each continuing from the history stored for it; they stop when `cancel` fires (or
+/// [`Collectors::stop`]). Stored history of the watch's checks that are gone is deleted.
 pub async fn start(
     watch: &WatchConfig,
     http: &reqwest::Client,
@@ -129,24 +134,17 @@ pub async fn start(
     cancel: &CancellationToken,
 ) -> Collectors {
     let cancel = cancel.child_token();
-    let traffic_of = |c: &crate::config::CheckConfig| {
-        c.min_traffic.as_ref().and_then(|m| match &m.source {
-            TrafficSource::Series(s) => Some(s.clone()),
-            TrafficSource::Query(_) => None,
-        })
-    };
-    let scrape: Vec<(String, String)> = watch
+    let scraped: Vec<_> = watch.checks.iter().map(|c| collected(c, watch)).collect();
+    let fingerprints: Vec<(String, String)> = watch
         .checks
         .iter()
-        .filter_map(|c| match &c.probe {
-            Probe::Scrape(p) => Some((
-                c.name.clone(),
-                record::fingerprint(p, traffic_of(c).as_ref()),
-            )),
-            _ => None,
+        .zip(&scraped)
+        .filter_map(|(c, s)| {
+            let (p, traffic) = s.as_ref()?;
+            Some((c.name.clone(), record::fingerprint(p, traffic.as_ref())))
         })
         .collect();
-    let mut claimed = persist::claim(store, &watch.name, &scrape)
+    let mut claimed = persist::claim(store, &watch.name, &fingerprints)
         .await
         .into_iter();
     let mut started = Collectors {
@@ -154,19 +152,19 @@ pub async fn start(
         cancel: cancel.clone(),
         tasks: Vec::new(),
     };
-    for c in &watch.checks {
-        let Probe::Scrape(p) = &c.probe else {
+    for (c, scraped) in watch.checks.iter().zip(scraped) {
+        let Some((p, traffic)) = scraped else {
             started.list.push(None);
             continue;
         };
-        let keep = horizon(p, watch.warmup);
+        let keep = horizon(&p, watch.warmup);
         let (history, saved) = persist::resume(
             claimed.next().flatten(),
             persist::Persist::new(
                 store,
                 &watch.name,
                 &c.name,
-                record::fingerprint(p, traffic_of(c).as_ref()),
+                record::fingerprint(&p, traffic.as_ref()),
                 keep,
             ),
             Utc::now(),
@@ -177,13 +175,7 @@ pub async fn start(
                 watch.fast_interval,
             ),
         );
-        let collector = Collector::new(
-            history,
-            p.clone(),
-            traffic_of(c),
-            watch.interval,
-            watch.fast_interval,
-        );
+        let collector = Collector::new(history, p, traffic, watch.interval, watch.fast_interval);
         started.tasks.push(tasks.spawn(collect(
             collector.clone(),
             http.clone(),
@@ -194,6 +186,45 @@ pub async fn start(
         started.list.push(Some(collector));
     }
     started
+}
+
+/// What a check's collector scrapes, and the `min_traffic` counter it records beside: a scrape
+/// check's own settings, or an slo check's `good` and `total` selections. Those are recorded
+/// as a ratio's numerator and denominator are (same selections, same differencing of
+/// counters, same stored form), and their increases over the burn windows are read by
+/// [`Collector::burn`]. The windows never reach before the deployment, and an observation
+/// lasts at most `warmup + window`: that, capped at `long_window`, is the slo's `rate_window`
+/// here, so its history keeps what its longest window can read.
+fn collected(
+    c: &CheckConfig,
+    watch: &WatchConfig,
+) -> Option<(ScrapeProbe, Option<SeriesSelector>)> {
+    match &c.probe {
+        Probe::Scrape(p) => {
+            let traffic = c.min_traffic.as_ref().and_then(|m| match &m.source {
+                TrafficSource::Series(s) => Some(s.clone()),
+                TrafficSource::Query(_) => None,
+            });
+            Some((p.clone(), traffic))
+        }
+        Probe::Slo(s) => match &s.events {
+            SloEvents::Scrape { good, total } => Some((
+                ScrapeProbe {
+                    url: s.url.clone(),
+                    timeout: s.timeout,
+                    mode: ScrapeMode::Ratio {
+                        numerator: good.clone(),
+                        denominator: total.clone(),
+                    },
+                    rate_window: s.long_window.min(watch.warmup + watch.window),
+                    baseline_window: None,
+                },
+                None,
+            )),
+            SloEvents::Query { .. } => None,
+        },
+        Probe::Http { .. } | Probe::Prometheus { .. } | Probe::Alert(_) => None,
+    }
 }
 
 /// How far back a check's scrapes are worth keeping: its windows, and slack for deployments
@@ -263,23 +294,35 @@ impl Collector {
     pub fn sample(&self, now: DateTime<Utc>, since: DateTime<Utc>) -> Result<f64, ProbeError> {
         let p = &self.probe;
         let mut h = self.lock();
-        let points = h.points();
-        let first = points.partition_point(|pt| pt.at < since);
-        // The newest scrape found the application down: say so, whatever older scrapes hold.
-        if let Some(Err(ScrapeError::Unreachable { reason, timed_out })) =
-            points[first..].last().map(|p| &p.measures)
-        {
-            return Err(ProbeError::Scrape(ScrapeError::Unreachable {
-                reason: reason.clone(),
-                timed_out: *timed_out,
-            }));
-        }
+        let points = since_deployment(h.points(), since)?;
         Ok(maths::current(
-            &points[first..],
+            points,
             now,
             self.period(),
             &p.mode,
             p.rate_window,
+        )?)
+    }
+
+    /// An slo check's sample now: the good and total events of both `windows`, counted from
+    /// the scrapes taken at or after `since` (the deployment) only, so no window ever counts
+    /// the previous release's events. The newest scrape must be recent and successful, as
+    /// for [`Collector::sample`]; one that found the application down says so.
+    pub fn burn(
+        &self,
+        now: DateTime<Utc>,
+        since: DateTime<Utc>,
+        objective: f64,
+        windows: crate::judge::burn::Windows,
+    ) -> Result<crate::judge::burn::BurnReading, ProbeError> {
+        let mut h = self.lock();
+        let points = since_deployment(h.points(), since)?;
+        Ok(burn::reading(
+            points,
+            now,
+            self.period(),
+            objective,
+            windows,
         )?)
     }
 
@@ -356,6 +399,19 @@ impl Collector {
             p.rate_window,
         )?))
     }
+}
+
+/// The points taken at or after `since`; an error when the newest of them found the
+/// application down (say so, whatever older scrapes hold).
+fn since_deployment(
+    points: &[maths::Point],
+    since: DateTime<Utc>,
+) -> Result<&[maths::Point], ProbeError> {
+    let points = &points[points.partition_point(|pt| pt.at < since)..];
+    if let Some(Err(e @ ScrapeError::Unreachable { .. })) = points.last().map(|p| &p.measures) {
+        return Err(ProbeError::Scrape(e.clone()));
+    }
+    Ok(points)
 }
 
 /// The collector task: scrape every interval until cancelled, saving the history (when
@@ -499,7 +555,6 @@ mod tests {
     use axum::routing::get;
 
     use super::*;
-    use crate::config::ScrapeMode;
 
     #[test]
     fn capacity_covers_the_windows_and_is_bounded() {
