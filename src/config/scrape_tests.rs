@@ -197,7 +197,7 @@ max = 0.05"#]);
     assert_eq!(numerator.labels["path"], LabelMatch::Ne("/health".into()));
     assert!(matches!(&denominator.labels["code"], LabelMatch::NotRe(_)));
     let bad = with_scrapes(&[r#"metric = "x"
-labels = { code = { regex = "5((" }, path = { like = "/x" } }
+labels = { code = { regex = "5((" }, path = { like = "/x" }, method = "!=GET", job = "=~shop.*" }
 max = 1"#]);
     let err = load_str(&bad, dir.path()).unwrap_err().to_string();
     assert!(
@@ -208,6 +208,13 @@ max = 1"#]);
         err.contains("labels.path: expected a string or one of"),
         "{err}"
     );
+    // A PromQL operator in a plain value would select nothing, silently.
+    for hint in [
+        r#"labels.method: "!=GET" would match the text "!=GET" exactly (a plain string is `=`); for PromQL's method!="GET" write method = { not = "GET" }"#,
+        r#"labels.job: "=~shop.*" would match the text "=~shop.*" exactly (a plain string is `=`); for PromQL's job=~"shop.*" write job = { regex = "shop.*" }"#,
+    ] {
+        assert!(err.contains(hint), "missing {hint:?} in {err}");
+    }
 }
 
 #[test]

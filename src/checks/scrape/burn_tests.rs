@@ -2,8 +2,9 @@
 
 use super::super::maths::History;
 use super::super::parse::parse;
+use super::super::Collector;
 use super::*;
-use crate::config::{LabelMatch, ScrapeMode, SeriesSelector};
+use crate::config::{LabelMatch, ScrapeMode, SeriesSelector, WatchConfig};
 use crate::judge::burn::{judge, windows, BurnVerdict};
 
 /// Seconds after the epoch.
@@ -234,4 +235,110 @@ fn a_fast_burn_over_both_windows_is_judged_too_fast() {
     let recovered = history(&scrapes);
     let r = reading(&recovered, t(240.5), secs(2), 0.999, w).unwrap();
     assert_eq!(judge(14.4, &r), BurnVerdict::Within);
+}
+
+/// One watch with a scrape-counting slo check, a PromQL one and an http one.
+fn slo_watch() -> WatchConfig {
+    let toml = r#"
+[deployers.d]
+kind = "command"
+argv = ["/bin/true"]
+[[watch]]
+name = "w"
+deployer = "d"
+warmup = "15s"
+window = "10m"
+[[watch.check]]
+name = "h"
+kind = "http"
+url = "http://app/health"
+[[watch.check]]
+name = "scraped"
+kind = "slo"
+url = "http://app/metrics"
+objective = 0.999
+good = { metric = "http_requests_total", labels = { code = { not_regex = "5.." } } }
+total = { metric = "http_requests_total" }
+[[watch.check]]
+name = "queried"
+kind = "slo"
+url = "http://prom:9090"
+objective = 0.999
+good = 'sum(increase(ok_total[$window]))'
+total = 'sum(increase(all_total[$window]))'
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let c = crate::config::load_str(toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    c.watches[0].clone()
+}
+
+#[test]
+fn an_slo_check_counting_scraped_events_has_a_collector_of_its_two_counters() {
+    let w = slo_watch();
+    let kinds: Vec<bool> = w
+        .checks
+        .iter()
+        .map(|c| super::super::collected(c, &w).is_some())
+        .collect();
+    assert_eq!(kinds, vec![false, true, false]);
+    let (p, traffic) = super::super::collected(&w.checks[1], &w).unwrap();
+    assert!(traffic.is_none());
+    assert_eq!(p.url, "http://app/metrics");
+    assert_eq!(p.baseline_window, None);
+    // Its windows never outlast the observation: 10m15s, not the default hour.
+    assert_eq!(p.rate_window, Duration::from_secs(615));
+    // Recorded (and stored, and fingerprinted) as a ratio of the same selections is.
+    assert_eq!(
+        super::super::record::fingerprint(&p, None),
+        r#"http://app/metrics http_requests_total{code!~"5.."} http_requests_total"#
+    );
+}
+
+#[test]
+fn an_slo_sample_counts_only_scrapes_since_the_deployment_and_sees_the_app_down() {
+    let w = slo_watch();
+    let (p, _) = super::super::collected(&w.checks[1], &w).unwrap();
+    let collector = Collector::new(
+        History::new(100),
+        p,
+        None,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let start = Utc::now() - chrono::Duration::seconds(10);
+    let at = |s: i64| start + chrono::Duration::seconds(s);
+    // The previous release failed half its requests until 5s; the deployment is at 5s.
+    for (s, ok, bad) in [
+        (0, 0, 0),
+        (4, 400, 400),
+        (5, 500, 500),
+        (6, 600, 500),
+        (7, 700, 500),
+    ] {
+        let exp = parse(&format!(
+            "http_requests_total{{code=\"200\"}} {ok}\nhttp_requests_total{{code=\"500\"}} {bad}\n"
+        ))
+        .unwrap();
+        collector
+            .lock()
+            .record(at(s), Ok(&exp), &collector.selections());
+    }
+    let windows =
+        crate::judge::burn::windows(Duration::from_secs(2), Duration::from_secs(3600)).unwrap();
+    let r = collector.burn(at(7), at(5), 0.999, windows).unwrap();
+    assert_eq!((r.long.good, r.long.total), (200.0, 200.0));
+    assert_eq!(
+        r.value(),
+        0.0,
+        "the previous release's errors are not this one's"
+    );
+    let down = ScrapeError::Unreachable {
+        reason: "target unreachable: connection refused".into(),
+        timed_out: false,
+    };
+    collector
+        .lock()
+        .record(at(8), Err(down), &collector.selections());
+    let e = collector.burn(at(8), at(5), 0.999, windows).unwrap_err();
+    assert_eq!(e.app_down(), Some(false), "{e}");
 }
