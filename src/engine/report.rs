@@ -369,3 +369,60 @@ fn graph_url(prom: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) ->
     .map(|u| redact_url(u.as_str()))
     .unwrap_or_else(|_| redact_url(prom))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{control_description, slo_description};
+    use crate::config::{ControlConfig, LabelMatch, SeriesSelector, SloEvents, SloProbe};
+
+    fn slo(events: SloEvents) -> SloProbe {
+        SloProbe {
+            url: "http://app:8080/metrics".into(),
+            objective: 0.999,
+            events,
+            long_window: Duration::from_secs(3600),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn an_slo_over_scrapes_is_described_like_one_over_promql() {
+        let total = SeriesSelector {
+            metric: "http_requests_total".into(),
+            labels: Default::default(),
+        };
+        let mut good = total.clone();
+        good.labels.insert(
+            "code".into(),
+            LabelMatch::NotRe(LabelMatch::anchored("5..").unwrap()),
+        );
+        assert_eq!(
+            slo_description(&slo(SloEvents::Scrape { good, total })),
+            r#"objective 99.9%, good http_requests_total{code!~"5.."} / total http_requests_total, long window up to 1h"#
+        );
+        assert_eq!(
+            slo_description(&slo(SloEvents::Query {
+                good: "sum(increase(ok_total[$window]))".into(),
+                total: "sum(increase(all_total[$window]))".into(),
+            })),
+            "objective 99.9%, good sum(increase(ok_total[$window])) / total sum(increase(all_total[$window])), long window up to 1h"
+        );
+    }
+
+    #[test]
+    fn a_control_is_described_with_its_server_redacted() {
+        let c = ControlConfig {
+            query: "max(world_latency_seconds)".into(),
+            url: "http://user:s3cr3t@prom-us:9090".into(),
+            tolerance: 0.5,
+            baseline_window: Duration::from_secs(600),
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(
+            control_description(&c),
+            "max(world_latency_seconds) at http://***@prom-us:9090/, tolerance 0.5"
+        );
+    }
+}

@@ -336,6 +336,9 @@ mod tests {
         let mut ev = crate::sinks::testing::alert(crate::sinks::AlertKind::Condemned)
             .evidence
             .unwrap();
+        ev.checks[1].control = Some(
+            r#"histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{region="us"}[1m]))) at http://prometheus:9090, tolerance 0.5"#.into(),
+        );
         let track = &mut ev.checks[1].track;
         track.control_baseline = Some(0.04);
         track.samples.push_back(Sample {
@@ -348,6 +351,7 @@ mod tests {
         });
         let report = ev.report();
         for line in [
+            r#"(prometheus http://prometheus:9090 query histogram_quantile(0.99, rate(latency_bucket[1m])); control histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{region="us"}[1m]))) at http://prometheus:9090, tolerance 0.5): "#,
             "    control baseline 0.04\n",
             "0.62  no data: the world, not us: control up 3.1x too (control 0.124 vs baseline 0.04; this check up 5.2x, 0.62 vs baseline 0.12: value 0.62 > max 0.5)\n",
         ] {
