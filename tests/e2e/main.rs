@@ -28,4 +28,5 @@ mod scenario;
 mod scrape;
 mod seq;
 mod sinks;
+mod slo_scrape;
 mod systemd_notify;

@@ -111,15 +111,15 @@ impl Histogram {
     }
 }
 
-/// The app's `/metrics` endpoint, driven by the test.
+/// The app's `/metrics` endpoint, driven by the test (the slo tests count its requests too).
 #[derive(Clone)]
-struct FakeMetrics {
-    url: String,
+pub(crate) struct FakeMetrics {
+    pub(crate) url: String,
     state: Arc<Mutex<State>>,
 }
 
 impl FakeMetrics {
-    async fn start(ok_per_sec: f64, errors_per_sec: f64, errors_exported: bool) -> Self {
+    pub(crate) async fn start(ok_per_sec: f64, errors_per_sec: f64, errors_exported: bool) -> Self {
         let state = Arc::new(Mutex::new(State {
             ok: Counter::new(ok_per_sec),
             errors: Counter::new(errors_per_sec),
@@ -146,7 +146,7 @@ impl FakeMetrics {
         self.lock().hits
     }
 
-    fn set_error_rate(&self, per_sec: f64) {
+    pub(crate) fn set_error_rate(&self, per_sec: f64) {
         let mut s = self.lock();
         s.errors.set_rate(per_sec);
         s.errors_exported = true;
@@ -170,7 +170,7 @@ impl FakeMetrics {
     }
 
     /// Waits until backstop has scraped `n` more times from now.
-    async fn wait_scrapes(&self, n: usize) {
+    pub(crate) async fn wait_scrapes(&self, n: usize) {
         let target = self.hits() + n;
         wait_until(&format!("{n} more scrapes"), T, || self.hits() >= target).await;
     }
@@ -247,7 +247,7 @@ failure_limit = 3
 
 /// Announces a deployment that started now, so the baseline window ends before anything the
 /// test changes next.
-async fn announce_now(d: &Daemon, release: &str) {
+pub(crate) async fn announce_now(d: &Daemon, release: &str) {
     let status = d
         .announce_json(serde_json::json!({
             "watch": "shop",
