@@ -131,9 +131,7 @@ fn good_and_total_may_be_scrape_selections() {
     let dir = secrets();
     let toml = with_slos(&[
         &format!("url = \"http://app:8080/metrics\"\nobjective = 0.999\n{GOOD_SCRAPED}\n{TOTAL_SCRAPED}"),
-        &format!(
-            "url = \"http://app:8080/metrics\"\nobjective = 0.99\ngood = {{ metric = \"jobs_total\", labels = {{ outcome = \"ok\", queue = {{ not = \"test\" }} }} }}\ntotal = {{ metric = \"jobs_total\", labels = {{ queue = {{ regex = \"a|b\" }} }} }}\nunreachable = \"error\"\nlong_window = \"30m\""
-        ),
+        "url = \"http://app:8080/metrics\"\nobjective = 0.99\ngood = { metric = \"jobs_total\", labels = { outcome = \"ok\", queue = { not = \"test\" } } }\ntotal = { metric = \"jobs_total\", labels = { queue = { regex = \"a|b\" } } }\nunreachable = \"error\"\nlong_window = \"30m\"",
     ]);
     let c = load_str(&toml, dir.path()).unwrap();
     let p = slo_probe(&c, 1);

@@ -44,8 +44,11 @@ fn exposition(ok: f64, bad: Option<f64>) -> String {
     s
 }
 
-/// A history of scrapes (at, counters); `None` counters: a failed scrape.
-fn history(scrapes: &[(f64, Option<(f64, Option<f64>)>)]) -> Vec<Point> {
+/// One scrape: when, and the `ok` and `bad` counters (`None`: the scrape failed).
+type Scrape = (f64, Option<(f64, Option<f64>)>);
+
+/// A history of scrapes.
+fn history(scrapes: &[Scrape]) -> Vec<Point> {
     let mode = mode();
     let mut h = History::new(1000);
     for &(at, counters) in scrapes {
