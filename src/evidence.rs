@@ -65,12 +65,12 @@ pub struct VerdictFacts {
 pub struct CheckEvidence {
     /// `http`, `prometheus`, `scrape`, `alert` or `slo`.
     pub kind: String,
-    /// The probed URL (http), the Prometheus server (prometheus, slo), the /metrics URL
-    /// (scrape) or the alert server (alert).
+    /// The probed URL (http), the Prometheus server (prometheus, slo over PromQL), the
+    /// /metrics URL (scrape, slo over scrape selections) or the alert server (alert).
     pub url: String,
     /// What is asked: the query (prometheus), what is computed (scrape), the source and label
-    /// matchers (alert), the objective and the good and total queries (slo; each sample's
-    /// note gives both windows' burn rates).
+    /// matchers (alert), the objective and the good and total queries or scrape selections
+    /// (slo; each sample's note gives both windows' burn rates).
     pub query: Option<String>,
     /// With `control_query` (prometheus and scrape checks): the control's query, the
     /// Prometheus answering it and the tolerance, e.g. `max(world_latency_seconds) at

@@ -16,8 +16,8 @@
 //! Modules:
 //! - [`config`]: TOML + environment, validated into typed structs with every error reported.
 //! - [`judge`]: rules, baseline maths, the verdict state machine.
-//! - [`checks`]: HTTP, Prometheus, scrape (`/metrics` read directly) and alert (Prometheus or
-//!   Alertmanager alerts) probes.
+//! - [`checks`]: HTTP, Prometheus, scrape (`/metrics` read directly), alert (Prometheus or
+//!   Alertmanager alerts) and slo (error-budget burn, from Prometheus or from scrapes) probes.
 //! - [`deployer`]: the deployers (Octopus, Argo CD, webhook, command), each exactly once.
 //! - [`engine`]: watch actors, observation rounds, policies and actions, polling, reload.
 //! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup, scrape
