@@ -62,9 +62,9 @@ pub fn replayable(p: &Probe) -> Result<Replayed, &'static str> {
             AlertSource::Prometheus => Ok(Replayed::Alerts),
             AlertSource::Alertmanager => Err("Alertmanager keeps no history of alerts"),
         },
-        Probe::Http { .. } => Err("needs the live service: a request now says nothing about then"),
+        Probe::Http { .. } => Err("needs the live service; a request now says nothing about then"),
         Probe::Scrape(_) => {
-            Err("needs the live service: backstop scrapes it itself, no Prometheus keeps the series")
+            Err("needs the live service; backstop scrapes it itself and no Prometheus keeps the series")
         }
         Probe::Slo(_) => Err(
             "its burn-rate windows grow with the time since the deployment, which a range query cannot evaluate",
