@@ -346,4 +346,17 @@ mod tests {
             "{out:?}"
         );
     }
+
+    #[test]
+    fn in_a_dry_run_a_condemned_release_is_left_to_a_human_with_what_would_have_been_done() {
+        let c = crate::engine::lifecycle::test_config("dry_run = true");
+        let out = replay(&c, &dep(), |_| round(5.0));
+        assert_eq!(out.kind(), Some(VerdictKind::Condemned));
+        match out.action {
+            Some(Action::Human { reason, .. }) => {
+                assert!(reason.starts_with("dry run: would"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

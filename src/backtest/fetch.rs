@@ -163,13 +163,13 @@ async fn history(
             };
             let (reading, traffic, baseline, control, compare) =
                 futures_util::join!(reading, traffic, baseline, control, compare);
-            Some(History::Prometheus(PromHistory {
+            Some(History::Prometheus(Box::new(PromHistory {
                 reading,
                 baseline,
                 compare,
                 traffic,
                 control,
-            }))
+            })))
         }
         (Replayed::Alerts, Probe::Alert(a)) => {
             // On the rounds' grid, extended back past the deployment.
@@ -204,6 +204,8 @@ pub fn alerts_query(labels: &BTreeMap<String, String>) -> String {
     format!("ALERTS{{{}}}", matchers.join(","))
 }
 
+type Labels = BTreeMap<String, String>;
+
 /// `query` every `step` from `start` to `end`, in as many range queries as the server's point
 /// limit needs, series joined by their labels.
 async fn fetch_grid(
@@ -216,7 +218,7 @@ async fn fetch_grid(
     timeout: Duration,
 ) -> Grid {
     let step = step.max(Duration::from_millis(1));
-    let mut joined: BTreeMap<BTreeMap<String, String>, Vec<(DateTime<Utc>, f64)>> = BTreeMap::new();
+    let mut joined: BTreeMap<Labels, Vec<(DateTime<Utc>, f64)>> = BTreeMap::new();
     let mut from = start;
     let series = loop {
         if from > end {

@@ -29,7 +29,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, DeployerConfig, LoadError};
+use crate::config::{Config, DeployerConfig, LoadError, OctopusConfig, WatchConfig};
 use crate::deployer::octopus::OctopusClient;
 use crate::deployer::{DeployerError, Deployment};
 use crate::engine::lifecycle::{CheckResult, Unmeasured};
@@ -98,39 +98,7 @@ pub async fn run(
     to: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Report, BacktestError> {
-    let w = cfg
-        .watch(watch)
-        .ok_or_else(|| BacktestError::UnknownWatch {
-            name: watch.to_string(),
-            known: cfg
-                .watches
-                .iter()
-                .map(|w| w.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
-    let plan = checks::plan(w);
-    if plan.replayed.is_empty() {
-        let skipped: Vec<String> = plan
-            .skipped
-            .iter()
-            .map(|s| format!("{} ({}: {})", s.name, s.kind, s.reason))
-            .collect();
-        return Err(BacktestError::NothingToReplay {
-            watch: w.name.clone(),
-            skipped: skipped.join("; "),
-        });
-    }
-    let octopus = match cfg.deployers.get(&w.deployer) {
-        Some(DeployerConfig::Octopus(c)) => c,
-        other => {
-            return Err(BacktestError::Unsupported {
-                watch: w.name.clone(),
-                deployer: w.deployer.clone(),
-                kind: other.map_or("unknown", DeployerConfig::kind),
-            })
-        }
-    };
+    let (w, plan, octopus) = setup(cfg, watch)?;
     let http = reqwest::Client::builder()
         .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(std::time::Duration::from_secs(5))
@@ -150,27 +118,16 @@ pub async fn run(
     for i in history::in_range(&all, from, to) {
         let previous = history::previous(&all, i, &condemned).map(String::from);
         let (facts, out) = replay_one(&http, &plan.watch, &all, i, previous, now).await;
-        if out.kind() == Some(VerdictKind::Condemned)
-            && out
-                .verdict
-                .as_ref()
-                .is_some_and(|v| v.decided_at <= facts.horizon)
-        {
+        let decided = out
+            .verdict
+            .as_ref()
+            .filter(|v| v.decided_at <= facts.horizon);
+        if decided.is_some_and(|v| v.verdict == VerdictKind::Condemned) {
             condemned.insert(facts.release.clone());
         }
         replayed.push((facts, out));
     }
-    let releases = replayed.iter().flat_map(|(f, out)| {
-        let target = match &out.action {
-            Some(replay::Action::Deploy { target, .. }) => Some(target.clone()),
-            _ => None,
-        };
-        [Some(f.release.clone()), f.previous_release.clone(), target]
-            .into_iter()
-            .flatten()
-    });
-    let releases: Vec<String> = releases.collect();
-    let versions = source::versions(&client, releases, &cancel).await;
+    let versions = source::versions(&client, named(&replayed), &cancel).await;
     let version = |id: &str| versions.get(id).cloned();
     let deployments: Vec<report::Entry> = replayed
         .into_iter()
@@ -195,10 +152,63 @@ pub async fn run(
     })
 }
 
+/// The watch, its checks sorted, and its Octopus deployer; or why it cannot be backtested.
+fn setup<'a>(
+    cfg: &'a Config,
+    watch: &str,
+) -> Result<(&'a WatchConfig, checks::Plan, &'a OctopusConfig), BacktestError> {
+    let w = cfg
+        .watch(watch)
+        .ok_or_else(|| BacktestError::UnknownWatch {
+            name: watch.to_string(),
+            known: cfg
+                .watches
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let plan = checks::plan(w);
+    if plan.replayed.is_empty() {
+        let skipped: Vec<String> = plan
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({}: {})", s.name, s.kind, s.reason))
+            .collect();
+        return Err(BacktestError::NothingToReplay {
+            watch: w.name.clone(),
+            skipped: skipped.join("; "),
+        });
+    }
+    match cfg.deployers.get(&w.deployer) {
+        Some(DeployerConfig::Octopus(c)) => Ok((w, plan, c)),
+        other => Err(BacktestError::Unsupported {
+            watch: w.name.clone(),
+            deployer: w.deployer.clone(),
+            kind: other.map_or("unknown", DeployerConfig::kind),
+        }),
+    }
+}
+
+/// Every release the report names: each deployment's, its rollback target, an action's.
+fn named(replayed: &[(Facts, Outcome)]) -> Vec<String> {
+    replayed
+        .iter()
+        .flat_map(|(f, out)| {
+            let target = match &out.action {
+                Some(replay::Action::Deploy { target, .. }) => Some(target.clone()),
+                _ => None,
+            };
+            [Some(f.release.clone()), f.previous_release.clone(), target]
+        })
+        .flatten()
+        .collect()
+}
+
 /// Fetches one deployment's history and replays it.
 async fn replay_one(
     http: &reqwest::Client,
-    watch: &crate::config::WatchConfig,
+    watch: &WatchConfig,
     all: &[Deployment],
     i: usize,
     previous: Option<String>,

@@ -52,9 +52,11 @@ fn table(entries: &[Entry]) -> String {
     let rows: Vec<[String; 6]> = entries
         .iter()
         .map(|e| {
-            let failed = (e.task_state != "Success")
-                .then(|| format!(" ({} deployment)", e.task_state.to_lowercase()))
-                .unwrap_or_default();
+            let failed = if e.task_state == "Success" {
+                String::new()
+            } else {
+                format!(" ({} deployment)", e.task_state.to_lowercase())
+            };
             [
                 e.deployed_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 release(&e.release, e.version.as_deref()),

@@ -28,7 +28,7 @@ pub struct Grid {
 /// One check's history around one deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum History {
-    Prometheus(PromHistory),
+    Prometheus(Box<PromHistory>),
     Alerts(AlertHistory),
 }
 

@@ -68,13 +68,13 @@ fn several_series_and_non_numbers_are_what_an_instant_query_makes_of_them() {
 
 #[test]
 fn a_prometheus_check_reads_its_value_traffic_control_and_baseline() {
-    let h = History::Prometheus(PromHistory {
+    let h = History::Prometheus(Box::new(PromHistory {
         reading: grid(vec![series(&[], &[(0, 0.5)])]),
         baseline: Some(Ok(Some(0.1))),
         compare: None,
         traffic: Some(grid(vec![series(&[], &[(0, 3.0)])])),
         control: Some((grid(vec![]), Ok(2.0))),
-    });
+    }));
     let r = check_result("errors", &h, at(0));
     assert_eq!(r.name, "errors");
     assert_eq!(r.reading, Ok(Reading::Value(0.5)));

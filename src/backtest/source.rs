@@ -73,8 +73,9 @@ pub async fn versions(
     cancel: &CancellationToken,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
+    let mut asked = std::collections::HashSet::new();
     for id in releases {
-        if out.contains_key(&id) {
+        if !asked.insert(id.clone()) {
             continue;
         }
         let found =
