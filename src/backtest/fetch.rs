@@ -42,13 +42,21 @@ pub struct Span {
 
 impl Span {
     pub fn of(watch: &WatchConfig, deployed_at: DateTime<Utc>) -> Span {
-        let judging_from = deployed_at + dur(watch.warmup);
+        let judging_from = at(deployed_at, watch.warmup);
         Span {
             deployed_at,
             judging_from,
-            end: judging_from + dur(watch.window) + dur(watch.interval * 2),
+            end: at(
+                at(judging_from, watch.window),
+                watch.interval.saturating_mul(2),
+            ),
         }
     }
+}
+
+/// `t + d`, saturating: no configured duration can make a replay panic.
+fn at(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    crate::deployer::octopus::protocol::at(t, d)
 }
 
 fn dur(d: Duration) -> chrono::Duration {
@@ -142,7 +150,7 @@ async fn history(
                 let cmp = c.compare?;
                 // As the live check: post samples start when judging does, and once the
                 // query's look-back has left the deployment behind.
-                let from = span.judging_from.max(span.deployed_at + dur(*lookback));
+                let from = span.judging_from.max(at(span.deployed_at, *lookback));
                 let pre = checks::compare_samples(
                     http,
                     &c.probe,
@@ -219,24 +227,26 @@ async fn fetch_grid(
 ) -> Grid {
     let step = step.max(Duration::from_millis(1));
     let mut joined: BTreeMap<Labels, Vec<(DateTime<Utc>, f64)>> = BTreeMap::new();
-    let mut from = start;
-    let series = loop {
-        if from > end {
-            break Ok(joined
-                .into_iter()
-                .map(|(labels, points)| RangeSeries { labels, points })
-                .collect());
-        }
-        let to = (from + dur(step * (MAX_STEPS - 1))).min(end);
+    let mut failed = None;
+    for (from, to) in chunks(start, end, step) {
         match prometheus::range_series(http, url, query, from, to, step, timeout).await {
             Ok(found) => {
                 for s in found {
                     joined.entry(s.labels).or_default().extend(s.points);
                 }
             }
-            Err(e) => break Err(e),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
-        from = to + dur(step);
+    }
+    let series = match failed {
+        Some(e) => Err(e),
+        None => Ok(joined
+            .into_iter()
+            .map(|(labels, points)| RangeSeries { labels, points })
+            .collect()),
     };
     Grid {
         start,
@@ -245,9 +255,49 @@ async fn fetch_grid(
     }
 }
 
+/// The spans of the range queries that evaluate every `step` from `start` to `end`: at most
+/// [`MAX_STEPS`] points each, each starting one step after the last one ended.
+fn chunks(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    step: Duration,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    let mut from = start;
+    while from <= end {
+        let to = at(from, step.saturating_mul(MAX_STEPS - 1)).min(end);
+        out.push((from, to));
+        if to >= end {
+            break;
+        }
+        from = at(to, step);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_ranges_are_split_on_the_grid_under_the_point_limit() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let s = |secs: i64| t0 + chrono::Duration::seconds(secs);
+        let step = Duration::from_secs(1);
+        assert_eq!(chunks(s(0), s(100), step), vec![(s(0), s(100))]);
+        assert_eq!(
+            chunks(s(0), s(25_000), step),
+            vec![
+                (s(0), s(9_999)),
+                (s(10_000), s(19_999)),
+                (s(20_000), s(25_000))
+            ]
+        );
+        assert!(chunks(s(10), s(0), step).is_empty());
+        // Saturated at the end of time: it still ends.
+        let end = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(chunks(end, end, Duration::MAX).len(), 1);
+    }
 
     #[test]
     fn alert_queries_match_every_label_with_values_escaped() {
