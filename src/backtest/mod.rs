@@ -2,19 +2,21 @@
 //!
 //! The deployer lists the deployments of the watch's project to its environment in the range
 //! ([`source`], read-only: it never calls a deploy API); each one's checks are read back from
-//! Prometheus history ([`fetch`], range queries at the watch's cadence) and replayed, round by
-//! round ([`sample`]), through the daemon's own lifecycle core ([`crate::replay`]): the same
-//! rules, streaks, `min_samples`, controls and policies, not a reimplementation. Checks that
-//! cannot be replayed from history (http, scrape, slo, Alertmanager alerts) are left out and
-//! reported ([`checks`]). Deployments are replayed oldest first, so one this backtest condemns
-//! is no rollback target for the next ([`history`]). The result is a [`report::Report`]:
-//! JSON, or text ([`render`]).
+//! Prometheus history ([`fetch`], range queries at the watch's cadence) and replayed ([`decide`]),
+//! round by round ([`sample`]), through the daemon's own lifecycle core ([`crate::replay`]):
+//! the same rules, streaks, `min_samples`, controls and policies, not a reimplementation.
+//! Checks that cannot be replayed from history (http, scrape, slo, Alertmanager alerts) are
+//! left out and reported ([`checks`]). Deployments are replayed oldest first, so one this
+//! backtest condemns is no rollback target for the next ([`history`]). The result is a
+//! [`report::Report`]: JSON, or text ([`render`]). This module is the I/O shell; every other
+//! but `fetch` and `source` is pure.
 //!
 //! Each deployment is replayed on its own, with a fresh watch: `max_actions` and a pause
 //! never carry over, and a rollback backstop would have made does not change the history
 //! that follows (what really ran next is what is replayed next).
 
 mod checks;
+mod decide;
 mod fetch;
 mod history;
 pub mod render;
@@ -32,10 +34,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, DeployerConfig, LoadError, OctopusConfig, WatchConfig};
 use crate::deployer::octopus::OctopusClient;
 use crate::deployer::{DeployerError, Deployment};
-use crate::engine::lifecycle::{CheckResult, Unmeasured};
 use crate::judge::observation::VerdictKind;
 use crate::metrics::Metrics;
-use crate::model::DeployFailure;
 use crate::replay::{self, Outcome};
 use report::{Facts, Report};
 
@@ -237,43 +237,6 @@ async fn replay_one(
     tracing::info!(deployment = %d.id, release = %d.release_id, "replaying");
     let span = fetch::Span::of(watch, d.created);
     let histories = fetch::histories(http, watch, span).await;
-    let sample = |t: DateTime<Utc>| -> Vec<CheckResult> {
-        histories
-            .iter()
-            .map(|(name, h)| {
-                if t <= horizon {
-                    return sample::check_result(name, h, t);
-                }
-                // Past the end of history: nothing measured (a verdict reached on such rounds
-                // is dropped by the report).
-                CheckResult {
-                    name: name.clone(),
-                    baseline: None,
-                    reading: Err(Unmeasured::other("after the end of the replayed history")),
-                    late: None,
-                    traffic: None,
-                    compare: None,
-                    control: None,
-                }
-            })
-            .collect()
-    };
-    let dep = replay::Deployment {
-        release: d.release_id.clone(),
-        deployment_id: Some(d.id.clone()),
-        deployed_at: d.created,
-        previous,
-    };
-    let out = match d.task_state.as_ref().filter(|s| s.is_failure()) {
-        Some(state) => {
-            let failure = DeployFailure {
-                task: d.task_id.clone(),
-                state: Some(state.as_str().to_string()),
-                ..DeployFailure::default()
-            };
-            replay::replay_failed(watch, &dep, failure, sample)
-        }
-        None => replay::replay(watch, &dep, sample),
-    };
+    let out = decide::replay(watch, d, previous, &histories, horizon);
     (facts, out)
 }
