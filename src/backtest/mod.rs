@@ -1,13 +1,13 @@
 //! `backstop backtest`: what backstop would have decided about a watch's past deployments.
 //!
 //! The deployer lists the deployments of the watch's project to its environment in the range
-//! ([`source`], read-only: it never calls a deploy API); each one's checks are read back from
-//! Prometheus history ([`fetch`], range queries at the watch's cadence) and replayed ([`decide`]),
-//! round by round ([`sample`]), through the daemon's own lifecycle core ([`crate::replay`]):
+//! (`source`, read-only: it never calls a deploy API); each one's checks are read back from
+//! Prometheus history (`fetch`, range queries at the watch's cadence) and replayed (`decide`),
+//! round by round (`sample`), through the daemon's own lifecycle core ([`crate::replay`]):
 //! the same rules, streaks, `min_samples`, controls and policies, not a reimplementation.
 //! Checks that cannot be replayed from history (http, scrape, slo, Alertmanager alerts) are
-//! left out and reported ([`checks`]). Deployments are replayed oldest first, so one this
-//! backtest condemns is no rollback target for the next ([`history`]). The result is a
+//! left out and reported (`checks`). Deployments are replayed oldest first, so one this
+//! backtest condemns is no rollback target for the next (`history`). The result is a
 //! [`report::Report`]: JSON, or text ([`render`]). This module is the I/O shell; every other
 //! but `fetch` and `source` is pure.
 //!
