@@ -1,4 +1,4 @@
-//! The command line: `run`, `check-config`, `status`.
+//! The command line: `run`, `check-config`, `status`, `backtest` and the rest.
 
 use std::path::PathBuf;
 
@@ -89,6 +89,25 @@ pub enum Command {
         watch: String,
         #[command(flatten)]
         auth: ApiAuth,
+    },
+    /// Replay a watch's past deployments against Prometheus history: what backstop would have
+    /// decided, when and why. Read-only: lists deployments from the deployer (Octopus), never
+    /// deploys.
+    Backtest {
+        #[arg(long, short, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The watch to backtest.
+        #[arg(long)]
+        watch: String,
+        /// Start of the range: RFC 3339 (2025-05-01T10:00:00Z) or a duration ago (7d, 36h).
+        #[arg(long)]
+        from: String,
+        /// End of the range, like --from (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Print the JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Watch backstop catch a bad release and roll it back: a simulated service and deployment
     /// tool, real HTTP on loopback, no config, under a minute.

@@ -31,10 +31,12 @@
 //! - [`daemon`]: wiring it all together for `backstop run`.
 //! - [`systemd`]: the systemd notify protocol (readiness, status, reload, watchdog).
 //! - [`replay`]: one deployment replayed through the real lifecycle core (backtest, quality bench).
+//! - [`backtest`]: `backstop backtest`, past deployments replayed against Prometheus history.
 //! - [`demo`]: `backstop demo`, a simulated service and deployment tool on loopback.
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
+pub mod backtest;
 pub mod checks;
 pub mod cli;
 pub mod client;

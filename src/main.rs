@@ -28,10 +28,11 @@ fn init_tracing(format: LogFormat, default_level: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo shows its own live view; the daemon's logs would drown it.
-    let level = if matches!(cli.command, Command::Demo { .. }) {
-        "off"
-    } else {
-        "info"
+    let level = match cli.command {
+        Command::Demo { .. } => "off",
+        // The report is the output; only problems (a retried call) go to stderr.
+        Command::Backtest { .. } => "warn",
+        _ => "info",
     };
     init_tracing(cli.log_format, level);
     match cli.command {
@@ -155,6 +156,19 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::Backtest {
+            config,
+            watch,
+            from,
+            to,
+            json,
+        } => cli_call(backstop::backtest::command(
+            &config,
+            &watch,
+            &from,
+            to.as_deref(),
+            json,
+        )),
         Command::Status { url, json } => cli_call(backstop::client::status(&url, json)),
         Command::History { watch, url, limit } => {
             cli_call(backstop::client::history(&url, watch.as_deref(), limit))
@@ -169,10 +183,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs one API call of the CLI and prints its result or its error.
-fn cli_call<F>(f: F) -> ExitCode
+/// Runs one command of the CLI (an API call, a backtest) and prints its result or its error.
+fn cli_call<F, E>(f: F) -> ExitCode
 where
-    F: std::future::Future<Output = Result<String, backstop::client::ClientError>>,
+    F: std::future::Future<Output = Result<String, E>>,
+    E: std::fmt::Display,
 {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,13 +8,19 @@
 //! verdict; a condemned release is then decided with the last good release as the only
 //! rollback candidate, and the decision is read from the record, before anything would leave
 //! the process. Pure: no I/O, no clock; the caller's `sample` function is the only input.
+//!
+//! A deployment that itself failed ([`replay_failed`]) goes through `on_deploy_failure` as in
+//! the daemon. Programs are never run: a `[watch.hooks.deploy_failed]` hook or a `when =
+//! "before"` command is taken as having succeeded, so the decision goes on to what follows it;
+//! `on_failure = "command"` is the action itself ([`Action::Command`]).
 
 use chrono::{DateTime, Utc};
 
+use crate::command::CommandResult;
 use crate::config::WatchConfig;
 use crate::engine::lifecycle::{self, CheckResult, Effect, Event, Learned, RoundResult};
 use crate::judge::observation::{Verdict, VerdictKind};
-use crate::model::{Source, WatchRecord, WatchState};
+use crate::model::{CommandPurpose, DeployFailure, Source, WatchRecord, WatchState};
 
 /// A deployment to replay.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +77,27 @@ const MAX_ROUNDS: u32 = 100_000;
 pub fn replay(
     cfg: &WatchConfig,
     deployment: &Deployment,
+    sample: impl FnMut(DateTime<Utc>) -> Vec<CheckResult>,
+) -> Outcome {
+    run(cfg, deployment, None, sample)
+}
+
+/// Replays a deployment that itself failed (its task ended Failed, TimedOut or Canceled):
+/// `on_deploy_failure` decides whether it is observed (`sample` as in [`replay`]) or acted on
+/// at once.
+pub fn replay_failed(
+    cfg: &WatchConfig,
+    deployment: &Deployment,
+    failure: DeployFailure,
+    sample: impl FnMut(DateTime<Utc>) -> Vec<CheckResult>,
+) -> Outcome {
+    run(cfg, deployment, Some(failure), sample)
+}
+
+fn run(
+    cfg: &WatchConfig,
+    deployment: &Deployment,
+    failure: Option<DeployFailure>,
     mut sample: impl FnMut(DateTime<Utc>) -> Vec<CheckResult>,
 ) -> Outcome {
     let mut record = WatchRecord {
@@ -86,7 +113,7 @@ pub fn replay(
         created: Some(deployment.deployed_at),
         source: Source::Poll,
         rollback_safe: None,
-        failure: None,
+        failure,
         known: false,
         observation_id: format!("replay-{}", deployment.release),
     };
@@ -113,7 +140,11 @@ pub fn replay(
                         .cloned()
                         .collect()))),
                     Effect::Execute => out.action = Some(deploy_action(&record)),
-                    Effect::RunCommand(_) => out.action = Some(Action::Command),
+                    Effect::RunCommand(CommandPurpose::OnFailure) => {
+                        out.action = Some(Action::Command)
+                    }
+                    // A hook beside the decision: taken as run, the decision goes on.
+                    Effect::RunCommand(_) => queue.push(Event::CommandDone(not_run())),
                     _ => {}
                 }
             }
@@ -140,6 +171,19 @@ pub fn replay(
             scheduled: at,
             checks: sample(at),
         }));
+    }
+}
+
+/// The result a hook gets in a replay: it counts as having succeeded, without running.
+fn not_run() -> CommandResult {
+    CommandResult {
+        argv: Vec::new(),
+        exit_code: Some(0),
+        timed_out: false,
+        spawn_error: None,
+        stdout: String::new(),
+        stderr: "not run: a replay runs no programs".into(),
+        duration_ms: 0,
     }
 }
 
@@ -251,5 +295,68 @@ mod tests {
         let out = replay(&c, &d, |_| round(5.0));
         assert_eq!(out.kind(), Some(VerdictKind::Condemned));
         assert!(matches!(out.action, Some(Action::Human { .. })), "{out:?}");
+    }
+
+    fn failure() -> DeployFailure {
+        DeployFailure {
+            task: Some("ServerTasks-7".into()),
+            state: Some("Failed".into()),
+            ..DeployFailure::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_deployment_is_observed_by_default_and_judged_by_its_checks() {
+        let c = cfg();
+        let d = dep();
+        let out = replay_failed(&c, &d, failure(), |_| round(5.0));
+        assert_eq!(out.kind(), Some(VerdictKind::Condemned));
+        assert!(matches!(out.action, Some(Action::Deploy { .. })), "{out:?}");
+        let out = replay_failed(&c, &d, failure(), |_| round(0.5));
+        assert_eq!(out.kind(), Some(VerdictKind::Verified));
+        assert_eq!(out.action, None);
+    }
+
+    #[test]
+    fn on_deploy_failure_rollback_acts_at_once_even_after_a_hook() {
+        let c = crate::engine::lifecycle::test_config(
+            "on_deploy_failure = \"rollback\"\n[watch.hooks.deploy_failed]\nargv = [\"/bin/true\"]",
+        );
+        let d = dep();
+        let out = replay_failed(&c, &d, failure(), |_| panic!("no round is taken"));
+        assert_eq!(out.rounds, 0);
+        assert_eq!(out.kind(), Some(VerdictKind::Condemned));
+        assert_eq!(
+            out.action,
+            Some(Action::Deploy {
+                kind: "rollback".into(),
+                target: "Releases-1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_command_before_the_rollback_is_taken_as_run_and_the_rollback_follows() {
+        let c = crate::engine::lifecycle::test_config(
+            "[watch.command]\nargv = [\"/bin/true\"]\nwhen = \"before\"",
+        );
+        let out = replay(&c, &dep(), |_| round(5.0));
+        assert!(
+            matches!(&out.action, Some(Action::Deploy { kind, .. }) if kind == "rollback"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn in_a_dry_run_a_condemned_release_is_left_to_a_human_with_what_would_have_been_done() {
+        let c = crate::engine::lifecycle::test_config("dry_run = true");
+        let out = replay(&c, &dep(), |_| round(5.0));
+        assert_eq!(out.kind(), Some(VerdictKind::Condemned));
+        match out.action {
+            Some(Action::Human { reason, .. }) => {
+                assert!(reason.starts_with("dry run: would"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -16,6 +16,9 @@ _backstop() {
             ",$1")
                 cmd="backstop"
                 ;;
+            backstop,backtest)
+                cmd="backstop__subcmd__backtest"
+                ;;
             backstop,check-config)
                 cmd="backstop__subcmd__check__subcmd__config"
                 ;;
@@ -51,6 +54,9 @@ _backstop() {
                 ;;
             backstop,status)
                 cmd="backstop__subcmd__status"
+                ;;
+            backstop__subcmd__help,backtest)
+                cmd="backstop__subcmd__help__subcmd__backtest"
                 ;;
             backstop__subcmd__help,check-config)
                 cmd="backstop__subcmd__help__subcmd__check__subcmd__config"
@@ -95,12 +101,50 @@ _backstop() {
 
     case "${cmd}" in
         backstop)
-            opts="-h -V --log-format --help --version run check-config status history explain pause resume demo simulate completions man help"
+            opts="-h -V --log-format --help --version run check-config status history explain pause resume backtest demo simulate completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        backstop__subcmd__backtest)
+            opts="-c -h --config --watch --from --to --json --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
@@ -201,8 +245,22 @@ _backstop() {
             return 0
             ;;
         backstop__subcmd__help)
-            opts="run check-config status history explain pause resume demo simulate completions man help"
+            opts="run check-config status history explain pause resume backtest demo simulate completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        backstop__subcmd__help__subcmd__backtest)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

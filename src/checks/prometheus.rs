@@ -36,7 +36,19 @@ struct VectorItem {
 
 #[derive(Deserialize)]
 struct MatrixItem {
+    #[serde(default)]
+    metric: std::collections::BTreeMap<String, String>,
     values: Vec<(Value, String)>,
+}
+
+/// One series of a `query_range` answer, every point kept with its time (for replaying
+/// history: `backstop backtest`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// (evaluation time, value), oldest first. NaN and infinities are kept: what they mean is
+    /// the caller's to decide, as for an instant query.
+    pub points: Vec<(DateTime<Utc>, f64)>,
 }
 
 /// Parses a Prometheus sample value ("1.5", "NaN", "+Inf").
@@ -154,6 +166,30 @@ pub async fn range_at(
     step: Duration,
     timeout: Duration,
 ) -> Result<Vec<f64>, ProbeError> {
+    let series = range_series(client, url, query, start, end, step, timeout).await?;
+    match series.as_slice() {
+        [] => Err(ProbeError::NoData),
+        [one] => Ok(one
+            .points
+            .iter()
+            .map(|(_, v)| *v)
+            .filter(|v| v.is_finite())
+            .collect()),
+        many => Err(ProbeError::MultipleSeries(many.len())),
+    }
+}
+
+/// Every series of a `query_range` answer with its labels and timed points; an empty answer
+/// is an empty list (the caller knows whether that is "no data" or "nothing firing").
+pub async fn range_series(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    step: Duration,
+    timeout: Duration,
+) -> Result<Vec<RangeSeries>, ProbeError> {
     let secs = |t: DateTime<Utc>| format!("{:.3}", t.timestamp_millis() as f64 / 1000.0);
     let params = [
         ("query", query.to_string()),
@@ -171,14 +207,39 @@ pub async fn range_at(
     }
     let series: Vec<MatrixItem> =
         serde_json::from_value(data.result).map_err(|e| ProbeError::Malformed(e.to_string()))?;
-    match series.as_slice() {
-        [] => Err(ProbeError::NoData),
-        [one] => Ok(one
-            .values
-            .iter()
-            .filter_map(|(_, v)| parse_value(v).ok())
-            .collect()),
-        many => Err(ProbeError::MultipleSeries(many.len())),
+    series
+        .into_iter()
+        .map(|s| {
+            let points = s
+                .values
+                .into_iter()
+                .map(|(t, v)| Ok((timestamp(&t)?, parse_any(&v)?)))
+                .collect::<Result<Vec<_>, ProbeError>>()?;
+            Ok(RangeSeries {
+                labels: s.metric,
+                points,
+            })
+        })
+        .collect()
+}
+
+/// A sample time of the API: unix seconds as a JSON number (`1700000000.5`).
+fn timestamp(v: &Value) -> Result<DateTime<Utc>, ProbeError> {
+    v.as_f64()
+        .and_then(|s| DateTime::from_timestamp_millis((s * 1000.0).round() as i64))
+        .ok_or_else(|| ProbeError::Malformed(format!("sample time {v}")))
+}
+
+/// Like [`parse_value`], keeping NaN and infinities as numbers.
+fn parse_any(text: &str) -> Result<f64, ProbeError> {
+    match parse_value(text) {
+        Ok(v) => Ok(v),
+        Err(ProbeError::NotANumber(_)) => Ok(match text {
+            "-Inf" => f64::NEG_INFINITY,
+            "+Inf" | "Inf" => f64::INFINITY,
+            _ => f64::NAN,
+        }),
+        Err(e) => Err(e),
     }
 }
 
@@ -200,5 +261,16 @@ mod tests {
             Err(ProbeError::NotANumber(_))
         ));
         assert!(matches!(parse_value("abc"), Err(ProbeError::Malformed(_))));
+        assert!(parse_any("NaN").unwrap().is_nan());
+        assert_eq!(parse_any("-Inf").unwrap(), f64::NEG_INFINITY);
+        assert_eq!(parse_any("2").unwrap(), 2.0);
+        assert!(parse_any("abc").is_err());
+    }
+
+    #[test]
+    fn sample_times_are_unix_seconds_to_the_millisecond() {
+        let t = timestamp(&serde_json::json!(1_700_000_000.25)).unwrap();
+        assert_eq!(t.timestamp_millis(), 1_700_000_000_250);
+        assert!(timestamp(&serde_json::json!("soon")).is_err());
     }
 }

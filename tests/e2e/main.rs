@@ -6,6 +6,7 @@ mod common;
 
 mod api;
 mod argocd;
+mod backtest;
 mod cli;
 mod dead_app;
 mod demo;

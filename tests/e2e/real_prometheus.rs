@@ -172,15 +172,31 @@ pub(crate) async fn prometheus_scraping(
     dir: &std::path::Path,
     ready: &str,
 ) -> (Prometheus, String) {
-    let port = free_port();
-    let prom_url = format!("http://127.0.0.1:{port}");
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
+    let (prom, prom_url) = start_prometheus(
+        dir,
+        &format!(
             "global:\n  scrape_interval: 200ms\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    scrape_timeout: 150ms\n    static_configs:\n      - targets: ['{app}']\n"
         ),
     )
-    .unwrap();
+    .await;
+    let c = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + T;
+    while query(&c, &prom_url, ready).await.unwrap_or(0.0) < 5.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prometheus never scraped the app"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (prom, prom_url)
+}
+
+/// A real Prometheus on a free loopback port, configured with `config` (prometheus.yml), its
+/// TSDB in `dir/data` (where a test may have put blocks first), once it says it is ready.
+pub(crate) async fn start_prometheus(dir: &std::path::Path, config: &str) -> (Prometheus, String) {
+    let port = free_port();
+    let prom_url = format!("http://127.0.0.1:{port}");
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let prom = Prometheus(
         Command::new("prometheus")
             .arg(format!(
@@ -198,11 +214,17 @@ pub(crate) async fn prometheus_scraping(
             .expect("prometheus (Debian package) is installed by the test command"),
     );
     let c = reqwest::Client::new();
+    let ready = format!("{prom_url}/-/ready");
     let deadline = std::time::Instant::now() + T;
-    while query(&c, &prom_url, ready).await.unwrap_or(0.0) < 5.0 {
+    loop {
+        if let Ok(r) = c.get(&ready).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "prometheus never scraped the app"
+            "prometheus never became ready"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -29,6 +29,13 @@ pub const MAX_BODY: usize = 8 << 20;
 /// [`details`] keeps, while a task with thousands of lines per target stays a small answer.
 pub const DETAILS_TAIL: usize = 50;
 
+/// What backstop reads of a release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseInfo {
+    pub version: Option<String>,
+    pub notes: Option<String>,
+}
+
 /// A client for one `[deployers.NAME]` of kind octopus.
 #[derive(Clone)]
 pub struct OctopusClient {
@@ -335,23 +342,36 @@ impl OctopusClient {
         release: &str,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<bool, DeployerError> {
+        let r = super::retry::with_retry(self.config.calls.max_retries, cancel, || {
+            self.release(release)
+        })
+        .await?;
+        Ok(!r
+            .notes
+            .unwrap_or_default()
+            .contains(&self.config.no_rollback_marker))
+    }
+
+    /// `GET /api/{space}/releases/{id}`: a release's version and notes.
+    pub async fn release(&self, id: &str) -> Result<ReleaseInfo, DeployerError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Release {
             #[serde(default)]
+            version: Option<String>,
+            #[serde(default)]
             release_notes: Option<String>,
         }
-        let url = self.url(&format!("releases/{}", id_segment(release)?));
-        let v = super::retry::with_retry(self.config.calls.max_retries, cancel, || {
-            self.request("get_release", Method::GET, url.clone(), &[], None)
-        })
-        .await?;
+        let url = self.url(&format!("releases/{}", id_segment(id)?));
+        let v = self
+            .request("get_release", Method::GET, url, &[], None)
+            .await?;
         let r: Release =
             serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
-        Ok(!r
-            .release_notes
-            .unwrap_or_default()
-            .contains(&self.config.no_rollback_marker))
+        Ok(ReleaseInfo {
+            version: r.version,
+            notes: r.release_notes,
+        })
     }
 
     /// `GET /api/{space}/tasks/{id}/details?verbose=false&tail=N`: Octopus's account of how a

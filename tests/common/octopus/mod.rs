@@ -243,6 +243,12 @@ impl FakeOctopus {
         self.lock().post_attempts
     }
 
+    /// Every request that could change something (any method but GET and HEAD, any path),
+    /// including unauthenticated ones: a read-only client makes none.
+    pub fn write_attempts(&self) -> usize {
+        self.lock().write_attempts
+    }
+
     /// Every deployment, added or created, in the order the fake stored them.
     pub fn deployments(&self) -> Vec<Value> {
         let st = self.lock();

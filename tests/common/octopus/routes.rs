@@ -47,7 +47,8 @@ pub(super) fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Authenticates every request, counts POST /deployments attempts and applies GET faults.
+/// Authenticates every request, counts POST /deployments attempts (and every write) and
+/// applies GET faults.
 async fn gate(AxState(s): AxState<Shared>, req: Request, next: Next) -> Response {
     let segments: Vec<&str> = req.uri().path().trim_end_matches('/').split('/').collect();
     let is_create = req.method() == Method::POST
@@ -58,6 +59,7 @@ async fn gate(AxState(s): AxState<Shared>, req: Request, next: Next) -> Response
     let fault = {
         let mut st = lock(&s);
         st.post_attempts += usize::from(is_create);
+        st.write_attempts += usize::from(!matches!(*req.method(), Method::GET | Method::HEAD));
         let key = req
             .headers()
             .get(API_KEY_HEADER)

@@ -21,6 +21,8 @@ pub(super) struct State {
     pub(super) counters: [u64; 3],
     pub(super) created_via_post: Vec<String>,
     pub(super) post_attempts: usize,
+    /// Every request that is not a GET (or HEAD), on any path, authenticated or not.
+    pub(super) write_attempts: usize,
     pub(super) final_state: &'static str,
     pub(super) post_faults: VecDeque<PostFault>,
     pub(super) get_faults: VecDeque<StatusCode>,
@@ -47,6 +49,7 @@ impl State {
             counters: [0, 0, 100],
             created_via_post: vec![],
             post_attempts: 0,
+            write_attempts: 0,
             final_state: "Success",
             post_faults: VecDeque::new(),
             get_faults: VecDeque::new(),
