@@ -1,0 +1,203 @@
+//! The policies compared, each judging one deployment from what its probes would have read.
+//!
+//! backstop's own policies run through the real lifecycle core ([`backstop::replay`]); the
+//! others are written here from their documented defaults (see
+//! `/work/shared/reference/analysis-anchors.md` and each module). Every policy reads the same
+//! signals from the same emulated Prometheus: the 5xx ratio and the p90 latency of the whole
+//! service, and (where it has one) `/health`.
+
+pub mod argo;
+pub mod backstop;
+pub mod configs;
+pub mod flagger;
+pub mod kayenta;
+
+use crate::generate::Deployment;
+
+/// The policies of the table. Closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// backstop with no timing key set and the checks of the shipped example config.
+    Backstop,
+    /// The same, as a careful user configures it following the README (see `backstop.rs`).
+    BackstopCareful,
+    /// Flagger-style static thresholds: 1 m interval, cumulative failed checks, empty = failed.
+    Flagger,
+    /// Argo Rollouts-style AnalysisRun: failureLimit and consecutiveErrorLimit.
+    Argo,
+    /// Kayenta-style Mann-Whitney canary judge against a time-shifted control.
+    Kayenta,
+    /// Diagnostic, outside the five: the careful configuration with `compare` on errors too.
+    BackstopCompareErrors,
+    /// Diagnostic, outside the five: the careful configuration with `min_failure_for = 1m`.
+    BackstopSlowConfirm,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Backstop,
+        Kind::BackstopCareful,
+        Kind::Flagger,
+        Kind::Argo,
+        Kind::Kayenta,
+        Kind::BackstopCompareErrors,
+        Kind::BackstopSlowConfirm,
+    ];
+
+    /// The five of the table (without the diagnostic variant).
+    pub const FIVE: [Kind; 5] = [
+        Kind::Backstop,
+        Kind::BackstopCareful,
+        Kind::Flagger,
+        Kind::Argo,
+        Kind::Kayenta,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::Backstop => "backstop",
+            Kind::BackstopCareful => "backstop_careful",
+            Kind::Flagger => "flagger",
+            Kind::Argo => "argo",
+            Kind::Kayenta => "kayenta",
+            Kind::BackstopCompareErrors => "backstop_compare_errors",
+            Kind::BackstopSlowConfirm => "backstop_slow_confirm",
+        }
+    }
+
+    /// backstop's configuration, for backstop's rows.
+    fn config(self) -> Option<configs::Config> {
+        match self {
+            Kind::Backstop => Some(configs::Config::Defaults),
+            Kind::BackstopCareful => Some(configs::Config::Careful),
+            Kind::BackstopCompareErrors => Some(configs::Config::CompareErrors),
+            Kind::BackstopSlowConfirm => Some(configs::Config::SlowConfirm),
+            Kind::Flagger | Kind::Argo | Kind::Kayenta => None,
+        }
+    }
+}
+
+/// How a policy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Rolled back (backstop: condemned, and the rollback deploy decided).
+    RolledBack,
+    /// Condemned without a rollback (backstop with no target: never happens here).
+    Held,
+    /// Kept: verified, promoted, passed.
+    Verified,
+    /// Could not judge; nothing done (backstop's inconclusive).
+    Inconclusive,
+    /// Still undecided when the telemetry ran out.
+    Undecided,
+}
+
+impl Verdict {
+    pub fn key(self) -> &'static str {
+        match self {
+            Verdict::RolledBack => "rolled_back",
+            Verdict::Held => "held",
+            Verdict::Verified => "verified",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Undecided => "undecided",
+        }
+    }
+}
+
+/// A policy's decision about one deployment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// Seconds from the deployment to the decision.
+    pub at: Option<f64>,
+    /// The signal that decided a rollback, when the policy says: `health`, `errors`, `latency`,
+    /// `not_ready` (Flagger's progress deadline).
+    pub cause: Option<&'static str>,
+}
+
+impl Judgement {
+    pub fn at(verdict: Verdict, t: f64) -> Self {
+        Judgement {
+            verdict,
+            at: Some(t),
+            cause: None,
+        }
+    }
+
+    pub fn because(self, cause: &'static str) -> Self {
+        Judgement {
+            cause: Some(cause),
+            ..self
+        }
+    }
+
+    pub fn undecided() -> Self {
+        Judgement {
+            verdict: Verdict::Undecided,
+            at: None,
+            cause: None,
+        }
+    }
+}
+
+/// The name of the signal a query reads, for [`Judgement::cause`].
+pub fn signal(q: crate::prom::Query) -> &'static str {
+    match q {
+        crate::prom::Query::ErrorRatio => "errors",
+        crate::prom::Query::LatencyP90 => "latency",
+        crate::prom::Query::Traffic => "traffic",
+    }
+}
+
+/// The policies, with what they load once per run: backstop's configs, loaded as the daemon
+/// loads them.
+pub struct Policies {
+    backstop: Vec<(Kind, backstop::Backstop)>,
+}
+
+impl Policies {
+    pub fn load() -> Result<Self, String> {
+        let mut loaded = Vec::new();
+        for kind in Kind::ALL {
+            if let Some(c) = kind.config() {
+                let b = backstop::Backstop::load(&c.toml())
+                    .map_err(|e| format!("{}: {e}", kind.key()))?;
+                loaded.push((kind, b));
+            }
+        }
+        Ok(Policies { backstop: loaded })
+    }
+
+    /// The TOML of backstop's rows, for the report.
+    pub fn configs() -> Vec<(&'static str, String)> {
+        Kind::ALL
+            .iter()
+            .filter_map(|k| k.config().map(|c| (k.key(), c.toml())))
+            .collect()
+    }
+
+    fn backstop(&self, kind: Kind) -> Option<&backstop::Backstop> {
+        self.backstop
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, b)| b)
+    }
+
+    /// backstop's reasons for its verdicts on `d` (every configuration).
+    pub fn explain(&self, d: &Deployment) -> String {
+        self.backstop
+            .iter()
+            .map(|(k, b)| format!("{}:\n{}", k.key(), b.explain(d)))
+            .collect()
+    }
+
+    pub fn judge(&self, kind: Kind, d: &Deployment) -> Judgement {
+        match (kind, self.backstop(kind)) {
+            (Kind::Flagger, _) => flagger::judge(d),
+            (Kind::Argo, _) => argo::judge(d),
+            (Kind::Kayenta, _) => kayenta::judge(d),
+            (_, Some(b)) => b.judge(d),
+            (_, None) => unreachable!("every backstop row is loaded"),
+        }
+    }
+}
