@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from profiling import top_lines  # noqa: E402
+import report_quality  # noqa: E402
 
 MB = 1_000_000 / 1024  # kB per MB (decimal megabytes)
 
@@ -82,7 +83,8 @@ def machine(binary):
 
 def conditions(outdir):
     rows = []
-    for b, name in (("1", "time to rollback"), ("2", "scale"), ("3", "footprint")):
+    for b, name in (("1", "time to rollback"), ("2", "scale"), ("3", "footprint"),
+                    ("4", "detection quality")):
         m = load(outdir, f"meta-{b}")
         if not m:
             continue
@@ -111,7 +113,7 @@ def conditions(outdir):
 # targets
 
 
-def targets(rb, sc, fp):
+def targets(rb, sc, fp, q=None):
     """[(target, required, measured, met (True/False/None), note)]"""
     out = []
     if rb:
@@ -185,6 +187,7 @@ def targets(rb, sc, fp):
                     i["rss_kb"] < 15 * MB, ""))
     else:
         out.append(("idle resident memory, 10 watches", "< 15 MB", "not run", None, ""))
+    out += report_quality.targets(q)
     return out
 
 
@@ -488,6 +491,8 @@ def missed_section(tg, rb, sc, fp, outdir):
         elif name.startswith("backstop overhead") and rb:
             out += ["See the breakdown in section 1 (sample → verdict, verdict → deploy call).",
                     ""]
+        elif name.startswith("detection"):
+            out += ["See section 4, \"Where the targets are missed, and why\".", ""]
         elif name.startswith("idle resident") and fp:
             out += ["Largest metric families with 10 watches: " + ", ".join(
                 f"`{n}` {c}" for n, c in fp["idle_10"].get("series_by_family", [])[:5]), ""]
@@ -669,8 +674,9 @@ def main():
     rb = load(args.outdir, "rollback")
     sc = load(args.outdir, "scale")
     fp = load(args.outdir, "footprint")
-    tg = targets(rb, sc, fp)
-    metas = [load(args.outdir, f"meta-{b}") for b in "123"]
+    q = load(args.outdir, "quality")
+    tg = targets(rb, sc, fp, q)
+    metas = [load(args.outdir, f"meta-{b}") for b in "1234"]
     modes = {m["quick"] for m in metas if m}
     out = [
         "# backstop benchmarks: results",
@@ -681,7 +687,8 @@ def main():
     ]
     if True in modes:
         out += ["**Quick mode**: fewer rounds, fewer and shorter scale steps, no documented-"
-                "defaults comparison; use the full run for the record.", ""]
+                "defaults comparison, 2,000 generated deployments instead of 10,000; use the "
+                "full run for the record.", ""]
     out += [
         "## Targets",
         "",
@@ -702,6 +709,7 @@ def main():
         *rollback_section(rb),
         *scale_section(sc),
         *footprint_section(fp),
+        *report_quality.section(q),
         *missed_section(tg, rb, sc, fp, args.outdir),
         *headroom_section(sc),
         *commands_section(args.outdir, args.command),

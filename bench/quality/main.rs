@@ -189,6 +189,7 @@ fn judge_all(
                                 i,
                                 report::Row {
                                     scenario: d.scenario,
+                                    error_p: d.service.error_p,
                                     judgements,
                                 },
                             )

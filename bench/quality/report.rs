@@ -12,6 +12,8 @@ use crate::scenario::{Scenario, Signal, FACTORS};
 /// One deployment's label and every policy's judgement of it.
 pub struct Row {
     pub scenario: Scenario,
+    /// The service's usual share of failing requests (to explain what a ceiling can see).
+    pub error_p: f64,
     pub judgements: Vec<(Kind, Judgement)>,
 }
 
@@ -182,8 +184,39 @@ pub fn build(rows: &[Row], meta: Value, configs: Value) -> Value {
         "meta": meta,
         "policies": policies,
         "summary": summary,
+        "facts": facts(rows),
         "configs": configs,
     })
+}
+
+/// Facts about the generated deployments that explain what a rule can see: per error
+/// regression, the share whose regressed error share is above backstop's default 5% ceiling.
+fn facts(rows: &[Row]) -> Value {
+    let mut out = serde_json::Map::new();
+    for factor in FACTORS {
+        let cell: Vec<&Row> = rows
+            .iter()
+            .filter(|r| {
+                r.scenario
+                    == Scenario::Step {
+                        signal: Signal::Errors,
+                        factor,
+                    }
+            })
+            .collect();
+        let above = cell.iter().filter(|r| r.error_p * factor > 0.05).count();
+        out.insert(
+            format!("errors_x{factor}"),
+            json!({"n": cell.len(), "above_5pct": ratio(above, cell.len())}),
+        );
+    }
+    let mut e: Vec<f64> = rows.iter().map(|r| r.error_p).collect();
+    e.sort_by(f64::total_cmp);
+    out.insert(
+        "error_share".into(),
+        json!({"median": quantile(&e, 0.5), "p10": quantile(&e, 0.1), "p90": quantile(&e, 0.9)}),
+    );
+    Value::Object(out)
 }
 
 /// The headline numbers per policy, and the targets for backstop's defaults.
@@ -228,7 +261,7 @@ fn summarise(policies: &serde_json::Map<String, Value>) -> Value {
     let recall_ok = recall_cells.iter().all(|c| c["met"] == json!(true));
     let mut pareto = Vec::new();
     // Each backstop configuration against each alternative.
-    for ours in [Kind::Backstop, Kind::BackstopCareful] {
+    for ours in [Kind::Backstop, Kind::BackstopCompare] {
         for alt in [Kind::Flagger, Kind::Argo, Kind::Kayenta] {
             pareto.push(dominance(ours, alt, &rows));
         }

@@ -51,37 +51,39 @@ pub enum Config {
     /// package installs): `/health`, the 5xx ratio under an absolute 5% ceiling, the p90 at
     /// most twice its 10-minute baseline.
     Defaults,
-    /// As a careful user configures it following the README: the error check of its scrape
-    /// example (`max = 0.05`, `max_ratio = 3`, `min_traffic` of 1 request per second: "two
-    /// errors out of three requests at night prove nothing"), and its answer to regressions
-    /// no fixed threshold sees, `compare = "mann-whitney"` on latency (its worked example,
-    /// every compare key at its default), with the same `min_traffic`.
-    Careful,
-    /// Diagnostic, not a recommendation: `Careful` with `compare` on the error ratio too (the
-    /// README gives `direction = "increase"` for "latency, errors"). Shows the comparison on a
-    /// signal of a few Poisson counts per window.
+    /// The fifth policy of the table, backstop as a careful user configures it: the defaults
+    /// plus `compare = "mann-whitney"` on latency (the README's worked example; every compare
+    /// key at its default), its answer to the regressions no fixed threshold sees.
+    CompareLatency,
+    /// Diagnostic: `CompareLatency` plus the rest of the README's advice, its error check
+    /// (the scrape example: `max = 0.05`, `max_ratio = 3`) and `min_traffic` of 1 request per
+    /// second on both Prometheus checks ("two errors out of three requests at night prove
+    /// nothing").
+    Readme,
+    /// Diagnostic: `Readme` with `min_failure_for = "1m"` on both Prometheus checks, so a
+    /// failure run must span the queries' own 1 m window rather than three fast rounds that
+    /// read one Prometheus state. Shows what the default `min_failure_for` costs.
+    ReadmeSlowConfirm,
+    /// Diagnostic: `CompareLatency` with `compare` on the error ratio too (the README gives
+    /// `direction = "increase"` for "latency, errors"): the comparison on a signal of a few
+    /// Poisson counts per window.
     CompareErrors,
-    /// Diagnostic, not a recommendation: `Careful` with `min_failure_for = "1m"` on both
-    /// Prometheus checks, so a failure run must span the queries' own 1 m window instead of
-    /// three fast rounds reading one Prometheus state. Shows what the default costs.
-    SlowConfirm,
 }
 
 impl Config {
     pub fn toml(self) -> String {
-        let careful_errors = "max_ratio = 3\n".to_string() + MIN_TRAFFIC;
-        let careful_latency = "compare = \"mann-whitney\"\n".to_string() + MIN_TRAFFIC;
+        let compare = "compare = \"mann-whitney\"\n";
+        let slow = "min_failure_for = \"1m\"\n";
+        let readme_errors = format!("max_ratio = 3\n{MIN_TRAFFIC}");
         let (errors, latency) = match self {
             Config::Defaults => (String::new(), String::new()),
-            Config::Careful => (careful_errors, careful_latency),
-            Config::CompareErrors => (
-                careful_errors + "compare = \"mann-whitney\"\n",
-                careful_latency,
+            Config::CompareLatency => (String::new(), compare.to_string()),
+            Config::Readme => (readme_errors, format!("{compare}{MIN_TRAFFIC}")),
+            Config::ReadmeSlowConfirm => (
+                format!("{readme_errors}{slow}"),
+                format!("{compare}{MIN_TRAFFIC}{slow}"),
             ),
-            Config::SlowConfirm => (
-                careful_errors + "min_failure_for = \"1m\"\n",
-                careful_latency + "min_failure_for = \"1m\"\n",
-            ),
+            Config::CompareErrors => (compare.to_string(), compare.to_string()),
         };
         format!("{WATCH}{ERRORS}{errors}{LATENCY}{latency}")
     }

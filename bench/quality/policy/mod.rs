@@ -14,40 +14,42 @@ pub mod kayenta;
 
 use crate::generate::Deployment;
 
-/// The policies of the table. Closed set.
+/// The policies of the table, then backstop's diagnostic variants. Closed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// backstop with no timing key set and the checks of the shipped example config.
     Backstop,
-    /// The same, as a careful user configures it following the README (see `backstop.rs`).
-    BackstopCareful,
+    /// The same plus `compare = "mann-whitney"` on latency: backstop as a careful user
+    /// configures it (the suggestion).
+    BackstopCompare,
     /// Flagger-style static thresholds: 1 m interval, cumulative failed checks, empty = failed.
     Flagger,
     /// Argo Rollouts-style AnalysisRun: failureLimit and consecutiveErrorLimit.
     Argo,
     /// Kayenta-style Mann-Whitney canary judge against a time-shifted control.
     Kayenta,
-    /// Diagnostic, outside the five: the careful configuration with `compare` on errors too.
+    /// Diagnostics, outside the five (see [`configs::Config`]).
+    BackstopReadme,
+    BackstopReadmeSlowConfirm,
     BackstopCompareErrors,
-    /// Diagnostic, outside the five: the careful configuration with `min_failure_for = 1m`.
-    BackstopSlowConfirm,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Backstop,
-        Kind::BackstopCareful,
+        Kind::BackstopCompare,
         Kind::Flagger,
         Kind::Argo,
         Kind::Kayenta,
+        Kind::BackstopReadme,
+        Kind::BackstopReadmeSlowConfirm,
         Kind::BackstopCompareErrors,
-        Kind::BackstopSlowConfirm,
     ];
 
-    /// The five of the table (without the diagnostic variant).
+    /// The five of the table (without the diagnostic variants).
     pub const FIVE: [Kind; 5] = [
         Kind::Backstop,
-        Kind::BackstopCareful,
+        Kind::BackstopCompare,
         Kind::Flagger,
         Kind::Argo,
         Kind::Kayenta,
@@ -56,12 +58,13 @@ impl Kind {
     pub fn key(self) -> &'static str {
         match self {
             Kind::Backstop => "backstop",
-            Kind::BackstopCareful => "backstop_careful",
+            Kind::BackstopCompare => "backstop_compare",
             Kind::Flagger => "flagger",
             Kind::Argo => "argo",
             Kind::Kayenta => "kayenta",
+            Kind::BackstopReadme => "backstop_readme",
+            Kind::BackstopReadmeSlowConfirm => "backstop_readme_1m",
             Kind::BackstopCompareErrors => "backstop_compare_errors",
-            Kind::BackstopSlowConfirm => "backstop_slow_confirm",
         }
     }
 
@@ -69,9 +72,10 @@ impl Kind {
     fn config(self) -> Option<configs::Config> {
         match self {
             Kind::Backstop => Some(configs::Config::Defaults),
-            Kind::BackstopCareful => Some(configs::Config::Careful),
+            Kind::BackstopCompare => Some(configs::Config::CompareLatency),
+            Kind::BackstopReadme => Some(configs::Config::Readme),
+            Kind::BackstopReadmeSlowConfirm => Some(configs::Config::ReadmeSlowConfirm),
             Kind::BackstopCompareErrors => Some(configs::Config::CompareErrors),
-            Kind::BackstopSlowConfirm => Some(configs::Config::SlowConfirm),
             Kind::Flagger | Kind::Argo | Kind::Kayenta => None,
         }
     }
