@@ -47,7 +47,20 @@ def f(x, d=1):
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
-def machine(binary):
+def previous_row(path, key):
+    """The row of the machine table for `key` in the RESULTS.md being replaced, if any."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(f"| {key} | "):
+                    row = line.rstrip("\n").split(" | ", 1)[1].rstrip(" |")
+                    return row.split(" (kept from the last report")[0]
+    except OSError:
+        pass
+    return None
+
+
+def machine(binary, previous=None):
     cpu = "?"
     with open("/proc/cpuinfo") as fh:
         for line in fh:
@@ -70,7 +83,9 @@ def machine(binary):
         ("backstop", f"{sh(binary, '--version')}, release build of "
                      f"{sh('date', '-r', binary, '+%Y-%m-%d %H:%M:%S %Z')} (sha256 "
                      f"{sh('sh', '-c', f'sha256sum {binary} | cut -c1-16')}); tree now at git "
-                     f"{commit}"),
+                     f"{commit}" if os.path.exists(binary) or not previous else
+                     f"{previous} (kept from the last report: no binary now; benchmark 4 "
+                     f"needs none, it ran at git {commit})"),
         ("rustc", sh("rustc", "--version")),
         ("prometheus", sh("/usr/bin/prometheus", "--version")),
         ("alertmanager", sh("/usr/bin/prometheus-alertmanager", "--version")),
@@ -701,7 +716,8 @@ def main():
         "",
         "| | |",
         "|---|---|",
-        *[f"| {k} | {v} |" for k, v in machine(args.binary)],
+        *[f"| {k} | {v} |" for k, v in machine(args.binary,
+                                                  previous_row(args.out, "backstop"))],
         "",
         "## Conditions",
         "",
