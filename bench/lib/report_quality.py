@@ -167,6 +167,15 @@ def why(q):
         f"detection (median time to rollback {secs(rows['backstop_readme']['median_time_to_rollback_s'])} "
         f"→ {secs(rows['backstop_readme_1m']['median_time_to_rollback_s'])}).",
         "",
+        f"{good.get('rolled_back_within_lookback', 0)} of those {good.get('rolled_back', 0)} "
+        "were decided within the first 64 s, on samples whose 1-minute window still read the "
+        "previous release. The look-back rule lets such a mixed sample fail when the previous "
+        "release was verified, on the ground that old data only dilutes the new release's "
+        "badness; it does not when the previous release had a blip of its own just before the "
+        "deployment, nor for a ratio of rates across the restart: the old process's 5xx series "
+        "goes stale at the restart and is extrapolated over a shorter span than the request "
+        "series, so a few errors just before the deployment weigh several times their share.",
+        "",
     ]
     lt = {p: cell(q, p, "low_traffic") for p in ("backstop", "backstop_readme", "backstop_readme_1m")}
     out += [

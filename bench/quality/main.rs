@@ -106,31 +106,7 @@ fn main() {
     let started = Instant::now();
     let scenarios = scenario::assign(o.deployments);
     if let Some(i) = o.explain {
-        let Some(s) = scenarios.get(i) else {
-            eprintln!(
-                "quality: --explain {i}: only {} deployments",
-                scenarios.len()
-            );
-            std::process::exit(2);
-        };
-        let d = generate::Deployment::generate(o.seed, i, *s);
-        println!("deployment {i}: {}\n{:#?}", s.key(), d.service);
-        for kind in Kind::ALL {
-            println!("{}: {:?}", kind.key(), policies.judge(kind, &d));
-        }
-        println!("{}", policies.explain(&d));
-        println!("t, errors, p90, traffic (what Prometheus answers):");
-        let mut t = -scenario::BEFORE + 60.0;
-        while t <= 660.0 {
-            let v = [
-                prom::Query::ErrorRatio,
-                prom::Query::LatencyP90,
-                prom::Query::Traffic,
-            ]
-            .map(|q| prom::evaluate(&d.telemetry, q, t));
-            println!("{t:>7.0} {:?}", v);
-            t += 30.0;
-        }
+        explain(&policies, &scenarios, o.seed, i);
         return;
     }
     let rows = judge_all(&policies, &scenarios, o.seed, o.threads);
@@ -205,6 +181,45 @@ fn judge_all(
         }
     });
     slots.into_iter().flatten().collect()
+}
+
+/// `--explain I`: deployment `I`'s service, every verdict on it, backstop's samples and
+/// reasons, the scrapes around the deployment and what Prometheus answers over time.
+fn explain(policies: &Policies, scenarios: &[scenario::Scenario], seed: u64, i: usize) {
+    let Some(s) = scenarios.get(i) else {
+        eprintln!(
+            "quality: --explain {i}: only {} deployments",
+            scenarios.len()
+        );
+        std::process::exit(2);
+    };
+    let d = generate::Deployment::generate(seed, i, *s);
+    println!("deployment {i}: {}\n{:#?}", s.key(), d.service);
+    for kind in Kind::ALL {
+        println!("{}: {:?}", kind.key(), policies.judge(kind, &d));
+    }
+    println!("{}", policies.explain(&d));
+    println!("the scrapes around the deployment (NaN: series absent):");
+    for (k, series) in d.telemetry.series.iter().enumerate() {
+        for s in series.iter().filter(|s| s.t > -90.0 && s.t < 90.0) {
+            println!(
+                "instance {k} t {:>7.2} requests {:>12.1} errors {:>10.1}",
+                s.t, s.requests, s.errors
+            );
+        }
+    }
+    println!("t, errors, p90, traffic (what Prometheus answers):");
+    let mut t = -scenario::BEFORE + 60.0;
+    while t <= 660.0 {
+        let v = [
+            prom::Query::ErrorRatio,
+            prom::Query::LatencyP90,
+            prom::Query::Traffic,
+        ]
+        .map(|q| prom::evaluate(&d.telemetry, q, t));
+        println!("{t:>7.0} {v:?}");
+        t += 30.0;
+    }
 }
 
 /// One line per deployment: index, scenario, and each policy's verdict and time.

@@ -64,10 +64,15 @@ impl Cell {
             "causes": self.causes,
             "inconclusive_causes": self.inconclusive,
             "time_to_rollback_s": stats(&self.rollbacks),
+            "rolled_back_within_lookback": self.rollbacks.iter().filter(|t| **t <= MIXED).count(),
             "time_to_keep_s": stats(&self.kept),
         })
     }
 }
+
+/// A rollback this soon after the deployment was decided on at least one sample whose 1 m
+/// query still read the previous release (a run of three fast rounds ends 4 s after it starts).
+const MIXED: f64 = 64.0;
 
 fn ratio(k: usize, n: usize) -> Option<f64> {
     (n > 0).then(|| k as f64 / n as f64)
