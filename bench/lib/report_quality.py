@@ -11,6 +11,7 @@ LABELS = {
     "backstop_readme": "diagnostic: + the README's error check and `min_traffic`",
     "backstop_readme_1m": "diagnostic: the same + `min_failure_for = \"1m\"`",
     "backstop_compare_errors": "diagnostic: + `compare` on errors too",
+    "kayenta_1m_step": "diagnostic: Kayenta-style with a 60 s step",
 }
 SHORT = {
     "backstop": "backstop",
@@ -21,9 +22,11 @@ SHORT = {
     "backstop_readme": "diag.: README checks",
     "backstop_readme_1m": "diag.: README, 1m",
     "backstop_compare_errors": "diag.: compare errors",
+    "kayenta_1m_step": "diag.: Kayenta, 60 s step",
 }
 FIVE = ["backstop", "backstop_compare", "flagger", "argo", "kayenta"]
-DIAGNOSTIC = ["backstop_readme", "backstop_readme_1m", "backstop_compare_errors"]
+DIAGNOSTIC = ["backstop_readme", "backstop_readme_1m", "backstop_compare_errors",
+              "kayenta_1m_step"]
 HEALTHY = [
     ("good", "good"),
     ("noisy_good", "noisy good"),
@@ -196,7 +199,9 @@ def why(q):
         f"as usual (10th–90th percentile {pct(share.get('p10'), 2)}–{pct(share.get('p90'), 2)}), "
         f"so a 2× regression crosses 5% in {pct(e2.get('above_5pct'))} of them and a 5× one "
         f"in {pct(e5.get('above_5pct'))}: the check cannot see the rest, whatever the policy "
-        "around it. The Flagger-, Argo- and Kayenta-style rows catch them because their "
+        "around it (what it does catch below the ceiling is a noisy window crossing it, the "
+        "mechanism of the false rollbacks above). The Flagger-, Argo- and Kayenta-style rows "
+        "catch them because their "
         "thresholds are per service (twice the usual value) or relative. A relative error "
         "rule (`max_ratio`) is what it takes, and it is exposed to the fast-cadence problem "
         "above (the `backstop_readme` rows).",
@@ -229,8 +234,11 @@ def why(q):
         "10 s), so neighbours share 5/6 of their data, and the Mann-Whitney test takes them "
         "for independent: ten points are about two independent minutes, and a chance 40% rise "
         "of a few errors per minute reaches p < 0.02. The Kayenta-style row's "
-        f"{pct(rows['kayenta']['false_rollback_rate'])} has the same cause (a 10 s step on "
-        "1-minute rates, as Spinnaker's 50-points guidance implies for a 10-minute analysis). "
+        f"{pct(rows['kayenta']['false_rollback_rate'])} has mostly the same cause (a 10 s step "
+        "on 1-minute rates, as Spinnaker's 50-points guidance implies for a 10-minute "
+        "analysis): with a 60 s step, points that do not overlap, the same judge rolls back "
+        f"{pct(rows['kayenta_1m_step']['false_rollback_rate'])} and still catches "
+        f"{pct(rows['kayenta_1m_step']['recall_x1.5'])} of the 1.5× regressions. "
         "On latency (many requests per window) the same test costs little: the "
         f"`compare` row's false rollbacks are {pct(rows['backstop_compare']['false_rollback_rate'], 2)}.",
         "",
@@ -268,7 +276,7 @@ def section(q):
         "",
         "Recall at 1.5× and ≥ 2× pools the error and latency steps. Times run from the "
         "deployment. The diagnostic rows are not policies to compare: each changes one thing "
-        "in backstop's configuration to show what it costs or buys (below).",
+        "in a configuration to show what it costs or buys (below).",
         "",
         "### Every scenario: share rolled back · median time to rollback",
         "",

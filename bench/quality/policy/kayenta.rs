@@ -20,7 +20,10 @@ use crate::prom::{Prom, Query};
 const WARMUP: f64 = 60.0;
 const INTERVAL: f64 = 120.0;
 const LIFETIME: f64 = 600.0;
-const STEP: f64 = 10.0;
+/// The step of the table's row: 50 points over a 10-minute analysis (Spinnaker's guidance).
+pub const STEP: f64 = 10.0;
+/// The diagnostic row's: one point per 1-minute window, so that points do not overlap.
+pub const MINUTE_STEP: f64 = 60.0;
 /// The control is the experiment's window this much earlier: all of it before the deployment.
 const OFFSET: f64 = WARMUP + LIFETIME;
 const CONFIDENCE: f64 = 0.98;
@@ -37,14 +40,15 @@ enum Class {
     Nodata,
 }
 
-pub fn judge(d: &Deployment) -> Judgement {
+/// Judges `d` with range queries at `step` seconds.
+pub fn judge(d: &Deployment, step: f64) -> Judgement {
     let mut prom = Prom::new(&d.telemetry);
     let runs = (LIFETIME / INTERVAL).round() as u32;
     for k in 1..=runs {
         let t = WARMUP + INTERVAL * f64::from(k);
         let classes = [Query::ErrorRatio, Query::LatencyP90].map(|q| {
-            let exp = prom.range(q, WARMUP, t, STEP, t);
-            let ctl = prom.range(q, WARMUP - OFFSET, t - OFFSET, STEP, t);
+            let exp = prom.range(q, WARMUP, t, step, t);
+            let ctl = prom.range(q, WARMUP - OFFSET, t - OFFSET, step, t);
             match (exp, ctl) {
                 (Ok(e), Ok(c)) => classify(&e, &c),
                 _ => Class::Nodata,

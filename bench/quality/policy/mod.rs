@@ -32,10 +32,12 @@ pub enum Kind {
     BackstopReadme,
     BackstopReadmeSlowConfirm,
     BackstopCompareErrors,
+    /// Diagnostic: the Kayenta-style judge with a 1-minute step (points that do not overlap).
+    KayentaMinuteStep,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Backstop,
         Kind::BackstopCompare,
         Kind::Flagger,
@@ -44,6 +46,7 @@ impl Kind {
         Kind::BackstopReadme,
         Kind::BackstopReadmeSlowConfirm,
         Kind::BackstopCompareErrors,
+        Kind::KayentaMinuteStep,
     ];
 
     /// The five of the table (without the diagnostic variants).
@@ -65,6 +68,7 @@ impl Kind {
             Kind::BackstopReadme => "backstop_readme",
             Kind::BackstopReadmeSlowConfirm => "backstop_readme_1m",
             Kind::BackstopCompareErrors => "backstop_compare_errors",
+            Kind::KayentaMinuteStep => "kayenta_1m_step",
         }
     }
 
@@ -76,7 +80,7 @@ impl Kind {
             Kind::BackstopReadme => Some(configs::Config::Readme),
             Kind::BackstopReadmeSlowConfirm => Some(configs::Config::ReadmeSlowConfirm),
             Kind::BackstopCompareErrors => Some(configs::Config::CompareErrors),
-            Kind::Flagger | Kind::Argo | Kind::Kayenta => None,
+            Kind::Flagger | Kind::Argo | Kind::Kayenta | Kind::KayentaMinuteStep => None,
         }
     }
 }
@@ -199,7 +203,8 @@ impl Policies {
         match (kind, self.backstop(kind)) {
             (Kind::Flagger, _) => flagger::judge(d),
             (Kind::Argo, _) => argo::judge(d),
-            (Kind::Kayenta, _) => kayenta::judge(d),
+            (Kind::Kayenta, _) => kayenta::judge(d, kayenta::STEP),
+            (Kind::KayentaMinuteStep, _) => kayenta::judge(d, kayenta::MINUTE_STEP),
             (_, Some(b)) => b.judge(d),
             (_, None) => unreachable!("every backstop row is loaded"),
         }
