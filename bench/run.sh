@@ -16,14 +16,18 @@ CMDLINE="bench/run.sh${*:+ $*}"
 
 usage() {
     cat <<'EOF'
-usage: bench/run.sh [--quick] [--only 1|2|3]... [--rounds N] [--no-build] [--binary PATH]
-                    [--wait-idle SECONDS] [--keep]
+usage: bench/run.sh [--quick] [--only 1|2|3|4]... [--rounds N] [--seed S] [--deployments N]
+                    [--no-build] [--binary PATH] [--wait-idle SECONDS] [--keep]
 
   --quick         about 3 minutes: 4 rounds per side, fewer/shorter scale steps, no
-                  documented-defaults comparison (the full run takes about 15 minutes)
-  --only N        run benchmark N only (1 time to rollback, 2 scale, 3 footprint); repeatable.
-                  Results of the others are kept from earlier runs and reported with their date.
+                  documented-defaults comparison, 2,000 generated deployments (the full run
+                  takes about 20 minutes)
+  --only N        run benchmark N only (1 time to rollback, 2 scale, 3 footprint, 4 detection
+                  quality); repeatable. Results of the others are kept from earlier runs and
+                  reported with their date.
   --rounds N      bad deployments per side in benchmark 1 (default 20, quick 4)
+  --seed S        benchmark 4: the generator's seed (default 1)
+  --deployments N benchmark 4: deployments to generate (default 10,000, quick 2,000)
   --no-build      do not run `cargo build --release` first
   --binary PATH   the backstop binary (default target/release/backstop)
   --wait-idle S   wait up to S seconds for other cargo/rustc builds to finish (default 300)
@@ -36,6 +40,8 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=(--quick) ;;
         --only) ONLY+=(--only "$2"); shift ;;
         --rounds) EXTRA+=(--rounds "$2"); shift ;;
+        --seed) EXTRA+=(--seed "$2"); shift ;;
+        --deployments) EXTRA+=(--deployments "$2"); shift ;;
         --no-build) BUILD=0 ;;
         --binary) BINARY="$2"; shift ;;
         --wait-idle) WAIT_IDLE="$2"; shift ;;
@@ -48,14 +54,26 @@ done
 
 say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
+# Benchmark 4 (detection quality) runs no daemon: it is a cargo bench of the library, and its
+# figures do not depend on the machine's load. Alone, it needs none of steps 1-3.
+DAEMONS=0
+if [ ${#ONLY[@]} -eq 0 ]; then
+    DAEMONS=1
+else
+    for x in "${ONLY[@]}"; do
+        case "$x" in --only|4) ;; *) DAEMONS=1 ;; esac
+    done
+fi
+
 # 1. The programs of the comparison, from Debian. (On a machine where systemd runs, installing
 #    them also starts their system services; the benchmark uses its own instances on random
 #    loopback ports, and its load monitor reports any other CPU use.)
 need=()
-[ -x /usr/bin/prometheus ] || need+=(prometheus)
-[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
-[ -x /usr/bin/prometheus-blackbox-exporter ] || need+=(prometheus-blackbox-exporter)
-[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ "$DAEMONS" = 1 ] || BUILD=0
+[ "$DAEMONS" = 0 ] || [ -x /usr/bin/prometheus ] || need+=(prometheus)
+[ "$DAEMONS" = 0 ] || [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
+[ "$DAEMONS" = 0 ] || [ -x /usr/bin/prometheus-blackbox-exporter ] || need+=(prometheus-blackbox-exporter)
+[ "$DAEMONS" = 0 ] || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     SUDO=""
@@ -76,13 +94,14 @@ if [ "$BUILD" = 1 ]; then
         fi
     fi
 fi
-if ! "$BINARY" simulate --help >/dev/null 2>&1; then
+if [ "$DAEMONS" = 1 ] && ! "$BINARY" simulate --help >/dev/null 2>&1; then
     say "$BINARY has no 'simulate' subcommand (rebuild it)"; exit 1
 fi
 
 # 3. A quiet machine: wait for other builds to finish (they distort CPU and latency figures).
 waited=0
-while pgrep -x rustc >/dev/null || pgrep -x cargo >/dev/null; do
+[ "$DAEMONS" = 1 ] || WAIT_IDLE=0
+while [ "$WAIT_IDLE" -gt 0 ] && { pgrep -x rustc >/dev/null || pgrep -x cargo >/dev/null; }; do
     if [ "$waited" -ge "$WAIT_IDLE" ]; then
         say "other builds still running after ${WAIT_IDLE}s; going on (RESULTS.md will say so)"
         break

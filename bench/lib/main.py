@@ -75,14 +75,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--outdir", required=True)
-    ap.add_argument("--only", action="append", choices=["1", "2", "3"])
+    ap.add_argument("--only", action="append", choices=["1", "2", "3", "4"])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int)
+    ap.add_argument("--seed", type=int, help="benchmark 4: the generator's seed")
+    ap.add_argument("--deployments", type=int, help="benchmark 4: deployments to generate")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--command", default="")
     args = ap.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
-    only = args.only or ["1", "2", "3"]
+    only = args.only or ["1", "2", "3", "4"]
 
     def on_signal(signum, _frame):
         raise SystemExit(128 + signum)
@@ -111,11 +113,17 @@ def main():
                 log("benchmark 2: check engine cost and scale")
                 data = scale.run(ctx, quick=args.quick)
                 ctx.save_partial("scale", data)
-            else:
+            elif b == "3":
                 import footprint
                 log("benchmark 3: footprint")
                 data = footprint.run(ctx, quick=args.quick)
                 ctx.save_partial("footprint", data)
+            else:
+                import quality
+                log("benchmark 4: detection quality")
+                data = quality.run(ctx, quick=args.quick, seed=args.seed,
+                                   deployments=args.deployments)
+                ctx.save_partial("quality", data)
             meta["load"][b] = load.summary(since=tm)
             meta["durations_s"][b] = round(time.time() - t0, 1)
             ctx.save_partial(f"meta-{b}", {"load": meta["load"][b],

@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from profiling import top_lines  # noqa: E402
+import report_quality  # noqa: E402
 
 MB = 1_000_000 / 1024  # kB per MB (decimal megabytes)
 
@@ -46,7 +47,20 @@ def f(x, d=1):
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
-def machine(binary):
+def previous_row(path, key):
+    """The row of the machine table for `key` in the RESULTS.md being replaced, if any."""
+    try:
+        with open(path) as fh:
+            for line in fh:
+                if line.startswith(f"| {key} | "):
+                    row = line.rstrip("\n").split(" | ", 1)[1].rstrip(" |")
+                    return row.split(" (kept from the last report")[0]
+    except OSError:
+        pass
+    return None
+
+
+def machine(binary, previous=None):
     cpu = "?"
     with open("/proc/cpuinfo") as fh:
         for line in fh:
@@ -69,7 +83,9 @@ def machine(binary):
         ("backstop", f"{sh(binary, '--version')}, release build of "
                      f"{sh('date', '-r', binary, '+%Y-%m-%d %H:%M:%S %Z')} (sha256 "
                      f"{sh('sh', '-c', f'sha256sum {binary} | cut -c1-16')}); tree now at git "
-                     f"{commit}"),
+                     f"{commit}" if os.path.exists(binary) or not previous else
+                     f"{previous} (kept from the last report: no binary now; benchmark 4 "
+                     f"needs none, it ran at git {commit})"),
         ("rustc", sh("rustc", "--version")),
         ("prometheus", sh("/usr/bin/prometheus", "--version")),
         ("alertmanager", sh("/usr/bin/prometheus-alertmanager", "--version")),
@@ -82,7 +98,8 @@ def machine(binary):
 
 def conditions(outdir):
     rows = []
-    for b, name in (("1", "time to rollback"), ("2", "scale"), ("3", "footprint")):
+    for b, name in (("1", "time to rollback"), ("2", "scale"), ("3", "footprint"),
+                    ("4", "detection quality")):
         m = load(outdir, f"meta-{b}")
         if not m:
             continue
@@ -111,7 +128,7 @@ def conditions(outdir):
 # targets
 
 
-def targets(rb, sc, fp):
+def targets(rb, sc, fp, q=None):
     """[(target, required, measured, met (True/False/None), note)]"""
     out = []
     if rb:
@@ -185,6 +202,7 @@ def targets(rb, sc, fp):
                     i["rss_kb"] < 15 * MB, ""))
     else:
         out.append(("idle resident memory, 10 watches", "< 15 MB", "not run", None, ""))
+    out += report_quality.targets(q)
     return out
 
 
@@ -488,6 +506,8 @@ def missed_section(tg, rb, sc, fp, outdir):
         elif name.startswith("backstop overhead") and rb:
             out += ["See the breakdown in section 1 (sample → verdict, verdict → deploy call).",
                     ""]
+        elif name.startswith("detection"):
+            out += ["See section 4, \"Where the targets are missed, and why\".", ""]
         elif name.startswith("idle resident") and fp:
             out += ["Largest metric families with 10 watches: " + ", ".join(
                 f"`{n}` {c}" for n, c in fp["idle_10"].get("series_by_family", [])[:5]), ""]
@@ -669,8 +689,9 @@ def main():
     rb = load(args.outdir, "rollback")
     sc = load(args.outdir, "scale")
     fp = load(args.outdir, "footprint")
-    tg = targets(rb, sc, fp)
-    metas = [load(args.outdir, f"meta-{b}") for b in "123"]
+    q = load(args.outdir, "quality")
+    tg = targets(rb, sc, fp, q)
+    metas = [load(args.outdir, f"meta-{b}") for b in "1234"]
     modes = {m["quick"] for m in metas if m}
     out = [
         "# backstop benchmarks: results",
@@ -681,7 +702,8 @@ def main():
     ]
     if True in modes:
         out += ["**Quick mode**: fewer rounds, fewer and shorter scale steps, no documented-"
-                "defaults comparison; use the full run for the record.", ""]
+                "defaults comparison, 2,000 generated deployments instead of 10,000; use the "
+                "full run for the record.", ""]
     out += [
         "## Targets",
         "",
@@ -694,7 +716,8 @@ def main():
         "",
         "| | |",
         "|---|---|",
-        *[f"| {k} | {v} |" for k, v in machine(args.binary)],
+        *[f"| {k} | {v} |" for k, v in machine(args.binary,
+                                                  previous_row(args.out, "backstop"))],
         "",
         "## Conditions",
         "",
@@ -702,6 +725,7 @@ def main():
         *rollback_section(rb),
         *scale_section(sc),
         *footprint_section(fp),
+        *report_quality.section(q),
         *missed_section(tg, rb, sc, fp, args.outdir),
         *headroom_section(sc),
         *commands_section(args.outdir, args.command),
