@@ -349,11 +349,25 @@ async fn run_in(
             "✘ backstop condemned 1.2.0: {}",
             w["last_verdict"]["summary"].as_str().unwrap_or("")
         ));
-        let rollback = octo
-            .deployments()
-            .into_iter()
-            .find(|d| d.comments.contains("backstop"))
-            .ok_or(DemoError::Outcome("no rollback deployment was made".into()))?;
+        // The verdict is published when it is committed; the deploy call follows it.
+        let asked = Instant::now();
+        let rollback = loop {
+            let made = octo
+                .deployments()
+                .into_iter()
+                .find(|d| d.comments.contains("backstop"));
+            match made {
+                Some(d) => break d,
+                None if asked.elapsed() < Duration::from_secs(30) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                None => {
+                    return Err(DemoError::Outcome(
+                        "no rollback deployment was made within 30s of the verdict".into(),
+                    ))
+                }
+            }
+        };
         out.line(&format!(
             "→ backstop called the deployment API: deploy {} ({}), {} after the bad deployment",
             rollback.version,
