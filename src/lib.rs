@@ -25,7 +25,7 @@
 //! - [`api`]: the HTTP API and `/metrics`.
 //! - [`metrics`]: every metric the daemon exports.
 //! - [`status`]: the status document shared by the API and `backstop status`.
-//! - [`evidence`]: the evidence document of every decision.
+//! - [`evidence`]: the evidence document of every decision; [`series`]: its charts' data.
 //! - [`sinks`]: notifications (Slack, JSON webhook, Alertmanager).
 //! - [`command`]: running configured programs; [`client`]: the CLI side of the API.
 //! - [`daemon`]: wiring it all together for `backstop run`.
@@ -52,6 +52,7 @@ pub mod metrics;
 pub mod model;
 pub mod replay;
 pub mod secret;
+pub mod series;
 pub mod signals;
 #[cfg(test)]
 mod sim;

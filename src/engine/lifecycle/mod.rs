@@ -68,6 +68,9 @@ pub struct CheckResult {
     pub name: String,
     /// The baseline when it was fetched this round: a value, none, or why not.
     pub baseline: Option<Result<Option<f64>, String>>,
+    /// With a baseline fetched this round: the pre-deployment series it is the mean of,
+    /// passed on to the evidence (never kept in the record).
+    pub before: Option<crate::model::BeforeSeries>,
     pub reading: Result<Reading, Unmeasured>,
     /// How late backstop itself was for this probe (the round started late, or the probe's
     /// timer fired well after its timeout: a stalled runtime or a busy machine), when it was.
@@ -169,6 +172,8 @@ pub struct EvidencePatch {
     pub deploy: Option<DeployFacts>,
     pub command: Option<CommandResult>,
     pub notes: Vec<(DateTime<Utc>, String)>,
+    /// Pre-deployment series fetched this round, by check name (with `observation`).
+    pub before: Vec<(String, crate::model::BeforeSeries)>,
 }
 
 /// A notification. `id` is stable, so a redelivery after a crash can be deduplicated.

@@ -81,6 +81,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
             CheckResult {
                 name: "health".into(),
                 baseline: None,
+                before: None,
                 reading: Ok(Reading::Status(health)),
                 late: None,
                 traffic: None,
@@ -90,6 +91,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
             CheckResult {
                 name: "errors".into(),
                 baseline: None,
+                before: None,
                 reading: Ok(Reading::Value(0.0)),
                 late: None,
                 traffic: None,
@@ -567,6 +569,7 @@ fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
         checks: vec![CheckResult {
             name: "health".into(),
             baseline: None,
+            before: None,
             reading: Err(Unmeasured {
                 reason: if timed_out {
                     "timed out after 1s".into()
@@ -674,6 +677,7 @@ fn errors_round(at: i64, value: f64) -> Event {
         checks: vec![CheckResult {
             name: "errors".into(),
             baseline: None,
+            before: None,
             reading: Ok(Reading::Value(value)),
             late: None,
             traffic: None,
@@ -805,6 +809,7 @@ fn no_data_follows_the_checks_policy() {
             checks: vec![CheckResult {
                 name: "errors".into(),
                 baseline: None,
+                before: None,
                 reading: Err(Unmeasured {
                     empty: true,
                     ..Unmeasured::other("query returned no data")
@@ -850,6 +855,7 @@ fn below_min_traffic_a_sample_is_no_data_and_the_release_is_never_verified() {
             checks: vec![CheckResult {
                 name: "errors".into(),
                 baseline: None,
+                before: None,
                 reading: Ok(Reading::Value(value)),
                 late: None,
                 traffic: Some(rate),
