@@ -294,6 +294,7 @@ impl Evidence {
             if let Some(hit) = &t.limit_hit {
                 out.push_str(&format!("    LIMIT HIT: {hit}\n"));
             }
+            out.push_str(&crate::sparkline::chart(c));
             if let Some(cmp) = &t.comparison {
                 out.push_str(&comparison_report(cmp));
             }

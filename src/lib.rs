@@ -33,6 +33,7 @@
 //! - [`replay`]: one deployment replayed through the real lifecycle core (backtest, quality bench).
 //! - [`backtest`]: `backstop backtest`, past deployments replayed against Prometheus history.
 //! - [`demo`]: `backstop demo`, a simulated service and deployment tool on loopback.
+//! - [`sparkline`]: the charts of `backstop explain`.
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
@@ -57,6 +58,7 @@ pub mod signals;
 #[cfg(test)]
 mod sim;
 pub mod sinks;
+pub mod sparkline;
 pub mod status;
 pub mod store;
 pub mod systemd;
