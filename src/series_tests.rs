@@ -39,7 +39,10 @@ fn downsampling_honours_the_cap_keeps_order_failures_and_the_run() {
     let out = downsample(samples.clone(), 500, Some(&run));
     assert!(out.len() <= 500 && out.len() > 400, "{}", out.len());
     assert!(ordered(&out));
-    let failures = samples.iter().filter(|s| s.at.timestamp() % 97 == 0).count();
+    let failures = samples
+        .iter()
+        .filter(|s| s.at.timestamp() % 97 == 0)
+        .count();
     assert_eq!(
         out.iter()
             .filter(|s| matches!(s.outcome, Outcome::Fail { .. }))
@@ -112,7 +115,10 @@ fn carry_survives_a_restart_and_a_reordering_reload() {
     let health = &fresh[1];
     assert_eq!(health.series.len(), 60);
     assert!(ordered(&health.series));
-    assert_eq!(fresh[0].before, stored[1].before, "kept from the stored document");
+    assert_eq!(
+        fresh[0].before, stored[1].before,
+        "kept from the stored document"
+    );
     assert!(health.before.is_none());
     // A before fetched this round replaces the stored one, capped.
     let big = BeforeSeries {

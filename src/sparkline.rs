@@ -63,7 +63,11 @@ pub struct Sparkline {
 /// Draws `points` (value, marked), oldest first, in exactly `width` columns: more points
 /// than columns share a column (drawn at its worst value: the highest, or the lowest under a
 /// lower limit); fewer are widened. `None` when there is nothing to draw.
-pub fn draw(points: &[(Option<f64>, bool)], limit: Option<Limit>, width: usize) -> Option<Sparkline> {
+pub fn draw(
+    points: &[(Option<f64>, bool)],
+    limit: Option<Limit>,
+    width: usize,
+) -> Option<Sparkline> {
     let n = points.len();
     if n == 0 || width == 0 {
         return None;
@@ -213,7 +217,12 @@ mod tests {
 
     #[test]
     fn nothing_measured_is_a_dot_and_nothing_at_all_is_no_line() {
-        let points = [(Some(1.0), false), (None, false), (Some(f64::NAN), false), (Some(3.0), false)];
+        let points = [
+            (Some(1.0), false),
+            (None, false),
+            (Some(f64::NAN), false),
+            (Some(3.0), false),
+        ];
         assert_eq!(draw(&points, None, 4).unwrap().bars, "▁··█");
         let blank = draw(&[(None, false), (None, true)], None, 2).unwrap();
         assert_eq!(blank.bars, "··");
@@ -274,7 +283,10 @@ mod tests {
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[0].contains("chart: 120 samples"), "{text}");
         assert!(lines[0].contains("limit 0.5 (above fails) at ▅"), "{text}");
-        assert_eq!(lines[1], format!("    |{}{}|", "▁".repeat(50), "█".repeat(10)));
+        assert_eq!(
+            lines[1],
+            format!("    |{}{}|", "▁".repeat(50), "█".repeat(10))
+        );
         assert_eq!(lines[2].split('|').nth(1).unwrap().trim(), "^".repeat(10));
         assert!(lines[2].contains("^ condemning run"), "{text}");
         assert!(ev.report().contains(&text), "explain shows the chart");

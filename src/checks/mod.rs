@@ -153,8 +153,7 @@ pub async fn baseline_series(
             ..
         } => {
             let points =
-                prometheus::range_timed(client, url, query, deployed_at, *window, *timeout)
-                    .await?;
+                prometheus::range_timed(client, url, query, deployed_at, *window, *timeout).await?;
             let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
             let mean = crate::judge::baseline::mean(&values).ok_or(ProbeError::NoData)?;
             let from = deployed_at - chrono::Duration::from_std(*window).unwrap_or_default();

@@ -589,6 +589,82 @@ mod tests {
     }
 
     #[test]
+    fn the_run_that_hit_a_limit_is_kept_however_long_it_ran() {
+        let at = |secs: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs);
+        let mut t = tracker(50, 5);
+        t.record(
+            0,
+            Sample {
+                at: at(0),
+                ..s(Outcome::Pass)
+            },
+        );
+        for i in 1..=50 {
+            let o = if i % 7 == 0 { err() } else { fail() };
+            t.record(0, Sample { at: at(i), ..s(o) });
+        }
+        // 43 failures so far, errors between them: the run started at the first.
+        for i in 51..=57 {
+            t.record(
+                0,
+                Sample {
+                    at: at(i),
+                    ..s(fail())
+                },
+            );
+        }
+        assert!(matches!(t.decide(false), Decision::Condemned { .. }));
+        let run = t.checks[0].condemning.unwrap();
+        assert_eq!((run.from, run.to), (at(1), at(57)));
+        assert!(t.checks[0].samples.len() < 57, "beyond the kept samples");
+        // An error run: from its first error.
+        let mut t = tracker(3, 2);
+        t.record(
+            1,
+            Sample {
+                at: at(1),
+                ..s(fail())
+            },
+        );
+        t.record(
+            1,
+            Sample {
+                at: at(2),
+                ..s(err())
+            },
+        );
+        t.record(
+            1,
+            Sample {
+                at: at(3),
+                ..s(err())
+            },
+        );
+        assert!(matches!(t.decide(false), Decision::Inconclusive { .. }));
+        let run = t.checks[1].condemning.unwrap();
+        assert_eq!((run.from, run.to), (at(2), at(3)));
+        // A record written before the run's start was kept: from the samples.
+        let mut t = tracker(2, 5);
+        t.record(
+            0,
+            Sample {
+                at: at(1),
+                ..s(fail())
+            },
+        );
+        t.record(
+            0,
+            Sample {
+                at: at(2),
+                ..s(fail())
+            },
+        );
+        t.checks[0].failing_from = None;
+        assert!(matches!(t.decide(false), Decision::Condemned { .. }));
+        assert_eq!(t.checks[0].condemning.unwrap().from, at(1));
+    }
+
+    #[test]
     fn out_of_range_index_is_ignored() {
         let mut t = tracker(1, 1);
         t.record(7, s(fail()));

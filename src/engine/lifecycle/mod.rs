@@ -257,6 +257,21 @@ pub fn step(
     (t.r, t.fx)
 }
 
+/// About how many judged rounds an observation takes (for `backstop status`' progress): one
+/// when judging starts, fast ones for `fast_for`, then one every `interval` until the window
+/// ends. Confirming a failure adds fast rounds; a verdict may come sooner.
+pub fn planned_rounds(cfg: &WatchConfig, obs: &ObservationRecord) -> u64 {
+    let window = (obs.window_ends - obs.judging_from)
+        .to_std()
+        .unwrap_or_default();
+    let fast = cfg.fast_for.min(window);
+    let every = |d: std::time::Duration, step: std::time::Duration| match step.as_millis() {
+        0 => 0,
+        ms => d.as_millis().div_ceil(ms) as u64,
+    };
+    1 + every(fast, cfg.fast_interval) + every(window - fast, cfg.interval)
+}
+
 /// Whether the watch samples at its fast cadence at `now` (scrape collectors follow it, so
 /// that each fast round judges a fresh scrape).
 pub fn samples_fast(cfg: &WatchConfig, record: &WatchRecord, now: DateTime<Utc>) -> bool {
