@@ -247,11 +247,14 @@ async fn baseline_ratio_failure_rolls_back_once_and_a_condemned_rollback_stops_t
         .map(|k| c[k].as_u64().unwrap())
         .sum::<u64>();
     assert!(series.len() >= 3, "{c}");
-    assert_eq!(series.len() as u64, counted, "every round is in the series: {c}");
+    assert_eq!(
+        series.len() as u64,
+        counted,
+        "every round is in the series: {c}"
+    );
     assert_eq!(series.last().unwrap()["result"], "fail");
-    let at = |v: &serde_json::Value| {
-        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap()
-    };
+    let at =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
     assert!(series.windows(2).all(|p| at(&p[0]["at"]) < at(&p[1]["at"])));
     let before = &c["before"];
     assert!(!before["points"].as_array().unwrap().is_empty(), "{c}");
@@ -263,9 +266,15 @@ async fn baseline_ratio_failure_rolls_back_once_and_a_condemned_rollback_stops_t
     assert_eq!(at(&run["to"]), at(&series.last().unwrap()["at"]));
     let (code, out, err) = run_cli(&["explain", id, "--url", &d.url], setup.dir.path());
     assert!(code.success(), "{err}");
-    assert!(out.contains(&format!("chart: {} samples", series.len())), "{out}");
+    assert!(
+        out.contains(&format!("chart: {} samples", series.len())),
+        "{out}"
+    );
     assert!(out.contains("limit 0.2 (above fails) at"), "{out}");
-    assert!(out.contains('█') && out.contains("^ condemning run"), "{out}");
+    assert!(
+        out.contains('█') && out.contains("^ condemning run"),
+        "{out}"
+    );
     assert_eq!(
         octo.created_deployments().len(),
         1,
