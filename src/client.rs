@@ -72,7 +72,12 @@ pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
     Ok(if json {
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     } else {
-        render_table(&doc)
+        use std::io::IsTerminal;
+        let colour = crate::status::colour_wanted(
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+        render_table(&doc, chrono::Utc::now(), colour)
     })
 }
 

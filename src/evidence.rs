@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::command::CommandResult;
-use crate::judge::observation::{CheckTrack, VerdictKind};
-use crate::model::{Chosen, IntentState, ObservationKind, Source};
+use crate::judge::observation::{CheckTrack, Sample, VerdictKind};
+use crate::model::{BeforeSeries, Chosen, IntentState, ObservationKind, Source};
 
 /// Current schema version of [`Evidence`].
 pub const SCHEMA: u32 = 1;
@@ -80,6 +80,16 @@ pub struct CheckEvidence {
     pub control: Option<String>,
     #[serde(flatten)]
     pub track: CheckTrack,
+    /// The check's whole observation, oldest first, shaped like `samples` (which keeps only
+    /// the newest): each round's samples are appended as the document is updated, and beyond
+    /// [`crate::series::MAX_SERIES`] it is thinned evenly in time, always keeping failures and
+    /// the condemning run. Empty in documents written before it was added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<Sample>,
+    /// The pre-deployment series behind the baseline (prometheus and scrape checks with a
+    /// `baseline_window`), at most [`crate::series::MAX_BEFORE`] points. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<BeforeSeries>,
 }
 
 /// What backstop chose to do, why, and how it went.
@@ -284,6 +294,7 @@ impl Evidence {
             if let Some(hit) = &t.limit_hit {
                 out.push_str(&format!("    LIMIT HIT: {hit}\n"));
             }
+            out.push_str(&crate::sparkline::chart(c));
             if let Some(cmp) = &t.comparison {
                 out.push_str(&comparison_report(cmp));
             }

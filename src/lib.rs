@@ -25,7 +25,7 @@
 //! - [`api`]: the HTTP API and `/metrics`.
 //! - [`metrics`]: every metric the daemon exports.
 //! - [`status`]: the status document shared by the API and `backstop status`.
-//! - [`evidence`]: the evidence document of every decision.
+//! - [`evidence`]: the evidence document of every decision; [`series`]: its charts' data.
 //! - [`sinks`]: notifications (Slack, JSON webhook, Alertmanager).
 //! - [`command`]: running configured programs; [`client`]: the CLI side of the API.
 //! - [`daemon`]: wiring it all together for `backstop run`.
@@ -33,6 +33,7 @@
 //! - [`replay`]: one deployment replayed through the real lifecycle core (backtest, quality bench).
 //! - [`backtest`]: `backstop backtest`, past deployments replayed against Prometheus history.
 //! - [`demo`]: `backstop demo`, a simulated service and deployment tool on loopback.
+//! - [`sparkline`]: the charts of `backstop explain`.
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
@@ -52,10 +53,12 @@ pub mod metrics;
 pub mod model;
 pub mod replay;
 pub mod secret;
+pub mod series;
 pub mod signals;
 #[cfg(test)]
 mod sim;
 pub mod sinks;
+pub mod sparkline;
 pub mod status;
 pub mod store;
 pub mod systemd;

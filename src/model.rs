@@ -557,3 +557,31 @@ display_as_str!(
     ActionKind,
     Chosen
 );
+
+/// A stretch of time, both ends included: the samples of the run that condemned a release
+/// (or made it inconclusive), for the evidence's charts and `backstop explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Span {
+    /// Whether `at` falls in the span.
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.from <= at && at <= self.to
+    }
+}
+
+/// The pre-deployment series behind a check's baseline: Prometheus' `query_range` over
+/// `baseline_window`, or backstop's own scrapes. Evidence only (the baseline is its mean):
+/// it lets a chart show the release's samples beside what came before. Points are finite
+/// numbers, oldest first, serialised as `[time, value]` pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BeforeSeries {
+    pub from: DateTime<Utc>,
+    /// Where the baseline ends: the deployment (or, after a condemned release, where that
+    /// release began).
+    pub to: DateTime<Utc>,
+    pub points: Vec<(DateTime<Utc>, f64)>,
+}

@@ -225,6 +225,7 @@ mod tests {
         CheckResult {
             name: name.into(),
             baseline: None,
+            before: None,
             reading: Ok(if name == "health" {
                 Reading::Status(200)
             } else {

@@ -56,6 +56,7 @@ fn beyond(name: &str) -> CheckResult {
     CheckResult {
         name: name.to_string(),
         baseline: None,
+        before: None,
         reading: Err(Unmeasured::other("after the end of the replayed history")),
         late: None,
         traffic: None,

@@ -146,6 +146,7 @@ pub fn check_result(name: &str, history: &History, t: DateTime<Utc>) -> CheckRes
     let mut r = CheckResult {
         name: name.to_string(),
         baseline: None,
+        before: None,
         reading: Err(Unmeasured::other("not read")),
         late: None,
         traffic: None,

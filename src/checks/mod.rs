@@ -126,12 +126,25 @@ pub async fn baseline(
     deployed_at: DateTime<Utc>,
     collector: Option<&scrape::Collector>,
 ) -> Result<Option<f64>, ProbeError> {
+    Ok(baseline_series(client, probe, deployed_at, collector)
+        .await?
+        .0)
+}
+
+/// [`baseline`] and the series it is the mean of (for the evidence: `None` when the probe has
+/// no baseline window). One fetch serves both, so the chart shows what was judged against.
+pub async fn baseline_series(
+    client: &reqwest::Client,
+    probe: &Probe,
+    deployed_at: DateTime<Utc>,
+    collector: Option<&scrape::Collector>,
+) -> Result<(Option<f64>, Option<crate::model::BeforeSeries>), ProbeError> {
     match probe {
-        Probe::Http { .. } | Probe::Alert(_) | Probe::Slo(_) => Ok(None),
+        Probe::Http { .. } | Probe::Alert(_) | Probe::Slo(_) => Ok((None, None)),
         Probe::Prometheus {
             baseline_window: None,
             ..
-        } => Ok(None),
+        } => Ok((None, None)),
         Probe::Prometheus {
             url,
             query,
@@ -139,15 +152,25 @@ pub async fn baseline(
             baseline_window: Some(window),
             ..
         } => {
-            let values =
-                prometheus::range(client, url, query, deployed_at, *window, *timeout).await?;
-            crate::judge::baseline::mean(&values)
-                .map(Some)
-                .ok_or(ProbeError::NoData)
+            let points =
+                prometheus::range_timed(client, url, query, deployed_at, *window, *timeout).await?;
+            let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+            let mean = crate::judge::baseline::mean(&values).ok_or(ProbeError::NoData)?;
+            let from = deployed_at - chrono::Duration::from_std(*window).unwrap_or_default();
+            Ok((
+                Some(mean),
+                Some(crate::model::BeforeSeries {
+                    from,
+                    to: deployed_at,
+                    points,
+                }),
+            ))
         }
-        Probe::Scrape(_) => collector
-            .ok_or(ProbeError::Scrape(scrape::ScrapeError::NotYet))?
-            .baseline(deployed_at),
+        Probe::Scrape(_) => {
+            let col = collector.ok_or(ProbeError::Scrape(scrape::ScrapeError::NotYet))?;
+            let mean = col.baseline(deployed_at)?;
+            Ok((mean, mean.and(col.baseline_points(deployed_at))))
+        }
     }
 }
 

@@ -148,10 +148,23 @@ pub async fn range(
     window: Duration,
     timeout: Duration,
 ) -> Result<Vec<f64>, ProbeError> {
+    let points = range_timed(client, url, query, end, window, timeout).await?;
+    Ok(points.into_iter().map(|(_, v)| v).collect())
+}
+
+/// [`range`] with each value's time (the baseline's series, for the evidence's chart).
+pub async fn range_timed(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    end: DateTime<Utc>,
+    window: Duration,
+    timeout: Duration,
+) -> Result<Vec<(DateTime<Utc>, f64)>, ProbeError> {
     let start = end - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
     // About 60 points per window: enough for a stable mean, cheap for the server.
     let step = Duration::from_secs_f64((window.as_secs_f64() / 60.0).max(1.0));
-    range_at(client, url, query, start, end, step, timeout).await
+    range_points(client, url, query, start, end, step, timeout).await
 }
 
 /// The values of a query evaluated every `step` from `start` to `end` (`query_range`), oldest
@@ -166,14 +179,28 @@ pub async fn range_at(
     step: Duration,
     timeout: Duration,
 ) -> Result<Vec<f64>, ProbeError> {
+    let points = range_points(client, url, query, start, end, step, timeout).await?;
+    Ok(points.into_iter().map(|(_, v)| v).collect())
+}
+
+/// [`range_at`] with each value's time: the one series' finite points, oldest first.
+pub async fn range_points(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    step: Duration,
+    timeout: Duration,
+) -> Result<Vec<(DateTime<Utc>, f64)>, ProbeError> {
     let series = range_series(client, url, query, start, end, step, timeout).await?;
     match series.as_slice() {
         [] => Err(ProbeError::NoData),
         [one] => Ok(one
             .points
             .iter()
-            .map(|(_, v)| *v)
-            .filter(|v| v.is_finite())
+            .copied()
+            .filter(|(_, v)| v.is_finite())
             .collect()),
         many => Err(ProbeError::MultipleSeries(many.len())),
     }

@@ -66,6 +66,9 @@ impl WatchActor {
                     query,
                     control: cfg.control.as_ref().map(control_description),
                     track: track.clone(),
+                    // Seeded with the tracker's samples; `apply` extends it each round.
+                    series: track.samples.iter().cloned().collect(),
+                    before: None,
                 })
             })
             .collect();
@@ -183,7 +186,8 @@ impl WatchActor {
     /// Merges a patch into an evidence document.
     fn apply(&self, doc: &mut Evidence, p: &EvidencePatch, next: &WatchRecord) {
         if let Some(o) = &p.observation {
-            let fresh = self.evidence_for(o);
+            let mut fresh = self.evidence_for(o);
+            crate::series::carry(&doc.checks, &mut fresh.checks, &p.before);
             doc.checks = fresh.checks;
             doc.deployment = fresh.deployment;
             for l in fresh.links {

@@ -69,14 +69,13 @@ impl WatchActor {
                     }
                     None => None,
                 };
-                let baseline = if need {
-                    Some(
-                        checks::baseline(http, &c.probe, baseline_until, collector)
-                            .await
-                            .map_err(|e| e.to_string()),
-                    )
+                let (baseline, before) = if need {
+                    match checks::baseline_series(http, &c.probe, baseline_until, collector).await {
+                        Ok((mean, series)) => (Some(Ok(mean)), series),
+                        Err(e) => (Some(Err(e.to_string())), None),
+                    }
                 } else {
-                    None
+                    (None, None)
                 };
                 let started = std::time::Instant::now();
                 let traffic_query = async {
@@ -121,6 +120,7 @@ impl WatchActor {
                 CheckResult {
                     name: c.name.clone(),
                     baseline,
+                    before,
                     reading,
                     late: lateness(lag, elapsed, probe_timeout(&c.probe), self.cfg.interval),
                     traffic,

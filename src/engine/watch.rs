@@ -371,6 +371,7 @@ impl WatchActor {
                 judging_from: o.judging_from,
                 window_ends: o.window_ends,
                 rounds: o.tracker.rounds,
+                planned_rounds: lifecycle::planned_rounds(&self.cfg, o),
                 checks: o.tracker.checks.clone(),
                 outcome: crate::model::DeployOutcome::of(&o.failure),
                 failure: o.failure.clone(),

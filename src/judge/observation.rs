@@ -79,6 +79,18 @@ pub struct CheckTrack {
     /// observation; evidence beside the check's own baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_baseline: Option<f64>,
+    /// When the first sample of the current failure run was taken (its `at`), kept beyond the
+    /// bounded `samples` so the condemning run can be told however long it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_from: Option<DateTime<Utc>>,
+    /// When the first sample of the current error run was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erring_from: Option<DateTime<Utc>>,
+    /// Set with `limit_hit` when a run of this check condemned the release or made it
+    /// inconclusive: the times (`at`) of the run's first and last samples, so a chart can mark
+    /// exactly those samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condemning: Option<crate::model::Span>,
 }
 
 /// What the observation should do next.
@@ -130,6 +142,9 @@ impl Tracker {
                 pre: None,
                 comparison: None,
                 control_baseline: None,
+                failing_from: None,
+                erring_from: None,
+                condemning: None,
             })
             .collect();
         Tracker {
@@ -214,15 +229,24 @@ impl Tracker {
                 track.passes += 1;
                 track.consecutive_failures = 0;
                 track.consecutive_errors = 0;
+                track.failing_from = None;
+                track.erring_from = None;
             }
             Outcome::Fail { .. } => {
                 track.failures += 1;
                 track.consecutive_failures += 1;
                 track.consecutive_errors = 0;
+                track.erring_from = None;
+                if track.consecutive_failures == 1 {
+                    track.failing_from = Some(sample.at);
+                }
             }
             Outcome::Error { .. } => {
                 track.errors += 1;
                 track.consecutive_errors += 1;
+                if track.consecutive_errors == 1 {
+                    track.erring_from = Some(sample.at);
+                }
             }
             Outcome::NoData { .. } => track.no_data += 1,
         }
@@ -287,6 +311,7 @@ impl Tracker {
                 track.failure_limit, track.consecutive_failures
             );
             track.limit_hit = Some(hit.clone());
+            track.condemning = track.run(track.failing_from, |o| !matches!(o, Outcome::Pass));
             return Decision::Condemned {
                 reason: format!("check {} {hit}", track.name),
             };
@@ -311,6 +336,9 @@ impl Tracker {
                 track.consecutive_errors
             );
             track.limit_hit = Some(hit.clone());
+            track.condemning = track.run(track.erring_from, |o| {
+                !matches!(o, Outcome::Pass | Outcome::Fail { .. })
+            });
             return Decision::Inconclusive {
                 reason: format!("check {} {hit}", track.name),
             };
@@ -338,6 +366,28 @@ impl Tracker {
             };
         }
         Decision::Verified
+    }
+}
+
+impl CheckTrack {
+    /// The run that just hit a limit: from `started` (the run's first sample), or, in a record
+    /// written before that was kept, from the oldest of the newest samples that belong to it;
+    /// to the newest sample.
+    fn run(
+        &self,
+        started: Option<DateTime<Utc>>,
+        belongs: impl Fn(&Outcome) -> bool,
+    ) -> Option<crate::model::Span> {
+        let to = self.samples.back()?.at;
+        let from = started.or_else(|| {
+            self.samples
+                .iter()
+                .rev()
+                .take_while(|s| belongs(&s.outcome))
+                .last()
+                .map(|s| s.at)
+        })?;
+        Some(crate::model::Span { from, to })
     }
 }
 
@@ -536,6 +586,82 @@ mod tests {
         t.record_named("nope", s(fail()));
         t.record_named("a", s(fail()));
         assert_eq!(t.checks[0].consecutive_failures, 2);
+    }
+
+    #[test]
+    fn the_run_that_hit_a_limit_is_kept_however_long_it_ran() {
+        let at = |secs: i64| DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs);
+        let mut t = tracker(50, 5);
+        t.record(
+            0,
+            Sample {
+                at: at(0),
+                ..s(Outcome::Pass)
+            },
+        );
+        for i in 1..=50 {
+            let o = if i % 7 == 0 { err() } else { fail() };
+            t.record(0, Sample { at: at(i), ..s(o) });
+        }
+        // 43 failures so far, errors between them: the run started at the first.
+        for i in 51..=57 {
+            t.record(
+                0,
+                Sample {
+                    at: at(i),
+                    ..s(fail())
+                },
+            );
+        }
+        assert!(matches!(t.decide(false), Decision::Condemned { .. }));
+        let run = t.checks[0].condemning.unwrap();
+        assert_eq!((run.from, run.to), (at(1), at(57)));
+        assert!(t.checks[0].samples.len() < 57, "beyond the kept samples");
+        // An error run: from its first error.
+        let mut t = tracker(3, 2);
+        t.record(
+            1,
+            Sample {
+                at: at(1),
+                ..s(fail())
+            },
+        );
+        t.record(
+            1,
+            Sample {
+                at: at(2),
+                ..s(err())
+            },
+        );
+        t.record(
+            1,
+            Sample {
+                at: at(3),
+                ..s(err())
+            },
+        );
+        assert!(matches!(t.decide(false), Decision::Inconclusive { .. }));
+        let run = t.checks[1].condemning.unwrap();
+        assert_eq!((run.from, run.to), (at(2), at(3)));
+        // A record written before the run's start was kept: from the samples.
+        let mut t = tracker(2, 5);
+        t.record(
+            0,
+            Sample {
+                at: at(1),
+                ..s(fail())
+            },
+        );
+        t.record(
+            0,
+            Sample {
+                at: at(2),
+                ..s(fail())
+            },
+        );
+        t.checks[0].failing_from = None;
+        assert!(matches!(t.decide(false), Decision::Condemned { .. }));
+        assert_eq!(t.checks[0].condemning.unwrap().from, at(1));
     }
 
     #[test]

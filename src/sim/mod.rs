@@ -513,6 +513,7 @@ impl Sim {
                 CheckResult {
                     name: "health".into(),
                     baseline: None,
+                    before: None,
                     reading,
                     late: late.then_some(Duration::from_secs(2)),
                     traffic: None,
@@ -522,6 +523,7 @@ impl Sim {
                 CheckResult {
                     name: "errors".into(),
                     baseline: None,
+                    before: None,
                     reading: Ok(Reading::Value(0.0)),
                     late: None,
                     traffic: None,

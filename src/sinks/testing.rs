@@ -47,6 +47,9 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         pre: None,
         comparison: None,
         control_baseline: None,
+        failing_from: None,
+        erring_from: None,
+        condemning: None,
     };
     let latency = CheckTrack {
         name: "latency".into(),
@@ -87,6 +90,9 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         pre: None,
         comparison: None,
         control_baseline: None,
+        failing_from: None,
+        erring_from: None,
+        condemning: None,
     };
     let evidence = Evidence {
         schema: SCHEMA,
@@ -116,6 +122,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                 query: None,
                 control: None,
                 track: health,
+                series: Vec::new(),
+                before: None,
             },
             CheckEvidence {
                 kind: "prometheus".into(),
@@ -123,6 +131,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                 query: Some("histogram_quantile(0.99, rate(latency_bucket[1m]))".into()),
                 control: None,
                 track: latency,
+                series: Vec::new(),
+                before: None,
             },
         ],
         action: Some(ActionFacts {

@@ -227,6 +227,54 @@ async fn baseline_ratio_failure_rolls_back_once_and_a_condemned_rollback_stops_t
             .contains("max_ratio 2 x baseline 0.1"),
         "{check}"
     );
+    // The evidence plots: every round's sample, the baseline's series, the condemning run.
+    let (_, history) = d.get_json("/v1/history?watch=shop").await;
+    let id = history["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["release"] == r2.as_str())
+        .and_then(|e| e["id"].as_str())
+        .unwrap()
+        .to_string();
+    let id = id.as_str();
+    let (status, ev) = d.get_json(&format!("/v1/verdicts/{id}")).await;
+    assert_eq!(status, 200, "{ev}");
+    let c = &ev["checks"][0];
+    let series = c["series"].as_array().unwrap();
+    let counted = ["passes", "failures", "errors", "no_data"]
+        .iter()
+        .map(|k| c[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert!(series.len() >= 3, "{c}");
+    assert_eq!(
+        series.len() as u64,
+        counted,
+        "every round is in the series: {c}"
+    );
+    assert_eq!(series.last().unwrap()["result"], "fail");
+    let at =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!(series.windows(2).all(|p| at(&p[0]["at"]) < at(&p[1]["at"])));
+    let before = &c["before"];
+    assert!(!before["points"].as_array().unwrap().is_empty(), "{c}");
+    assert_eq!(before["points"][0][1], 0.1);
+    assert_eq!(at(&before["to"]), at(&ev["deployment"]["deployed_at"]));
+    assert!(at(&before["from"]) < at(&before["to"]));
+    let run = &c["condemning"];
+    assert!(at(&run["from"]) <= at(&run["to"]), "{c}");
+    assert_eq!(at(&run["to"]), at(&series.last().unwrap()["at"]));
+    let (code, out, err) = run_cli(&["explain", id, "--url", &d.url], setup.dir.path());
+    assert!(code.success(), "{err}");
+    assert!(
+        out.contains(&format!("chart: {} samples", series.len())),
+        "{out}"
+    );
+    assert!(out.contains("limit 0.2 (above fails) at"), "{out}");
+    assert!(
+        out.contains('█') && out.contains("^ condemning run"),
+        "{out}"
+    );
     assert_eq!(
         octo.created_deployments().len(),
         1,

@@ -326,6 +326,22 @@ pub fn baseline(
     crate::judge::baseline::mean(&values).ok_or(ScrapeError::NoBaseline)
 }
 
+/// [`values`] with each value's scrape time (the baseline's series, for the evidence).
+pub fn timed_values(
+    points: &[Point],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    mode: &ScrapeMode,
+    rate_window: Duration,
+) -> Vec<(DateTime<Utc>, f64)> {
+    points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.at >= from && p.at <= to && p.measures.is_ok())
+        .filter_map(|(i, p)| Some((p.at, value(&points[..=i], mode, rate_window).ok()?)))
+        .collect()
+}
+
 /// The values at each successful scrape in `[from, to]`, oldest first, each computed from the
 /// points up to it (a rate reaches back `rate_window` into `points`, so pass only the points a
 /// value may use); values that cannot be computed are left out. `compare`'s sample sets.
@@ -336,11 +352,9 @@ pub fn values(
     mode: &ScrapeMode,
     rate_window: Duration,
 ) -> Vec<f64> {
-    points
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.at >= from && p.at <= to && p.measures.is_ok())
-        .filter_map(|(i, _)| value(&points[..=i], mode, rate_window).ok())
+    timed_values(points, from, to, mode, rate_window)
+        .into_iter()
+        .map(|(_, v)| v)
         .collect()
 }
 

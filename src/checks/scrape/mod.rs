@@ -399,6 +399,27 @@ impl Collector {
             p.rate_window,
         )?))
     }
+
+    /// The values behind [`Self::baseline`] with their scrape times, over the same window
+    /// (finite ones: the evidence's chart); `None` without a baseline window.
+    pub fn baseline_points(
+        &self,
+        deployed_at: DateTime<Utc>,
+    ) -> Option<crate::model::BeforeSeries> {
+        let p = &self.probe;
+        let window = p.baseline_window?;
+        let from = deployed_at - chrono::Duration::from_std(window).unwrap_or_default();
+        let mut h = self.lock();
+        let points = maths::timed_values(h.points(), from, deployed_at, &p.mode, p.rate_window)
+            .into_iter()
+            .filter(|(_, v)| v.is_finite())
+            .collect();
+        Some(crate::model::BeforeSeries {
+            from,
+            to: deployed_at,
+            points,
+        })
+    }
 }
 
 /// The points taken at or after `since`; an error when the newest of them found the

@@ -38,6 +38,7 @@ fn compare_round(at: i64, pre: Option<Result<Vec<f64>, String>>, post: Vec<f64>)
         checks: vec![CheckResult {
             name: "errors".into(),
             baseline: None,
+            before: None,
             reading: Ok(Reading::Value(post.last().copied().unwrap_or(0.0))),
             late: None,
             traffic: None,

@@ -68,6 +68,9 @@ pub struct CheckResult {
     pub name: String,
     /// The baseline when it was fetched this round: a value, none, or why not.
     pub baseline: Option<Result<Option<f64>, String>>,
+    /// With a baseline fetched this round: the pre-deployment series it is the mean of,
+    /// passed on to the evidence (never kept in the record).
+    pub before: Option<crate::model::BeforeSeries>,
     pub reading: Result<Reading, Unmeasured>,
     /// How late backstop itself was for this probe (the round started late, or the probe's
     /// timer fired well after its timeout: a stalled runtime or a busy machine), when it was.
@@ -169,6 +172,8 @@ pub struct EvidencePatch {
     pub deploy: Option<DeployFacts>,
     pub command: Option<CommandResult>,
     pub notes: Vec<(DateTime<Utc>, String)>,
+    /// Pre-deployment series fetched this round, by check name (with `observation`).
+    pub before: Vec<(String, crate::model::BeforeSeries)>,
 }
 
 /// A notification. `id` is stable, so a redelivery after a crash can be deduplicated.
@@ -250,6 +255,21 @@ pub fn step(
         Event::Recovered => t.recovered(),
     }
     (t.r, t.fx)
+}
+
+/// About how many judged rounds an observation takes (for `backstop status`' progress): one
+/// when judging starts, fast ones for `fast_for`, then one every `interval` until the window
+/// ends. Confirming a failure adds fast rounds; a verdict may come sooner.
+pub fn planned_rounds(cfg: &WatchConfig, obs: &ObservationRecord) -> u64 {
+    let window = (obs.window_ends - obs.judging_from)
+        .to_std()
+        .unwrap_or_default();
+    let fast = cfg.fast_for.min(window);
+    let every = |d: std::time::Duration, step: std::time::Duration| match step.as_millis() {
+        0 => 0,
+        ms => d.as_millis().div_ceil(ms) as u64,
+    };
+    1 + every(fast, cfg.fast_interval) + every(window - fast, cfg.interval)
 }
 
 /// Whether the watch samples at its fast cadence at `now` (scrape collectors follow it, so

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{after, Learned, Level, Metric, RoundResult, Transition};
+use super::{after, EvidencePatch, Learned, Level, Metric, RoundResult, Transition};
 use crate::config::{Probe, WatchConfig};
 use crate::deployer::octopus::protocol::CLOCK_SKEW;
 use crate::judge::observation::{Decision, Sample, Tracker, VerdictKind};
@@ -352,13 +352,17 @@ impl Transition<'_> {
                 ),
             );
         }
+        let mut before = Vec::new();
         for c in round.checks {
             let Some(track) = obs.tracker.check_mut(&c.name) else {
                 continue; // a check removed by a reload while its round ran
             };
             let mut baseline_error = None;
             match c.baseline {
-                Some(Ok(v)) => track.baseline = v,
+                Some(Ok(v)) => {
+                    track.baseline = v;
+                    before.extend(c.before.map(|b| (c.name.clone(), b)));
+                }
                 Some(Err(e)) => baseline_error = Some(format!("baseline unavailable: {e}")),
                 None => {}
             }
@@ -398,6 +402,13 @@ impl Transition<'_> {
         let decision = obs
             .tracker
             .decide_at(self.now >= obs.window_ends, round.scheduled);
+        // Every judged round extends the evidence (its charts show the whole observation).
+        self.fx.push(Effect::Evidence(Box::new(EvidencePatch {
+            observation_id: obs.id.clone(),
+            observation: Some(obs.clone()),
+            before,
+            ..EvidencePatch::default()
+        })));
         self.r.observation = Some(obs);
         let cadence = if samples_fast(self.cfg, self.r.observation.as_ref(), self.now) {
             self.cfg.fast_interval

@@ -81,6 +81,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
             CheckResult {
                 name: "health".into(),
                 baseline: None,
+                before: None,
                 reading: Ok(Reading::Status(health)),
                 late: None,
                 traffic: None,
@@ -90,6 +91,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
             CheckResult {
                 name: "errors".into(),
                 baseline: None,
+                before: None,
                 reading: Ok(Reading::Value(0.0)),
                 late: None,
                 traffic: None,
@@ -567,6 +569,7 @@ fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
         checks: vec![CheckResult {
             name: "health".into(),
             baseline: None,
+            before: None,
             reading: Err(Unmeasured {
                 reason: if timed_out {
                     "timed out after 1s".into()
@@ -674,6 +677,7 @@ fn errors_round(at: i64, value: f64) -> Event {
         checks: vec![CheckResult {
             name: "errors".into(),
             baseline: None,
+            before: None,
             reading: Ok(Reading::Value(value)),
             late: None,
             traffic: None,
@@ -805,6 +809,7 @@ fn no_data_follows_the_checks_policy() {
             checks: vec![CheckResult {
                 name: "errors".into(),
                 baseline: None,
+                before: None,
                 reading: Err(Unmeasured {
                     empty: true,
                     ..Unmeasured::other("query returned no data")
@@ -850,6 +855,7 @@ fn below_min_traffic_a_sample_is_no_data_and_the_release_is_never_verified() {
             checks: vec![CheckResult {
                 name: "errors".into(),
                 baseline: None,
+                before: None,
                 reading: Ok(Reading::Value(value)),
                 late: None,
                 traffic: Some(rate),
@@ -932,3 +938,62 @@ mod compare;
 
 #[path = "control_tests.rs"]
 mod control;
+
+/// Every judged round extends the evidence with the observation as it stands, a baseline's
+/// series goes to the evidence (never into the record), and the condemning run is marked.
+#[test]
+fn rounds_feed_the_evidence_charts() {
+    let cfg = config("");
+    let (r, fx) = run(
+        &cfg,
+        WatchRecord::default(),
+        vec![(0, Event::Deployment(learned("R1", "D1", 0)))],
+    );
+    assert_eq!(planned_rounds(&cfg, r.observation.as_ref().unwrap()), 11);
+    let before = crate::model::BeforeSeries {
+        from: t(-600),
+        to: t(0),
+        points: vec![(t(-600), 0.4), (t(-300), 0.6)],
+    };
+    let mut first = round(0, 200);
+    if let Event::Round(rr) = &mut first {
+        rr.checks[1].baseline = Some(Ok(Some(0.5)));
+        rr.checks[1].before = Some(before.clone());
+    }
+    let (r, fx2) = run(
+        &cfg,
+        r,
+        vec![
+            (0, first),
+            (1, round(1, 503)),
+            (2, round(2, 503)),
+            (3, round(3, 503)),
+        ],
+    );
+    let patches: Vec<&EvidencePatch> = fx
+        .iter()
+        .chain(&fx2)
+        .filter_map(|e| match e {
+            Effect::Evidence(p) if p.observation.is_some() => Some(&**p),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        patches.len() >= 4,
+        "one per judged round: {}",
+        patches.len()
+    );
+    assert_eq!(patches[0].before, vec![("errors".to_string(), before)]);
+    assert!(patches[1..].iter().all(|p| p.before.is_empty()));
+    let obs = &r.observation.as_ref().unwrap();
+    assert_eq!(obs.tracker.checks[1].baseline, Some(0.5));
+    let health = &obs.tracker.checks[0];
+    assert_eq!(
+        health.condemning,
+        Some(crate::model::Span {
+            from: t(1),
+            to: t(3)
+        })
+    );
+    assert_eq!(obs.tracker.checks[1].condemning, None);
+}
