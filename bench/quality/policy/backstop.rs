@@ -286,6 +286,7 @@ fn result(name: &str, reading: Result<Reading, Unmeasured>) -> CheckResult {
     CheckResult {
         name: name.to_string(),
         baseline: None,
+        before: None,
         reading,
         late: None,
         traffic: None,
