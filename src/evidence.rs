@@ -135,6 +135,18 @@ pub struct Link {
 }
 
 impl Evidence {
+    /// The document as notifications carry it: without each check's whole `series` and
+    /// `before` (up to 3,000 points a check, hundreds of kB a message). The newest samples, the
+    /// condemning run and the numbers stay; the full document is one `GET /v1/verdicts/{id}`
+    /// (or `backstop explain`) away.
+    pub fn for_notification(mut self) -> Self {
+        for c in &mut self.checks {
+            c.series = Vec::new();
+            c.before = None;
+        }
+        self
+    }
+
     pub fn note(&mut self, event: impl Into<String>) {
         self.timeline.push(TimelineEntry {
             at: Utc::now(),
@@ -421,6 +433,24 @@ mod tests {
             ev.links.last().unwrap().url,
             "http://prom/graph?g0.expr=up&token=***"
         );
+    }
+
+    #[test]
+    fn notifications_carry_the_numbers_not_the_whole_series() {
+        let mut ev = testing::alert(AlertKind::Condemned).evidence.unwrap();
+        let kept = ev.checks[0].track.samples.clone();
+        ev.checks[0].series = vec![kept[0].clone(); 2000];
+        ev.checks[0].before = Some(crate::model::BeforeSeries {
+            from: chrono::Utc::now(),
+            to: chrono::Utc::now(),
+            points: vec![(chrono::Utc::now(), 1.0); 1000],
+        });
+        let sent = ev.for_notification();
+        assert!(sent
+            .checks
+            .iter()
+            .all(|c| c.series.is_empty() && c.before.is_none()));
+        assert_eq!(sent.checks[0].track.samples, kept);
     }
 
     /// The README's worked example, as `backstop explain` prints it.

@@ -158,6 +158,7 @@ impl WatchActor {
                         .find(|d| &d.id == id)
                         .cloned()
                         .or_else(|| self.shared.store.evidence(id).ok().flatten())
+                        .map(crate::evidence::Evidence::for_notification)
                 });
                 let alert = Alert {
                     id: n.id.clone(),
