@@ -245,7 +245,7 @@ pub fn render(c: &Chart) -> Markup {
             @if let Some((a, z)) = c.condemning {
                 g class="condemning" data-from=(a.to_rfc3339()) data-to=(z.to_rfc3339()) {
                     rect x=(px(x(a) - 7.0)) y=(px(TOP)) width=(px(x(z) - x(a) + 14.0)) height=(px(BOTTOM - TOP)) {}
-                    text x=(px(x(z) + 9.0)) y=(px(TOP + 14.0)) { "condemning run" }
+                    text x=(px(x(a) - 4.0)) y=(px(BOTTOM - 6.0)) { "condemning run" }
                 }
             }
             // Value axis: grid lines and labels.

@@ -158,7 +158,7 @@ fn check(n: usize, ev: &Evidence, c: &CheckEvidence, x: &Extras) -> Markup {
                                 Some(p) => {
                                     (p.value.map(num).unwrap_or_else(|| "no value".into()))
                                     " " span class="unit" { (chart.unit) }
-                                    " at " (layout::clock(p.at))
+                                    span class="at" { " at " (layout::clock(p.at)) " UTC" }
                                 }
                                 None => "no samples",
                             }
