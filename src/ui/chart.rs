@@ -3,7 +3,7 @@
 //! moments and the condemning run. Pure: a [`Chart`] in, markup out; maud escapes every text.
 
 use chrono::{DateTime, Utc};
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 
 use super::scale::{self, Linear};
 
@@ -225,14 +225,12 @@ pub fn render(c: &Chart) -> Markup {
     let x = |t: DateTime<Utc>| f.x.map(ms(t));
     let y = |v: f64| f.y.map(v);
     let (ticks, step) = scale::time_ticks(f.from, f.to, 7);
-    let title_id = format!("{}-title", c.id);
-    let desc_id = format!("{}-desc", c.id);
     html! {
         svg xmlns="http://www.w3.org/2000/svg" class="chart" id=(c.id)
-            viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img"
-            aria-labelledby=(format!("{title_id} {desc_id}")) {
-            title id=(title_id) { (c.title) }
-            desc id=(desc_id) { (c.describe()) }
+            viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" {
+            // The first <title> names the image and <desc> describes it (SVG-AAM).
+            title { (c.title) }
+            desc { (c.describe()) }
             rect class="plot" x=(px(LEFT)) y=(px(TOP)) width=(px(RIGHT - LEFT)) height=(px(BOTTOM - TOP)) {}
             @if let Some(b) = &c.baseline {
                 @if let Some((a, z)) = b.window {
@@ -401,7 +399,8 @@ pub fn legend() -> Markup {
             @for (p, label) in &items {
                 li {
                     svg xmlns="http://www.w3.org/2000/svg" class="chart key" viewBox="-10 -10 20 20" width="20" height="20" aria-hidden="true" {
-                        (marker(p, 0.0, 0.0))
+                        // Marked as a key, so that only the charts' markers are samples.
+                        (PreEscaped(marker(p, 0.0, 0.0).into_string().replacen("class=\"sample ", "class=\"key sample ", 1)))
                     }
                     " " (label)
                 }

@@ -116,7 +116,10 @@ fn text_is_escaped_and_the_chart_has_a_text_alternative() {
     assert!(svg.contains("errors &lt;b&gt;"));
     assert!(!svg.contains("<b>"));
     assert!(svg.contains("role=\"img\""));
-    assert!(svg.contains("aria-labelledby=\"chart-1-title chart-1-desc\""));
+    assert!(
+        svg.contains("<title>errors &lt;b&gt;</title><desc>"),
+        "{svg}"
+    );
     let d = chart().describe();
     assert!(d.contains("8 samples of ratio"), "{d}");
     assert!(d.contains("4 pass, 3 fail, 1 error, 0 no data"), "{d}");
@@ -151,4 +154,23 @@ fn an_empty_chart_still_renders() {
     let svg = render(&c).into_string();
     assert!(svg.starts_with("<svg"));
     assert_eq!(svg.matches("class=\"sample ").count(), 0);
+}
+
+#[test]
+fn the_legend_uses_the_charts_marks_but_is_no_sample() {
+    let l = legend().into_string();
+    assert!(!l.contains("class=\"sample "));
+    assert_eq!(l.matches("class=\"key sample ").count(), 6);
+    for word in [
+        "pass",
+        "fail",
+        "error",
+        "no data",
+        "mixed look-back",
+        "limit",
+        "baseline",
+        "condemning run",
+    ] {
+        assert!(l.contains(word), "{word}");
+    }
 }

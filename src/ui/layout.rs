@@ -49,7 +49,7 @@ pub fn crumb(href: Option<&str>, text: &str) -> Markup {
         " / "
         @match href {
             Some(h) => a href=(h) { (text) },
-            None => span aria-current="page" { (text) },
+            None => span class="here" { (text) },
         }
     }
 }

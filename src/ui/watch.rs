@@ -114,7 +114,7 @@ pub fn events(
     // Newest first; equal times keep their order reversed too, so a verdict reads above the
     // judging that led to it.
     out.reverse();
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|e| std::cmp::Reverse(e.at));
     out
 }
 
