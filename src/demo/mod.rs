@@ -356,11 +356,21 @@ async fn run_in(
             "✘ backstop condemned 1.2.0: {}",
             w["last_verdict"]["summary"].as_str().unwrap_or("")
         ));
-        let rollback = octo
-            .deployments()
-            .into_iter()
-            .find(|d| d.comments.contains("backstop"))
-            .ok_or(DemoError::Outcome("no rollback deployment was made".into()))?;
+        // The verdict is published before the deploy call is made: wait for the call.
+        let asked = Instant::now();
+        let rollback = loop {
+            if let Some(d) = octo
+                .deployments()
+                .into_iter()
+                .find(|d| d.comments.contains("backstop"))
+            {
+                break d;
+            }
+            if asked.elapsed() > DEADLINE {
+                return Err(DemoError::Outcome("no rollback deployment was made".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         out.line(&format!(
             "→ backstop called the deployment API: deploy {} ({}), {} after the bad deployment",
             rollback.version,
