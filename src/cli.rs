@@ -121,6 +121,10 @@ pub enum Command {
         /// Print the evidence documents (JSON) instead of the live view.
         #[arg(long)]
         json: bool,
+        /// After the scenario, keep the daemon and the simulations running and print the
+        /// dashboard's URL; Ctrl-C stops.
+        #[arg(long)]
+        stay: bool,
     },
     /// Serve the demo's simulated service and Octopus-shaped deployment API (for benchmarks);
     /// prints their URLs as JSON and runs until SIGTERM/SIGINT.

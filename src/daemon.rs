@@ -91,7 +91,7 @@ pub async fn serve(
         store,
         auth: auth.clone(),
     };
-    let app = api::router(state.clone());
+    let app = api::router(state.clone(), config.server.ui);
     let server_stop = root.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

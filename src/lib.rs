@@ -23,6 +23,7 @@
 //! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup, scrape
 //!   history).
 //! - [`api`]: the HTTP API and `/metrics`.
+//! - [`ui`]: the read-only dashboard on the API's listener (server-rendered pages, SVG charts).
 //! - [`metrics`]: every metric the daemon exports.
 //! - [`status`]: the status document shared by the API and `backstop status`.
 //! - [`evidence`]: the evidence document of every decision; [`series`]: its charts' data.
@@ -63,3 +64,4 @@ pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod text;
+pub mod ui;

@@ -70,7 +70,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Demo { scenario, json, .. } => {
+        Command::Demo {
+            scenario,
+            json,
+            stay,
+            ..
+        } => {
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -78,7 +83,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(backstop::demo::run(scenario, json)) {
+            let stay = stay.then(signals::stop_requested);
+            match rt.block_on(backstop::demo::run(scenario, json, stay)) {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS

@@ -36,6 +36,22 @@ pub fn forward(tx: mpsc::Sender<Control>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Completes on SIGTERM or SIGINT. The handlers are installed when it is first polled, so
+/// until then the signals keep their default effect (the demo's Ctrl-C stops it at once until
+/// it starts to wait). Completes at once if they cannot be installed.
+pub async fn stop_requested() {
+    let (tx, mut rx) = mpsc::channel(1);
+    if let Err(e) = forward(tx) {
+        tracing::warn!(error = %e, "cannot install signal handlers");
+        return;
+    }
+    while let Some(c) = rx.recv().await {
+        if c == Control::Shutdown {
+            return;
+        }
+    }
+}
+
 #[cfg(not(unix))]
 pub fn forward(tx: mpsc::Sender<Control>) -> std::io::Result<()> {
     tokio::spawn(async move {

@@ -201,7 +201,7 @@ _backstop() {
             return 0
             ;;
         backstop__subcmd__demo)
-            opts="-h --scenario --list --json --log-format --help"
+            opts="-h --scenario --list --json --stay --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

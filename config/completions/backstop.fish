@@ -93,6 +93,7 @@ complete -c backstop -n "__fish_backstop_using_subcommand demo" -l log-format -d
 json\t''"
 complete -c backstop -n "__fish_backstop_using_subcommand demo" -l list -d 'List the scenarios'
 complete -c backstop -n "__fish_backstop_using_subcommand demo" -l json -d 'Print the evidence documents (JSON) instead of the live view'
+complete -c backstop -n "__fish_backstop_using_subcommand demo" -l stay -d 'After the scenario, keep the daemon and the simulations running and print the dashboard\'s URL; Ctrl-C stops'
 complete -c backstop -n "__fish_backstop_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c backstop -n "__fish_backstop_using_subcommand simulate" -l log-format -d 'Log format: human-readable text or one JSON object per line' -r -f -a "text\t''
 json\t''"

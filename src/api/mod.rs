@@ -78,9 +78,10 @@ impl ApiState {
     }
 }
 
-/// The API's routes.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
+/// The API's routes, and the dashboard's when `ui` is on (same listener, same rules: its
+/// pages are read-only GETs like `/v1/status`).
+pub fn router(state: ApiState, ui: bool) -> Router {
+    let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
@@ -90,8 +91,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/deployments", post(announce))
         .route("/v1/verdicts/{id}", get(verdict))
         .route("/v1/history", get(history))
-        .route("/v1/hooks/octopus", post(hooks::octopus))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .route("/v1/hooks/octopus", post(hooks::octopus));
+    let api = if ui {
+        api.merge(crate::ui::routes())
+    } else {
+        api
+    };
+    api.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
@@ -110,11 +116,11 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-async fn status(State(s): State<ApiState>) -> Response {
+pub(crate) async fn status(State(s): State<ApiState>) -> Response {
     Json(s.status.snapshot()).into_response()
 }
 
-async fn watch_status(
+pub(crate) async fn watch_status(
     State(s): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -125,7 +131,10 @@ async fn watch_status(
 }
 
 /// `GET /v1/verdicts/{id}`: the evidence document of one observation.
-async fn verdict(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn verdict(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     match s.store.evidence(&id) {
         Ok(Some(mut ev)) => {
             ev.redact_urls();

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     /// `token_file` / `token_env` / `token_credential`: bearer token required by `POST /v1/*`.
     /// Without one, the announcement API refuses every request.
     pub token: Option<Secret>,
+    /// `ui`: serve the read-only dashboard (`GET /`, `/ui/*`) on the same listener, with the
+    /// same exposure as `GET /v1/status` (default `true`). Read at start.
+    pub ui: bool,
 }
 
 /// `[state]`: where the SQLite database lives.

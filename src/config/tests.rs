@@ -198,6 +198,9 @@ url = "http://app/health"
 "#;
     let c = load_str(toml, dir.path()).unwrap();
     assert!(c.server.token.is_none());
+    assert!(c.server.ui, "the dashboard is on by default");
+    let off = load_str(&format!("[server]\nui = false\n{toml}"), dir.path()).unwrap();
+    assert!(!off.server.ui);
     assert_eq!(c.state.dir, std::path::PathBuf::from("/var/lib/backstop"));
     let w = &c.watches[0];
     assert_eq!(

@@ -120,12 +120,14 @@ fn server(root: &Table, dir: &Path, errors: &Errors) -> Option<ServerConfig> {
         }
     };
     let token = t.as_ref().and_then(|t| load_secret(t, "token", dir));
+    let ui = t.as_ref().and_then(|t| t.boolean("ui")).unwrap_or(true);
     if let Some(t) = t {
         t.finish();
     }
     Some(ServerConfig {
         listen: listen?,
         token,
+        ui,
     })
 }
 

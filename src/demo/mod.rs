@@ -226,8 +226,14 @@ impl Out {
     }
 }
 
-/// Runs the demo; returns the text to print last (the summary, or the JSON evidence).
-pub async fn run(scenario: Scenario, json: bool) -> Result<String, DemoError> {
+/// Runs the demo; returns the text to print last (the summary, or the JSON evidence). With
+/// `stay`, that text is printed at once, then the dashboard's URL, and the daemon and the
+/// simulations keep running until `stay` completes; nothing is left to print.
+pub async fn run(
+    scenario: Scenario,
+    json: bool,
+    stay: Option<impl std::future::Future<Output = ()>>,
+) -> Result<String, DemoError> {
     let out = Out {
         json,
         start: Instant::now(),
@@ -240,7 +246,7 @@ pub async fn run(scenario: Scenario, json: bool) -> Result<String, DemoError> {
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
     ));
     std::fs::create_dir_all(&dir).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let result = run_in(scenario, &out, &dir, cancel.clone()).await;
+    let result = run_in(scenario, &out, &dir, cancel.clone(), stay).await;
     cancel.cancel();
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -251,6 +257,7 @@ async fn run_in(
     out: &Out,
     dir: &std::path::Path,
     cancel: CancellationToken,
+    stay: Option<impl std::future::Future<Output = ()>>,
 ) -> Result<String, DemoError> {
     let setup = |e: std::io::Error| DemoError::Setup(e.to_string());
     let service = Service::start("1.0.0", cancel.clone())
@@ -286,7 +293,7 @@ async fn run_in(
     ));
     out.line(&format!("  simulated Octopus    {}", octo.url));
     out.line(&format!(
-        "  backstop             {api}  (try {api}/v1/status)"
+        "  backstop             {api}  (dashboard {api}/, API {api}/v1/status)"
     ));
     out.line("release 1.0.0 is running; backstop collects its baseline from /metrics");
     let http = reqwest::Client::new();
@@ -349,24 +356,20 @@ async fn run_in(
             "✘ backstop condemned 1.2.0: {}",
             w["last_verdict"]["summary"].as_str().unwrap_or("")
         ));
-        // The verdict is published when it is committed; the deploy call follows it.
+        // The verdict is published before the deploy call is made: wait for the call.
         let asked = Instant::now();
         let rollback = loop {
-            let made = octo
+            if let Some(d) = octo
                 .deployments()
                 .into_iter()
-                .find(|d| d.comments.contains("backstop"));
-            match made {
-                Some(d) => break d,
-                None if asked.elapsed() < Duration::from_secs(30) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
-                None => {
-                    return Err(DemoError::Outcome(
-                        "no rollback deployment was made within 30s of the verdict".into(),
-                    ))
-                }
+                .find(|d| d.comments.contains("backstop"))
+            {
+                break d;
             }
+            if asked.elapsed() > DEADLINE {
+                return Err(DemoError::Outcome("no rollback deployment was made".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         out.line(&format!(
             "→ backstop called the deployment API: deploy {} ({}), {} after the bad deployment",
@@ -413,11 +416,30 @@ async fn run_in(
         }
         summary = "Summary: noisy but good release 1.2.0 kept; no rollback was made.\n".to_string();
     }
-    let text = if out.json {
+    let mut text = if out.json {
         evidence(&http, &api).await?
     } else {
         summary
     };
+    if let Some(stay) = stay {
+        print!("{text}");
+        text = String::new();
+        let verdict = release_observation(&http, &api, &r3).await;
+        let lines = format!(
+            "\nThe dashboard: {api}/\n  release 1.2.0's verdict: {}\n  (the daemon and the simulations keep running; Ctrl-C stops them)\n",
+            verdict
+                .map(|id| format!("{api}/ui/verdicts/{id}"))
+                .unwrap_or_else(|| "see the dashboard".into())
+        );
+        // In JSON mode stdout holds the JSON document alone.
+        if out.json {
+            eprint!("{lines}");
+        } else {
+            print!("{lines}");
+        }
+        let _ = std::io::stdout().flush();
+        stay.await;
+    }
     let _ = control.send(crate::signals::Control::Shutdown).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), daemon).await;
     Ok(text)
@@ -465,6 +487,24 @@ async fn overhead(
     let ms = (rollback.created - condemning.with_timezone(&chrono::Utc)).num_microseconds()? as f64
         / 1000.0;
     Some(format!("{ms:.1} ms"))
+}
+
+/// The id of the observation of `release`'s deployment (not of a rollback to it).
+async fn release_observation(http: &reqwest::Client, api: &str, release: &str) -> Option<String> {
+    let history: Value = http
+        .get(format!("{api}/v1/history?watch={WATCH}"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    history["deployments"]
+        .as_array()?
+        .iter()
+        .find(|e| e["release"] == release && e["kind"] == "deployment")?["id"]
+        .as_str()
+        .map(String::from)
 }
 
 fn fmt(d: Duration) -> String {

@@ -76,6 +76,28 @@ impl Store {
         )
     }
 
+    /// The newest `limit` notifications of a watch, newest first, each with whether it was
+    /// delivered (or given up on); for the dashboard's timeline.
+    pub fn notifications(
+        &self,
+        watch: &str,
+        limit: usize,
+    ) -> Result<Vec<(OutboxItem, bool)>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT body, delivered FROM outbox WHERE watch = ?1 ORDER BY rowid DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![watch, limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (body, delivered) = row?;
+            out.push((serde_json::from_str(&body)?, delivered != 0));
+        }
+        Ok(out)
+    }
+
     /// Marks a notification delivered (or given up on after the sink's retries).
     pub fn delivered(&self, id: &str) -> Result<(), StoreError> {
         self.conn()

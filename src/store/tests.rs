@@ -170,9 +170,12 @@ fn outbox_items_stay_until_delivered() {
         ..Commit::default()
     };
     s.commit("shop", &c).unwrap();
-    assert_eq!(s.undelivered("shop").unwrap(), vec![item]);
+    assert_eq!(s.undelivered("shop").unwrap(), vec![item.clone()]);
     s.delivered("o1:condemned").unwrap();
     assert!(s.undelivered("shop").unwrap().is_empty());
+    // Delivered items stay readable for the dashboard's timeline.
+    assert_eq!(s.notifications("shop", 10).unwrap(), vec![(item, true)]);
+    assert!(s.notifications("other", 10).unwrap().is_empty());
 }
 
 #[test]

@@ -22,6 +22,19 @@ fn with_password(url: &str, user: &str) -> String {
     url.replacen("http://", &format!("http://{user}:{PASSWORD}@"), 1)
 }
 
+/// A dashboard page, as a browser asks for it.
+async fn page(d: &Daemon, path: &str) -> String {
+    let r = d
+        .http()
+        .get(format!("{}{path}", d.url))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
+}
+
 fn assert_hidden(what: &str, text: &str) {
     assert!(
         !text.contains(PASSWORD),
@@ -122,6 +135,12 @@ max = 0.05
         assert_eq!(status, 200);
         assert_hidden("GET /v1/verdicts/{id}", &ev.to_string());
         links.extend(ev["links"].as_array().unwrap().iter().cloned());
+        let page = page(&d, &format!("/ui/verdicts/{}", e["id"].as_str().unwrap())).await;
+        assert!(page.contains("<svg"), "{page}");
+        assert_hidden("the dashboard's verdict page", &page);
+    }
+    for path in ["/", "/ui/watches/shop"] {
+        assert_hidden(path, &page(&d, path).await);
     }
     // The deployer's task and deployment links and the Prometheus graphs are there, redacted.
     for name in ["Octopus task", "deployment", "graph of check errors"] {
