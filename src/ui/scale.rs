@@ -56,6 +56,9 @@ pub fn nice_step(span: f64, target: usize) -> f64 {
     nice * mag
 }
 
+/// Values are clamped to this magnitude before an axis is fitted to them.
+const MAX_MAGNITUDE: f64 = 1e300;
+
 /// A value axis covering every value given, with about `target` ticks. Starts at zero when
 /// all values are positive and zero is near (so a doubling looks like one); an empty or flat
 /// set of values still gets a readable axis.
@@ -63,6 +66,9 @@ pub fn value_axis(values: impl IntoIterator<Item = f64>, target: usize) -> Value
     let (mut lo, mut hi) = values
         .into_iter()
         .filter(|v| v.is_finite())
+        // Far beyond any readable axis, and near f64::MAX the span and the rounded bounds
+        // overflow to infinity (then the tick count would be usize::MAX).
+        .map(|v| v.clamp(-MAX_MAGNITUDE, MAX_MAGNITUDE))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
@@ -79,7 +85,9 @@ pub fn value_axis(values: impl IntoIterator<Item = f64>, target: usize) -> Value
     let step = nice_step(hi - lo, target);
     let lo = (lo / step).floor() * step;
     let hi = (hi / step).ceil() * step;
-    let n = ((hi - lo) / step).round() as usize;
+    // At most a few more than `target` by construction; capped all the same, so that no
+    // rounding at the edges of f64 can ask for a huge tick list.
+    let n = (((hi - lo) / step).round() as usize).min(target.max(1) * 4);
     // Rounded to the step's precision so labels read 0.3, not 0.30000000000000004.
     let digits = (-step.log10().floor()).max(0.0) as i32 + 1;
     let p = 10f64.powi(digits);
@@ -189,6 +197,22 @@ mod tests {
         let http = value_axis([200.0, 503.0], 5);
         assert_eq!(http.lo, 0.0);
         assert_eq!(http.ticks.last(), Some(&600.0));
+    }
+
+    #[test]
+    fn value_axis_survives_values_at_the_edges_of_f64() {
+        for values in [
+            vec![-1e308, 1e308],
+            vec![-1.0, 1.7e308],
+            vec![f64::MAX],
+            vec![f64::MIN, 0.0],
+            vec![f64::MIN, f64::MAX, f64::NAN, f64::INFINITY],
+        ] {
+            let a = value_axis(values.clone(), 5);
+            assert!(a.lo.is_finite() && a.hi.is_finite(), "{values:?}: {a:?}");
+            assert!(a.lo < a.hi, "{values:?}: {a:?}");
+            assert!((2..=21).contains(&a.ticks.len()), "{values:?}: {a:?}");
+        }
     }
 
     #[test]
