@@ -45,9 +45,7 @@ pub async fn deployments(
             })
             .await?;
             let more = wants_more(&items, TAKE, from);
-            let repeated = items
-                .first()
-                .is_some_and(|d| found.iter().any(|f| f.id == d.id));
+            let repeated = nothing_new(&found, &items);
             found.extend(items.into_iter().map(|mut d| {
                 d.task_state = Some(state.clone());
                 d
@@ -63,6 +61,14 @@ pub async fn deployments(
         .into_iter()
         .flatten()
         .collect())
+}
+
+/// Whether a page holds no deployment not already listed: a server that ignores `skip`.
+/// Not merely its first one: a deployment that finishes while we page shifts the listing by
+/// one, so the next page starts with the previous page's last item, and stopping there would
+/// silently leave out everything older (duplicates are dropped by [`super::history::ordered`]).
+fn nothing_new(found: &[Deployment], page: &[Deployment]) -> bool {
+    !page.is_empty() && page.iter().all(|d| found.iter().any(|f| f.id == d.id))
 }
 
 /// The version of each release, where Octopus says; a release that cannot be read is shown
@@ -90,4 +96,33 @@ pub async fn versions(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(n: u32) -> Deployment {
+        Deployment {
+            id: format!("Deployments-{n}"),
+            release_id: "Releases-1".into(),
+            project_id: "Projects-1".into(),
+            environment_id: "Environments-1".into(),
+            task_id: None,
+            created: DateTime::from_timestamp(1_700_000_000 - i64::from(n) * 60, 0).unwrap(),
+            comments: None,
+            task_state: None,
+        }
+    }
+
+    #[test]
+    fn a_page_shifted_by_a_new_deployment_still_pages_on() {
+        let first: Vec<Deployment> = (1..=3).map(dep).collect();
+        // One deployment finished meanwhile: the next page repeats the last one, then goes on.
+        let shifted: Vec<Deployment> = (3..=5).map(dep).collect();
+        assert!(!nothing_new(&first, &shifted));
+        // A server that ignores `skip` answers the same page again: stop.
+        assert!(nothing_new(&first, &first));
+        assert!(!nothing_new(&first, &[]));
+    }
 }
