@@ -177,12 +177,22 @@ fn reload(
     metrics: &Metrics,
 ) {
     match config::load(path) {
-        Ok(new) => {
+        Ok(mut new) => {
+            // What needs a restart is kept as it runs, so the next reload compares with it.
             if new.server.listen != current.server.listen {
                 tracing::warn!(old = %current.server.listen, new = %new.server.listen, "server.listen changes need a restart; still listening on the old address");
+                new.server.listen = current.server.listen;
             }
             if new.state.dir != current.state.dir {
                 tracing::warn!("state.dir changes need a restart; still using the old directory");
+                new.state.dir = current.state.dir.clone();
+            }
+            if new.server.ui != current.server.ui {
+                tracing::warn!(
+                    running = current.server.ui,
+                    "server.ui changes need a restart; the dashboard stays as it runs"
+                );
+                new.server.ui = current.server.ui;
             }
             *auth.write().unwrap_or_else(|e| e.into_inner()) = Auth::from_config(&new);
             // Sinks first: a watch started by this reload may notify at once.

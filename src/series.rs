@@ -48,6 +48,8 @@ pub fn carry(
 /// Appends the samples newer than the series' newest (a sample's `at` is its identity: the
 /// tracker's samples overlap what an earlier patch appended), then thins to [`MAX_SERIES`].
 /// Only newer ones: a sample thinned away must not come back while the tracker still holds it.
+/// An alert check's matching alerts (up to 10 label sets a sample) stay in the newest
+/// `samples` only: in 2,000 samples rewritten every round they would cost megabytes a check.
 pub fn merge<'a>(
     series: &mut Vec<Sample>,
     newest: impl IntoIterator<Item = &'a Sample>,
@@ -55,7 +57,10 @@ pub fn merge<'a>(
 ) {
     for s in newest {
         if series.last().is_none_or(|last| s.at > last.at) {
-            series.push(s.clone());
+            series.push(Sample {
+                alerts: Vec::new(),
+                ..s.clone()
+            });
         }
     }
     if series.len() > MAX_SERIES {

@@ -162,3 +162,20 @@ fn the_new_fields_round_trip_and_old_documents_still_read() {
     let back: crate::evidence::Evidence = serde_json::from_value(v).unwrap();
     assert_eq!(back, ev);
 }
+
+#[test]
+fn the_series_keeps_an_alert_checks_counts_not_its_label_sets() {
+    let mut with_alerts = sample(1, true);
+    with_alerts.alerts = vec![crate::judge::alerts::SeenAlert {
+        name: "ShopDown".into(),
+        labels: [("service".to_string(), "shop".to_string())].into(),
+        since: t(0),
+        seen: crate::judge::alerts::Seen::New,
+    }];
+    let mut series = Vec::new();
+    merge(&mut series, [&with_alerts], None);
+    assert_eq!(series.len(), 1);
+    assert!(series[0].alerts.is_empty());
+    assert_eq!(series[0].value, with_alerts.value);
+    assert_eq!(series[0].outcome, with_alerts.outcome);
+}

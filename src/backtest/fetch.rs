@@ -216,6 +216,18 @@ type Labels = BTreeMap<String, String>;
 
 /// `query` every `step` from `start` to `end`, in as many range queries as the server's point
 /// limit needs, series joined by their labels.
+/// Steps one query may take in one deployment's replay: a day at 1 s is 86,400; a year's
+/// window at 1 s would hold 31 million points a series in memory.
+const MAX_GRID_POINTS: u128 = 1_000_000;
+
+/// Why a replay was not even asked of Prometheus.
+fn prometheus_refused(message: String) -> ProbeError {
+    ProbeError::Api {
+        error_type: "backtest".into(),
+        message,
+    }
+}
+
 async fn fetch_grid(
     http: &reqwest::Client,
     url: &str,
@@ -226,6 +238,17 @@ async fn fetch_grid(
     timeout: Duration,
 ) -> Grid {
     let step = step.max(Duration::from_millis(1));
+    let points = (end - start).num_milliseconds().max(0) as u128 / step.as_millis().max(1);
+    if points > MAX_GRID_POINTS {
+        return Grid {
+            start,
+            step,
+            series: Err(prometheus_refused(format!(
+                "{points} steps of {} in one deployment's replay (at most {MAX_GRID_POINTS}): shorten the watch's window or raise its fast_interval",
+                humantime::format_duration(step)
+            ))),
+        };
+    }
     let mut joined: BTreeMap<Labels, Vec<(DateTime<Utc>, f64)>> = BTreeMap::new();
     let mut failed = None;
     for (from, to) in chunks(start, end, step) {
@@ -322,6 +345,28 @@ mod tests {
             s.end,
             at + chrono::Duration::seconds(12),
             "window 10s + 2 × 1s"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_too_long_for_memory_is_refused_before_any_query() {
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let end = start + chrono::Duration::days(365);
+        // Nothing listens on port 1: an attempted query would be "unreachable", not this.
+        let g = fetch_grid(
+            &reqwest::Client::new(),
+            "http://127.0.0.1:1",
+            "up",
+            start,
+            end,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .await;
+        let e = g.series.unwrap_err().to_string();
+        assert!(
+            e.contains("31536000 steps") && e.contains("fast_interval"),
+            "{e}"
         );
     }
 }

@@ -135,12 +135,23 @@ impl WatchActor {
             let pos = docs.iter().position(|d| d.id == p.observation_id);
             let mut doc = match pos {
                 Some(i) => docs.remove(i),
-                None => match self.shared.store.evidence(&p.observation_id).ok().flatten() {
-                    Some(d) => d,
-                    None => match p.observation.as_ref().or(next.observation.as_ref()) {
+                None => match self.shared.store.evidence(&p.observation_id) {
+                    Ok(Some(d)) => d,
+                    Ok(None) => match p.observation.as_ref().or(next.observation.as_ref()) {
                         Some(o) if o.id == p.observation_id => self.evidence_for(o),
                         _ => continue,
                     },
+                    // A document that cannot be read now is kept as it is: writing a fresh one
+                    // over it would lose its verdict, action and timeline. This patch is lost
+                    // instead (the next round's brings the samples again).
+                    Err(e) => {
+                        tracing::error!(
+                            watch = %self.cfg.name,
+                            observation = %p.observation_id,
+                            "evidence not updated: the stored document could not be read: {e}"
+                        );
+                        continue;
+                    }
                 },
             };
             self.apply(&mut doc, p, next);

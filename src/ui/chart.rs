@@ -160,7 +160,11 @@ impl Chart {
         let first = times.iter().min().copied().unwrap_or(DateTime::UNIX_EPOCH);
         let last = times.iter().max().copied().unwrap_or(first);
         let pad = ((last - first) / 40).max(chrono::Duration::milliseconds(250));
-        let (from, to) = (first - pad, last + pad);
+        // Saturating: hostile times in a stored document must not panic the page.
+        let (from, to) = (
+            first.checked_sub_signed(pad).unwrap_or(first),
+            last.checked_add_signed(pad).unwrap_or(last),
+        );
         let mut values: Vec<f64> = self.points.iter().filter_map(|p| p.value).collect();
         values.extend(self.thresholds.iter().map(|t| t.value));
         if let Some(b) = &self.baseline {

@@ -174,3 +174,12 @@ fn the_legend_uses_the_charts_marks_but_is_no_sample() {
         assert!(l.contains(word), "{word}");
     }
 }
+
+#[test]
+fn times_at_the_ends_of_the_calendar_do_not_panic_the_chart() {
+    let mut c = chart();
+    c.points[0].at = DateTime::<Utc>::MIN_UTC;
+    c.points.last_mut().unwrap().at = DateTime::<Utc>::MAX_UTC;
+    let svg = render(&c).into_string();
+    assert_eq!(svg.matches("class=\"sample ").count(), 8);
+}
