@@ -112,7 +112,22 @@ async fn watch_page(
             .await
             .into_response();
     }
-    watch_html(&s, name).unwrap_or_else(html_error)
+    off_the_runtime(move || watch_html(&s, name)).await
+}
+
+/// Runs a page's store reads and rendering on the blocking pool: a page parses stored
+/// evidence documents (thousands of samples each), which must not hold up the async workers
+/// that run the watches' rounds.
+async fn off_the_runtime(
+    page: impl FnOnce() -> Result<Response, ApiError> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(page).await {
+        Ok(r) => r.unwrap_or_else(html_error),
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard page failed");
+            html_error(ApiError::Internal)
+        }
+    }
 }
 
 fn watch_html(s: &ApiState, name: String) -> Result<Response, ApiError> {
@@ -154,7 +169,7 @@ async fn verdict_page(
             .await
             .into_response();
     }
-    verdict_html(&s, id).unwrap_or_else(html_error)
+    off_the_runtime(move || verdict_html(&s, id)).await
 }
 
 fn verdict_html(s: &ApiState, id: String) -> Result<Response, ApiError> {
