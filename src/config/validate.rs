@@ -503,7 +503,7 @@ fn check(
 /// `baseline_floor`: a number ≥ 0, meaningful beside a ratio rule only.
 fn baseline_floor(t: &Table, rules: &[Rule]) -> Option<f64> {
     let floor = t.number("baseline_floor")?;
-    if !(floor >= 0.0) || !floor.is_finite() {
+    if floor.is_nan() || floor < 0.0 || floor.is_infinite() {
         t.error("baseline_floor", "must be a number of at least 0");
         return None;
     }

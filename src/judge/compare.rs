@@ -229,7 +229,7 @@ pub fn judge(rule: &Compare, pre: &[f64], post: &[f64]) -> (Outcome, Option<Comp
 /// correlated neighbours grows k-fold). So z is divided by √overlap, the effective sample size
 /// n·step/W of the textbook correction, and the scipy-verified statistic itself is untouched.
 fn dependent_p(test: MannWhitney, rule: &Compare) -> f64 {
-    if !(rule.overlap > 1.0) || !test.z.is_finite() {
+    if rule.overlap.is_nan() || rule.overlap <= 1.0 || !test.z.is_finite() {
         return test.p;
     }
     let factor = match rule.direction {

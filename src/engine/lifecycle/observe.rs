@@ -306,7 +306,8 @@ impl Transition<'_> {
             .find(|c| c.name == check)
             .and_then(|c| c.baseline_floor);
         match (baseline, floor) {
-            (Some(b), Some(f)) if !(b >= f) => Some(f),
+            // A NaN baseline (nothing measured before) counts as the floor too.
+            (Some(b), Some(f)) if b.is_nan() || b < f => Some(f),
             (b, _) => b,
         }
     }
