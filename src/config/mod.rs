@@ -337,7 +337,9 @@ pub struct WatchConfig {
     pub fast_for: Duration,
     /// `on_failure`: `rollback` (default) or `notify`.
     pub on_failure: OnFailure,
-    /// `error_limit`: consecutive errors of one check that make the verdict inconclusive (default 5).
+    /// `error_limit`: consecutive errors of one check that make the verdict inconclusive (default
+    /// 5), once they span `(error_limit − 1) × interval` (see [`WatchConfig::min_error_for`])
+    /// and no other check is confirming a failure.
     pub error_limit: u32,
     /// `application`: the Argo CD application (argocd deployers).
     pub application: Option<String>,
