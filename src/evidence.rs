@@ -473,6 +473,7 @@ mod tests {
             allowed_increase: 1.2,
             allowed_decrease: 0.8,
             min_samples: 10,
+            overlap: 1.0,
         };
         let mut ev = testing::alert(AlertKind::Condemned).evidence.unwrap();
         ev.checks[1].track.comparison = judge(&rule, &pre, &post).1;

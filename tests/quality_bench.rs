@@ -108,3 +108,22 @@ fn a_generated_healthy_service_reads_what_it_was_generated_with() {
     // and a scrape later they are not (the look-back the lifecycle knows about).
     assert!(p.instant(Query::Traffic, 1.0).is_ok());
 }
+
+#[test]
+fn or_vector_zero_reads_a_missing_5xx_series_as_no_errors() {
+    let mut r = dist::Rand::new(11);
+    let mut svc = scenario::Service::draw(&mut r, scenario::Scenario::Good);
+    svc.rate = 50.0;
+    svc.error_p = 0.0; // no error ever: the 5xx series is never created after the restart
+    let tel = generate::telemetry(&mut r, scenario::Scenario::Good, &svc);
+    let mut p = Prom::new(&tel);
+    assert_eq!(
+        p.instant(Query::ErrorRatio, 300.0),
+        Err(prom::Failure::Empty)
+    );
+    assert_eq!(p.instant(Query::ErrorRatioOrZero, 300.0), Ok(0.0));
+    assert_eq!(
+        Query::parse(Query::ERROR_RATIO_OR_ZERO),
+        Some(Query::ErrorRatioOrZero)
+    );
+}

@@ -8,8 +8,8 @@ LABELS = {
     "flagger": "Flagger-style",
     "argo": "Argo Rollouts-style",
     "kayenta": "Kayenta-style",
-    "backstop_readme": "diagnostic: + the README's error check and `min_traffic`",
-    "backstop_readme_1m": "diagnostic: the same + `min_failure_for = \"1m\"`",
+    "backstop_previous": "diagnostic: the example's checks before benchmark 4 (absolute `max = 0.05`, no `min_traffic`)",
+    "backstop_1m": "diagnostic: + `compare` on latency, `min_failure_for = \"1m\"`",
     "backstop_compare_errors": "diagnostic: + `compare` on errors too",
     "kayenta_1m_step": "diagnostic: Kayenta-style with a 60 s step",
 }
@@ -19,13 +19,13 @@ SHORT = {
     "flagger": "Flagger",
     "argo": "Argo",
     "kayenta": "Kayenta",
-    "backstop_readme": "diag.: README checks",
-    "backstop_readme_1m": "diag.: README, 1m",
+    "backstop_previous": "diag.: previous example",
+    "backstop_1m": "diag.: compare, 1m",
     "backstop_compare_errors": "diag.: compare errors",
     "kayenta_1m_step": "diag.: Kayenta, 60 s step",
 }
 FIVE = ["backstop", "backstop_compare", "flagger", "argo", "kayenta"]
-DIAGNOSTIC = ["backstop_readme", "backstop_readme_1m", "backstop_compare_errors",
+DIAGNOSTIC = ["backstop_previous", "backstop_1m", "backstop_compare_errors",
               "kayenta_1m_step"]
 HEALTHY = [
     ("good", "good"),
@@ -152,94 +152,116 @@ def why(q):
     good = q["policies"]["backstop"]["pooled"]["good_and_noisy"]
     causes = ", ".join(f"{k} {n}" for k, n in good.get("causes", {}).items()) or "none"
     fp_met = t["false_rollbacks"]["met"]
+    slow = rows["backstop_1m"]
+    cmp_ = rows["backstop_compare"]
     out += [
         f"**False rollbacks** ({'met' if fp_met else 'missed'}: {pct(b['false_rollback_rate'], 2)} "
-        f"of {good['n']:,} good and noisy-good releases; condemned by {causes}). A Prometheus "
-        "check's three failed rounds at the default fast cadence are 2 s apart, and "
-        "`min_failure_for` (default 4 s) lets them condemn; but the data behind them changes "
-        "only when Prometheus scrapes one of the instances (each every 15 s), and each reading "
-        "is a 1-minute window: three rounds read one window, not three observations. One "
-        "1-minute excursion of a low-count error ratio (a Poisson burst of a few errors) or a "
-        "latency blip is enough. The README advises a longer `min_failure_for` for instant "
-        "values only (a range query \"averages out\" one bad scrape, but the window it averages "
-        "is still read three times). The diagnostic rows measure it: with the README's own error "
-        f"check (`max_ratio = 3`) backstop rolls back "
-        f"{pct(rows['backstop_readme']['false_rollback_rate'])} of healthy releases, and "
-        f"{pct(rows['backstop_readme_1m']['false_rollback_rate'])} with `min_failure_for = "
-        "\"1m\"` (a run must span the window it reads), at the cost of about a minute of "
-        f"detection (median time to rollback {secs(rows['backstop_readme']['median_time_to_rollback_s'])} "
-        f"→ {secs(rows['backstop_readme_1m']['median_time_to_rollback_s'])}).",
-        "",
-        f"{good.get('rolled_back_within_lookback', 0)} of those {good.get('rolled_back', 0)} "
-        "were decided within the first 64 s, on samples whose 1-minute window still read the "
-        "previous release. The look-back rule lets such a mixed sample fail when the previous "
-        "release was verified, on the ground that old data only dilutes the new release's "
-        "badness; it does not when the previous release had a blip of its own just before the "
-        "deployment, nor for a ratio of rates across the restart: the old process's 5xx series "
-        "goes stale at the restart and is extrapolated over a shorter span than the request "
-        "series, so a few errors just before the deployment weigh several times their share.",
+        f"of {good['n']:,} good and noisy-good releases; condemned by {causes}). Rounds 2 s "
+        "apart of a Prometheus range query read almost the same 1-minute window (and the data "
+        "behind it changes only when Prometheus scrapes an instance, every 15 s): three of "
+        "them are one observation, and one 1-minute excursion of a low-count error ratio or a "
+        "latency blip would condemn. So a Prometheus check's failure run must span half its "
+        "query's look-back by default (30 s for `[1m]`: its last reading is at least half new "
+        "data); http checks, scrapes and instant queries keep the 4 s confirmation (dead on "
+        f"start: {secs(cell(q, 'backstop', 'dead_on_start').get('time_to_rollback_s', {}).get('median'))}). "
+        "The whole window costs more detection time for fewer false rollbacks: the "
+        "`min_failure_for = \"1m\"` row (with `compare` on latency) rolls back "
+        f"{pct(slow['false_rollback_rate'], 2)} of healthy releases against "
+        f"{pct(cmp_['false_rollback_rate'], 2)}, with a median time to rollback of "
+        f"{secs(slow['median_time_to_rollback_common_s'])} against "
+        f"{secs(cmp_['median_time_to_rollback_common_s'])} over the bad releases all five "
+        "rolled back. The half window has its price too: a 5× latency regression is rolled "
+        f"back at {secs(cell(q, 'backstop', 'latency_x5').get('time_to_rollback_s', {}).get('median'))} "
+        "(20 s when three fast rounds in 4 s condemned, in this benchmark's first run), and "
+        "a p90 hovering at its limit must stay over it for 30 s.",
         "",
     ]
-    lt = {p: cell(q, p, "low_traffic") for p in ("backstop", "backstop_readme", "backstop_readme_1m")}
+    if good.get("rolled_back_within_lookback", 0):
+        out += [
+            f"{good.get('rolled_back_within_lookback', 0)} of those {good.get('rolled_back', 0)} "
+            "were decided within the first 64 s, on samples whose 1-minute window still read the "
+            "previous release. The look-back rule lets such a mixed sample fail when the previous "
+            "release was verified, on the ground that old data only dilutes the new release's "
+            "badness; it does not when the previous release had a blip of its own just before the "
+            "deployment, nor for a ratio of rates across the restart: the old process's 5xx series "
+            "goes stale at the restart and is extrapolated over a shorter span than the request "
+            "series, so a few errors just before the deployment weigh several times their share.",
+            "",
+    ]
+    lt = {p: cell(q, p, "low_traffic") for p in ("backstop", "backstop_previous")}
     out += [
-        f"Not in the target, but the same mechanism: below 1 request per second the defaults "
-        f"roll back {pct(lt['backstop'].get('rate'))} of healthy releases (one error among a "
-        "few requests is a 10-50% error ratio for a minute); the README's `min_traffic` makes "
-        f"it {pct(lt['backstop_readme'].get('rate'))}, and {pct(lt['backstop_readme_1m'].get('rate'))} "
-        "with `min_failure_for = \"1m\"`.",
+        f"Not in the target: below 1 request per second the example's `min_traffic` makes "
+        f"samples no data, and {pct(lt['backstop'].get('rate'))} of such healthy releases are "
+        f"rolled back ({pct(lt['backstop_previous'].get('rate'))} with the previous example's "
+        "checks, which had no `min_traffic`: one error among a few requests is a 10-50% error "
+        "ratio for a minute). They are not verified either: with every sample no data, "
+        "`min_samples` makes them inconclusive.",
         "",
     ]
     e2, e5 = facts.get("errors_x2", {}), facts.get("errors_x5", {})
     share = facts.get("error_share", {})
     rc = {c["scenario"]: c["recall"] for c in t["recall_2x_or_more"]["cells"]}
+    ce = rows["backstop_compare_errors"]
+    ce2 = cell(q, "backstop_compare_errors", "errors_x2")
+    prev = {k: cell(q, "backstop_previous", k).get("rate") for k in ("errors_x2", "errors_x5")}
     out += [
         f"**Recall on error regressions** (2×: {pct(rc.get('errors_x2'))}, 5×: "
-        f"{pct(rc.get('errors_x5'))}). The shipped example's error check is an absolute ceiling, "
-        f"`max = 0.05`. The generated services fail {pct(share.get('median'), 2)} of requests "
-        f"as usual (10th–90th percentile {pct(share.get('p10'), 2)}–{pct(share.get('p90'), 2)}), "
-        f"so a 2× regression crosses 5% in {pct(e2.get('above_5pct'))} of them and a 5× one "
-        f"in {pct(e5.get('above_5pct'))}: the check cannot see the rest, whatever the policy "
-        "around it (what it does catch below the ceiling is a noisy window crossing it, the "
-        "mechanism of the false rollbacks above). The Flagger-, Argo- and Kayenta-style rows "
-        "catch them because their "
-        "thresholds are per service (twice the usual value) or relative. A relative error "
-        "rule (`max_ratio`) is what it takes, and it is exposed to the fast-cadence problem "
-        "above (the `backstop_readme` rows).",
+        f"{pct(rc.get('errors_x5'))}). The example's error check is now relative: at most 3× "
+        "the share before the deployment, against a baseline of at least 1% "
+        "(`baseline_floor = 0.01`, so never failing below 3%), beside the absolute 5% ceiling. "
+        f"The generated services fail {pct(share.get('median'), 2)} of requests as usual "
+        f"(10th–90th percentile {pct(share.get('p10'), 2)}–{pct(share.get('p90'), 2)}): a 2× "
+        "regression is under any 3× rule by construction, and a 5× one reaches 3% only for "
+        "services failing more than 0.6% before. The previous example's absolute ceiling "
+        f"caught {pct(prev['errors_x2'])} and {pct(prev['errors_x5'])} (a 2× regression "
+        f"crosses 5% in {pct(e2.get('above_5pct'))} of services, a 5× one in "
+        f"{pct(e5.get('above_5pct'))}). A threshold on a share of a few errors per minute "
+        "cannot be both tight and quiet; the comparison can: with `compare` on errors too "
+        f"(diagnostic) backstop catches {pct(ce2.get('rate'))} of the 2× error regressions "
+        f"and {pct(ce['recall_2x_or_more'])} of all ≥ 2× ones, at "
+        f"{pct(ce['false_rollback_rate'], 2)} false rollbacks and a median "
+        f"{secs(ce['median_time_to_rollback_s'])} (the test needs minutes of post-deployment "
+        "points). The Flagger-, Argo- and Kayenta-style rows catch them because their "
+        "thresholds are per service (twice the usual value) or relative, and pay for it in "
+        "false rollbacks or time.",
         "",
     ]
     l2 = cell(q, "backstop", "latency_x2")
     l2c = cell(q, "backstop_compare", "latency_x2")
     inc2 = l2.get("verdicts", {}).get("inconclusive", 0)
+    g = cell(q, "backstop", "good")
+    gp = cell(q, "backstop_previous", "good")
+    inc_g = g.get("verdicts", {}).get("inconclusive", 0) / max(g.get("n", 1), 1)
+    inc_gp = gp.get("verdicts", {}).get("inconclusive", 0) / max(gp.get("n", 1), 1)
     out += [
         f"**Recall on 2× latency** ({pct(rc.get('latency_x2'))}; with `compare`, "
         f"{pct(l2c.get('rate'))}). `max_ratio = 2.0` sits exactly at the regression: the p90 "
         "of a release twice as slow hovers at the limit and fails only when noise keeps it "
-        "over for three rounds. The comparison catches most of the rest. What neither catches "
-        f"is mostly closed as inconclusive first ({inc2} of {l2.get('n', 0)} here): right after "
-        "the restart the 5xx series does not exist until the instance's first error (client "
-        "libraries create labelled series on first use), so the error ratio is an empty "
-        "result; `no_data = \"error\"` makes each round an error, and `error_limit = 5` "
-        "consecutive errors at the 2 s fast cadence is 10 s. The verdict is inconclusive and "
-        "the observation ends, with the latency failure still being confirmed. The same "
-        f"makes {pct(cell(q, 'backstop', 'good').get('verdicts', {}).get('inconclusive', 0) / max(cell(q, 'backstop', 'good').get('n', 1), 1))} "
-        "of good releases inconclusive (never verified, so never a rollback target). "
-        "`min_failure_for` protects failures from the fast cadence; nothing protects errors.",
+        "over for a whole failure run, now 30 s of it. The comparison catches most of the "
+        f"rest. Inconclusive verdicts: {inc2} of {l2.get('n', 0)} here, and "
+        f"{pct(inc_g)} of good releases ({pct(inc_gp)} with the previous example's checks). "
+        "Right after the restart the 5xx series does not exist until an instance's first "
+        "error (client libraries create labelled series on first use), so the previous "
+        "example's error ratio was an empty result, an error each round, and five errors at "
+        "the 2 s fast cadence made the verdict inconclusive in 10 s, ending the observation "
+        "while a latency failure was being confirmed. Now an error run must span `error_limit` "
+        "rounds at `interval` (40 s) and waits while another check confirms a failure, and "
+        "the example's query reads no 5xx series as 0 errors (`or vector(0)`).",
         "",
     ]
-    ce = rows["backstop_compare_errors"]
     out += [
         f"**`compare` on a count signal** (diagnostic): with the comparison on the error ratio "
-        f"too, {pct(ce['false_rollback_rate'])} of healthy releases are rolled back. Each "
-        "post-deployment point is a 1-minute rate sampled every `step` (default: `interval`, "
-        "10 s), so neighbours share 5/6 of their data, and the Mann-Whitney test takes them "
-        "for independent: ten points are about two independent minutes, and a chance 40% rise "
-        "of a few errors per minute reaches p < 0.02. The Kayenta-style row's "
+        f"too, {pct(ce['false_rollback_rate'])} of healthy releases are rolled back (12.7% "
+        "before backstop accounted for overlapping points). Each post-deployment point is a "
+        "1-minute rate sampled every `step` (default: `interval`, 10 s), so neighbours share "
+        "5/6 of their data: the test now weighs n such points as n · step / look-back "
+        "independent ones (z divided by √6). The Kayenta-style row's "
         f"{pct(rows['kayenta']['false_rollback_rate'])} has mostly the same cause (a 10 s step "
         "on 1-minute rates, as Spinnaker's 50-points guidance implies for a 10-minute "
         "analysis): with a 60 s step, points that do not overlap, the same judge rolls back "
         f"{pct(rows['kayenta_1m_step']['false_rollback_rate'])} and still catches "
         f"{pct(rows['kayenta_1m_step']['recall_x1.5'])} of the 1.5× regressions. "
-        "On latency (many requests per window) the same test costs little: the "
+        "On latency (many requests per window) the test costs little: the "
         f"`compare` row's false rollbacks are {pct(rows['backstop_compare']['false_rollback_rate'], 2)}.",
         "",
     ]
@@ -323,7 +345,9 @@ def configs(cfgs):
         adds = []
         for name, lines in blocks(text).items():
             new = [x for x in lines if x not in ref.get(name, [])]
-            if new:
-                adds.append(f"check `{name}`: " + ", ".join(f"`{x}`" for x in new))
+            gone = [x for x in ref.get(name, []) if x not in lines]
+            if new or gone:
+                adds.append(f"check `{name}`: " + ", ".join(
+                    [f"`{x}`" for x in new] + [f"without `{x}`" for x in gone]))
         out.append(f"- {LABELS.get(p, p)}: " + ("; ".join(adds) or "no change") + ".")
     return out + [""]

@@ -282,7 +282,9 @@ impl Deployment {
     /// interpolates it from these buckets.
     pub fn nominal(&self, q: crate::prom::Query) -> f64 {
         match q {
-            crate::prom::Query::ErrorRatio => self.service.error_p,
+            crate::prom::Query::ErrorRatio | crate::prom::Query::ErrorRatioOrZero => {
+                self.service.error_p
+            }
             crate::prom::Query::LatencyP90 => {
                 let cdf = BOUNDS.map(|b| {
                     if b.is_finite() {

@@ -14,6 +14,9 @@ use crate::scenario::Outage;
 pub enum Query {
     /// `sum(rate(5xx[1m])) / sum(rate(all[1m]))`.
     ErrorRatio,
+    /// `(sum(rate(5xx[1m])) or vector(0)) / sum(rate(all[1m]))`: the same, 0 rather than an
+    /// empty result while no 5xx series exists (no error since the restart).
+    ErrorRatioOrZero,
     /// `histogram_quantile(0.9, sum by (le) (rate(..._bucket[1m])))`.
     LatencyP90,
     /// `sum(rate(http_requests_total[1m]))`: requests per second.
@@ -23,6 +26,7 @@ pub enum Query {
 impl Query {
     pub const ERROR_RATIO: &str =
         r#"sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))"#;
+    pub const ERROR_RATIO_OR_ZERO: &str = r#"(sum(rate(http_requests_total{code=~"5.."}[1m])) or vector(0)) / sum(rate(http_requests_total[1m]))"#;
     pub const LATENCY_P90: &str =
         "histogram_quantile(0.9, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))";
     pub const TRAFFIC: &str = "sum(rate(http_requests_total[1m]))";
@@ -30,15 +34,21 @@ impl Query {
     pub fn text(self) -> &'static str {
         match self {
             Query::ErrorRatio => Self::ERROR_RATIO,
+            Query::ErrorRatioOrZero => Self::ERROR_RATIO_OR_ZERO,
             Query::LatencyP90 => Self::LATENCY_P90,
             Query::Traffic => Self::TRAFFIC,
         }
     }
 
     pub fn parse(text: &str) -> Option<Query> {
-        [Query::ErrorRatio, Query::LatencyP90, Query::Traffic]
-            .into_iter()
-            .find(|q| q.text() == text)
+        [
+            Query::ErrorRatio,
+            Query::ErrorRatioOrZero,
+            Query::LatencyP90,
+            Query::Traffic,
+        ]
+        .into_iter()
+        .find(|q| q.text() == text)
     }
 }
 
@@ -160,6 +170,11 @@ pub fn evaluate(tel: &Telemetry, q: Query, t: f64) -> Option<f64> {
         Query::Traffic => sum(&|s| s.requests),
         Query::ErrorRatio => {
             let errors = sum(&|s| s.errors)?;
+            let all = sum(&|s| s.requests)?;
+            Some(errors / all)
+        }
+        Query::ErrorRatioOrZero => {
+            let errors = sum(&|s| s.errors).unwrap_or(0.0);
             let all = sum(&|s| s.requests)?;
             Some(errors / all)
         }

@@ -96,6 +96,7 @@ pub(super) fn compare(t: &Table, interval: Duration, prometheus: bool) -> Option
             allowed_increase,
             allowed_decrease,
             min_samples: min_samples.max(2),
+            overlap: 1.0,
         },
         step,
     })

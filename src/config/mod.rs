@@ -340,7 +340,9 @@ pub struct WatchConfig {
     pub fast_for: Duration,
     /// `on_failure`: `rollback` (default) or `notify`.
     pub on_failure: OnFailure,
-    /// `error_limit`: consecutive errors of one check that make the verdict inconclusive (default 5).
+    /// `error_limit`: consecutive errors of one check that make the verdict inconclusive (default
+    /// 5), once they span `(error_limit − 1) × interval` (see [`WatchConfig::min_error_for`])
+    /// and no other check is confirming a failure.
     pub error_limit: u32,
     /// `application`: the Argo CD application (argocd deployers).
     pub application: Option<String>,
@@ -361,6 +363,17 @@ pub struct WatchConfig {
     pub notify: Vec<String>,
     /// `[[watch.check]]` tables.
     pub checks: Vec<CheckConfig>,
+}
+
+impl WatchConfig {
+    /// How long an error run must span, besides reaching `error_limit` errors, to make the
+    /// verdict inconclusive: `error_limit` rounds at `interval` ((`error_limit` − 1) ×
+    /// `interval`, 40 s by default), whatever the cadence. Errors taken at the fast cadence
+    /// would otherwise give up on a release after 10 s of blind telemetry (a 5xx series not
+    /// created yet after a restart), and a release is not judged by how often it was asked.
+    pub fn min_error_for(&self) -> Duration {
+        self.interval * self.error_limit.saturating_sub(1)
+    }
 }
 
 /// `[[watch.check]]`: one signal judged every interval.
@@ -398,6 +411,13 @@ pub struct CheckConfig {
     /// long, on the rounds' scheduled times, so a fast cadence never turns a one-second blip
     /// into a rollback (default `(failure_limit - 1) × fast_interval`).
     pub min_failure_for: Duration,
+    /// `baseline_floor` (prometheus and scrape checks with `max_ratio` or `min_ratio`): the
+    /// least baseline a ratio is taken against. A baseline below it counts as the floor, so
+    /// `max_ratio = 3` with `baseline_floor = 0.005` fails above 3 × the baseline but never
+    /// below 1.5%: a relative rule with an absolute floor. A service whose usual error share
+    /// is 0.1% is not condemned for a noisy minute at 0.4% (a handful of requests), and one
+    /// with no errors before the deployment is judged instead of its ratio being undefined.
+    pub baseline_floor: Option<f64>,
     /// `compare = "mann-whitney"` (prometheus and scrape checks): judge the post-deployment
     /// samples against the pre-deployment ones as distributions, every round. Counts as a
     /// rule: a check may have only this, or this and thresholds.

@@ -40,7 +40,17 @@ fn example_config_is_valid() {
     assert_eq!(w.on_failure, OnFailure::Rollback);
     assert_eq!(w.checks.len(), 3);
     assert_eq!(w.checks[0].rules, vec![Rule::ExpectStatus(vec![200])]);
-    assert_eq!(w.checks[1].rules, vec![Rule::Max(0.05)]);
+    assert_eq!(
+        w.checks[1].rules,
+        vec![Rule::Max(0.05), Rule::MaxRatio(3.0)]
+    );
+    assert_eq!(w.checks[1].baseline_floor, Some(0.01));
+    assert_eq!(
+        w.checks[1].min_failure_for,
+        Duration::from_secs(30),
+        "half the query's 1m look-back"
+    );
+    assert!(w.checks[1].min_traffic.is_some() && w.checks[2].min_traffic.is_some());
     assert_eq!(w.checks[2].rules, vec![Rule::MaxRatio(2.0)]);
     assert!(matches!(
         &w.checks[2].probe,
@@ -69,6 +79,7 @@ fn all_errors_are_reported_at_once_with_their_keys() {
         .replace("deployer = \"octo\"", "deployer = \"jenkins\"")
         .replace("on_failure = \"rollback\"", "on_failure = \"panic\"")
         .replace("max = 0.05", "maxx = 0.05")
+        .replace("max_ratio = 2.0", "max_ratio_typo = 2.0")
         .replace("[state]", "[state]\ncolour = \"blue\"");
     let errs = errors(&bad, dir.path());
     let joined = errs.join("\n");
@@ -77,7 +88,8 @@ fn all_errors_are_reported_at_once_with_their_keys() {
         "watch[0].deployer: no [deployers.jenkins] table",
         "watch[0].on_failure: unknown value \"panic\"",
         "watch[0].check[1].maxx: unknown key",
-        "watch[0].check[1].max: a prometheus check needs a rule",
+        "watch[0].check[2].max_ratio_typo: unknown key",
+        "watch[0].check[2].max: a prometheus check needs a rule",
         "state.colour: unknown key",
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");

@@ -381,10 +381,7 @@ fn check(
             ),
         );
     }
-    let min_failure_for = t
-        .duration_or_zero("min_failure_for")
-        .unwrap_or(fast_interval * failure_limit.saturating_sub(1));
-    let _ = interval;
+    let explicit_failure_for = t.duration_or_zero("min_failure_for");
     let (probe, rules) = match kind.as_deref() {
         Some("http") => {
             let codes = t.statuses("expect_status").unwrap_or_else(|| vec![200]);
@@ -481,6 +478,14 @@ fn check(
         }
         _ => None,
     };
+    let baseline_floor = baseline_floor(t, &rules);
+    let min_failure_for = explicit_failure_for.unwrap_or_else(|| {
+        default_min_failure_for(probe.as_ref(), fast_interval, failure_limit, window)
+    });
+    let compare = compare.map(|mut c| {
+        c.rule.overlap = overlap(probe.as_ref(), c.step);
+        c
+    });
     Some(CheckConfig {
         name: name?,
         failure_limit,
@@ -491,9 +496,64 @@ fn check(
         min_samples,
         min_traffic,
         min_failure_for,
+        baseline_floor,
         compare,
         control,
     })
+}
+
+/// `baseline_floor`: a number ≥ 0, meaningful beside a ratio rule only.
+fn baseline_floor(t: &Table, rules: &[Rule]) -> Option<f64> {
+    let floor = t.number("baseline_floor")?;
+    if floor.is_nan() || floor < 0.0 || floor.is_infinite() {
+        t.error("baseline_floor", "must be a number of at least 0");
+        return None;
+    }
+    if !rules.iter().any(Rule::needs_baseline) {
+        t.error(
+            "baseline_floor",
+            "has no effect without max_ratio or min_ratio",
+        );
+    }
+    Some(floor)
+}
+
+/// The default `min_failure_for`: `failure_limit` rounds at the fast cadence and, for a
+/// Prometheus query that reads a look-back window W (`rate(x[1m])`: one minute), at least
+/// FAILURE_SPAN_OF_LOOKBACK × W (at most half the observation window). Rounds taken 2 s apart
+/// read almost the same window: three of them are one observation, and one noisy minute would
+/// condemn. A run spanning half the window reads half of it anew at its end, so it holds at
+/// least two observations' worth of data; http checks, scrapes and instant queries read new
+/// data every round and keep the fast confirmation.
+fn default_min_failure_for(
+    probe: Option<&Probe>,
+    fast_interval: Duration,
+    failure_limit: u32,
+    window: Duration,
+) -> Duration {
+    let rounds = fast_interval * failure_limit.saturating_sub(1);
+    match probe {
+        Some(Probe::Prometheus { lookback, .. }) => {
+            rounds.max(lookback.mul_f64(FAILURE_SPAN_OF_LOOKBACK).min(window / 2))
+        }
+        _ => rounds,
+    }
+}
+
+/// The share of a query's look-back a failure run must span by default (see
+/// [`default_min_failure_for`]).
+const FAILURE_SPAN_OF_LOOKBACK: f64 = 0.5;
+
+/// How many consecutive `compare` samples share one look-back window: W / step, at least 1.
+/// A 1-minute rate sampled every 10 s is six samples of about one minute's data; the
+/// comparison counts them as one (see `judge::compare`).
+fn overlap(probe: Option<&Probe>, step: Duration) -> f64 {
+    match probe {
+        Some(Probe::Prometheus { lookback, .. }) if !step.is_zero() => {
+            (lookback.as_secs_f64() / step.as_secs_f64()).max(1.0)
+        }
+        _ => 1.0,
+    }
 }
 
 /// The check kinds.
@@ -501,8 +561,9 @@ const KINDS: [&str; 5] = ["http", "prometheus", "scrape", "alert", "slo"];
 
 /// The kinds that accept each kind-specific key, so a key given to another kind is named as
 /// misplaced rather than unknown.
-const KIND_KEYS: [(&str, &[&str]); 32] = [
+const KIND_KEYS: [(&str, &[&str]); 33] = [
     ("expect_status", &["http"]),
+    ("baseline_floor", &["prometheus", "scrape"]),
     // Prometheus is telemetry: its being unreachable is always an error, never a failure
     // (slo checks accept it only with scrape selections, see `slo`).
     ("unreachable", &["http", "scrape", "slo"]),
@@ -628,3 +689,7 @@ fn probe_timeout(p: &Probe) -> Duration {
         Probe::Slo(s) => s.timeout,
     }
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{hodges_lehmann, mann_whitney, Alternative};
+use super::stats::{hodges_lehmann, mann_whitney, normal_sf, Alternative, MannWhitney};
 use super::{num, Outcome};
 
 /// Samples compared at most, per side: the newest. Bounds the work (the Hodges-Lehmann
@@ -71,6 +71,15 @@ pub struct Compare {
     pub allowed_decrease: f64,
     /// ≥ 2: samples needed on each side before the test says anything.
     pub min_samples: u32,
+    /// How many consecutive samples share one look-back window (≥ 1; a prometheus check's
+    /// W / step, from the query and `step`): neighbours that read mostly the same data are not
+    /// independent, so the test's variance is inflated by this much (see [`judge`]).
+    #[serde(default = "independent")]
+    pub overlap: f64,
+}
+
+fn independent() -> f64 {
+    1.0
 }
 
 /// One round's comparison: the evidence behind the outcome.
@@ -120,7 +129,7 @@ impl Comparison {
         };
         let sign = if self.shift > 0.0 { "+" } else { "" };
         format!(
-            "mann-whitney: {}, p = {} (needs < {}), shift {sign}{} [{}, {}], mean {ratio} (allowed {allowed}), n = {} pre / {} post: {}",
+            "mann-whitney: {}, p = {} (needs < {}), shift {sign}{} [{}, {}], mean {ratio} (allowed {allowed}), n = {} pre / {} post{}: {}",
             r.direction.symbol(),
             num(self.p_value),
             num(1.0 - r.confidence),
@@ -129,6 +138,15 @@ impl Comparison {
             num(self.shift_high),
             self.n_pre,
             self.n_post,
+            if r.overlap > 1.0 {
+                format!(
+                    " (each sample overlaps ×{}: weighed as n / {})",
+                    num(r.overlap),
+                    num(r.overlap)
+                )
+            } else {
+                String::new()
+            },
             match (self.failed, self.significant) {
                 (true, _) => "FAIL",
                 (false, true) => "pass (significant, but within the allowance)",
@@ -157,7 +175,8 @@ pub fn judge(rule: &Compare, pre: &[f64], post: &[f64]) -> (Outcome, Option<Comp
             None,
         );
     }
-    let test = mann_whitney(&post, &pre, rule.direction.alternative());
+    let mut test = mann_whitney(&post, &pre, rule.direction.alternative());
+    test.p = dependent_p(test, rule);
     let Some(shift) = hodges_lehmann(&post, &pre, rule.confidence) else {
         return (
             Outcome::NoData {
@@ -201,6 +220,23 @@ pub fn judge(rule: &Compare, pre: &[f64], post: &[f64]) -> (Outcome, Option<Comp
         Outcome::Pass
     };
     (outcome, Some(c))
+}
+
+/// The p-value of the test with the samples' overlap accounted for. A 1-minute rate sampled
+/// every 10 s shares 5/6 of its data with its neighbour: n such points carry about
+/// n / overlap independent values, and the Mann-Whitney statistic of a moving average has
+/// about `overlap` times the variance the test assumes (the variance of a mean of k equally
+/// correlated neighbours grows k-fold). So z is divided by √overlap, the effective sample size
+/// n·step/W of the textbook correction, and the scipy-verified statistic itself is untouched.
+fn dependent_p(test: MannWhitney, rule: &Compare) -> f64 {
+    if rule.overlap.is_nan() || rule.overlap <= 1.0 || !test.z.is_finite() {
+        return test.p;
+    }
+    let factor = match rule.direction {
+        Direction::Either => 2.0,
+        Direction::Increase | Direction::Decrease => 1.0,
+    };
+    (factor * normal_sf(test.z / rule.overlap.sqrt())).clamp(0.0, 1.0)
 }
 
 /// The newest `cap` finite values, oldest first.

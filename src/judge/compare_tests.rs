@@ -8,6 +8,7 @@ fn rule(direction: Direction) -> Compare {
         allowed_increase: 1.2,
         allowed_decrease: 0.8,
         min_samples: 10,
+        overlap: 1.0,
     }
 }
 
@@ -118,4 +119,25 @@ fn sample_sets_are_capped_newest_first() {
     assert_eq!(c.pre.len(), EVIDENCE_SAMPLES);
     assert_eq!(c.pre.last(), Some(&1999.0));
     assert_eq!(c.pre[0], 1800.0);
+}
+
+#[test]
+fn overlapping_points_weigh_as_fewer_independent_ones() {
+    // A rise significant for 30 and 20 independent points...
+    let (pre, post) = (noisy(0.1, 30, 1), noisy(0.105, 20, 2));
+    let independent = rule(Direction::Increase);
+    let (_, c) = judge(&independent, &pre, &post);
+    let c = c.expect("compared");
+    assert!(c.significant, "{c:?}");
+    // ...is not when every six neighbours read one window (1m rates at a 10s step).
+    let overlapping = Compare {
+        overlap: 6.0,
+        ..independent
+    };
+    let (o, d) = judge(&overlapping, &pre, &post);
+    let d = d.expect("compared");
+    assert!(!d.significant && o == Outcome::Pass, "{d:?}");
+    assert!(d.p_value > c.p_value);
+    assert_eq!(d.u, c.u, "the statistic itself is unchanged");
+    assert!(d.describe().contains("overlaps ×6"), "{}", d.describe());
 }

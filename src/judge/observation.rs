@@ -63,6 +63,9 @@ pub struct CheckTrack {
     /// How long a failure run must span (scheduled times) to condemn, in milliseconds.
     #[serde(default)]
     pub min_failure_for_ms: u64,
+    /// Scheduled time of the round that began the current error run.
+    #[serde(default)]
+    pub erring_since: Option<DateTime<Utc>>,
     /// The most recent samples, oldest first.
     pub samples: VecDeque<Sample>,
     /// Set when this check condemned the release or made it inconclusive: which limit was hit.
@@ -111,6 +114,11 @@ pub enum Decision {
 pub struct Tracker {
     pub checks: Vec<CheckTrack>,
     pub error_limit: u32,
+    /// How long an error run must span (scheduled times), in milliseconds, besides reaching
+    /// `error_limit`, to make the verdict inconclusive: `error_limit` rounds at the watch's
+    /// `interval`, so the fast cadence never turns ten seconds of blindness into giving up.
+    #[serde(default)]
+    pub min_error_for_ms: u64,
     /// Completed sample rounds.
     pub rounds: u64,
 }
@@ -137,6 +145,7 @@ impl Tracker {
                 min_samples: 0,
                 failing_since: None,
                 min_failure_for_ms: 0,
+                erring_since: None,
                 samples: VecDeque::new(),
                 limit_hit: None,
                 pre: None,
@@ -150,6 +159,7 @@ impl Tracker {
         Tracker {
             checks,
             error_limit: error_limit.max(1),
+            min_error_for_ms: 0,
             rounds: 0,
         }
     }
@@ -263,9 +273,15 @@ impl Tracker {
     }
 
     /// Marks the round scheduled at `at`: a failure run starts at its first failing round and
-    /// ends at a pass (errors and no data do not end it).
+    /// ends at a pass (errors and no data do not end it); an error run starts at its first
+    /// error and ends at a pass or a failure.
     pub fn mark_round(&mut self, at: DateTime<Utc>) {
         for t in self.checks.iter_mut() {
+            if t.consecutive_errors == 0 {
+                t.erring_since = None;
+            } else {
+                t.erring_since.get_or_insert(at);
+            }
             match t.samples.back().map(|s| &s.outcome) {
                 Some(Outcome::Fail { .. }) if t.consecutive_failures == 1 => {
                     t.failing_since = Some(at)
@@ -317,11 +333,25 @@ impl Tracker {
             };
         }
         let error_limit = self.error_limit;
-        if let Some(track) = self
-            .checks
-            .iter_mut()
-            .find(|t| t.consecutive_errors >= error_limit)
-        {
+        let min_error_for = self.min_error_for_ms as i64;
+        let blind = |t: &CheckTrack| {
+            t.consecutive_errors >= error_limit
+                && t.erring_since
+                    .is_none_or(|since| (at - since).num_milliseconds() >= min_error_for)
+        };
+        // A failure being confirmed by another check is worth waiting for: one blind check is
+        // not a reason to stop watching a release that may be failing (the run ends soon, at a
+        // pass or a condemnation). The window's end waits for nothing.
+        let confirming = |i: usize| {
+            !window_over
+                && self
+                    .checks
+                    .iter()
+                    .enumerate()
+                    .any(|(j, t)| j != i && t.consecutive_failures > 0 && !blind(t))
+        };
+        let found = (0..self.checks.len()).find(|&i| blind(&self.checks[i]) && !confirming(i));
+        if let Some(track) = found.map(|i| &mut self.checks[i]) {
             let last = track
                 .samples
                 .iter()
@@ -586,6 +616,81 @@ mod tests {
         t.record_named("nope", s(fail()));
         t.record_named("a", s(fail()));
         assert_eq!(t.checks[0].consecutive_failures, 2);
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs)
+    }
+
+    #[test]
+    fn an_error_run_must_span_min_error_for_not_just_fast_rounds() {
+        let mut t = tracker(3, 5);
+        t.min_error_for_ms = 40_000;
+        // Five errors 2 s apart (the fast cadence): 8 s of blindness is not yet a verdict.
+        for i in 0..5 {
+            t.record(1, s(err()));
+            t.mark_round(at(2 * i));
+            assert_eq!(t.decide_at(false, at(2 * i)), Decision::Continue);
+        }
+        // Still erring 40 s after the run began: inconclusive.
+        for i in 5..=20 {
+            t.record(1, s(err()));
+            t.mark_round(at(2 * i));
+            let d = t.decide_at(false, at(2 * i));
+            assert_eq!(d == Decision::Continue, i < 20, "round {i}: {d:?}");
+        }
+        // A pass ends the run: the next error starts a new one.
+        t.record(1, s(Outcome::Pass));
+        t.mark_round(at(42));
+        assert_eq!(t.checks[1].erring_since, None);
+        t.record(1, s(err()));
+        t.mark_round(at(44));
+        assert_eq!(t.checks[1].erring_since, Some(at(44)));
+    }
+
+    #[test]
+    fn a_blind_check_waits_while_another_confirms_a_failure() {
+        let mut t = tracker(3, 1);
+        t.record(1, s(err()));
+        t.record(0, s(fail()));
+        t.mark_round(at(0));
+        assert_eq!(
+            t.decide_at(false, at(0)),
+            Decision::Continue,
+            "a is confirming"
+        );
+        t.record(1, s(err()));
+        t.record(0, s(fail()));
+        t.mark_round(at(2));
+        assert_eq!(t.decide_at(false, at(2)), Decision::Continue);
+        t.record(1, s(err()));
+        t.record(0, s(fail()));
+        t.mark_round(at(4));
+        assert!(matches!(
+            t.decide_at(false, at(4)),
+            Decision::Condemned { .. }
+        ));
+        // Had a passed instead, b's blindness decides.
+        let mut t = tracker(3, 1);
+        t.record(1, s(err()));
+        t.record(0, s(fail()));
+        t.mark_round(at(0));
+        assert_eq!(t.decide_at(false, at(0)), Decision::Continue);
+        t.record(1, s(err()));
+        t.record(0, s(Outcome::Pass));
+        t.mark_round(at(2));
+        assert!(
+            matches!(t.decide_at(false, at(2)), Decision::Inconclusive { ref reason } if reason.contains("check b"))
+        );
+        // The window's end waits for nothing.
+        let mut t = tracker(3, 1);
+        t.record(1, s(err()));
+        t.record(0, s(fail()));
+        t.mark_round(at(0));
+        assert!(matches!(
+            t.decide_at(true, at(0)),
+            Decision::Inconclusive { .. }
+        ));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct MannWhitney {
     pub u: f64,
     /// The p-value under the chosen alternative.
     pub p: f64,
+    /// The normal approximation's z (`p = f · P(Z > z)`), for callers that correct the
+    /// variance (dependent samples: `judge::compare`); −∞ when every value is equal.
+    pub z: f64,
 }
 
 /// Mann-Whitney U test of `x` against `y`. Both must be non-empty and finite (the caller
@@ -41,7 +44,11 @@ pub struct MannWhitney {
 pub fn mann_whitney(x: &[f64], y: &[f64], alternative: Alternative) -> MannWhitney {
     let (n1, n2) = (x.len(), y.len());
     if n1 == 0 || n2 == 0 {
-        return MannWhitney { u: 0.0, p: 1.0 };
+        return MannWhitney {
+            u: 0.0,
+            p: 1.0,
+            z: f64::NEG_INFINITY,
+        };
     }
     let (ranks, tie_term) = ranks(x, y);
     let r1: f64 = ranks[..n1].iter().sum();
@@ -62,6 +69,7 @@ pub fn mann_whitney(x: &[f64], y: &[f64], alternative: Alternative) -> MannWhitn
     MannWhitney {
         u: u1,
         p: if p.is_nan() { 1.0 } else { p },
+        z,
     }
 }
 

@@ -42,6 +42,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         min_samples: 0,
         failing_since: None,
         min_failure_for_ms: 0,
+        erring_since: None,
         samples,
         limit_hit: Some("3 consecutive failures reached failure_limit 3".into()),
         pre: None,
@@ -65,6 +66,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         min_samples: 0,
         failing_since: None,
         min_failure_for_ms: 0,
+        erring_since: None,
         samples: [
             Sample {
                 at,

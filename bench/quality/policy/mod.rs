@@ -29,8 +29,8 @@ pub enum Kind {
     /// Kayenta-style Mann-Whitney canary judge against a time-shifted control.
     Kayenta,
     /// Diagnostics, outside the five (see [`configs::Config`]).
-    BackstopReadme,
-    BackstopReadmeSlowConfirm,
+    BackstopPrevious,
+    BackstopSlowConfirm,
     BackstopCompareErrors,
     /// Diagnostic: the Kayenta-style judge with a 1-minute step (points that do not overlap).
     KayentaMinuteStep,
@@ -43,8 +43,8 @@ impl Kind {
         Kind::Flagger,
         Kind::Argo,
         Kind::Kayenta,
-        Kind::BackstopReadme,
-        Kind::BackstopReadmeSlowConfirm,
+        Kind::BackstopPrevious,
+        Kind::BackstopSlowConfirm,
         Kind::BackstopCompareErrors,
         Kind::KayentaMinuteStep,
     ];
@@ -65,8 +65,8 @@ impl Kind {
             Kind::Flagger => "flagger",
             Kind::Argo => "argo",
             Kind::Kayenta => "kayenta",
-            Kind::BackstopReadme => "backstop_readme",
-            Kind::BackstopReadmeSlowConfirm => "backstop_readme_1m",
+            Kind::BackstopPrevious => "backstop_previous",
+            Kind::BackstopSlowConfirm => "backstop_1m",
             Kind::BackstopCompareErrors => "backstop_compare_errors",
             Kind::KayentaMinuteStep => "kayenta_1m_step",
         }
@@ -77,8 +77,8 @@ impl Kind {
         match self {
             Kind::Backstop => Some(configs::Config::Defaults),
             Kind::BackstopCompare => Some(configs::Config::CompareLatency),
-            Kind::BackstopReadme => Some(configs::Config::Readme),
-            Kind::BackstopReadmeSlowConfirm => Some(configs::Config::ReadmeSlowConfirm),
+            Kind::BackstopPrevious => Some(configs::Config::Previous),
+            Kind::BackstopSlowConfirm => Some(configs::Config::SlowConfirm),
             Kind::BackstopCompareErrors => Some(configs::Config::CompareErrors),
             Kind::Flagger | Kind::Argo | Kind::Kayenta | Kind::KayentaMinuteStep => None,
         }
@@ -151,7 +151,7 @@ impl Judgement {
 /// The name of the signal a query reads, for [`Judgement::cause`].
 pub fn signal(q: crate::prom::Query) -> &'static str {
     match q {
-        crate::prom::Query::ErrorRatio => "errors",
+        crate::prom::Query::ErrorRatio | crate::prom::Query::ErrorRatioOrZero => "errors",
         crate::prom::Query::LatencyP90 => "latency",
         crate::prom::Query::Traffic => "traffic",
     }

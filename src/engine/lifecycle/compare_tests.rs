@@ -19,6 +19,7 @@ fn compare_config() -> WatchConfig {
             allowed_increase: 1.2,
             allowed_decrease: 0.8,
             min_samples: 10,
+            overlap: 1.0,
         },
         step: std::time::Duration::from_secs(1),
     });

@@ -346,6 +346,7 @@ impl Transition<'_> {
         };
         let checks: Vec<_> = self.checks().collect();
         let notes = obs.tracker.reconcile(checks, self.cfg.error_limit);
+        obs.tracker.min_error_for_ms = self.cfg.min_error_for().as_millis() as u64;
         for t in obs.tracker.checks.iter_mut() {
             if let Some(c) = self.cfg.checks.iter().find(|c| c.name == t.name) {
                 t.min_samples = c.min_samples;

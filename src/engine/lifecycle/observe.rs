@@ -210,6 +210,7 @@ impl Transition<'_> {
         let deployed_at = l.deployed_at.min(self.now);
         let judging_from = after(deployed_at, self.cfg.warmup).max(self.now);
         let mut tracker = Tracker::new(self.checks(), self.cfg.error_limit);
+        tracker.min_error_for_ms = self.cfg.min_error_for().as_millis() as u64;
         for (t, c) in tracker.checks.iter_mut().zip(&self.cfg.checks) {
             t.min_samples = c.min_samples;
             t.min_failure_for_ms = c.min_failure_for.as_millis() as u64;
@@ -296,6 +297,21 @@ impl Transition<'_> {
             .any(|c| matches!(c.probe, Probe::Http { .. }))
     }
 
+    /// The baseline a check's ratio rules judge against: at least its `baseline_floor`.
+    fn floored(&self, check: &str, baseline: Option<f64>) -> Option<f64> {
+        let floor = self
+            .cfg
+            .checks
+            .iter()
+            .find(|c| c.name == check)
+            .and_then(|c| c.baseline_floor);
+        match (baseline, floor) {
+            // A NaN baseline (nothing measured before) counts as the floor too.
+            (Some(b), Some(f)) if b.is_nan() || b < f => Some(f),
+            (b, _) => b,
+        }
+    }
+
     pub(super) fn round(&mut self, round: RoundResult) {
         if self
             .r
@@ -373,7 +389,7 @@ impl Transition<'_> {
             };
             let outcome = match c.reading {
                 Ok(r) => match (
-                    judge_sample(&track.rules, &r, track.baseline),
+                    judge_sample(&track.rules, &r, self.floored(&c.name, track.baseline)),
                     baseline_error,
                 ) {
                     (Outcome::Error { .. }, Some(reason)) => Outcome::Error { reason },

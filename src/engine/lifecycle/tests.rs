@@ -997,3 +997,57 @@ fn rounds_feed_the_evidence_charts() {
     );
     assert_eq!(obs.tracker.checks[1].condemning, None);
 }
+
+#[test]
+fn a_ratio_rule_judges_against_at_least_its_baseline_floor() {
+    let mut cfg = config("");
+    cfg.checks[1].rules = vec![crate::judge::Rule::MaxRatio(3.0)];
+    cfg.checks[1].baseline_floor = Some(0.01);
+    let round_at = |at: i64, value: f64, baseline: Option<f64>| match errors_round(at, value) {
+        Event::Round(mut r) => {
+            r.checks[0].baseline = Some(Ok(baseline));
+            Event::Round(r)
+        }
+        e => e,
+    };
+    let outcomes = |cfg: &WatchConfig, events: Vec<(i64, Event)>| {
+        let mut all = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+        all.extend(events);
+        let (r, _) = run(cfg, WatchRecord::default(), all);
+        let o = r.observation.expect("still observing");
+        o.tracker.checks[1]
+            .samples
+            .iter()
+            .map(|s| s.outcome.label())
+            .collect::<Vec<_>>()
+    };
+    // A usual share of 0.1%: 2% is 20 times it, but under 3 × the 1% floor.
+    assert_eq!(
+        outcomes(&cfg, vec![(0, round_at(0, 0.02, Some(0.001)))]),
+        ["pass"]
+    );
+    assert_eq!(
+        outcomes(&cfg, vec![(0, round_at(0, 0.04, Some(0.001)))]),
+        ["fail"]
+    );
+    // No errors before the deployment: the floor, not an undefined ratio.
+    assert_eq!(
+        outcomes(&cfg, vec![(0, round_at(0, 0.02, Some(0.0)))]),
+        ["pass"]
+    );
+    // Above the floor the baseline itself counts.
+    assert_eq!(
+        outcomes(&cfg, vec![(0, round_at(0, 0.04, Some(0.02)))]),
+        ["pass"]
+    );
+    // Without a floor, 2% against 0.1% fails and a zero baseline cannot be judged.
+    cfg.checks[1].baseline_floor = None;
+    assert_eq!(
+        outcomes(&cfg, vec![(0, round_at(0, 0.02, Some(0.001)))]),
+        ["fail"]
+    );
+    assert_eq!(
+        outcomes(&cfg, vec![(0, round_at(0, 0.02, Some(0.0)))]),
+        ["error"]
+    );
+}
