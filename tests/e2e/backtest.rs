@@ -250,6 +250,9 @@ async fn backtest_replays_past_deployments_against_real_prometheus_history() {
 
     // The same as text, the range given as a duration.
     let (status, text, err) = backtest(&setup, &["--watch", "shop", "--from", "270m"]).await;
+    if std::env::var_os("BACKSTOP_SHOW_BACKTEST").is_some() {
+        eprintln!("{text}");
+    }
     assert!(status.success(), "{err}");
     for needle in [
         "backtest of watch shop (octo Projects-1 in Environments-1)",
