@@ -1,13 +1,16 @@
 //! The chartable series of a check's evidence: its whole observation (`series`) and the
 //! pre-deployment series behind its baseline (`before`). Pure: the watch actor calls
-//! [`carry`] each time it merges a patch into a stored evidence document.
+//! [`carry`] each time it merges a patch into an evidence document, and the store calls
+//! [`downsample`] when it reads one.
 //!
-//! Why here and not in the lifecycle's tracker: the tracker is persisted and cloned every
-//! round, and keeps only the newest samples it needs to decide. The whole observation is
-//! evidence, not state: it lives in the stored evidence document, which each round's patch
-//! extends with that round's samples. A restart or a reload loses nothing, because the
-//! document is stored in the same commit as the record, and the tracker still holds the
-//! samples the next merge needs.
+//! Why not in the lifecycle's tracker: the tracker is persisted and cloned every round, and
+//! keeps only the newest samples it needs to decide. The whole observation is evidence, not
+//! state. Nor is it rewritten whole in the evidence document every round (a 2,000-sample
+//! series rewritten every round by every watch is megabytes a second): each round's patch
+//! carries the samples the tracker holds, the store appends the ones it does not have yet to
+//! its own table (keyed by observation, check and time, in the same commit as the record), and
+//! reading the document joins them back in, thinned to [`MAX_SERIES`]. A restart or a reload
+//! loses nothing.
 
 use crate::evidence::CheckEvidence;
 use crate::judge::observation::Sample;
@@ -19,10 +22,11 @@ pub const MAX_SERIES: usize = 2000;
 /// Most points kept in a check's `before`.
 pub const MAX_BEFORE: usize = 1000;
 
-/// Carries each check's `series` and `before` from the stored document (`old`) into its
-/// rebuilt checks (`fresh`, by name: a reload may reorder them): the series is extended with
-/// the samples the tracker holds that it does not, and `before` is the one fetched this round
-/// (`fetched`, by check name), else the stored one.
+/// Fills each rebuilt check (`fresh`) for a merge into the stored document (`old`, by name:
+/// a reload may reorder checks): `series` is the samples the tracker holds now (the store
+/// appends those it does not have; an alert check's label sets stay in `samples` only, as in
+/// 2,000 samples they would cost megabytes a check), and `before` is the one fetched this
+/// round (`fetched`, by check name), else the stored one.
 pub fn carry(
     old: &[CheckEvidence],
     fresh: &mut [CheckEvidence],
@@ -30,41 +34,20 @@ pub fn carry(
 ) {
     for f in fresh.iter_mut() {
         let prev = old.iter().find(|o| o.track.name == f.track.name);
-        let mut series = prev.map(|p| p.series.clone()).unwrap_or_default();
-        merge(
-            &mut series,
-            f.track.samples.iter(),
-            f.track.condemning.as_ref(),
-        );
-        f.series = series;
+        f.series = f
+            .track
+            .samples
+            .iter()
+            .map(|s| Sample {
+                alerts: Vec::new(),
+                ..s.clone()
+            })
+            .collect();
         f.before = fetched
             .iter()
             .find(|(name, _)| *name == f.track.name)
             .map(|(_, b)| thin_before(b.clone()))
             .or_else(|| prev.and_then(|p| p.before.clone()));
-    }
-}
-
-/// Appends the samples newer than the series' newest (a sample's `at` is its identity: the
-/// tracker's samples overlap what an earlier patch appended), then thins to [`MAX_SERIES`].
-/// Only newer ones: a sample thinned away must not come back while the tracker still holds it.
-/// An alert check's matching alerts (up to 10 label sets a sample) stay in the newest
-/// `samples` only: in 2,000 samples rewritten every round they would cost megabytes a check.
-pub fn merge<'a>(
-    series: &mut Vec<Sample>,
-    newest: impl IntoIterator<Item = &'a Sample>,
-    run: Option<&Span>,
-) {
-    for s in newest {
-        if series.last().is_none_or(|last| s.at > last.at) {
-            series.push(Sample {
-                alerts: Vec::new(),
-                ..s.clone()
-            });
-        }
-    }
-    if series.len() > MAX_SERIES {
-        *series = downsample(std::mem::take(series), MAX_SERIES, run);
     }
 }
 

@@ -115,6 +115,13 @@ CREATE TABLE IF NOT EXISTS evidence (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evidence_watch ON evidence (watch);
+CREATE TABLE IF NOT EXISTS evidence_series (
+    observation_id TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (observation_id, check_name, at_ms)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

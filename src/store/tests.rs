@@ -235,3 +235,92 @@ fn a_stale_copy_of_an_intent_never_overwrites_newer_progress() {
         IntentState::Succeeded
     );
 }
+
+/// Each round's patch repeats the tracker's newest samples; the store appends what it lacks,
+/// never rewrites the series, and joins it back in, thinned, when the document is read.
+#[test]
+fn an_evidence_series_is_appended_round_by_round_and_read_back_whole() {
+    use crate::judge::observation::Sample;
+    use crate::judge::Outcome;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = chrono::DateTime::<Utc>::UNIX_EPOCH;
+    let sample = |i: i64| Sample {
+        at: t0 + chrono::Duration::seconds(i),
+        value: Some(i as f64),
+        outcome: if i == 3_000 {
+            Outcome::Fail {
+                limit: "value > max".into(),
+            }
+        } else {
+            Outcome::Pass
+        },
+        mixed: false,
+        note: None,
+        alerts: Vec::new(),
+    };
+    let mut ev = crate::sinks::testing::alert(crate::sinks::AlertKind::Condemned)
+        .evidence
+        .unwrap();
+    ev.id = "o1".into();
+    let name = ev.checks[0].track.name.clone();
+    {
+        let s = Store::open(dir.path()).unwrap();
+        for round in 0..3_500_i64 {
+            ev.checks[0].series = ((round - 19).max(0)..=round).map(sample).collect();
+            s.commit(
+                "shop",
+                &Commit {
+                    evidence: vec![ev.clone()],
+                    ..Commit::default()
+                },
+            )
+            .unwrap();
+        }
+        let body: String = s
+            .conn()
+            .query_row("SELECT body FROM evidence WHERE id = 'o1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(!body.contains("\"series\""), "the body holds no series");
+        let rows: i64 = s
+            .conn()
+            .query_row("SELECT count(*) FROM evidence_series", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3_500, "each sample once");
+    }
+    // After a restart: the whole observation, thinned, in order, the failure kept.
+    let s = Store::open(dir.path()).unwrap();
+    let read = s.evidence("o1").unwrap().unwrap();
+    let c = read.checks.iter().find(|c| c.track.name == name).unwrap();
+    assert!(c.series.len() <= crate::series::MAX_SERIES && c.series.len() > 1_900);
+    assert!(c.series.windows(2).all(|w| w[0].at < w[1].at));
+    assert_eq!(c.series.first().unwrap().at, t0);
+    assert_eq!(
+        c.series.last().unwrap().at,
+        t0 + chrono::Duration::seconds(3_499)
+    );
+    assert!(c
+        .series
+        .iter()
+        .any(|s| s.at == t0 + chrono::Duration::seconds(3_000)));
+}
+
+/// A document stored before the series table, with its series in the body, still reads.
+#[test]
+fn an_evidence_document_from_before_the_series_table_keeps_its_series() {
+    let s = Store::in_memory().unwrap();
+    let mut ev = crate::sinks::testing::alert(crate::sinks::AlertKind::Condemned)
+        .evidence
+        .unwrap();
+    ev.id = "old".into();
+    ev.checks[0].series = ev.checks[0].track.samples.iter().cloned().collect();
+    assert!(!ev.checks[0].series.is_empty());
+    s.conn()
+        .execute(
+            "INSERT INTO evidence (id, watch, body) VALUES ('old', 'shop', ?1)",
+            [serde_json::to_string(&ev).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(s.evidence("old").unwrap().unwrap(), ev);
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{select_json, OutboxItem, Store, StoreError};
 use crate::evidence::Evidence;
-use crate::judge::observation::{Verdict, VerdictKind};
+use crate::judge::observation::{Sample, Verdict, VerdictKind};
 use crate::model::{ObservationKind, ObservationRecord, WatchRecord};
 
 /// One line of `GET /v1/history`.
@@ -127,10 +127,17 @@ impl Store {
                 }
             }
             for ev in &c.evidence {
+                // The series lives in its own table (appended, never rewritten): the body is
+                // written without it.
+                append_series(&tx, ev)?;
+                let mut body = ev.clone();
+                for c in body.checks.iter_mut() {
+                    c.series = Vec::new();
+                }
                 tx.execute(
                     "INSERT INTO evidence (id, watch, body) VALUES (?1, ?2, ?3)
                      ON CONFLICT(id) DO UPDATE SET body = excluded.body",
-                    params![ev.id, ev.watch, serde_json::to_string(ev)?],
+                    params![ev.id, ev.watch, serde_json::to_string(&body)?],
                 )?;
             }
             for item in &c.outbox {
@@ -179,13 +186,38 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// The evidence document of an observation.
+    /// The evidence document of an observation, each check's `series` joined in from the
+    /// samples appended round by round (thinned to [`crate::series::MAX_SERIES`]).
     pub fn evidence(&self, id: &str) -> Result<Option<Evidence>, StoreError> {
-        select_json(
-            &self.conn(),
-            "SELECT body FROM evidence WHERE id = ?1",
-            [id],
-        )
+        let conn = self.conn();
+        let Some(mut ev) =
+            select_json::<Evidence>(&conn, "SELECT body FROM evidence WHERE id = ?1", [id])?
+        else {
+            return Ok(None);
+        };
+        let mut stmt = conn.prepare_cached(
+            "SELECT body FROM evidence_series WHERE observation_id = ?1 AND check_name = ?2
+             ORDER BY at_ms",
+        )?;
+        for c in ev.checks.iter_mut() {
+            let rows = stmt
+                .query_map(params![id, c.track.name], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            // A document written before the table, and not since, keeps its series in the body.
+            if rows.is_empty() {
+                continue;
+            }
+            let samples = rows
+                .iter()
+                .map(|b| serde_json::from_str::<Sample>(b))
+                .collect::<Result<Vec<_>, _>>()?;
+            c.series = crate::series::downsample(
+                samples,
+                crate::series::MAX_SERIES,
+                c.track.condemning.as_ref(),
+            );
+        }
+        Ok(Some(ev))
     }
 
     /// Past observations, newest first, optionally of one watch.
@@ -223,4 +255,24 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Appends the samples of each check's `series` the table does not hold yet (a sample's time
+/// is its identity within its check: each round's patch repeats the tracker's newest).
+fn append_series(tx: &rusqlite::Transaction<'_>, ev: &Evidence) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO evidence_series (observation_id, check_name, at_ms, body)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for c in &ev.checks {
+        for s in &c.series {
+            stmt.execute(params![
+                ev.id,
+                c.track.name,
+                s.at.timestamp_millis(),
+                serde_json::to_string(s)?
+            ])?;
+        }
+    }
+    Ok(())
 }
