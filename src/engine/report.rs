@@ -135,7 +135,7 @@ impl WatchActor {
             let pos = docs.iter().position(|d| d.id == p.observation_id);
             let mut doc = match pos {
                 Some(i) => docs.remove(i),
-                None => match self.shared.store.evidence(&p.observation_id) {
+                None => match self.shared.store.evidence_body(&p.observation_id) {
                     Ok(Some(d)) => d,
                     Ok(None) => match p.observation.as_ref().or(next.observation.as_ref()) {
                         Some(o) if o.id == p.observation_id => self.evidence_for(o),
@@ -168,7 +168,7 @@ impl WatchActor {
                     docs.iter()
                         .find(|d| &d.id == id)
                         .cloned()
-                        .or_else(|| self.shared.store.evidence(id).ok().flatten())
+                        .or_else(|| self.shared.store.evidence_body(id).ok().flatten())
                         .map(crate::evidence::Evidence::for_notification)
                 });
                 let alert = Alert {

@@ -195,29 +195,18 @@ impl Store {
         else {
             return Ok(None);
         };
-        let mut stmt = conn.prepare_cached(
-            "SELECT body FROM evidence_series WHERE observation_id = ?1 AND check_name = ?2
-             ORDER BY at_ms",
-        )?;
-        for c in ev.checks.iter_mut() {
-            let rows = stmt
-                .query_map(params![id, c.track.name], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            // A document written before the table, and not since, keeps its series in the body.
-            if rows.is_empty() {
-                continue;
-            }
-            let samples = rows
-                .iter()
-                .map(|b| serde_json::from_str::<Sample>(b))
-                .collect::<Result<Vec<_>, _>>()?;
-            c.series = crate::series::downsample(
-                samples,
-                crate::series::MAX_SERIES,
-                c.track.condemning.as_ref(),
-            );
-        }
+        join_series(&conn, &mut ev)?;
         Ok(Some(ev))
+    }
+
+    /// The evidence document without its series joined in: what a round merges its patch
+    /// into (the series is appended, never rewritten, so reading it every round is waste).
+    pub fn evidence_body(&self, id: &str) -> Result<Option<Evidence>, StoreError> {
+        select_json(
+            &self.conn(),
+            "SELECT body FROM evidence WHERE id = ?1",
+            [id],
+        )
     }
 
     /// Past observations, newest first, optionally of one watch.
@@ -273,6 +262,34 @@ fn append_series(tx: &rusqlite::Transaction<'_>, ev: &Evidence) -> Result<(), St
                 serde_json::to_string(s)?
             ])?;
         }
+    }
+    Ok(())
+}
+
+/// Joins each check's `series` in from the samples appended round by round, thinned to
+/// [`crate::series::MAX_SERIES`]. A document written before the table (and not since) keeps
+/// the series in its body.
+fn join_series(conn: &rusqlite::Connection, ev: &mut Evidence) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM evidence_series WHERE observation_id = ?1 AND check_name = ?2
+         ORDER BY at_ms",
+    )?;
+    for c in ev.checks.iter_mut() {
+        let rows = stmt
+            .query_map(params![ev.id, c.track.name], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if rows.is_empty() {
+            continue;
+        }
+        let samples = rows
+            .iter()
+            .map(|b| serde_json::from_str::<Sample>(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        c.series = crate::series::downsample(
+            samples,
+            crate::series::MAX_SERIES,
+            c.track.condemning.as_ref(),
+        );
     }
     Ok(())
 }

@@ -141,10 +141,16 @@ fn watch_html(s: &ApiState, name: String) -> Result<Response, ApiError> {
         .map_err(internal)?;
     let mut evidence = Vec::with_capacity(history.len());
     for h in &history {
-        evidence.push(s.store.evidence(&h.id).map_err(internal)?.map(|mut ev| {
-            ev.redact_urls();
-            ev
-        }));
+        // Timelines only: the series is not joined in.
+        evidence.push(
+            s.store
+                .evidence_body(&h.id)
+                .map_err(internal)?
+                .map(|mut ev| {
+                    ev.redact_urls();
+                    ev
+                }),
+        );
     }
     let notifications = s
         .store
