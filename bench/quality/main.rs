@@ -45,6 +45,12 @@ fn options() -> Result<Options, String> {
         explain: None,
         csv: None,
     };
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs the binary without it,
+    // and then a small smoke run (the whole pipeline, every policy) stands in for the
+    // benchmark, whose 10,000 deployments take minutes even optimised.
+    if !std::env::args().any(|a| a == "--bench") {
+        o.deployments = SMOKE_DEPLOYMENTS;
+    }
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -87,6 +93,9 @@ fn options() -> Result<Options, String> {
     }
     Ok(o)
 }
+
+/// Deployments judged when run as a test (without `--bench`).
+const SMOKE_DEPLOYMENTS: usize = 40;
 
 fn main() {
     let o = match options() {
