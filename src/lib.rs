@@ -49,6 +49,7 @@ pub mod demo;
 pub mod deployer;
 pub mod engine;
 pub mod evidence;
+pub mod fleet;
 pub mod judge;
 pub mod metrics;
 pub mod model;
