@@ -12,6 +12,7 @@ pub mod control;
 mod debug;
 mod deployers;
 mod fields;
+pub mod fleet;
 mod load;
 #[cfg(test)]
 mod one_check;
@@ -39,6 +40,8 @@ use crate::secret::Secret;
 pub struct Config {
     pub server: ServerConfig,
     pub state: StateConfig,
+    /// `[fleet]`: this node in a fleet sharing PostgreSQL state.
+    pub fleet: fleet::FleetConfig,
     /// Deployment tools by the name watches use to refer to them.
     pub deployers: BTreeMap<String, DeployerConfig>,
     /// `[notify.NAME]`: where decisions are announced, by the name watches use.

@@ -803,3 +803,32 @@ mod alert;
 
 #[path = "slo_tests.rs"]
 mod slo;
+
+#[test]
+fn fleet_defaults_to_the_host_name_and_a_15s_lease() {
+    let dir = secrets();
+    let c = load_str(&example(), dir.path()).unwrap();
+    assert_eq!(c.fleet.node, super::fleet::host_name());
+    assert_eq!(c.fleet.lease, Duration::from_secs(15));
+    let set = load_str(
+        &format!("[fleet]\nnode = \"db-1\"\nlease = \"30s\"\n{}", example()),
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        (set.fleet.node.as_str(), set.fleet.lease),
+        ("db-1", Duration::from_secs(30))
+    );
+    let errs = errors(
+        &format!("[fleet]\nnode = \" \"\nlease = \"1s\"\nleas = 2\n{}", example()),
+        dir.path(),
+    )
+    .join("\n");
+    for needle in [
+        "fleet.node: must be 1 to 200 printable characters",
+        "fleet.lease: must be at least 3s",
+        "fleet.leas: unknown key",
+    ] {
+        assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+    }
+}

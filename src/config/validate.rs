@@ -42,6 +42,7 @@ pub fn validate_with(
     let root = Table::root(tree, &errors);
     let server = server(&root, config_dir, &errors);
     let state = state(&root);
+    let fleet = super::fleet::fleet(&root);
     let deployers = super::deployers::deployers(&root, config_dir);
     let sinks = super::sinks::sinks(&root, config_dir);
     let dry_run = root.boolean("dry_run").unwrap_or(false);
@@ -53,6 +54,7 @@ pub fn validate_with(
             Config {
                 server: server.expect("server is built when there are no errors"),
                 state,
+                fleet,
                 deployers: deployers
                     .into_iter()
                     .filter_map(|(k, (_, v))| v.map(|v| (k, v)))
