@@ -27,11 +27,16 @@ pub struct CommandResult {
 impl CommandResult {
     /// The result when no `[watch.command]` is configured (a reload removed it).
     pub fn not_configured() -> Self {
+        Self::not_run("no [watch.command] is configured")
+    }
+
+    /// The result of a program that was deliberately not started.
+    pub fn not_run(why: &str) -> Self {
         CommandResult {
             argv: Vec::new(),
             exit_code: None,
             timed_out: false,
-            spawn_error: Some("no [watch.command] is configured".into()),
+            spawn_error: Some(why.into()),
             stdout: String::new(),
             stderr: String::new(),
             duration_ms: 0,

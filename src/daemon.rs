@@ -80,6 +80,7 @@ pub async fn serve(
         sinks: sinks.clone(),
         evidence_dir: config.state.dir.join("evidence"),
         outbox: Default::default(),
+        leases: crate::fleet::Leases::single(),
     };
     let engine = Engine::new(shared, root.clone());
     engine.apply(&config);

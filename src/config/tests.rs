@@ -820,7 +820,10 @@ fn fleet_defaults_to_the_host_name_and_a_15s_lease() {
         ("db-1", Duration::from_secs(30))
     );
     let errs = errors(
-        &format!("[fleet]\nnode = \" \"\nlease = \"1s\"\nleas = 2\n{}", example()),
+        &format!(
+            "[fleet]\nnode = \" \"\nlease = \"1s\"\nleas = 2\n{}",
+            example()
+        ),
         dir.path(),
     )
     .join("\n");

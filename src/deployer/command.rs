@@ -89,7 +89,9 @@ impl CommandDeployer {
         let argv = self.argv(target, rec);
         let env = environment(target, rec);
         rec.calls += 1;
-        (exec.progress)(rec);
+        if !(exec.progress)(rec) {
+            return ExecOutcome::Failed(crate::deployer::NOT_RECORDED.into());
+        }
         tracing::info!(deployer = %self.name, watch = %target.watch, program = ?argv.first(), "running the deploy command");
         // Not cancellable: killing a deployment script half-way is worse than letting it finish
         // (bounded by the timeout). A shutdown that cannot wait leaves the intent with its call

@@ -259,6 +259,12 @@ pub enum ExecOutcome {
     Cancelled,
 }
 
+/// Why a deploy call was not made: its attempt could not be recorded first (a state database
+/// fault, or this node no longer holds the watch's lease). Unrecorded, a crash during the call
+/// could never be known as one, so nothing is sent.
+pub const NOT_RECORDED: &str =
+    "cannot record the deploy call in the state database (or this node lost the watch's lease); nothing was sent";
+
 /// What [`Deployer::execute`] needs from the engine.
 pub struct Exec<'a> {
     pub cancel: &'a CancellationToken,

@@ -164,8 +164,15 @@ impl WatchActor {
         let pulse = self.pulse.clone();
         let board = self.shared.status.clone();
         let name = self.cfg.name.clone();
+        let leases = self.shared.leases.clone();
         let mut progress = move |r: &mut DeployIntent| {
             pulse.beat();
+            if !leases.may_act(&name) {
+                // Fenced: the lease lapsed (a pause, a lost database); the next owner resolves
+                // this intent from its last saved progress.
+                tracing::warn!(watch = %name, "this node no longer holds the watch's lease; no further deploy call is made");
+                return false;
+            }
             r.rev += 1;
             let saved = match store.save_intent(r) {
                 Ok(()) => true,
@@ -244,6 +251,10 @@ impl WatchActor {
         let Some((argv, timeout)) = program else {
             return CommandResult::not_configured();
         };
+        if !self.shared.leases.may_act(self.name()) {
+            tracing::warn!(watch = %self.name(), "this node no longer holds the watch's lease; the command is not run");
+            return CommandResult::not_run("this node no longer holds the watch's lease");
+        }
         let (obs_id, release, version) =
             match (purpose, &self.record.observation, &self.record.intent) {
                 (CommandPurpose::OnFailure | CommandPurpose::DeployFailed, Some(o), _) => {

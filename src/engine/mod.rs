@@ -83,6 +83,9 @@ pub struct Shared {
     /// Outbox items being delivered now or waiting to be retried, across actors (a reload's new
     /// actor does not resend what its predecessor has in flight).
     pub outbox: Arc<Mutex<OutboxState>>,
+    /// In a fleet, the leases this node holds: nothing leaves the process for a watch whose
+    /// lease has lapsed. A single node always may act.
+    pub leases: crate::fleet::Leases,
 }
 
 /// Deliveries in progress and the backoff of the ones a sink did not take.
@@ -141,6 +144,12 @@ struct Running {
 pub struct Engine {
     shared: Shared,
     root: CancellationToken,
+    /// The configuration last applied: every watch in it is *configured* here, whether or not
+    /// this node runs it.
+    config: Arc<Mutex<Option<Config>>>,
+    /// In a fleet, the watches this node holds the lease of and runs; `None` on a single node,
+    /// which runs every configured watch.
+    owned: Arc<Mutex<Option<std::collections::BTreeSet<String>>>>,
     running: Arc<Mutex<BTreeMap<String, Running>>>,
     /// Actors of removed watches that may still be stopping: a watch added again (by a later
     /// reload) starts only after its old actor has stopped, so one watch never has two.
@@ -155,6 +164,8 @@ impl Engine {
         Engine {
             shared,
             root,
+            config: Arc::new(Mutex::new(None)),
+            owned: Arc::new(Mutex::new(None)),
             running: Arc::new(Mutex::new(BTreeMap::new())),
             stopping: Arc::new(Mutex::new(BTreeMap::new())),
         }
@@ -164,12 +175,73 @@ impl Engine {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts, restarts and stops actors so they match `config`.
+    /// In a fleet: this node runs only the watches it is given with [`Engine::own`].
+    pub fn fleet_mode(&self) {
+        *self.owned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Default::default());
+    }
+
+    /// Runs `watch` here (this node took its lease).
+    pub fn own(&self, watch: &str) {
+        if let Some(o) = self
+            .owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            o.insert(watch.to_string());
+        }
+        self.reapply();
+    }
+
+    /// Stops running `watch` here (its lease was lost or handed over). Its actor is cancelled
+    /// at once; [`Engine::stopped`] tells when it has returned.
+    pub fn disown(&self, watch: &str) {
+        if let Some(o) = self
+            .owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            o.remove(watch);
+        }
+        self.reapply();
+    }
+
+    /// Whether no actor of `watch` is running or stopping here.
+    pub fn stopped(&self, watch: &str) -> bool {
+        let running = self.lock().contains_key(watch);
+        let stopping = self
+            .stopping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(watch)
+            .is_some_and(|h| !h.is_finished());
+        !running && !stopping
+    }
+
+    fn reapply(&self) {
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(c) = config {
+            self.apply(&c);
+        }
+    }
+
+    /// Starts, restarts and stops actors so they match `config` (in a fleet: the watches of
+    /// `config` this node owns).
     pub fn apply(&self, config: &Config) {
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(config.clone());
+        let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut running = self.lock();
+        let configured: std::collections::BTreeSet<&str> =
+            config.watches.iter().map(|w| w.name.as_str()).collect();
         let wanted: BTreeMap<&str, &WatchConfig> = config
             .watches
             .iter()
+            .filter(|w| owned.as_ref().is_none_or(|o| o.contains(&w.name)))
             .map(|w| (w.name.as_str(), w))
             .collect();
         let names: Vec<String> = running.keys().cloned().collect();
@@ -190,6 +262,8 @@ impl Engine {
                 if !wanted.contains_key(name.as_str()) {
                     self.shared.status.remove(&name);
                     self.shared.metrics.forget_watch(&name);
+                }
+                if !configured.contains(name.as_str()) {
                     // Deployments announced to a watch that no longer exists are not replayed
                     // if a watch of that name comes back.
                     if let Err(e) = self.shared.store.purge_inbox(&name) {
@@ -200,13 +274,13 @@ impl Engine {
         }
         // Scrape history of watches no longer configured (removed now, or while backstop was
         // down) goes; a removed watch's collector saving while it stops finds no row to write.
-        let names: Vec<&str> = wanted.keys().copied().collect();
+        let names: Vec<&str> = configured.iter().copied().collect();
         if let Err(e) = self.shared.store.retain_scrape_history(&names) {
             tracing::warn!(error = %e, "cannot delete the scrape history of removed watches");
         }
         let mut stopping = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
         stopping.retain(|_, h| !h.is_finished());
-        for w in &config.watches {
+        for w in wanted.values().copied() {
             if running.contains_key(&w.name) {
                 continue;
             }
@@ -290,6 +364,9 @@ impl Engine {
                 SendError::Unavailable(e.to_string())
             })?;
         for w in watches {
+            if !self.runs(&w) {
+                continue; // another node's: the store notifies it
+            }
             if let Err(e) = self.send(&w, Command::Inbox) {
                 tracing::debug!(watch = %w, error = %e, "watch busy; it drains its inbox later");
             }
@@ -316,23 +393,29 @@ impl Engine {
             .collect()
     }
 
-    /// Whether a watch is configured.
+    /// Whether a watch is configured (in a fleet, whichever node runs it).
     pub fn has_watch(&self, watch: &str) -> bool {
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|c| c.watches.iter().any(|w| w.name == watch))
+    }
+
+    /// Whether this node runs the watch's actor now.
+    pub fn runs(&self, watch: &str) -> bool {
         self.lock().contains_key(watch)
     }
 
     /// Watches using a deployer, as (name, project, environment).
     pub fn watches_of(&self, deployer: &str) -> Vec<(String, String, String)> {
-        self.lock()
-            .values()
-            .filter(|r| r.config.deployer == deployer)
-            .map(|r| {
-                (
-                    r.config.name.clone(),
-                    r.config.project.clone(),
-                    r.config.environment.clone(),
-                )
-            })
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flat_map(|c| c.watches.iter())
+            .filter(|w| w.deployer == deployer)
+            .map(|w| (w.name.clone(), w.project.clone(), w.environment.clone()))
             .collect()
     }
 }

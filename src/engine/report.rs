@@ -267,6 +267,10 @@ impl WatchActor {
     /// (4xx): dropped, loudly. Not taken after the sink's retries: kept, and sent again (same
     /// id) by [`Self::redeliver`] after a backoff that doubles from 30s to an hour.
     pub(super) fn deliver(&self, item: OutboxItem) {
+        if !self.shared.leases.may_act(self.name()) {
+            // Fenced: the item stays in the outbox for the watch's owner to send.
+            return;
+        }
         let store = self.shared.store.clone();
         let id = item.id.clone();
         let outbox = self.shared.outbox.clone();

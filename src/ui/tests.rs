@@ -38,6 +38,7 @@ fn state() -> ApiState {
         sinks: crate::sinks::Sinks::new(&Default::default(), http, metrics.clone(), tasks),
         evidence_dir: std::env::temp_dir(),
         outbox: Default::default(),
+        leases: crate::fleet::Leases::single(),
     };
     ApiState {
         engine: crate::engine::Engine::new(shared, tokio_util::sync::CancellationToken::new()),

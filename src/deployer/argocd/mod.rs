@@ -619,7 +619,9 @@ impl ArgoCdClient {
             // What is asked for, known before the answer (which may be lost).
             rec.deployment_id = Some(format!("{app}#history-{id}"));
             rec.calls += 1;
-            (exec.progress)(rec);
+            if !(exec.progress)(rec) {
+                return Some(ExecOutcome::Failed(crate::deployer::NOT_RECORDED.into()));
+            }
             // Not cancellable: an in-flight call is allowed to finish (bounded by the timeout).
             match self.rollback(app, id).await {
                 Ok(()) => {

@@ -127,7 +127,9 @@ impl WebhookDeployer {
                 Err(e) => return Some(ExecOutcome::Failed(e)),
             };
             rec.calls += 1;
-            (exec.progress)(rec);
+            if !(exec.progress)(rec) {
+                return Some(ExecOutcome::Failed(crate::deployer::NOT_RECORDED.into()));
+            }
             // Not cancellable: an in-flight request is allowed to finish (bounded by the timeout).
             match self.send_deploy(request).await {
                 Ok(answer) => {
