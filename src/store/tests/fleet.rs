@@ -50,6 +50,28 @@ fn sqlite_is_not_shared_and_ignores_fences() {
     s.commit("shop", &Commit::default()).unwrap();
 }
 
+/// The URL is a secret: neither a malformed one nor an unreachable server shows it.
+#[test]
+fn errors_about_the_database_never_show_its_url() {
+    for url in [
+        "postgres://backstop:hunter2@127.0.0.1:notaport/backstop",
+        // Nothing listens on port 1: refused at once.
+        "postgres://backstop:hunter2@127.0.0.1:1/backstop",
+    ] {
+        let e = match Store::open_postgres(&crate::secret::Secret::new(url)) {
+            Err(e) => e,
+            Ok(_) => panic!("opened {url}"),
+        };
+        assert!(
+            matches!(e, StoreError::Config(_) | StoreError::Unavailable(_)),
+            "{e:?}"
+        );
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+}
+
 #[test]
 fn acquire_hold_and_take_over_with_growing_epochs() {
     let Some(fx) = pg() else { return };
@@ -228,6 +250,22 @@ fn a_schema_newer_than_the_binary_is_refused() {
 }
 
 #[test]
+fn nodes_starting_together_migrate_once() {
+    let Some(fx) = pg() else { return };
+    std::thread::scope(|scope| {
+        let opened: Vec<_> = (0..3).map(|_| scope.spawn(|| fx.open_bare())).collect();
+        for o in opened {
+            o.join().unwrap().unwrap();
+        }
+    });
+    let versions = fx.rows(
+        &fx.open_bare().unwrap(),
+        "SELECT CAST(version AS TEXT) FROM schema_version",
+    );
+    assert_eq!(versions, vec![vec![SCHEMA_VERSION.to_string()]]);
+}
+
+#[test]
 fn an_enqueue_notifies_the_listeners() {
     let Some(fx) = pg() else { return };
     let s = fx.open_bare().unwrap();
@@ -245,16 +283,41 @@ fn an_enqueue_notifies_the_listeners() {
         rollback_safe: None,
         failure: None,
     };
-    // The listener connects in the background: enqueue until it hears one.
-    for _ in 0..50 {
-        s.enqueue(None, &[(schema.clone(), t.clone())]).unwrap();
-        while let Ok(w) = rx.recv_timeout(Duration::from_millis(200)) {
-            if w == *schema {
-                return;
+    let hears = |expected: &str| {
+        // The listener connects in the background: enqueue until it hears one.
+        for _ in 0..50 {
+            // Right after the terminate, the pool's own connection may be the one lost.
+            if let Err(e) = s.enqueue(None, &[(schema.clone(), t.clone())]) {
+                assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+            }
+            while let Ok(w) = rx.recv_timeout(Duration::from_millis(200)) {
+                if w == expected {
+                    return;
+                }
             }
         }
-    }
-    panic!("no notification reached the listener");
+        panic!("the listener never heard {expected:?}");
+    };
+    hears(schema);
+    // Its connection lost, it reconnects, says so with an empty string, and hears again.
+    terminate(&fx);
+    hears("");
+    hears(schema);
+}
+
+/// Ends every connection the test's store opened (by their application name).
+fn terminate(fx: &Fixture) -> usize {
+    let Fixture::Postgres { schema, .. } = fx else {
+        unreachable!()
+    };
+    fx.client()
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            &[schema],
+        )
+        .unwrap()
+        .len()
 }
 
 #[test]
@@ -262,19 +325,7 @@ fn a_lost_connection_fails_the_call_and_the_next_ones_reconnect() {
     let Some(fx) = pg() else { return };
     let s = fx.open_bare().unwrap();
     s.set_meta("k", "v").unwrap();
-    let Fixture::Postgres { schema, .. } = &fx else {
-        unreachable!()
-    };
-    let killed = fx
-        .client()
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = $1 AND pid <> pg_backend_pid()",
-            &[schema],
-        )
-        .unwrap()
-        .len();
-    assert!(killed >= 1);
+    assert!(terminate(&fx) >= 1);
     let mut failures = 0;
     let started = std::time::Instant::now();
     loop {
