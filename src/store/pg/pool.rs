@@ -115,12 +115,16 @@ impl Pool {
             .unwrap_or_else(|e| e.into_inner())
             .send(job)
             .map_err(|_| StoreError::Unavailable("the store's threads have stopped".into()))?;
-        rx.recv_timeout(CALL_TIMEOUT).unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(format!(
+        match rx.recv_timeout(CALL_TIMEOUT) {
+            Ok(answer) => answer,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
                 "no answer from the database within {}s",
                 CALL_TIMEOUT.as_secs()
-            )))
-        })
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::Unavailable(
+                "the call failed unexpectedly (see the log)".into(),
+            )),
+        }
     }
 }
 
@@ -155,10 +159,15 @@ fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>) {
         }
         match client.as_mut() {
             Some(c) => {
-                job(Ok(c));
-                // A call that lost the connection answered with its error; the next one
-                // connects again (at once: the server was reachable a moment ago).
-                if c.is_closed() {
+                // A bug in one call (a column read as the wrong type panics) must not cost
+                // the pool a thread: its caller gets an error, the connection is replaced.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(c))));
+                if ran.is_err() {
+                    tracing::error!("a state database call panicked; reconnecting");
+                    client = None;
+                } else if c.is_closed() {
+                    // A call that lost the connection answered with its error; the next one
+                    // connects again (at once: the server was reachable a moment ago).
                     tracing::warn!("lost the connection to the state database; reconnecting");
                     client = None;
                 }
