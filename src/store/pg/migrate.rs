@@ -18,6 +18,8 @@ const LOCK_KEY: i64 = 0x6261_636b_7374_6f70;
 
 pub(super) fn migrate(client: &mut postgres::Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
+    // Not a NOTICE at every start that schema_version already exists.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_version (

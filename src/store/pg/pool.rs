@@ -75,9 +75,15 @@ pub(super) fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
     Ok(client)
 }
 
-/// A connection failure as the caller sees it (the message never holds the URL).
+/// A connection failure as the caller sees it, with its cause ("connection refused"); the
+/// message never holds the URL.
 pub(super) fn unavailable(e: postgres::Error) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    match std::error::Error::source(&e) {
+        Some(cause) if !e.to_string().contains(&cause.to_string()) => {
+            StoreError::Unavailable(format!("{e}: {cause}"))
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
 }
 
 impl Pool {
@@ -133,6 +139,7 @@ fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>) {
     let mut client: Option<Client> = None;
     let mut backoff = BACKOFF_MIN;
     let mut next_attempt = Instant::now();
+    let mut why = String::from("not connected yet");
     loop {
         let job = {
             let rx = jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,6 +159,10 @@ fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>) {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "cannot connect to the state database");
+                    why = match e {
+                        StoreError::Unavailable(m) => m,
+                        other => other.to_string(),
+                    };
                     next_attempt = Instant::now() + backoff;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
@@ -172,9 +183,9 @@ fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>) {
                     client = None;
                 }
             }
-            None => job(Err(StoreError::Unavailable(
-                "not connected to the state database (reconnecting)".into(),
-            ))),
+            None => job(Err(StoreError::Unavailable(format!(
+                "not connected: {why}"
+            )))),
         }
     }
 }
