@@ -46,6 +46,8 @@ pub struct Commit<'a> {
     /// The inbox trigger this transition handled: removed with it.
     pub inbox_done: Option<i64>,
     /// Commit with `synchronous=FULL`: an intent changed or something leaves the process next.
+    /// On PostgreSQL the same choice is `synchronous_commit = on` (else `off`, as routine
+    /// commits are `NORMAL` on SQLite).
     pub durable: bool,
 }
 
