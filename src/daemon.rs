@@ -60,7 +60,7 @@ pub async fn serve(
     mut control: mpsc::Receiver<Control>,
     listener: TcpListener,
 ) -> Result<(), DaemonError> {
-    let store = Store::open(&config.state.dir)?;
+    let store = Store::from_config(&config.state)?;
     let http = reqwest::Client::builder()
         .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
@@ -187,6 +187,11 @@ fn reload(
             if new.state.dir != current.state.dir {
                 tracing::warn!("state.dir changes need a restart; still using the old directory");
                 new.state.dir = current.state.dir.clone();
+            }
+            if new.state.url != current.state.url {
+                // The URL is a secret: the warning says that it changed, never what it is.
+                tracing::warn!("state.url changes need a restart; still using the running store");
+                new.state.url = current.state.url.clone();
             }
             if new.server.ui != current.server.ui {
                 tracing::warn!(

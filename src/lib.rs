@@ -20,8 +20,8 @@
 //!   Alertmanager alerts) and slo (error-budget burn, from Prometheus or from scrapes) probes.
 //! - [`deployer`]: the deployers (Octopus, Argo CD, webhook, command), each exactly once.
 //! - [`engine`]: watch actors, observation rounds, policies and actions, polling, reload.
-//! - [`store`]: the SQLite state (observations, rollback intents, quarantine, dedup, scrape
-//!   history).
+//! - [`store`]: the durable state (observations, rollback intents, quarantine, dedup, scrape
+//!   history) in SQLite, or in PostgreSQL shared by a fleet (with leases and fences).
 //! - [`api`]: the HTTP API and `/metrics`.
 //! - [`ui`]: the read-only dashboard on the API's listener (server-rendered pages, SVG charts).
 //! - [`metrics`]: every metric the daemon exports.

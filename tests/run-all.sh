@@ -26,6 +26,8 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+# The store's PostgreSQL cases: a throwaway server, stopped when this script exits.
+. tests/postgres.sh
 echo "==> cargo test"
 rm -f target/sim-summary.txt
 cargo test --locked --all-targets

@@ -20,6 +20,7 @@ mod policy;
 mod scrape;
 mod sinks;
 pub(crate) mod slo;
+mod state;
 mod traffic;
 mod validate;
 
@@ -63,11 +64,18 @@ pub struct ServerConfig {
     pub ui: bool,
 }
 
-/// `[state]`: where the SQLite database lives.
+/// `[state]`: where the durable state lives: SQLite in `dir`, or a PostgreSQL database that
+/// several nodes share.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateConfig {
-    /// `dir`: directory of `backstop.db`, created if missing (default `/var/lib/backstop`).
+    /// `dir`: directory of `backstop.db` (and evidence files), created if missing (default
+    /// `/var/lib/backstop`). With `url`, only the evidence files are kept here.
     pub dir: PathBuf,
+    /// `url` / `url_file` / `url_env` / `url_credential`: a `postgres://` URL that switches the
+    /// store to PostgreSQL. Held as a [`Secret`] because it may carry a password: inline `url`
+    /// must not have one (use one of the others to read the whole URL from a secret). Read at
+    /// start.
+    pub url: Option<Secret>,
 }
 
 /// `[deployers.NAME]`: a deployment tool backstop can ask about deployments and roll back with.

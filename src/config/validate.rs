@@ -11,14 +11,13 @@ use super::fields::{Errors, Table};
 use super::load::ConfigError;
 use super::policy::{command_hook, deploy_failure_policy, hooks, policy};
 use super::{
-    CheckConfig, Config, NoData, OnFailure, Probe, ServerConfig, SinkConfig, StateConfig,
-    Unreachable, WatchConfig,
+    CheckConfig, Config, NoData, OnFailure, Probe, ServerConfig, SinkConfig, Unreachable,
+    WatchConfig,
 };
 use crate::judge::Rule;
 use crate::secret::{Secret, SecretSource};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:9870";
-const DEFAULT_STATE_DIR: &str = "/var/lib/backstop";
 /// The default `warmup`, 15 s: the longest that still rolls back a release that never comes
 /// up within 20 s of its deployment (judged at warmup, condemned two fast rounds later). A
 /// release that comes up is judged as soon as its http checks pass, so a longer warmup would
@@ -41,7 +40,7 @@ pub fn validate_with(
     let errors = Errors::new(lenient_secrets);
     let root = Table::root(tree, &errors);
     let server = server(&root, config_dir, &errors);
-    let state = state(&root);
+    let state = super::state::state(&root, config_dir);
     let fleet = super::fleet::fleet(&root);
     let deployers = super::deployers::deployers(&root, config_dir);
     let sinks = super::sinks::sinks(&root, config_dir);
@@ -131,18 +130,6 @@ fn server(root: &Table, dir: &Path, errors: &Errors) -> Option<ServerConfig> {
         token,
         ui,
     })
-}
-
-fn state(root: &Table) -> StateConfig {
-    let t = root.table("state");
-    let dir = t
-        .as_ref()
-        .and_then(|t| t.string("dir"))
-        .unwrap_or_else(|| DEFAULT_STATE_DIR.into());
-    if let Some(t) = t {
-        t.finish();
-    }
-    StateConfig { dir: dir.into() }
 }
 
 fn watches(

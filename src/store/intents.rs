@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use super::{select_all_json, select_json, Durable, Store, StoreError};
+use super::{select_all_json, select_json, Durable, Route, Store, StoreError};
 use crate::model::DeployIntent;
 use crate::sinks::Alert;
 
@@ -42,16 +42,31 @@ pub(super) fn upsert_intent(conn: &Connection, i: &DeployIntent) -> Result<(), S
 
 impl Store {
     /// Persists an intent's progress with `synchronous=FULL`, before the deployer's next call.
+    /// On PostgreSQL, under the fence of the intent's watch.
     pub fn save_intent(&self, i: &DeployIntent) -> Result<(), StoreError> {
-        let conn = self.conn();
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let row = super::pg::intents::IntentRow::of(i)?;
+                let fence = pg.fence(&i.watch);
+                return pg.call(move |c| super::pg::intents::save_intent(c, &row, &fence));
+            }
+        };
         let _durable = Durable::new(&conn)?;
         upsert_intent(&conn, i)
     }
 
     /// The most recent intent of a watch.
     pub fn latest_intent(&self, watch: &str) -> Result<Option<DeployIntent>, StoreError> {
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let watch = watch.to_string();
+                return pg.call(move |c| super::pg::intents::latest_intent(c, &watch));
+            }
+        };
         select_json(
-            &self.conn(),
+            &conn,
             "SELECT body FROM rollbacks WHERE watch = ?1 ORDER BY rowid DESC LIMIT 1",
             [watch],
         )
@@ -59,7 +74,14 @@ impl Store {
 
     /// Whether an intent with this id belongs to the watch.
     pub fn has_intent(&self, watch: &str, id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.conn().query_row(
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let (watch, id) = (watch.to_string(), id.to_string());
+                return pg.call(move |c| super::pg::intents::has_intent(c, &watch, &id));
+            }
+        };
+        let n: i64 = conn.query_row(
             "SELECT count(*) FROM rollbacks WHERE watch = ?1 AND id = ?2",
             params![watch, id],
             |r| r.get(0),
@@ -69,8 +91,15 @@ impl Store {
 
     /// Notifications recorded but not yet delivered, oldest first.
     pub fn undelivered(&self, watch: &str) -> Result<Vec<OutboxItem>, StoreError> {
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let watch = watch.to_string();
+                return pg.call(move |c| super::pg::intents::undelivered(c, &watch));
+            }
+        };
         select_all_json(
-            &self.conn(),
+            &conn,
             "SELECT body FROM outbox WHERE watch = ?1 AND delivered = 0 ORDER BY rowid",
             [watch],
         )
@@ -83,7 +112,13 @@ impl Store {
         watch: &str,
         limit: usize,
     ) -> Result<Vec<(OutboxItem, bool)>, StoreError> {
-        let conn = self.conn();
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let watch = watch.to_string();
+                return pg.call(move |c| super::pg::intents::notifications(c, &watch, limit));
+            }
+        };
         let mut stmt = conn.prepare(
             "SELECT body, delivered FROM outbox WHERE watch = ?1 ORDER BY rowid DESC LIMIT ?2",
         )?;
@@ -98,10 +133,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Marks a notification delivered (or given up on after the sink's retries).
+    /// Marks a notification delivered (or given up on after the sink's retries). On
+    /// PostgreSQL, under the fence of the row's watch.
     pub fn delivered(&self, id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute("UPDATE outbox SET delivered = 1 WHERE id = ?1", [id])?;
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let (id, fences) = (id.to_string(), pg.fence_lookup());
+                return pg.call(move |c| super::pg::intents::delivered(c, &id, fences));
+            }
+        };
+        conn.execute("UPDATE outbox SET delivered = 1 WHERE id = ?1", [id])?;
         Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! Durable state in SQLite: the only module that speaks SQL.
+//! Durable state, in SQLite (one node) or PostgreSQL (a fleet sharing one database): the
+//! only module that speaks SQL. One [`Store`] type, the same calls on either backend.
 //!
 //! What must survive a `kill -9`: each watch's record (state, last verified release,
 //! quarantine), the observation in progress (so it resumes), deploy intents (written *before*
@@ -17,12 +18,18 @@
 //! Scrape checks' recent scrapes are kept too, so a restart keeps their baselines; they are
 //! saved periodically (not every commit), so a crash loses the last save period of them.
 //!
+//! On PostgreSQL (`[state] url`) the same records live in a versioned schema, and writes for
+//! a watch are fenced by its lease (see `pg`, and `fleet` for the leases).
+//!
 //! Modules: `watches` (records, observations, history, evidence), `intents` (deploy intents
 //! and the notification outbox), `dedup` (webhook events, seen deployments, meta), `scrape`
-//! (scrape checks' history).
+//! (scrape checks' history): each holds the SQLite SQL and hands PostgreSQL calls to its
+//! twin under `pg`. `fleet`: nodes, leases and fences (PostgreSQL only).
 
 mod dedup;
+pub mod fleet;
 mod intents;
+mod pg;
 mod scrape;
 mod watches;
 
@@ -32,7 +39,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, Params};
 use serde::de::DeserializeOwned;
 
+pub use fleet::{Acquired, LeaseRow, NodeRow};
 pub use intents::OutboxItem;
+pub use pg::SCHEMA_VERSION;
 pub use scrape::Claimed;
 pub use watches::{Commit, HistoryEntry};
 
@@ -48,16 +57,65 @@ pub enum StoreError {
     },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A statement failed on PostgreSQL (the connection is fine).
+    #[error("state database (PostgreSQL): {0}")]
+    Pg(postgres::Error),
+    /// PostgreSQL cannot be reached, or the connection was lost during the call: the call
+    /// did not happen (or its transaction rolled back); a later one reconnects.
+    #[error("state database unavailable: {0}")]
+    Unavailable(String),
+    #[error("state database settings: {0}")]
+    Config(String),
+    #[error("the state database has schema version {found}, newer than this backstop knows ({supported}): upgrade backstop")]
+    SchemaTooNew { found: i32, supported: i32 },
+    /// The write was refused: another node took the lease of the watch (or this node never
+    /// held it). Nothing was written.
+    #[error("this node no longer holds the lease of watch {watch}")]
+    Fenced { watch: String },
+    #[error("needs [state] url (PostgreSQL)")]
+    NotShared,
     #[error("state record is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error("the inbox of watch {0:?} is full: too many deployments waiting to be handled")]
     Full(String),
 }
 
-/// Cheap-to-clone handle on the database. Calls are short and synchronous; the lock is never
-/// held across `.await`.
+impl From<postgres::Error> for StoreError {
+    /// A lost connection is [`StoreError::Unavailable`]; anything else is the statement's.
+    fn from(e: postgres::Error) -> Self {
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        // Connection exceptions (08) and operator intervention (57P: the server shutting down
+        // or terminating the backend) end the session, not just the statement.
+        let lost = e
+            .code()
+            .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"));
+        if e.is_closed() || io || lost {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Pg(e)
+        }
+    }
+}
+
+/// Cheap-to-clone handle on the database. Calls are short and synchronous; the SQLite lock is
+/// never held across `.await`, and PostgreSQL calls run on the backend's own threads.
 #[derive(Clone)]
-pub struct Store(Arc<Mutex<Connection>>);
+pub struct Store {
+    backend: Backend,
+}
+
+/// The two backends. Closed set.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(Arc<Mutex<Connection>>),
+    Postgres(Arc<pg::Pg>),
+}
+
+/// Where one call goes: the locked SQLite connection, or the PostgreSQL backend.
+enum Route<'a> {
+    Sqlite(std::sync::MutexGuard<'a, Connection>),
+    Postgres(&'a pg::Pg),
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS watches (
@@ -147,18 +205,55 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store(Arc::new(Mutex::new(conn))))
+        Ok(Store::sqlite(conn))
+    }
+
+    /// The store `[state]` configures: PostgreSQL when it has a `url`, else SQLite in `dir`.
+    pub fn from_config(state: &crate::config::StateConfig) -> Result<Self, StoreError> {
+        match &state.url {
+            Some(url) => Store::open_postgres(url),
+            None => Store::open(&state.dir),
+        }
+    }
+
+    /// Connects to PostgreSQL and migrates its schema; refuses a schema newer than this
+    /// binary ([`StoreError::SchemaTooNew`]). Never call it expecting a quick answer from a
+    /// down server: it waits for the first connection (bounded).
+    pub fn open_postgres(url: &crate::secret::Secret) -> Result<Self, StoreError> {
+        Ok(Store {
+            backend: Backend::Postgres(Arc::new(pg::Pg::open(url)?)),
+        })
     }
 
     /// An in-memory store for unit tests.
     pub fn in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store(Arc::new(Mutex::new(conn))))
+        Ok(Store::sqlite(conn))
     }
 
+    fn sqlite(conn: Connection) -> Self {
+        Store {
+            backend: Backend::Sqlite(Arc::new(Mutex::new(conn))),
+        }
+    }
+
+    /// Where a call goes: each public method runs its SQLite SQL on the locked connection or
+    /// hands the call to its PostgreSQL twin.
+    fn route(&self) -> Route<'_> {
+        match &self.backend {
+            Backend::Sqlite(c) => Route::Sqlite(c.lock().unwrap_or_else(|e| e.into_inner())),
+            Backend::Postgres(pg) => Route::Postgres(pg),
+        }
+    }
+
+    /// The SQLite connection (tests reaching under the API).
+    #[cfg(test)]
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(_) => panic!("not a SQLite store"),
+        }
     }
 }
 

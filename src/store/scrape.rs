@@ -10,7 +10,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Store, StoreError};
+use super::{Route, Store, StoreError};
 
 /// What a collector found when it claimed its row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +36,17 @@ impl Store {
         watch: &str,
         checks: &[(&str, &str)],
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let watch = watch.to_string();
+                let checks: Vec<(String, String)> = checks
+                    .iter()
+                    .map(|(c, f)| (c.to_string(), f.to_string()))
+                    .collect();
+                return pg.call(move |c| super::pg::scrape::claim(c, &watch, &checks));
+            }
+        };
         let tx = conn.transaction()?;
         let names = serde_json::to_string(&checks.iter().map(|(c, _)| c).collect::<Vec<_>>())?;
         tx.execute(
@@ -81,6 +91,7 @@ impl Store {
 
     /// Replaces the stored points of a claimed row. `Ok(false)`: the row is gone (its watch
     /// or check was removed) or was claimed under another fingerprint; nothing is written.
+    /// On PostgreSQL, under the watch's fence.
     pub fn save_scrape_history(
         &self,
         watch: &str,
@@ -88,7 +99,20 @@ impl Store {
         fingerprint: &str,
         points: &str,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let fence = pg.fence(watch);
+                let row = (
+                    watch.into(),
+                    check.into(),
+                    fingerprint.into(),
+                    points.into(),
+                );
+                return pg.call(move |c| super::pg::scrape::save(c, &row, &fence));
+            }
+        };
+        let n = conn.execute(
             "UPDATE scrape_history SET points = ?4
              WHERE watch = ?1 AND check_name = ?2 AND fingerprint = ?3",
             params![watch, check, fingerprint, points],
@@ -99,116 +123,17 @@ impl Store {
     /// Deletes the scrape history of every watch not in `watches` (removed from the config,
     /// while running or while backstop was down).
     pub fn retain_scrape_history(&self, watches: &[&str]) -> Result<(), StoreError> {
-        self.conn().execute(
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let watches: Vec<String> = watches.iter().map(|w| w.to_string()).collect();
+                return pg.call(move |c| super::pg::scrape::retain(c, &watches));
+            }
+        };
+        conn.execute(
             "DELETE FROM scrape_history WHERE watch NOT IN (SELECT value FROM json_each(?1))",
             [serde_json::to_string(watches)?],
         )?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rows(s: &Store) -> Vec<(String, String, String)> {
-        let conn = s.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT watch, check_name, points FROM scrape_history ORDER BY watch, check_name",
-            )
-            .unwrap();
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap();
-        rows.map(Result::unwrap).collect()
-    }
-
-    #[test]
-    fn saved_points_are_found_again_after_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = Store::open(dir.path()).unwrap();
-            let claimed = s
-                .claim_scrape_history("shop", &[("errors", "f1"), ("latency", "f2")])
-                .unwrap();
-            assert_eq!(claimed, vec![Claimed::Empty, Claimed::Empty]);
-            assert!(s
-                .save_scrape_history("shop", "errors", "f1", "[1]")
-                .unwrap());
-            assert!(s
-                .save_scrape_history("shop", "errors", "f1", "[1,2]")
-                .unwrap());
-        }
-        let s = Store::open(dir.path()).unwrap();
-        let claimed = s
-            .claim_scrape_history("shop", &[("errors", "f1"), ("latency", "f2")])
-            .unwrap();
-        assert_eq!(
-            claimed,
-            vec![Claimed::Found("[1,2]".into()), Claimed::Empty],
-            "one row per check, the last save wins; a claimed row never saved is empty"
-        );
-        assert_eq!(rows(&s).len(), 2);
-    }
-
-    #[test]
-    fn another_fingerprint_discards_the_points_and_the_old_settings_cannot_write() {
-        let s = Store::in_memory().unwrap();
-        s.claim_scrape_history("shop", &[("errors", "old")])
-            .unwrap();
-        s.save_scrape_history("shop", "errors", "old", "stale")
-            .unwrap();
-        assert_eq!(
-            s.claim_scrape_history("shop", &[("errors", "new")])
-                .unwrap(),
-            vec![Claimed::Changed]
-        );
-        assert_eq!(
-            s.claim_scrape_history("shop", &[("errors", "new")])
-                .unwrap(),
-            vec![Claimed::Empty],
-            "discarded, not kept aside"
-        );
-        assert!(!s
-            .save_scrape_history("shop", "errors", "old", "late")
-            .unwrap());
-        assert_eq!(rows(&s)[0].2, "");
-    }
-
-    #[test]
-    fn removed_checks_and_watches_are_purged_and_late_saves_do_not_return() {
-        let s = Store::in_memory().unwrap();
-        for w in ["shop", "cart"] {
-            s.claim_scrape_history(w, &[("a", "f"), ("b", "f")])
-                .unwrap();
-            for c in ["a", "b"] {
-                s.save_scrape_history(w, c, "f", "x").unwrap();
-            }
-        }
-        // Check b removed from shop: its row goes when shop's collectors start again.
-        let claimed = s.claim_scrape_history("shop", &[("a", "f")]).unwrap();
-        assert_eq!(claimed, vec![Claimed::Found("x".into())]);
-        // cart removed from the config; its collector saves once more while stopping.
-        s.retain_scrape_history(&["shop"]).unwrap();
-        assert!(!s.save_scrape_history("cart", "a", "f", "late").unwrap());
-        assert!(!s.save_scrape_history("shop", "b", "f", "late").unwrap());
-        assert_eq!(rows(&s), vec![("shop".into(), "a".into(), "x".into())]);
-        // A watch without scrape checks keeps none.
-        s.claim_scrape_history("shop", &[]).unwrap();
-        assert!(rows(&s).is_empty());
-    }
-
-    #[test]
-    fn the_body_is_stored_as_given_whatever_it_holds() {
-        // Decoding (and surviving a garbled row) is the scrape check's business.
-        let s = Store::in_memory().unwrap();
-        s.claim_scrape_history("shop", &[("a", "f")]).unwrap();
-        s.save_scrape_history("shop", "a", "f", "{not json")
-            .unwrap();
-        assert_eq!(
-            s.claim_scrape_history("shop", &[("a", "f")]).unwrap(),
-            vec![Claimed::Found("{not json".into())]
-        );
     }
 }

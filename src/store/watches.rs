@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::{select_json, OutboxItem, Store, StoreError};
+use super::{select_json, OutboxItem, Route, Store, StoreError};
 use crate::evidence::Evidence;
 use crate::judge::observation::{Sample, Verdict, VerdictKind};
 use crate::model::{ObservationKind, ObservationRecord, WatchRecord};
@@ -46,6 +46,8 @@ pub struct Commit<'a> {
     /// The inbox trigger this transition handled: removed with it.
     pub inbox_done: Option<i64>,
     /// Commit with `synchronous=FULL`: an intent changed or something leaves the process next.
+    /// On PostgreSQL the same choice is `synchronous_commit = on` (else `off`, as routine
+    /// commits are `NORMAL` on SQLite).
     pub durable: bool,
 }
 
@@ -53,7 +55,13 @@ impl Store {
     /// The watch's record with its open observation and latest intent joined in. Quarantine
     /// rows from before the record owned the quarantine are merged in.
     pub fn load_watch(&self, name: &str) -> Result<WatchRecord, StoreError> {
-        let conn = self.conn();
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let name = name.to_string();
+                return pg.call(move |c| super::pg::watches::load_watch(c, &name));
+            }
+        };
         let mut rec: WatchRecord =
             select_json(&conn, "SELECT body FROM watches WHERE name = ?1", [name])?
                 .unwrap_or_default();
@@ -77,9 +85,16 @@ impl Store {
         Ok(rec)
     }
 
-    /// Writes one transition atomically.
+    /// Writes one transition atomically. On PostgreSQL, under the watch's fence.
     pub fn commit(&self, watch: &str, c: &Commit<'_>) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let rows = super::pg::watches::Rows::of(watch, c)?;
+                let fence = pg.fence(watch);
+                return pg.call(move |c| super::pg::watches::commit(c, &rows, &fence));
+            }
+        };
         let durable = c.durable;
         if durable {
             conn.pragma_update(None, "synchronous", "FULL")?;
@@ -166,8 +181,15 @@ impl Store {
 
     /// The most recent observation of a watch, open or closed.
     pub fn latest_observation(&self, watch: &str) -> Result<Option<ObservationRecord>, StoreError> {
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let watch = watch.to_string();
+                return pg.call(move |c| super::pg::watches::latest_observation(c, &watch));
+            }
+        };
         select_json(
-            &self.conn(),
+            &conn,
             "SELECT body FROM observations WHERE watch = ?1 ORDER BY rowid DESC LIMIT 1",
             [watch],
         )
@@ -176,7 +198,14 @@ impl Store {
     /// Whether backstop already handled this deployment: observed it, made it as a rollback,
     /// or saw it while polling.
     pub fn deployment_known(&self, watch: &str, deployment_id: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.conn().query_row(
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let (watch, dep) = (watch.to_string(), deployment_id.to_string());
+                return pg.call(move |c| super::pg::watches::deployment_known(c, &watch, &dep));
+            }
+        };
+        let n: i64 = conn.query_row(
             "SELECT (SELECT count(*) FROM observations WHERE watch = ?1 AND deployment_id = ?2)
                   + (SELECT count(*) FROM rollbacks WHERE watch = ?1 AND deployment_id = ?2)
                   + (SELECT count(*) FROM seen_deployments WHERE watch = ?1 AND deployment_id = ?2)",
@@ -189,7 +218,13 @@ impl Store {
     /// The evidence document of an observation, each check's `series` joined in from the
     /// samples appended round by round (thinned to [`crate::series::MAX_SERIES`]).
     pub fn evidence(&self, id: &str) -> Result<Option<Evidence>, StoreError> {
-        let conn = self.conn();
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let id = id.to_string();
+                return pg.call(move |c| super::pg::watches::evidence(c, &id));
+            }
+        };
         let Some(mut ev) =
             select_json::<Evidence>(&conn, "SELECT body FROM evidence WHERE id = ?1", [id])?
         else {
@@ -202,11 +237,14 @@ impl Store {
     /// The evidence document without its series joined in: what a round merges its patch
     /// into (the series is appended, never rewritten, so reading it every round is waste).
     pub fn evidence_body(&self, id: &str) -> Result<Option<Evidence>, StoreError> {
-        select_json(
-            &self.conn(),
-            "SELECT body FROM evidence WHERE id = ?1",
-            [id],
-        )
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let id = id.to_string();
+                return pg.call(move |c| super::pg::watches::evidence_body(c, &id));
+            }
+        };
+        select_json(&conn, "SELECT body FROM evidence WHERE id = ?1", [id])
     }
 
     /// Past observations, newest first, optionally of one watch.
@@ -215,7 +253,13 @@ impl Store {
         watch: Option<&str>,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let conn = self.conn();
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let watch = watch.map(String::from);
+                return pg.call(move |c| super::pg::watches::history(c, watch.as_deref(), limit));
+            }
+        };
         let mut stmt = conn.prepare(
             "SELECT body, verdict FROM observations WHERE (?1 IS NULL OR watch = ?1)
              ORDER BY rowid DESC LIMIT ?2",
@@ -228,21 +272,26 @@ impl Store {
             let (body, verdict) = row?;
             let obs: ObservationRecord = serde_json::from_str(&body)?;
             let verdict: Option<Verdict> = verdict.map(|v| serde_json::from_str(&v)).transpose()?;
-            out.push(HistoryEntry {
-                id: obs.id,
-                watch: obs.watch,
-                release: obs.release,
-                kind: obs.kind,
-                deployed_at: obs.deployed_at,
-                verdict: verdict.as_ref().map(|v| v.verdict),
-                decided_at: verdict.as_ref().map(|v| v.decided_at),
-                summary: verdict.as_ref().map(|v| v.summary.clone()),
-                action: verdict.and_then(|v| v.action),
-                outcome: crate::model::DeployOutcome::of(&obs.failure),
-                failure: obs.failure,
-            });
+            out.push(entry(obs, verdict));
         }
         Ok(out)
+    }
+}
+
+/// A history line from an observation and its verdict (both backends).
+pub(super) fn entry(obs: ObservationRecord, verdict: Option<Verdict>) -> HistoryEntry {
+    HistoryEntry {
+        id: obs.id,
+        watch: obs.watch,
+        release: obs.release,
+        kind: obs.kind,
+        deployed_at: obs.deployed_at,
+        verdict: verdict.as_ref().map(|v| v.verdict),
+        decided_at: verdict.as_ref().map(|v| v.decided_at),
+        summary: verdict.as_ref().map(|v| v.summary.clone()),
+        action: verdict.and_then(|v| v.action),
+        outcome: crate::model::DeployOutcome::of(&obs.failure),
+        failure: obs.failure,
     }
 }
 

@@ -1,0 +1,191 @@
+//! A small pool of OS threads, each owning one blocking `postgres::Client`.
+//!
+//! Why the blocking `postgres` crate: the store's interface is synchronous by design (short
+//! calls made from async tasks, like the SQLite one), so an async pool (tokio-postgres +
+//! deadpool) would need `block_on` inside the runtime, and sqlx's checked queries need a live
+//! database at compile time or committed offline data. `postgres` is tokio-postgres's own
+//! blocking front-end (same maintainers, same wire code), but it drives its own runtime and so
+//! must never be called on a tokio worker thread: it would panic or deadlock. Hence dedicated
+//! threads, fed boxed closures through a shared channel, each answering on its own one-shot
+//! channel.
+//!
+//! A lost connection fails the call that met it with [`StoreError::Unavailable`]; the thread
+//! drops the client and connects again for the next call, backing off while the server stays
+//! unreachable. Every wait is bounded: connecting ([`CONNECT_TIMEOUT`]), each statement
+//! (`statement_timeout`), a dead peer (TCP keepalives and user timeout) and the caller's wait
+//! for an answer ([`CALL_TIMEOUT`]).
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+
+use crate::store::StoreError;
+
+/// Threads (and so connections) per store: calls are short; a handful covers the daemon's
+/// tasks without holding many server backends per node.
+pub(in crate::store) const THREADS: usize = 4;
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The server cancels a statement running longer (set on every session).
+const STATEMENT_TIMEOUT: &str = "10s";
+/// The longest a caller waits for its answer: a statement's timeout plus a connection
+/// attempt plus queueing behind the other threads' calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Backoff between connection attempts while the server is unreachable.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// One call, run on a pool thread with its connection (or the reason there is none).
+type Job = Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>;
+
+/// The pool's handle: dropping it (with every clone of the store) ends the threads.
+pub(super) struct Pool {
+    jobs: Mutex<Sender<Job>>,
+}
+
+/// The parsed connection settings with the timeouts this module relies on.
+pub(super) fn settings(url: &str) -> Result<postgres::Config, StoreError> {
+    let mut config: postgres::Config = url
+        .parse()
+        // The parser's messages name options, never their values; the URL is not shown.
+        .map_err(|e| StoreError::Config(format!("the state URL does not parse: {e}")))?;
+    config
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(20));
+    if config.get_application_name().is_none() {
+        config.application_name("backstop");
+    }
+    Ok(config)
+}
+
+/// Connects and sets the session's limits.
+pub(super) fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
+    let mut client = config.connect(NoTls).map_err(unavailable)?;
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = '{STATEMENT_TIMEOUT}'; SET lock_timeout = '{STATEMENT_TIMEOUT}'"
+        ))
+        .map_err(unavailable)?;
+    Ok(client)
+}
+
+/// A connection failure as the caller sees it, with its cause ("connection refused"); the
+/// message never holds the URL.
+pub(super) fn unavailable(e: postgres::Error) -> StoreError {
+    match std::error::Error::source(&e) {
+        Some(cause) if !e.to_string().contains(&cause.to_string()) => {
+            StoreError::Unavailable(format!("{e}: {cause}"))
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+impl Pool {
+    pub(super) fn start(config: postgres::Config) -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let config = Arc::new(config);
+        for i in 0..THREADS {
+            let rx = Arc::clone(&rx);
+            let config = Arc::clone(&config);
+            let spawned = std::thread::Builder::new()
+                .name(format!("backstop-pg-{i}"))
+                .spawn(move || worker(&config, &rx));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a PostgreSQL store thread");
+            }
+        }
+        Pool {
+            jobs: Mutex::new(tx),
+        }
+    }
+
+    /// Runs `f` on a pool thread with a connection and waits (bounded) for its answer.
+    pub(super) fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = tx.send(client.and_then(f));
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the store's threads have stopped".into()))?;
+        match rx.recv_timeout(CALL_TIMEOUT) {
+            Ok(answer) => answer,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
+                "no answer from the database within {}s",
+                CALL_TIMEOUT.as_secs()
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::Unavailable(
+                "the call failed unexpectedly (see the log)".into(),
+            )),
+        }
+    }
+}
+
+/// One pool thread: takes jobs until the pool is dropped, (re)connecting as needed.
+fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>) {
+    let mut client: Option<Client> = None;
+    let mut backoff = BACKOFF_MIN;
+    let mut next_attempt = Instant::now();
+    let mut why = String::from("not connected yet");
+    loop {
+        let job = {
+            let rx = jobs.lock().unwrap_or_else(|e| e.into_inner());
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        if client.as_ref().is_some_and(Client::is_closed) {
+            client = None;
+        }
+        if client.is_none() && Instant::now() >= next_attempt {
+            match connect(config) {
+                Ok(c) => {
+                    client = Some(c);
+                    backoff = BACKOFF_MIN;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot connect to the state database");
+                    why = match e {
+                        StoreError::Unavailable(m) => m,
+                        other => other.to_string(),
+                    };
+                    next_attempt = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        match client.as_mut() {
+            Some(c) => {
+                // A bug in one call (a column read as the wrong type panics) must not cost
+                // the pool a thread: its caller gets an error, the connection is replaced.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(c))));
+                if ran.is_err() {
+                    tracing::error!("a state database call panicked; reconnecting");
+                    client = None;
+                } else if c.is_closed() {
+                    // A call that lost the connection answered with its error; the next one
+                    // connects again (at once: the server was reachable a moment ago).
+                    tracing::warn!("lost the connection to the state database; reconnecting");
+                    client = None;
+                }
+            }
+            None => job(Err(StoreError::Unavailable(format!(
+                "not connected: {why}"
+            )))),
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Watch records, observations, history and evidence on PostgreSQL; a lifecycle transition
+//! is one fenced transaction.
+
+use postgres::{Client, Transaction};
+
+use super::{begin, check_fence, Fence};
+use crate::evidence::Evidence;
+use crate::judge::observation::{Sample, Verdict};
+use crate::model::{ObservationRecord, WatchRecord};
+use crate::store::{Commit, HistoryEntry, StoreError};
+
+/// A [`Commit`] serialised on the caller's thread, so the pool thread owns what it writes.
+pub(in crate::store) struct Rows {
+    watch: String,
+    durable: bool,
+    /// Closed observations, each with its verdict.
+    finished: Vec<(ObservationRow, String)>,
+    record: Option<String>,
+    /// The record's open observation.
+    open: Option<ObservationRow>,
+    intent: Option<super::intents::IntentRow>,
+    evidence: Vec<EvidenceRows>,
+    /// (id, body)
+    outbox: Vec<(String, String)>,
+    inbox_done: Option<i64>,
+    seen: Vec<String>,
+}
+
+/// An observation's columns.
+struct ObservationRow {
+    id: String,
+    watch: String,
+    deployment_id: Option<String>,
+    body: String,
+}
+
+impl ObservationRow {
+    fn of(o: &ObservationRecord) -> Result<Self, StoreError> {
+        Ok(ObservationRow {
+            id: o.id.clone(),
+            watch: o.watch.clone(),
+            deployment_id: o.deployment_id.clone(),
+            body: serde_json::to_string(o)?,
+        })
+    }
+}
+
+/// An evidence document without its series, and the series' samples as
+/// (check, at_ms, sample).
+struct EvidenceRows {
+    id: String,
+    watch: String,
+    body: String,
+    samples: Vec<(String, i64, String)>,
+}
+
+impl Rows {
+    pub(in crate::store) fn of(watch: &str, c: &Commit<'_>) -> Result<Self, StoreError> {
+        let mut finished = Vec::with_capacity(c.finished.len());
+        for (obs, verdict) in &c.finished {
+            finished.push((ObservationRow::of(obs)?, serde_json::to_string(verdict)?));
+        }
+        let mut evidence = Vec::with_capacity(c.evidence.len());
+        for ev in &c.evidence {
+            let mut samples = Vec::new();
+            for check in &ev.checks {
+                for s in &check.series {
+                    samples.push((
+                        check.track.name.clone(),
+                        s.at.timestamp_millis(),
+                        serde_json::to_string(s)?,
+                    ));
+                }
+            }
+            // The series lives in its own table (appended, never rewritten).
+            let mut body = ev.clone();
+            for check in body.checks.iter_mut() {
+                check.series = Vec::new();
+            }
+            let body = serde_json::to_string(&body)?;
+            evidence.push(EvidenceRows {
+                id: ev.id.clone(),
+                watch: ev.watch.clone(),
+                body,
+                samples,
+            });
+        }
+        let mut outbox = Vec::with_capacity(c.outbox.len());
+        for item in &c.outbox {
+            outbox.push((item.id.clone(), serde_json::to_string(item)?));
+        }
+        let rec = c.record;
+        Ok(Rows {
+            watch: watch.to_string(),
+            durable: c.durable,
+            finished,
+            record: rec.map(serde_json::to_string).transpose()?,
+            open: rec
+                .and_then(|r| r.observation.as_ref())
+                .map(ObservationRow::of)
+                .transpose()?,
+            intent: rec
+                .and_then(|r| r.intent.as_ref())
+                .map(super::intents::IntentRow::of)
+                .transpose()?,
+            evidence,
+            outbox,
+            inbox_done: c.inbox_done,
+            seen: c.seen.clone(),
+        })
+    }
+}
+
+/// Writes one transition atomically, under the watch's fence.
+pub(in crate::store) fn commit(
+    client: &mut Client,
+    rows: &Rows,
+    fence: &Fence,
+) -> Result<(), StoreError> {
+    let mut tx = begin(client, rows.durable)?;
+    check_fence(&mut tx, &rows.watch, fence)?;
+    for (o, verdict) in &rows.finished {
+        tx.execute(
+            "INSERT INTO observations (id, watch, deployment_id, active, body, verdict)
+             VALUES ($1, $2, $3, false, $4::text::jsonb, $5::text::jsonb)
+             ON CONFLICT (id) DO UPDATE SET active = false,
+                 deployment_id = excluded.deployment_id, body = excluded.body,
+                 verdict = excluded.verdict",
+            &[&o.id, &o.watch, &o.deployment_id, &o.body, verdict],
+        )?;
+    }
+    if let Some(body) = &rows.record {
+        tx.execute(
+            "INSERT INTO watches (name, body) VALUES ($1, $2::text::jsonb)
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+            &[&rows.watch, body],
+        )?;
+        tx.execute("DELETE FROM quarantine WHERE watch = $1", &[&rows.watch])?;
+        if let Some(o) = &rows.open {
+            tx.execute(
+                "INSERT INTO observations (id, watch, deployment_id, active, body)
+                 VALUES ($1, $2, $3, true, $4::text::jsonb)
+                 ON CONFLICT (id) DO UPDATE SET deployment_id = excluded.deployment_id,
+                     body = excluded.body",
+                &[&o.id, &o.watch, &o.deployment_id, &o.body],
+            )?;
+        }
+        if let Some(i) = &rows.intent {
+            super::intents::upsert_intent(&mut tx, i)?;
+        }
+    }
+    for ev in &rows.evidence {
+        write_evidence(&mut tx, ev)?;
+    }
+    for (id, body) in &rows.outbox {
+        tx.execute(
+            "INSERT INTO outbox (id, watch, body, delivered) VALUES ($1, $2, $3::text::jsonb, false)
+             ON CONFLICT (id) DO NOTHING",
+            &[id, &rows.watch, body],
+        )?;
+    }
+    if let Some(seq) = rows.inbox_done {
+        tx.execute("DELETE FROM inbox WHERE seq = $1", &[&seq])?;
+    }
+    for dep in &rows.seen {
+        tx.execute(
+            "INSERT INTO seen_deployments (watch, deployment_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+            &[&rows.watch, dep],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The document without its series, and the samples the series table lacks.
+fn write_evidence(tx: &mut Transaction<'_>, ev: &EvidenceRows) -> Result<(), StoreError> {
+    let EvidenceRows {
+        id,
+        watch,
+        body,
+        samples,
+    } = ev;
+    if !samples.is_empty() {
+        let stmt = tx.prepare(
+            "INSERT INTO evidence_series (observation_id, watch, check_name, at_ms, body)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )?;
+        for (check, at_ms, sample) in samples {
+            tx.execute(&stmt, &[id, watch, check, at_ms, sample])?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO evidence (id, watch, body) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+        &[id, watch, body],
+    )?;
+    Ok(())
+}
+
+/// One row's JSON body (selected as text), deserialised.
+pub(super) fn one<T: serde::de::DeserializeOwned>(
+    client: &mut Client,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Option<T>, StoreError> {
+    let row = client.query_opt(sql, params)?;
+    Ok(row
+        .map(|r| serde_json::from_str(r.get::<_, &str>(0)))
+        .transpose()?)
+}
+
+pub(in crate::store) fn load_watch(
+    client: &mut Client,
+    name: &str,
+) -> Result<WatchRecord, StoreError> {
+    let mut rec: WatchRecord = one(
+        client,
+        "SELECT body::text FROM watches WHERE name = $1",
+        &[&name],
+    )?
+    .unwrap_or_default();
+    rec.observation = one(
+        client,
+        "SELECT body::text FROM observations WHERE watch = $1 AND active
+         ORDER BY seq DESC LIMIT 1",
+        &[&name],
+    )?;
+    rec.intent = one(
+        client,
+        "SELECT body::text FROM rollbacks WHERE watch = $1 ORDER BY seq DESC LIMIT 1",
+        &[&name],
+    )?;
+    for row in client.query(
+        "SELECT release, reason FROM quarantine WHERE watch = $1",
+        &[&name],
+    )? {
+        rec.quarantined.entry(row.get(0)).or_insert(row.get(1));
+    }
+    Ok(rec)
+}
+
+pub(in crate::store) fn latest_observation(
+    client: &mut Client,
+    watch: &str,
+) -> Result<Option<ObservationRecord>, StoreError> {
+    one(
+        client,
+        "SELECT body::text FROM observations WHERE watch = $1 ORDER BY seq DESC LIMIT 1",
+        &[&watch],
+    )
+}
+
+pub(in crate::store) fn deployment_known(
+    client: &mut Client,
+    watch: &str,
+    deployment_id: &str,
+) -> Result<bool, StoreError> {
+    let row = client.query_one(
+        "SELECT EXISTS (SELECT 1 FROM observations WHERE watch = $1 AND deployment_id = $2)
+             OR EXISTS (SELECT 1 FROM rollbacks WHERE watch = $1 AND deployment_id = $2)
+             OR EXISTS (SELECT 1 FROM seen_deployments WHERE watch = $1 AND deployment_id = $2)",
+        &[&watch, &deployment_id],
+    )?;
+    Ok(row.get(0))
+}
+
+pub(in crate::store) fn evidence_body(
+    client: &mut Client,
+    id: &str,
+) -> Result<Option<Evidence>, StoreError> {
+    one(client, "SELECT body FROM evidence WHERE id = $1", &[&id])
+}
+
+/// The document with each check's series joined in, thinned (as on SQLite).
+pub(in crate::store) fn evidence(
+    client: &mut Client,
+    id: &str,
+) -> Result<Option<Evidence>, StoreError> {
+    let Some(mut ev) = evidence_body(client, id)? else {
+        return Ok(None);
+    };
+    let stmt = client.prepare(
+        "SELECT body FROM evidence_series WHERE observation_id = $1 AND check_name = $2
+         ORDER BY at_ms",
+    )?;
+    for c in ev.checks.iter_mut() {
+        let rows = client.query(&stmt, &[&ev.id, &c.track.name])?;
+        if rows.is_empty() {
+            continue;
+        }
+        let samples = rows
+            .iter()
+            .map(|r| serde_json::from_str::<Sample>(r.get::<_, &str>(0)))
+            .collect::<Result<Vec<_>, _>>()?;
+        c.series = crate::series::downsample(
+            samples,
+            crate::series::MAX_SERIES,
+            c.track.condemning.as_ref(),
+        );
+    }
+    Ok(Some(ev))
+}
+
+/// Past observations, newest first; one query per shape so each uses its index.
+pub(in crate::store) fn history(
+    client: &mut Client,
+    watch: Option<&str>,
+    limit: usize,
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    let limit = limit as i64;
+    let rows = match watch {
+        Some(w) => client.query(
+            "SELECT body::text, verdict::text FROM observations WHERE watch = $1
+             ORDER BY seq DESC LIMIT $2",
+            &[&w, &limit],
+        )?,
+        None => client.query(
+            "SELECT body::text, verdict::text FROM observations ORDER BY seq DESC LIMIT $1",
+            &[&limit],
+        )?,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let obs: ObservationRecord = serde_json::from_str(row.get::<_, &str>(0))?;
+        let verdict: Option<Verdict> = row
+            .get::<_, Option<&str>>(1)
+            .map(serde_json::from_str)
+            .transpose()?;
+        out.push(crate::store::watches::entry(obs, verdict));
+    }
+    Ok(out)
+}
