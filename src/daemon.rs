@@ -61,6 +61,12 @@ pub async fn serve(
     listener: TcpListener,
 ) -> Result<(), DaemonError> {
     let store = Store::from_config(&config.state)?;
+    let fleet = store.is_shared();
+    let leases = if fleet {
+        crate::fleet::Leases::fleet(&config.fleet.node)
+    } else {
+        crate::fleet::Leases::single()
+    };
     let http = reqwest::Client::builder()
         .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
@@ -80,9 +86,28 @@ pub async fn serve(
         sinks: sinks.clone(),
         evidence_dir: config.state.dir.join("evidence"),
         outbox: Default::default(),
-        leases: crate::fleet::Leases::single(),
+        leases: leases.clone(),
     };
     let engine = Engine::new(shared, root.clone());
+    let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
+    if fleet {
+        // Watches start as this node takes their leases, not before.
+        engine.fleet_mode();
+        crate::fleet::start(
+            crate::fleet::manager::Manager {
+                node: config.fleet.node.clone(),
+                lease: config.fleet.lease,
+                store: store.clone(),
+                engine: engine.clone(),
+                leases,
+                metrics: metrics.clone(),
+                status: status.clone(),
+                config: config_rx,
+                cancel: root.clone(),
+            },
+            &tasks,
+        )?;
+    }
     engine.apply(&config);
     let auth = Arc::new(RwLock::new(Auth::from_config(&config)));
     let state = ApiState {
@@ -133,6 +158,7 @@ pub async fn serve(
                 Some(Control::Reload) => {
                     notifier.reloading();
                     reload(&config_path, &mut current, &engine, &sinks, &auth, &state.metrics);
+                    config_tx.send_replace(current.clone());
                     notifier.ready(&status.summary());
                 }
             },
@@ -192,6 +218,13 @@ fn reload(
                 // The URL is a secret: the warning says that it changed, never what it is.
                 tracing::warn!("state.url changes need a restart; still using the running store");
                 new.state.url = current.state.url.clone();
+            }
+            if new.fleet != current.fleet {
+                tracing::warn!(
+                    node = %current.fleet.node,
+                    "fleet changes need a restart; the node keeps its name and lease"
+                );
+                new.fleet = current.fleet.clone();
             }
             if new.server.ui != current.server.ui {
                 tracing::warn!(

@@ -79,6 +79,18 @@ struct Inner {
     notifications: IntCounterVec,
     actions: IntCounterVec,
     start_time: Gauge,
+    /// Registered only in a fleet ([`Metrics::enable_fleet`]): a single node is not a fleet.
+    fleet: FleetMetrics,
+}
+
+/// The fleet's series, read from the database by every node (so any node's scrape shows the
+/// whole fleet) except the takeover counter, which counts this node's takeovers.
+#[derive(Clone)]
+struct FleetMetrics {
+    nodes: prometheus::IntGauge,
+    owned: IntGaugeVec,
+    unowned: prometheus::IntGauge,
+    takeovers: prometheus::IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
@@ -236,6 +248,31 @@ impl Metrics {
                 &["watch", "result"],
             ),
             start_time,
+            fleet: FleetMetrics {
+                nodes: prometheus::IntGauge::new(
+                    "backstop_fleet_nodes",
+                    "Live nodes of the fleet (heartbeat younger than a lease).",
+                )
+                .expect("valid metric"),
+                owned: IntGaugeVec::new(
+                    Opts::new(
+                        "backstop_watches_owned",
+                        "Watches whose live lease a node holds, by node.",
+                    ),
+                    &["node"],
+                )
+                .expect("valid metric"),
+                unowned: prometheus::IntGauge::new(
+                    "backstop_fleet_unowned_watches",
+                    "Watches configured on a live node that no node holds a live lease of: nobody is watching them (their names are in /v1/status).",
+                )
+                .expect("valid metric"),
+                takeovers: prometheus::IntCounter::new(
+                    "backstop_lease_takeovers_total",
+                    "Leases this node took from another node after they expired (the other node died, froze or lost the database).",
+                )
+                .expect("valid metric"),
+            },
             registry: r,
         };
         for result in ["success", "failure"] {
@@ -409,6 +446,32 @@ impl Metrics {
             .reloads
             .with_label_values(&[if ok { "success" } else { "failure" }])
             .inc();
+    }
+
+    /// Publishes the fleet's series (once, when the daemon runs in a fleet).
+    pub fn enable_fleet(&self) {
+        let f = self.0.fleet.clone();
+        let r = &self.0.registry;
+        let _ = r.register(Box::new(f.nodes));
+        let _ = r.register(Box::new(f.owned));
+        let _ = r.register(Box::new(f.unowned));
+        let _ = r.register(Box::new(f.takeovers));
+    }
+
+    /// The fleet as the database shows it: live nodes, watches owned per live node (nodes not
+    /// listed are dropped from the series), and watches nobody owns.
+    pub fn fleet(&self, nodes: usize, owned: &[(String, usize)], unowned: usize) {
+        let f = &self.0.fleet;
+        f.nodes.set(nodes as i64);
+        f.owned.reset();
+        for (node, n) in owned {
+            f.owned.with_label_values(&[node]).set(*n as i64);
+        }
+        f.unowned.set(unowned as i64);
+    }
+
+    pub fn lease_takeover(&self) {
+        self.0.fleet.takeovers.inc();
     }
 
     /// The exposition in Prometheus text format.

@@ -63,6 +63,10 @@ pub struct WatchStatus {
     pub rollback: Option<RollbackView>,
     /// Why the watch is in `failed`, for humans.
     pub attention: Option<String>,
+    /// In a fleet: the node holding the watch's lease (`None` when nobody does, or on a
+    /// single node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl WatchStatus {
@@ -76,6 +80,7 @@ impl WatchStatus {
             last_verdict: None,
             rollback: None,
             attention: None,
+            owner: None,
         }
     }
 }
@@ -84,11 +89,36 @@ impl WatchStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusDocument {
     pub watches: Vec<WatchStatus>,
+    /// Present when the daemon runs in a fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetView>,
+}
+
+/// The fleet as this node last read it from the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetView {
+    /// This node's name.
+    pub node: String,
+    pub nodes: Vec<NodeView>,
+    /// Watches configured on a live node that no node holds a live lease of.
+    pub unowned: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub name: String,
+    pub alive: bool,
+    pub heartbeat_at: DateTime<Utc>,
+    /// Watches whose live lease the node holds.
+    pub owns: usize,
 }
 
 /// Shared, cheap-to-clone board of watch statuses. The lock is never held across `.await`.
 #[derive(Clone, Default)]
-pub struct StatusBoard(Arc<Mutex<BTreeMap<String, WatchStatus>>>);
+pub struct StatusBoard(
+    Arc<Mutex<BTreeMap<String, WatchStatus>>>,
+    Arc<Mutex<Option<FleetView>>>,
+);
 
 impl StatusBoard {
     /// Replaces a watch's entry.
@@ -116,7 +146,13 @@ impl StatusBoard {
     pub fn snapshot(&self) -> StatusDocument {
         StatusDocument {
             watches: self.lock().values().cloned().collect(),
+            fleet: self.1.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
+    }
+
+    /// Replaces the fleet view (fleet mode only).
+    pub fn set_fleet(&self, view: FleetView) {
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
     }
 
     /// One line for logs and systemd `STATUS=`, e.g. "watching 3 services, 1 observing".
@@ -209,7 +245,9 @@ fn progress(o: &ObservationView, now: DateTime<Utc>) -> String {
 /// Renders the status document as a table for `backstop status`: states and verdicts in
 /// colour when `colour` (see [`colour_wanted`]), each observation's progress at `now`.
 pub fn render_table(doc: &StatusDocument, now: DateTime<Utc>, colour: bool) -> String {
-    let header = [
+    // In a fleet, which node runs each watch.
+    let fleet = doc.fleet.is_some();
+    let mut header = vec![
         "WATCH",
         "STATE",
         "CURRENT",
@@ -217,7 +255,10 @@ pub fn render_table(doc: &StatusDocument, now: DateTime<Utc>, colour: bool) -> S
         "LAST VERDICT",
         "DETAIL",
     ];
-    let mut rows: Vec<([String; 6], [Option<&str>; 6])> = Vec::new();
+    if fleet {
+        header.insert(1, "OWNER");
+    }
+    let mut rows: Vec<(Vec<String>, Vec<Option<&str>>)> = Vec::new();
     for w in &doc.watches {
         let verdict = w
             .last_verdict
@@ -238,7 +279,7 @@ pub fn render_table(doc: &StatusDocument, now: DateTime<Utc>, colour: bool) -> S
         } else {
             String::new()
         };
-        let paint = [
+        let mut paint = vec![
             None,
             state_colour(w.state),
             None,
@@ -248,26 +289,30 @@ pub fn render_table(doc: &StatusDocument, now: DateTime<Utc>, colour: bool) -> S
                 .and_then(|v| verdict_colour(v.verdict)),
             None,
         ];
-        rows.push((
-            [
-                w.name.clone(),
-                w.state.as_str().to_string(),
-                w.current_release.clone().unwrap_or_else(|| "-".into()),
-                w.last_good_release.clone().unwrap_or_else(|| "-".into()),
-                verdict,
-                detail,
-            ],
-            paint,
-        ));
+        let mut cells = vec![
+            w.name.clone(),
+            w.state.as_str().to_string(),
+            w.current_release.clone().unwrap_or_else(|| "-".into()),
+            w.last_good_release.clone().unwrap_or_else(|| "-".into()),
+            verdict,
+            detail,
+        ];
+        if fleet {
+            // Nobody holding the lease is worth colour: nothing watches that service.
+            let owner = w.owner.clone();
+            paint.insert(1, owner.is_none().then_some("31"));
+            cells.insert(1, owner.unwrap_or_else(|| "(none)".into()));
+        }
+        rows.push((cells, paint));
     }
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for (r, _) in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
     }
     // Padded first, painted after: escape codes take no columns.
-    let line = |cells: &[String], paint: &[Option<&str>; 6]| {
+    let line = |cells: &[String], paint: &[Option<&str>]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             let cell = if i + 1 == cells.len() {
@@ -290,7 +335,8 @@ pub fn render_table(doc: &StatusDocument, now: DateTime<Utc>, colour: bool) -> S
         }
         s.trim_end().to_string()
     };
-    let mut out = line(&header.map(String::from), &[None; 6]);
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut out = line(&header, &vec![None; header.len()]);
     out.push('\n');
     for (r, paint) in &rows {
         out.push_str(&line(r, paint));
@@ -409,5 +455,25 @@ mod tests {
         assert!(lines[0].starts_with("WATCH  STATE"));
         assert!(lines[2].contains("shop   failed  Releases-2"));
         assert!(lines[2].ends_with("rollback failed"));
+    }
+
+    #[test]
+    fn a_fleet_table_shows_each_watch_owner_and_flags_unowned_ones() {
+        let board = StatusBoard::default();
+        board.update("shop", |w| w.owner = Some("node-b".into()));
+        board.update("cart", |_| {});
+        assert!(!render_table(&board.snapshot(), Utc::now(), false).contains("OWNER"));
+        board.set_fleet(FleetView {
+            node: "node-a".into(),
+            nodes: vec![],
+            unowned: vec!["cart".into()],
+        });
+        let t = render_table(&board.snapshot(), Utc::now(), false);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("WATCH  OWNER   STATE"), "{t}");
+        assert!(lines[1].starts_with("cart   (none)  idle"), "{t}");
+        assert!(lines[2].starts_with("shop   node-b  idle"), "{t}");
+        let coloured = render_table(&board.snapshot(), Utc::now(), true);
+        assert!(coloured.contains("\x1b[31m(none)\x1b[0m"), "{coloured}");
     }
 }

@@ -52,6 +52,8 @@ backstop_pg_start() {
     "$psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt \
         -c "CREATE ROLE backstop LOGIN" -c "CREATE DATABASE backstop OWNER backstop" >/dev/null
     export BACKSTOP_TEST_POSTGRES_URL="postgres://backstop@127.0.0.1:$port/backstop"
+    # Tests that must restart a server start their own cluster with these binaries.
+    export BACKSTOP_TEST_PG_BIN="$bin"
     echo "==> PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (BACKSTOP_TEST_POSTGRES_URL)"
 }
 

@@ -18,6 +18,10 @@ use serde_json::Value;
 
 /// Every metric backstop exports under its own prefix (see README "Metrics").
 const METRICS: &[&str] = &[
+    "backstop_fleet_nodes",
+    "backstop_fleet_unowned_watches",
+    "backstop_lease_takeovers_total",
+    "backstop_watches_owned",
     "backstop_build_info",
     "backstop_checks_total",
     "backstop_check_value",

@@ -13,6 +13,8 @@ mod report;
 mod rounds;
 mod watch;
 
+pub use watch::status_of;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -400,6 +402,11 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_some_and(|c| c.watches.iter().any(|w| w.name == watch))
+    }
+
+    /// The watches whose actors run here.
+    pub fn running_names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
     }
 
     /// Whether this node runs the watch's actor now.

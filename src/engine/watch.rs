@@ -271,7 +271,8 @@ impl WatchActor {
             };
             let mut committed = self.shared.store.commit(self.name(), &commit);
             for pause in [100, 1000] {
-                if committed.is_ok() || self.cancel.is_cancelled() {
+                let fenced = matches!(committed, Err(crate::store::StoreError::Fenced { .. }));
+                if committed.is_ok() || fenced || self.cancel.is_cancelled() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(pause)).await;
@@ -350,37 +351,46 @@ impl WatchActor {
     pub(super) fn publish(&self) {
         let state = self.record.reported_state();
         self.shared.metrics.set_state(self.name(), state);
-        let o = self
-            .record
-            .observation
-            .as_ref()
-            .filter(|o| o.condemned.is_none());
-        let status = WatchStatus {
-            name: self.cfg.name.clone(),
-            state,
-            current_release: self.record.current_release.clone(),
-            last_good_release: self.record.last_good_release.clone(),
-            observation: o.map(|o| ObservationView {
-                id: o.id.clone(),
-                release: o.release.clone(),
-                version: o.version.clone(),
-                deployment_id: o.deployment_id.clone(),
-                kind: o.kind,
-                source: o.source,
-                deployed_at: o.deployed_at,
-                judging_from: o.judging_from,
-                window_ends: o.window_ends,
-                rounds: o.tracker.rounds,
-                planned_rounds: lifecycle::planned_rounds(&self.cfg, o),
-                checks: o.tracker.checks.clone(),
-                outcome: crate::model::DeployOutcome::of(&o.failure),
-                failure: o.failure.clone(),
-            }),
-            last_verdict: self.record.last_verdict.clone(),
-            rollback: self.record.intent.as_ref().map(rollback_view),
-            attention: self.record.attention.clone(),
-        };
-        self.shared.status.set(status);
+        self.shared.status.set(status_of(
+            &self.cfg,
+            &self.record,
+            self.shared.leases.node(),
+        ));
+    }
+}
+
+/// A watch's status entry from its record (also how a fleet node shows the watches other
+/// nodes run, from their records in the database).
+pub fn status_of(cfg: &WatchConfig, record: &WatchRecord, owner: Option<String>) -> WatchStatus {
+    let o = record
+        .observation
+        .as_ref()
+        .filter(|o| o.condemned.is_none());
+    WatchStatus {
+        name: cfg.name.clone(),
+        state: record.reported_state(),
+        current_release: record.current_release.clone(),
+        last_good_release: record.last_good_release.clone(),
+        observation: o.map(|o| ObservationView {
+            id: o.id.clone(),
+            release: o.release.clone(),
+            version: o.version.clone(),
+            deployment_id: o.deployment_id.clone(),
+            kind: o.kind,
+            source: o.source,
+            deployed_at: o.deployed_at,
+            judging_from: o.judging_from,
+            window_ends: o.window_ends,
+            rounds: o.tracker.rounds,
+            planned_rounds: lifecycle::planned_rounds(cfg, o),
+            checks: o.tracker.checks.clone(),
+            outcome: crate::model::DeployOutcome::of(&o.failure),
+            failure: o.failure.clone(),
+        }),
+        last_verdict: record.last_verdict.clone(),
+        rollback: record.intent.as_ref().map(rollback_view),
+        attention: record.attention.clone(),
+        owner,
     }
 }
 

@@ -4,6 +4,7 @@
 //! `plan` is the pure placement and handover logic; the manager (the I/O shell) heartbeats,
 //! renews, takes and gives up leases through the store and starts or stops watch actors.
 
+pub mod manager;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ pub struct Held {
 /// actors (which ask [`Leases::may_act`] before every effect that leaves the process).
 /// Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Leases(Arc<Mutex<Option<BTreeMap<String, Held>>>>);
+pub struct Leases(Arc<Mutex<Option<BTreeMap<String, Held>>>>, Option<Arc<str>>);
 
 impl Leases {
     /// A single node on SQLite: no leases, it may always act.
@@ -35,8 +36,16 @@ impl Leases {
     }
 
     /// A fleet node: it may act only on watches whose lease it holds and has renewed lately.
-    pub fn fleet() -> Self {
-        Leases(Arc::new(Mutex::new(Some(BTreeMap::new()))))
+    pub fn fleet(node: &str) -> Self {
+        Leases(
+            Arc::new(Mutex::new(Some(BTreeMap::new()))),
+            Some(node.into()),
+        )
+    }
+
+    /// This node's name in a fleet.
+    pub fn node(&self) -> Option<String> {
+        self.1.as_deref().map(str::to_string)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<BTreeMap<String, Held>>> {
@@ -83,6 +92,38 @@ impl Leases {
     }
 }
 
+/// Starts the fleet manager and the thread that wakes a watch's actor when any node commits a
+/// trigger for it (`LISTEN/NOTIFY`; the actors' periodic inbox check is the fallback).
+pub fn start(
+    m: manager::Manager,
+    tasks: &tokio_util::task::TaskTracker,
+) -> Result<(), crate::store::StoreError> {
+    let inbox = m.store.listen_inbox()?;
+    let engine = m.engine.clone();
+    std::thread::Builder::new()
+        .name("backstop-notify".into())
+        .spawn(move || {
+            for watch in inbox.iter() {
+                // Empty: the listener reconnected and may have missed some; wake everyone.
+                let targets = if watch.is_empty() {
+                    engine.running_names()
+                } else {
+                    vec![watch]
+                };
+                for w in targets.into_iter().filter(|w| engine.runs(w)) {
+                    let _ = engine.send(&w, crate::engine::Command::Inbox);
+                }
+            }
+        })
+        .map_err(|e| {
+            crate::store::StoreError::Unavailable(format!(
+                "cannot start the notification thread: {e}"
+            ))
+        })?;
+    tasks.spawn(m.run());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,7 +132,7 @@ mod tests {
     #[test]
     fn a_single_node_always_acts_a_fleet_node_only_within_its_lease() {
         assert!(Leases::single().may_act("shop"));
-        let l = Leases::fleet();
+        let l = Leases::fleet("a");
         assert!(!l.may_act("shop"), "not held");
         let now = Instant::now();
         l.set(

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use super::layout::{self, clock, state_badge, verdict_badge};
-use crate::status::{ObservationView, StatusDocument, WatchState, WatchStatus};
+use crate::status::{FleetView, ObservationView, StatusDocument, WatchState, WatchStatus};
 
 pub fn page(doc: &StatusDocument, now: DateTime<Utc>) -> Markup {
     layout::page(
@@ -31,16 +31,50 @@ pub fn page(doc: &StatusDocument, now: DateTime<Utc>) -> Markup {
                     }
                     tbody {
                         @for w in &doc.watches {
-                            (row(w, now))
+                            (row(w, now, doc.fleet.as_ref()))
                         }
                     }
                 }
+            }
+            @if let Some(f) = &doc.fleet {
+                (fleet(f))
             }
         },
     )
 }
 
-fn row(w: &WatchStatus, now: DateTime<Utc>) -> Markup {
+/// The fleet's nodes, as this node last read them from the database.
+fn fleet(f: &FleetView) -> Markup {
+    html! {
+        h2 { "Fleet" }
+        table class="fleet" {
+            caption { "Nodes sharing this state database; this page is served by " (f.node) }
+            thead {
+                tr {
+                    th scope="col" { "Node" }
+                    th scope="col" { "Alive" }
+                    th scope="col" { "Last heartbeat (UTC)" }
+                    th scope="col" { "Watches owned" }
+                }
+            }
+            tbody {
+                @for n in &f.nodes {
+                    tr data-node=(n.name) {
+                        th scope="row" { (n.name) }
+                        td { @if n.alive { "yes" } @else { span class="flag bad" { "no: its watches are taken over" } } }
+                        td { (clock(n.heartbeat_at)) }
+                        td { (n.owns) }
+                    }
+                }
+            }
+        }
+        @if !f.unowned.is_empty() {
+            p class="flag bad" { "⚠ no node holds the lease of: " (f.unowned.join(", ")) }
+        }
+    }
+}
+
+fn row(w: &WatchStatus, now: DateTime<Utc>, fleet: Option<&FleetView>) -> Markup {
     html! {
         tr class="watch" data-watch=(w.name) data-state=(w.state.as_str()) {
             th scope="row" { a href=(super::watch_href(&w.name)) { (w.name) } }
@@ -64,7 +98,17 @@ fn row(w: &WatchStatus, now: DateTime<Utc>) -> Markup {
                     None => "—",
                 }
             }
-            td { (flags(w)) }
+            td {
+                (flags(w))
+                @if let Some(f) = fleet {
+                    @match &w.owner {
+                        Some(node) => span class="flag muted" data-owner=(node) { "on node " (node) },
+                        None => @if f.unowned.contains(&w.name) {
+                            span class="flag bad" { "⚠ no node is watching it" }
+                        },
+                    }
+                }
+            }
         }
     }
 }
@@ -193,11 +237,53 @@ mod tests {
         w.observation = Some(observation());
         w.attention = Some("rollback failed".into());
         let now = Utc.with_ymd_and_hms(2025, 5, 1, 12, 0, 1).unwrap();
-        let html = page(&StatusDocument { watches: vec![w] }, now).into_string();
+        let html = page(
+            &StatusDocument {
+                watches: vec![w],
+                fleet: None,
+            },
+            now,
+        )
+        .into_string();
         assert!(html.contains("shop&lt;1&gt;"));
         assert!(html.contains(">observing</span>"));
         assert!(html.contains("round 3 of ~9, 3.0 s left"), "{html}");
         assert!(html.contains("⚠ attention: rollback failed"));
         assert!(html.contains("href=\"/ui/verdicts/obs-1\""));
+    }
+
+    #[test]
+    fn a_fleet_overview_names_owners_nodes_and_unwatched_services() {
+        let mut shop = WatchStatus::new("shop");
+        shop.owner = Some("node-b".into());
+        let cart = WatchStatus::new("cart");
+        let now = Utc.with_ymd_and_hms(2025, 5, 1, 12, 0, 1).unwrap();
+        let doc = StatusDocument {
+            watches: vec![cart, shop],
+            fleet: Some(FleetView {
+                node: "node-a".into(),
+                nodes: vec![
+                    crate::status::NodeView {
+                        name: "node-a".into(),
+                        alive: true,
+                        heartbeat_at: now,
+                        owns: 0,
+                    },
+                    crate::status::NodeView {
+                        name: "node-b".into(),
+                        alive: false,
+                        heartbeat_at: now,
+                        owns: 1,
+                    },
+                ],
+                unowned: vec!["cart".into()],
+            }),
+        };
+        let html = page(&doc, now).into_string();
+        assert!(html.contains("on node node-b"), "{html}");
+        assert!(html.contains("⚠ no node is watching it"));
+        assert!(html.contains("⚠ no node holds the lease of: cart"));
+        assert!(html.contains("no: its watches are taken over"));
+        assert!(html.contains("this page is served by node-a"));
     }
 }

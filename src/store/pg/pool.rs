@@ -64,12 +64,19 @@ pub(super) fn settings(url: &str) -> Result<postgres::Config, StoreError> {
     Ok(config)
 }
 
+/// How long the server keeps a transaction open while its client says nothing. A node frozen
+/// in the middle of a fenced commit (SIGSTOP, a paused VM) holds a share lock on the watch's
+/// lease row; without this limit the node taking the lease over would wait on that lock for as
+/// long as the freeze lasts. Far longer than any of our transactions takes between statements.
+const IDLE_IN_TRANSACTION: &str = "5s";
+
 /// Connects and sets the session's limits.
 pub(super) fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
     let mut client = config.connect(NoTls).map_err(unavailable)?;
     client
         .batch_execute(&format!(
-            "SET statement_timeout = '{STATEMENT_TIMEOUT}'; SET lock_timeout = '{STATEMENT_TIMEOUT}'"
+            "SET statement_timeout = '{STATEMENT_TIMEOUT}'; SET lock_timeout = '{STATEMENT_TIMEOUT}'; \
+             SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'"
         ))
         .map_err(unavailable)?;
     Ok(client)

@@ -1,0 +1,344 @@
+//! The fleet manager: the I/O shell around [`super::plan`]. Every lease/3 it heartbeats,
+//! renews the leases it holds, reads the fleet, and converges: it stops the actors of watches
+//! it lost, hands over the watches a joining node wins, and takes the leases of the watches it
+//! wins. It also publishes the fleet in `/v1/status` and `/metrics`, and shows the watches other
+//! nodes run from their records in the database.
+//!
+//! Safety does not rest on this loop being punctual: the store refuses an owner's write unless
+//! its lease row still has its epoch (fencing), and actors ask [`super::Leases::may_act`], a
+//! local clock check, before every effect that leaves the process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{self, Lease, Move, Node};
+use super::{Held, Leases};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::status::{FleetView, NodeView, StatusBoard};
+use crate::store::{Acquired, Store};
+
+/// How often shutdown looks whether the actors have stopped before giving their leases up.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Everything the manager works with.
+pub struct Manager {
+    pub node: String,
+    pub lease: Duration,
+    pub store: Store,
+    pub engine: Engine,
+    pub leases: Leases,
+    pub metrics: Metrics,
+    pub status: StatusBoard,
+    /// The running configuration (a reload replaces it).
+    pub config: tokio::sync::watch::Receiver<Config>,
+    /// Wakes the owner of a watch when any node commits a trigger for it.
+    pub cancel: CancellationToken,
+}
+
+/// Part of a lease during which this node still acts after a renewal was sent: the rest is
+/// margin for clock-rate differences and the time the renewal takes to reach the database.
+fn valid_for(lease: Duration) -> Duration {
+    lease.mul_f64(0.8)
+}
+
+impl Manager {
+    /// Runs until cancelled; on the way out, gives up every lease it holds after the actors
+    /// stopped, so the other nodes take over at once instead of after a lease.
+    pub async fn run(mut self) {
+        self.metrics.enable_fleet();
+        let every = self.lease / 3;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                _ = tick.tick() => {}
+                r = self.config.changed() => if r.is_err() { break },
+            }
+            if let Err(e) = self.round().await {
+                tracing::warn!(node = %self.node, error = %e, "fleet round failed; leases not renewed lapse and their watches stop acting");
+            }
+            self.expire_local();
+        }
+        self.leave().await;
+    }
+
+    /// Drops what the local clock says has lapsed: the actor stops acting at once (its
+    /// `may_act` is already false); the engine stops it.
+    fn expire_local(&self) {
+        let now = Instant::now();
+        for (watch, _) in self.leases.epochs() {
+            if self
+                .leases
+                .get(&watch)
+                .is_some_and(|h| h.valid_until <= now)
+            {
+                tracing::warn!(node = %self.node, %watch, "lease lapsed without renewal; stopping the watch here");
+                self.drop_watch(&watch);
+            }
+        }
+    }
+
+    fn drop_watch(&self, watch: &str) {
+        self.leases.remove(watch);
+        self.store.set_fence(&self.node, watch, None);
+        self.engine.disown(watch);
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, crate::store::StoreError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(store)).await {
+            Ok(r) => r,
+            Err(e) => Err(crate::store::StoreError::Unavailable(format!(
+                "fleet task failed: {e}"
+            ))),
+        }
+    }
+
+    /// One heartbeat, renewal and convergence.
+    async fn round(&mut self) -> Result<(), crate::store::StoreError> {
+        let config = self.config.borrow().clone();
+        let configured: BTreeSet<String> = config.watches.iter().map(|w| w.name.clone()).collect();
+        let (node, lease) = (self.node.clone(), self.lease);
+        let list: Vec<String> = configured.iter().cloned().collect();
+        let rows = self
+            .blocking(move |s| s.heartbeat(&node, &list, lease))
+            .await?;
+        // Renew before anything else: an expiring lease matters more than placement.
+        let held = self.leases.epochs();
+        if !held.is_empty() {
+            let sent = Instant::now();
+            let (node, pairs) = (
+                self.node.clone(),
+                held.clone().into_iter().collect::<Vec<_>>(),
+            );
+            let renewed: BTreeSet<String> = self
+                .blocking(move |s| s.renew_leases(&node, &pairs, lease))
+                .await?
+                .into_iter()
+                .collect();
+            for (watch, epoch) in &held {
+                if renewed.contains(watch) {
+                    self.leases.set(
+                        watch,
+                        Held {
+                            epoch: *epoch,
+                            valid_until: sent + valid_for(lease),
+                        },
+                    );
+                } else {
+                    tracing::warn!(node = %self.node, %watch, "lost the lease of the watch (another node took it); stopping it here");
+                    self.drop_watch(watch);
+                }
+            }
+        }
+        let lease_rows = self.blocking(|s| s.leases()).await?;
+        let nodes: Vec<Node> = rows
+            .iter()
+            .map(|r| Node {
+                name: r.name.clone(),
+                watches: r.watches.iter().cloned().collect(),
+                alive: r.alive,
+            })
+            .collect();
+        let leases: BTreeMap<String, Lease> = lease_rows
+            .iter()
+            .map(|l| {
+                (
+                    l.watch.clone(),
+                    Lease {
+                        owner: l.owner.clone(),
+                        epoch: l.epoch,
+                        live: l.live,
+                    },
+                )
+            })
+            .collect();
+        let moves = plan::plan(
+            &self.node,
+            &configured,
+            &nodes,
+            &leases,
+            &self.leases.epochs(),
+        );
+        for m in moves {
+            match m {
+                Move::Lost(watch) => {
+                    tracing::warn!(node = %self.node, %watch, "the lease table shows another owner; stopping the watch here");
+                    self.drop_watch(&watch);
+                }
+                Move::Release(watch) => self.hand_over(&watch).await,
+                Move::Acquire(watch) => self.take(&watch).await?,
+            }
+        }
+        self.publish(&config, &rows, &leases).await;
+        Ok(())
+    }
+
+    /// Takes a watch's lease if the database gives it, then runs the watch here.
+    async fn take(&self, watch: &str) -> Result<(), crate::store::StoreError> {
+        let (w, node, lease) = (watch.to_string(), self.node.clone(), self.lease);
+        let sent = Instant::now();
+        match self
+            .blocking(move |s| s.acquire_lease(&w, &node, lease))
+            .await?
+        {
+            Acquired::Got {
+                epoch,
+                takeover_from,
+            } => {
+                if let Some(from) = &takeover_from {
+                    self.metrics.lease_takeover();
+                    tracing::warn!(node = %self.node, %watch, %from, epoch, "took over the watch from a node whose lease expired");
+                } else {
+                    tracing::info!(node = %self.node, %watch, epoch, "took the lease of the watch");
+                }
+                self.store.set_fence(&self.node, watch, Some(epoch));
+                self.leases.set(
+                    watch,
+                    Held {
+                        epoch,
+                        valid_until: sent + valid_for(self.lease),
+                    },
+                );
+                self.engine.own(watch);
+            }
+            Acquired::Held { owner } => {
+                tracing::debug!(node = %self.node, %watch, %owner, "the watch's lease is held by another node");
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a watch to the node that now wins it: stop the actor (it finishes an in-flight
+    /// call first), and once it has stopped give the lease up so the winner takes it at its
+    /// next round. Never waits: until the actor has stopped, the lease keeps being renewed and
+    /// the next round (which plans the same release) looks again.
+    async fn hand_over(&self, watch: &str) {
+        let Some(held) = self.leases.get(watch) else {
+            return;
+        };
+        if self.engine.runs(watch) {
+            tracing::info!(node = %self.node, %watch, "handing the watch over to the node that now wins it");
+            self.engine.disown(watch);
+        }
+        if !self.engine.stopped(watch) {
+            return;
+        }
+        self.leases.remove(watch);
+        self.store.set_fence(&self.node, watch, None);
+        let (w, node) = (watch.to_string(), self.node.clone());
+        if let Err(e) = self
+            .blocking(move |s| s.release_lease(&w, &node, held.epoch))
+            .await
+        {
+            tracing::warn!(node = %self.node, %watch, error = %e, "cannot give the lease up; it expires by itself");
+        }
+    }
+
+    /// Shutdown: the actors have been cancelled by the root token; give their leases up once
+    /// they stopped, so the fleet does not wait a lease for them.
+    async fn leave(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (watch, epoch) in self.leases.epochs() {
+            while !self.engine.stopped(&watch) && Instant::now() < deadline {
+                tokio::time::sleep(STOP_POLL).await;
+            }
+            if !self.engine.stopped(&watch) {
+                continue; // it expires by itself
+            }
+            self.leases.remove(&watch);
+            let (w, node) = (watch.clone(), self.node.clone());
+            let _ = self
+                .blocking(move |s| s.release_lease(&w, &node, epoch))
+                .await;
+        }
+    }
+
+    /// Fleet view and metrics, and the status of the watches other nodes run (from their
+    /// records in the database).
+    async fn publish(
+        &self,
+        config: &Config,
+        rows: &[crate::store::NodeRow],
+        leases: &BTreeMap<String, Lease>,
+    ) {
+        let nodes: Vec<Node> = rows
+            .iter()
+            .map(|r| Node {
+                name: r.name.clone(),
+                watches: r.watches.iter().cloned().collect(),
+                alive: r.alive,
+            })
+            .collect();
+        let unowned = plan::unowned(&nodes, leases);
+        let owns = |n: &str| {
+            leases
+                .values()
+                .filter(|l| l.live && l.owner.as_deref() == Some(n))
+                .count()
+        };
+        let alive: Vec<&crate::store::NodeRow> = rows.iter().filter(|r| r.alive).collect();
+        let owned: Vec<(String, usize)> = alive
+            .iter()
+            .map(|r| (r.name.clone(), owns(&r.name)))
+            .collect();
+        self.metrics.fleet(alive.len(), &owned, unowned.len());
+        self.status.set_fleet(FleetView {
+            node: self.node.clone(),
+            nodes: rows
+                .iter()
+                .map(|r| NodeView {
+                    name: r.name.clone(),
+                    alive: r.alive,
+                    heartbeat_at: r.heartbeat_at,
+                    owns: owns(&r.name),
+                })
+                .collect(),
+            unowned: unowned.into_iter().collect(),
+        });
+        // Watches this node does not run: their status comes from the database.
+        let others: Vec<crate::config::WatchConfig> = config
+            .watches
+            .iter()
+            .filter(|w| !self.engine.runs(&w.name))
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        let names: Vec<String> = others.iter().map(|w| w.name.clone()).collect();
+        let records = self
+            .blocking(move |s| {
+                names
+                    .iter()
+                    .map(|n| s.load_watch(n))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        match records {
+            Ok(records) => {
+                for (w, rec) in others.iter().zip(records) {
+                    if self.engine.runs(&w.name) {
+                        continue; // taken meanwhile: its actor publishes
+                    }
+                    let owner = leases
+                        .get(&w.name)
+                        .filter(|l| l.live)
+                        .and_then(|l| l.owner.clone());
+                    self.status.set(crate::engine::status_of(w, &rec, owner));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the records of watches other nodes run")
+            }
+        }
+    }
+}
