@@ -16,6 +16,7 @@ mod deploy_failure;
 mod deployers;
 mod exactly_once;
 mod faults;
+mod fleet;
 mod harness;
 mod judgement;
 mod look_back;

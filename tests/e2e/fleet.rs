@@ -1,0 +1,208 @@
+//! A fleet: several real `backstop` daemons on one real PostgreSQL (tests/postgres.sh starts it
+//! and sets `BACKSTOP_TEST_POSTGRES_URL`; without it these tests say so and pass). Each test
+//! gets its own schema, so tests run side by side on one server.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::app::FakeApp;
+use crate::common::octopus::FakeOctopus;
+use crate::harness::*;
+
+const T: Duration = Duration::from_secs(40);
+
+/// Runs a blocking PostgreSQL client call off the test's runtime (the blocking client runs
+/// its own and refuses to start inside another).
+fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(f)
+        .join()
+        .expect("database call panicked")
+}
+
+/// A fresh schema on the test server, dropped when the test ends.
+pub struct Schema {
+    base: String,
+    pub name: String,
+}
+
+impl Schema {
+    /// `None` (and a note on stderr) when no test server is configured.
+    pub fn create() -> Option<Schema> {
+        let Ok(base) = std::env::var("BACKSTOP_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: BACKSTOP_TEST_POSTGRES_URL not set (tests/postgres.sh sets it)");
+            return None;
+        };
+        let name = format!("fleet_{:016x}", fastrand::u64(..));
+        let (b, n) = (base.clone(), name.clone());
+        off_runtime(move || {
+            let mut c = postgres::Client::connect(&b, postgres::NoTls).expect("test server");
+            c.batch_execute(&format!("CREATE SCHEMA {n}")).unwrap();
+        });
+        Some(Schema { base, name })
+    }
+
+    /// The URL a daemon uses: the test server, with this schema first on the search path.
+    pub fn url(&self) -> String {
+        let sep = if self.base.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-csearch_path%3D{}", self.base, self.name)
+    }
+
+    /// Runs SQL in the schema (for assertions on what was written).
+    pub fn query(&self, sql: &str) -> Vec<postgres::Row> {
+        let (url, sql) = (self.url(), sql.to_string());
+        off_runtime(move || {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            c.query(&sql, &[]).unwrap()
+        })
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        off_runtime(move || {
+            if let Ok(mut c) = postgres::Client::connect(&base, postgres::NoTls) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA {name} CASCADE"));
+            }
+        });
+    }
+}
+
+/// One node's setup: its own directory and port, the shared database, its `[fleet]` name.
+pub fn node_setup(schema: &Schema, node: &str, octopus_url: &str, watches: &str) -> Setup {
+    let setup = Setup::new();
+    let base = setup.base(octopus_url).replace(
+        "[state]\n",
+        &format!("[state]\nurl = \"{}\"\n", schema.url()),
+    );
+    setup.write(&format!(
+        "{base}\n[fleet]\nnode = \"{node}\"\nlease = \"3s\"\n{watches}"
+    ));
+    setup
+}
+
+/// The node that holds the watch's lease, as a node's status says.
+pub async fn owner(d: &Daemon, watch: &str) -> Option<String> {
+    d.watch(watch).await["owner"].as_str().map(str::to_string)
+}
+
+/// Waits until every daemon's status agrees on one owner of `watch`, and returns it.
+pub async fn agreed_owner(nodes: &[(&str, &Daemon)], watch: &str) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        let mut seen = Vec::new();
+        for (_, d) in nodes {
+            seen.push(owner(d, watch).await);
+        }
+        if let Some(Some(first)) = seen.first() {
+            if seen.iter().all(|o| o.as_deref() == Some(first)) {
+                return first.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreed owner of {watch}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A bad release's http watch: warmup long enough that the owner can be killed mid-observation.
+fn shop(app_url: &str) -> String {
+    http_watch("shop", app_url, "")
+        .replace("warmup = \"0s\"", "warmup = \"1s\"")
+        .replace("window = \"1500ms\"", "window = \"6s\"")
+}
+
+fn observing(w: &Value) -> bool {
+    w["state"] == "observing" && w["observation"]["rounds"].as_u64().unwrap_or(0) >= 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_owner_mid_observation_fails_over_and_rolls_back_once() {
+    let Some(schema) = Schema::create() else {
+        return;
+    };
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
+    let r2 = octo.add_release("Projects-1", "1.1.0");
+    let app = FakeApp::start().await;
+    let watches = shop(&app.url());
+    let names = ["n1", "n2", "n3"];
+    let setups: Vec<Setup> = names
+        .iter()
+        .map(|n| node_setup(&schema, n, &octo.url(), &watches))
+        .collect();
+    let mut daemons = Vec::new();
+    for s in &setups {
+        daemons.push(Some(Daemon::start(s).await));
+    }
+    let all: Vec<(&str, &Daemon)> = names
+        .iter()
+        .copied()
+        .zip(daemons.iter().map(|d| d.as_ref().unwrap()))
+        .collect();
+    let first = agreed_owner(&all, "shop").await;
+    // Announced to a node that is not the owner: the trigger reaches the owner through the
+    // database.
+    let (i_owner, _) = all
+        .iter()
+        .enumerate()
+        .find(|(_, (n, _))| *n == first)
+        .unwrap();
+    let other = all[(i_owner + 1) % 3].1;
+    assert_eq!(other.announce("shop", &r2).await, 202);
+    let owner_daemon = all[i_owner].1;
+    owner_daemon
+        .wait_watch("shop", "the owner observes the release", T, observing)
+        .await;
+    drop(all);
+    // The owner dies mid-observation, and the release turns bad: only a takeover can catch it.
+    let started = Instant::now();
+    daemons[i_owner].take().unwrap().kill9();
+    app.set_health(503);
+    octo.wait_for_created(1, T).await;
+    app.set_health(200);
+
+    let survivors: Vec<&Daemon> = daemons.iter().flatten().collect();
+    let w = survivors[0]
+        .wait_watch("shop", "another node rolled back", T, |w| {
+            w["rollback"]["state"] == "succeeded" && w["owner"].as_str().is_some_and(|o| o != first)
+        })
+        .await;
+    let took = started.elapsed();
+    assert_eq!(w["current_release"], r1.as_str(), "{w}");
+    assert_eq!(octo.created_deployments().len(), 1, "exactly one rollback");
+    assert_eq!(octo.post_attempts(), 1);
+    // Taken over within the lease (3s) plus the rest of the observation; generous bound.
+    assert!(took < Duration::from_secs(20), "failover took {took:?}");
+    let survivor_owner = w["owner"].as_str().unwrap().to_string();
+    let takeovers: u64 = survivors
+        .iter()
+        .map(|d| async move { d.metrics().await })
+        .collect::<futures_util::future::JoinAll<_>>()
+        .await
+        .iter()
+        .filter_map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("backstop_lease_takeovers_total "))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|v| v as u64)
+        .sum();
+    assert_eq!(takeovers, 1, "one node took the lease over");
+    // The fleet view lists the dead node as not alive once its heartbeat is a lease old.
+    let status = survivors[0].status().await;
+    assert!(
+        status["fleet"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == first.as_str()),
+        "{status}"
+    );
+    assert_ne!(survivor_owner, first);
+}
