@@ -205,4 +205,11 @@ async fn kill_9_of_the_owner_mid_observation_fails_over_and_rolls_back_once() {
         "{status}"
     );
     assert_ne!(survivor_owner, first);
+    // One deploy intent in the shared database, and the lease moved on with a new epoch.
+    let intents: i64 = schema.query("SELECT count(*) FROM rollbacks")[0].get(0);
+    assert_eq!(intents, 1);
+    let lease = schema.query("SELECT owner, epoch FROM leases WHERE watch = 'shop'");
+    let (o, epoch): (String, i64) = (lease[0].get(0), lease[0].get(1));
+    assert_eq!(o, survivor_owner);
+    assert!(epoch >= 2, "epoch {epoch}");
 }
