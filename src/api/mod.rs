@@ -22,7 +22,7 @@ use serde_json::json;
 pub use error::ApiError;
 
 use crate::config::{Config, DeployerConfig};
-use crate::engine::{Command, Engine, SendError, Trigger};
+use crate::engine::{Control, Engine, SendError, Trigger};
 use crate::metrics::Metrics;
 use crate::model::Source;
 use crate::secret::Secret;
@@ -262,8 +262,9 @@ fn deliver(
     })
 }
 
-fn send(s: &ApiState, watch: &str, cmd: Command) -> Result<(), ApiError> {
-    s.engine.send(watch, cmd).map_err(|e| match e {
+/// A pause or resume, to whichever node runs the watch.
+fn control(s: &ApiState, watch: &str, c: Control) -> Result<(), ApiError> {
+    s.engine.control(watch, c).map_err(|e| match e {
         SendError::UnknownWatch(w) => ApiError::NotFound(format!("no watch named {w:?}")),
         SendError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
     })
@@ -347,7 +348,7 @@ async fn pause(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     bearer(&s, &headers)?;
-    send(&s, &name, Command::Pause)?;
+    control(&s, &name, Control::Pause)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"accepted": true, "watch": name, "action": "pause"})),
@@ -361,7 +362,7 @@ async fn resume(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     bearer(&s, &headers)?;
-    send(&s, &name, Command::Resume)?;
+    control(&s, &name, Control::Resume)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"accepted": true, "watch": name, "action": "resume"})),

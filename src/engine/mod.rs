@@ -49,6 +49,27 @@ pub struct Trigger {
     pub failure: Option<crate::model::DeployFailure>,
 }
 
+/// One row of a watch's inbox: a deployment to observe, or a pause/resume. Both go through
+/// the database so that, in a fleet, whichever node accepted the request, the watch's owner
+/// handles it (and a crash between accepting and handling loses nothing).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Inbound {
+    /// Listed first: `{"control": "pause"}` is never a trigger (a trigger needs a release).
+    Control {
+        control: Control,
+    },
+    Deploy(Trigger),
+}
+
+/// A request to stop or restart acting on a watch's deployments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    Pause,
+    Resume,
+}
+
 /// What a watch actor can be asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -357,14 +378,14 @@ impl Engine {
             }
         }
         let watches: Vec<String> = triggers.iter().map(|(w, _)| w.clone()).collect();
-        let fresh = self
-            .shared
-            .store
-            .enqueue(event_id, &triggers)
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot record triggers");
-                SendError::Unavailable(e.to_string())
-            })?;
+        let rows: Vec<(String, Inbound)> = triggers
+            .into_iter()
+            .map(|(w, t)| (w, Inbound::Deploy(t)))
+            .collect();
+        let fresh = self.shared.store.enqueue(event_id, &rows).map_err(|e| {
+            tracing::error!(error = %e, "cannot record triggers");
+            SendError::Unavailable(e.to_string())
+        })?;
         for w in watches {
             if !self.runs(&w) {
                 continue; // another node's: the store notifies it
@@ -374,6 +395,32 @@ impl Engine {
             }
         }
         Ok(fresh)
+    }
+
+    /// Pauses or resumes a watch. On a single node the actor is told directly; in a fleet the
+    /// request is committed to the watch's inbox, which wakes its owner on whichever node.
+    pub fn control(&self, watch: &str, control: Control) -> Result<(), SendError> {
+        if !self.shared.leases.is_fleet() {
+            let cmd = match control {
+                Control::Pause => Command::Pause,
+                Control::Resume => Command::Resume,
+            };
+            return self.send(watch, cmd);
+        }
+        if !self.has_watch(watch) {
+            return Err(SendError::UnknownWatch(watch.to_string()));
+        }
+        self.shared
+            .store
+            .enqueue(None, &[(watch.to_string(), Inbound::Control { control })])
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot record a pause/resume request");
+                SendError::Unavailable(e.to_string())
+            })?;
+        if self.runs(watch) {
+            let _ = self.send(watch, Command::Inbox);
+        }
+        Ok(())
     }
 
     /// Delivers a command to a watch's actor without waiting for it to be handled.

@@ -202,15 +202,24 @@ impl WatchActor {
                 return;
             }
         };
-        for (seq, trigger) in items {
+        for (seq, item) in items {
             if self.cancel.is_cancelled() {
                 return;
             }
             self.pulse.beat();
-            let learned = self.learn(trigger).await;
-            self.pulse.beat();
+            let event = match item {
+                super::Inbound::Deploy(trigger) => {
+                    let learned = self.learn(trigger).await;
+                    self.pulse.beat();
+                    Event::Deployment(learned)
+                }
+                super::Inbound::Control { control } => match control {
+                    super::Control::Pause => Event::Pause,
+                    super::Control::Resume => Event::Resume,
+                },
+            };
             self.inbox_seq = Some(seq);
-            self.handle(Event::Deployment(learned)).await;
+            self.handle(event).await;
             if self.inbox_seq.take().is_some() {
                 return; // not committed: try again later
             }

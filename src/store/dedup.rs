@@ -12,7 +12,7 @@ impl Store {
     pub fn enqueue(
         &self,
         event_id: Option<&str>,
-        triggers: &[(String, crate::engine::Trigger)],
+        triggers: &[(String, crate::engine::Inbound)],
     ) -> Result<bool, StoreError> {
         let mut conn = match self.route() {
             Route::Sqlite(c) => c,
@@ -32,8 +32,8 @@ impl Store {
         result
     }
 
-    /// The watch's triggers not handled yet, oldest first, with their sequence numbers.
-    pub fn inbox(&self, watch: &str) -> Result<Vec<(i64, crate::engine::Trigger)>, StoreError> {
+    /// The watch's inbox rows not handled yet, oldest first, with their sequence numbers.
+    pub fn inbox(&self, watch: &str) -> Result<Vec<(i64, crate::engine::Inbound)>, StoreError> {
         let conn = match self.route() {
             Route::Sqlite(c) => c,
             Route::Postgres(pg) => {
@@ -79,7 +79,7 @@ pub const INBOX_LIMIT: i64 = 1000;
 fn enqueue_in(
     conn: &mut rusqlite::Connection,
     event_id: Option<&str>,
-    triggers: &[(String, crate::engine::Trigger)],
+    triggers: &[(String, crate::engine::Inbound)],
 ) -> Result<bool, StoreError> {
     let tx = conn.transaction()?;
     for (watch, _) in triggers {

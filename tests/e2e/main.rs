@@ -17,6 +17,7 @@ mod deployers;
 mod exactly_once;
 mod faults;
 mod fleet;
+mod fleet_api;
 mod harness;
 mod judgement;
 mod look_back;

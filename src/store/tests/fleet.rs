@@ -287,7 +287,10 @@ fn an_enqueue_notifies_the_listeners() {
         // The listener connects in the background: enqueue until it hears one.
         for _ in 0..50 {
             // Right after the terminate, the pool's own connection may be the one lost.
-            if let Err(e) = s.enqueue(None, &[(schema.clone(), t.clone())]) {
+            if let Err(e) = s.enqueue(
+                None,
+                &[(schema.clone(), crate::engine::Inbound::Deploy(t.clone()))],
+            ) {
                 assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
             }
             while let Ok(w) = rx.recv_timeout(Duration::from_millis(200)) {
