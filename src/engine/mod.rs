@@ -380,7 +380,7 @@ impl Engine {
         let watches: Vec<String> = triggers.iter().map(|(w, _)| w.clone()).collect();
         let rows: Vec<(String, Inbound)> = triggers
             .into_iter()
-            .map(|(w, t)| (w, Inbound::Deploy(t)))
+            .map(|(w, t)| (w, Inbound::Deploy(Box::new(t))))
             .collect();
         let fresh = self.shared.store.enqueue(event_id, &rows).map_err(|e| {
             tracing::error!(error = %e, "cannot record triggers");

@@ -209,7 +209,7 @@ impl WatchActor {
             self.pulse.beat();
             let event = match item {
                 super::Inbound::Deploy(trigger) => {
-                    let learned = self.learn(trigger).await;
+                    let learned = self.learn(*trigger).await;
                     self.pulse.beat();
                     Event::Deployment(learned)
                 }

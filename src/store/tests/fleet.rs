@@ -289,7 +289,10 @@ fn an_enqueue_notifies_the_listeners() {
             // Right after the terminate, the pool's own connection may be the one lost.
             if let Err(e) = s.enqueue(
                 None,
-                &[(schema.clone(), crate::engine::Inbound::Deploy(t.clone()))],
+                &[(
+                    schema.clone(),
+                    crate::engine::Inbound::Deploy(Box::new(t.clone())),
+                )],
             ) {
                 assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
             }

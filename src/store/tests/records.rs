@@ -189,8 +189,8 @@ both_backends! {
             failure: None,
         };
         let both = vec![
-            ("shop".to_string(), Inbound::Deploy(t.clone())),
-            ("cart".to_string(), Inbound::Deploy(t.clone())),
+            ("shop".to_string(), Inbound::Deploy(Box::new(t.clone()))),
+            ("cart".to_string(), Inbound::Deploy(Box::new(t.clone()))),
         ];
         assert!(s.enqueue(Some("Events-1"), &both).unwrap());
         assert!(
@@ -200,7 +200,7 @@ both_backends! {
         assert!(s.event_seen("Events-1").unwrap());
         let inbox = s.inbox("shop").unwrap();
         assert_eq!(inbox.len(), 1);
-        assert_eq!(inbox[0].1, Inbound::Deploy(t.clone()));
+        assert_eq!(inbox[0].1, Inbound::Deploy(Box::new(t.clone())));
         // The commit that handles it removes it.
         s.commit(
             "shop",
