@@ -56,10 +56,9 @@ pub struct Trigger {
 #[serde(untagged)]
 pub enum Inbound {
     /// Listed first: `{"control": "pause"}` is never a trigger (a trigger needs a release).
-    Control {
-        control: Control,
-    },
-    Deploy(Trigger),
+    Control { control: Control },
+    /// Boxed: a trigger with a failure's log tail is far larger than a control.
+    Deploy(Box<Trigger>),
 }
 
 /// A request to stop or restart acting on a watch's deployments.
