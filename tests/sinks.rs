@@ -595,3 +595,53 @@ async fn a_real_alertmanager_accepts_and_lists_the_alert() {
         "ends an hour after the decision: {found}"
     );
 }
+
+#[tokio::test]
+async fn a_closed_gate_stops_the_next_retry_and_keeps_the_notification_undelivered() {
+    // The first attempt fails (500); before the retry the node loses the watch's lease: the
+    // retry is not sent, and the delivery ends as "try again" (left in the outbox for the
+    // owner), never as delivered.
+    let fake = FakeSlack::start().await;
+    fake.fail_next(1, 500);
+    let h = Harness::new(vec![("chat", slack(&fake.url()))]);
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gate: backstop::sinks::Gate = {
+        let (open, calls) = (open.clone(), calls.clone());
+        Arc::new(move || {
+            // Open for the first attempt only.
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+                && open.load(std::sync::atomic::Ordering::SeqCst)
+        })
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.sinks.send_gated(
+        &["chat".to_string()],
+        &alert(AlertKind::Condemned),
+        gate,
+        move |how| {
+            let _ = tx.send(how);
+        },
+    );
+    let how = tokio::time::timeout(T, rx).await.unwrap().unwrap();
+    assert_eq!(how, backstop::sinks::Delivered::Retry);
+    assert_eq!(fake.attempts(), 1, "the retry was withheld");
+    assert!(fake.bodies().is_empty());
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A gate closed from the start sends nothing at all.
+    open.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    h.sinks.send_gated(
+        &["chat".to_string()],
+        &alert(AlertKind::Condemned),
+        Arc::new(|| false),
+        move |how| {
+            let _ = tx.send(how);
+        },
+    );
+    assert_eq!(
+        tokio::time::timeout(T, rx).await.unwrap().unwrap(),
+        backstop::sinks::Delivered::Retry
+    );
+    assert_eq!(fake.attempts(), 1);
+}

@@ -284,7 +284,9 @@ impl WatchActor {
                 return; // on its way, or not due yet
             }
         }
-        self.shared.sinks.send_then(&item.sinks, &item.alert, move |how| {
+        let (leases, watch) = (self.shared.leases.clone(), self.cfg.name.clone());
+        let gate: crate::sinks::Gate = std::sync::Arc::new(move || leases.may_act(&watch));
+        self.shared.sinks.send_gated(&item.sinks, &item.alert, gate, move |how| {
             let mut st = outbox.lock().unwrap_or_else(|e| e.into_inner());
             st.in_flight.remove(&id);
             let done = match how {

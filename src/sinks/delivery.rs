@@ -44,7 +44,14 @@ pub(super) enum DeliveryError {
     /// Any other non-success status: the receiver refused the payload, retrying cannot help.
     #[error("refused with HTTP {status}: {body}")]
     Refused { status: u16, body: String },
+    /// Not sent: this node may no longer act for the watch (its fleet lease lapsed). Left in
+    /// the outbox for the watch's owner, so it counts as "try again", never as delivered.
+    #[error("not sent: this node no longer holds the watch's lease")]
+    Withheld,
 }
+
+/// Asked before every attempt: may this node still send for the watch?
+pub type Gate = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl DeliveryError {
     pub(super) fn is_retryable(&self) -> bool {
@@ -53,6 +60,7 @@ impl DeliveryError {
             DeliveryError::Transport(_)
                 | DeliveryError::Timeout(_)
                 | DeliveryError::Unavailable { .. }
+                | DeliveryError::Withheld
         )
     }
 
@@ -86,9 +94,13 @@ pub(super) fn delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
 pub(super) async fn deliver(
     http: &reqwest::Client,
     req: &Request,
+    gate: &Gate,
 ) -> (u32, Result<(), DeliveryError>) {
     let mut attempt = 0;
     loop {
+        if !gate() {
+            return (attempt, Err(DeliveryError::Withheld));
+        }
         let result = post(http, req).await;
         match result {
             Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {

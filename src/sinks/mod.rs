@@ -8,6 +8,8 @@
 
 mod alertmanager;
 mod delivery;
+
+pub use delivery::Gate;
 mod slack;
 mod webhook;
 
@@ -137,6 +139,19 @@ impl Sinks {
         alert: &Alert,
         done: impl FnOnce(Delivered) + Send + 'static,
     ) {
+        self.send_gated(names, alert, Arc::new(|| true), done);
+    }
+
+    /// Like [`Sinks::send_then`], asking `gate` before every attempt (and retry) whether this
+    /// node may still send for the watch: a fleet node frozen past its lease must not send
+    /// after it wakes, not even a retry of a delivery it had started.
+    pub fn send_gated(
+        &self,
+        names: &[String],
+        alert: &Alert,
+        gate: delivery::Gate,
+        done: impl FnOnce(Delivered) + Send + 'static,
+    ) {
         let config = self.config.read().unwrap_or_else(|e| e.into_inner());
         let alert = Arc::new(alert.clone());
         // A name listed twice is one destination: tell it once.
@@ -157,7 +172,8 @@ impl Sinks {
             let metrics = self.metrics.clone();
             // The span names the sink in the per-attempt retry messages too.
             let span = tracing::info_span!("notify", sink = %name, event = alert.kind.as_str());
-            jobs.push(async move { job.run(&http, &metrics).await }.instrument(span));
+            let gate = gate.clone();
+            jobs.push(async move { job.run(&http, &metrics, &gate).await }.instrument(span));
         }
         self.tasks.spawn(async move {
             let results = futures_util::future::join_all(jobs).await;
@@ -175,10 +191,15 @@ struct Delivery {
 
 impl Delivery {
     /// Delivers with retries; how it ended.
-    async fn run(self, http: &reqwest::Client, metrics: &Metrics) -> Delivered {
+    async fn run(
+        self,
+        http: &reqwest::Client,
+        metrics: &Metrics,
+        gate: &delivery::Gate,
+    ) -> Delivered {
         let event = self.alert.kind.as_str();
         let (attempts, result) = match self.request() {
-            Ok(req) => delivery::deliver(http, &req).await,
+            Ok(req) => delivery::deliver(http, &req, gate).await,
             Err(e) => (0, Err(e)),
         };
         match &result {
