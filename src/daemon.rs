@@ -104,6 +104,7 @@ pub async fn serve(
                 status: status.clone(),
                 config: config_rx,
                 cancel: root.clone(),
+                publishing: Default::default(),
             },
             &tasks,
         )?;

@@ -164,18 +164,26 @@ impl WatchActor {
         let pulse = self.pulse.clone();
         let board = self.shared.status.clone();
         let name = self.cfg.name.clone();
-        let leases = self.shared.leases.clone();
+        let (leases, epoch) = (self.shared.leases.clone(), self.epoch);
         let mut progress = move |r: &mut DeployIntent| {
             pulse.beat();
-            if !leases.may_act(&name) {
-                // Fenced: the lease lapsed (a pause, a lost database); the next owner resolves
-                // this intent from its last saved progress.
-                tracing::warn!(watch = %name, "this node no longer holds the watch's lease; no further deploy call is made");
+            // Fenced: the lease lapsed (a freeze, a lost database) or was lost; the next owner
+            // resolves this intent from its last saved progress. Asked before the save and
+            // again after it, since the save may wait on the database: a deploy call follows
+            // a `true` at once, with no wait in between.
+            let may_act = || {
+                let ok = leases.may_act_as(&name, epoch);
+                if !ok {
+                    tracing::warn!(watch = %name, "this node no longer holds the watch's lease; no further deploy call is made");
+                }
+                ok
+            };
+            if !may_act() {
                 return false;
             }
             r.rev += 1;
             let saved = match store.save_intent(r) {
-                Ok(()) => true,
+                Ok(()) => may_act(),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot persist deploy progress");
                     false
@@ -251,10 +259,6 @@ impl WatchActor {
         let Some((argv, timeout)) = program else {
             return CommandResult::not_configured();
         };
-        if !self.shared.leases.may_act(self.name()) {
-            tracing::warn!(watch = %self.name(), "this node no longer holds the watch's lease; the command is not run");
-            return CommandResult::not_run("this node no longer holds the watch's lease");
-        }
         let (obs_id, release, version) =
             match (purpose, &self.record.observation, &self.record.intent) {
                 (CommandPurpose::OnFailure | CommandPurpose::DeployFailed, Some(o), _) => {
@@ -318,6 +322,12 @@ impl WatchActor {
             ]);
         }
         self.pulse.beat();
+        // Last, right before the program starts: the evidence read and file write above may
+        // have waited (a frozen node wakes up here).
+        if !self.may_act() {
+            tracing::warn!(watch = %self.name(), "this node no longer holds the watch's lease; the command is not run");
+            return CommandResult::not_run("this node no longer holds the watch's lease");
+        }
         let result = crate::command::run(&argv, &env, timeout).await;
         self.pulse.beat();
         tracing::info!(watch = %self.name(), ?purpose, argv = ?argv, result = %result.describe(), "ran the watch command");

@@ -173,6 +173,10 @@ pub struct Engine {
     /// which runs every configured watch.
     owned: Arc<Mutex<Option<std::collections::BTreeSet<String>>>>,
     running: Arc<Mutex<BTreeMap<String, Running>>>,
+    /// Held through every [`Engine::apply`]: a reload and the fleet manager's own/disown
+    /// (which re-apply the last config) must not interleave, or a re-apply of the old config
+    /// could land after the reload's.
+    applying: Arc<Mutex<()>>,
     /// Actors of removed watches that may still be stopping: a watch added again (by a later
     /// reload) starts only after its old actor has stopped, so one watch never has two.
     stopping: Arc<Mutex<BTreeMap<String, JoinHandle<()>>>>,
@@ -189,6 +193,7 @@ impl Engine {
             config: Arc::new(Mutex::new(None)),
             owned: Arc::new(Mutex::new(None)),
             running: Arc::new(Mutex::new(BTreeMap::new())),
+            applying: Arc::new(Mutex::new(())),
             stopping: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
@@ -204,15 +209,32 @@ impl Engine {
 
     /// Runs `watch` here (this node took its lease).
     pub fn own(&self, watch: &str) {
+        self.own_all(&[watch.to_string()]);
+    }
+
+    /// Runs these watches here, with one re-apply for all of them.
+    pub fn own_all(&self, watches: &[String]) {
+        if watches.is_empty() {
+            return;
+        }
         if let Some(o) = self
             .owned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_mut()
         {
-            o.insert(watch.to_string());
+            o.extend(watches.iter().cloned());
         }
         self.reapply();
+    }
+
+    /// Whether this node means to run `watch` (owned, whether or not its actor runs yet).
+    pub fn owns(&self, watch: &str) -> bool {
+        self.owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|o| o.contains(watch))
     }
 
     /// Stops running `watch` here (its lease was lost or handed over). Its actor is cancelled
@@ -229,9 +251,13 @@ impl Engine {
         self.reapply();
     }
 
-    /// Whether no actor of `watch` is running or stopping here.
+    /// Whether no actor of `watch` is running or stopping here (an actor that returned after
+    /// shutdown cancelled it counts as stopped).
     pub fn stopped(&self, watch: &str) -> bool {
-        let running = self.lock().contains_key(watch);
+        let running = self
+            .lock()
+            .get(watch)
+            .is_some_and(|r| !r.done.is_finished());
         let stopping = self
             .stopping
             .lock()
@@ -242,19 +268,25 @@ impl Engine {
     }
 
     fn reapply(&self) {
+        let _serial = self.applying.lock().unwrap_or_else(|e| e.into_inner());
         let config = self
             .config
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if let Some(c) = config {
-            self.apply(&c);
+            self.apply_now(&c);
         }
     }
 
     /// Starts, restarts and stops actors so they match `config` (in a fleet: the watches of
     /// `config` this node owns).
     pub fn apply(&self, config: &Config) {
+        let _serial = self.applying.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply_now(config);
+    }
+
+    fn apply_now(&self, config: &Config) {
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = Some(config.clone());
         let owned = self.owned.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut running = self.lock();
@@ -285,7 +317,9 @@ impl Engine {
                     self.shared.status.remove(&name);
                     self.shared.metrics.forget_watch(&name);
                 }
-                if !configured.contains(name.as_str()) {
+                // In a fleet another node may still have the watch configured (a rolling
+                // config change): its inbox is not this node's to drop.
+                if !configured.contains(name.as_str()) && owned.is_none() {
                     // Deployments announced to a watch that no longer exists are not replayed
                     // if a watch of that name comes back.
                     if let Err(e) = self.shared.store.purge_inbox(&name) {
@@ -296,9 +330,12 @@ impl Engine {
         }
         // Scrape history of watches no longer configured (removed now, or while backstop was
         // down) goes; a removed watch's collector saving while it stops finds no row to write.
-        let names: Vec<&str> = configured.iter().copied().collect();
-        if let Err(e) = self.shared.store.retain_scrape_history(&names) {
-            tracing::warn!(error = %e, "cannot delete the scrape history of removed watches");
+        // Not in a fleet: another node may run a watch this node's config lacks.
+        if owned.is_none() {
+            let names: Vec<&str> = configured.iter().copied().collect();
+            if let Err(e) = self.shared.store.retain_scrape_history(&names) {
+                tracing::warn!(error = %e, "cannot delete the scrape history of removed watches");
+            }
         }
         let mut stopping = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
         stopping.retain(|_, h| !h.is_finished());

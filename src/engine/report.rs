@@ -267,7 +267,7 @@ impl WatchActor {
     /// (4xx): dropped, loudly. Not taken after the sink's retries: kept, and sent again (same
     /// id) by [`Self::redeliver`] after a backoff that doubles from 30s to an hour.
     pub(super) fn deliver(&self, item: OutboxItem) {
-        if !self.shared.leases.may_act(self.name()) {
+        if !self.may_act() {
             // Fenced: the item stays in the outbox for the watch's owner to send.
             return;
         }
@@ -284,8 +284,13 @@ impl WatchActor {
                 return; // on its way, or not due yet
             }
         }
-        let (leases, watch) = (self.shared.leases.clone(), self.cfg.name.clone());
-        let gate: crate::sinks::Gate = std::sync::Arc::new(move || leases.may_act(&watch));
+        let (leases, watch, epoch) = (
+            self.shared.leases.clone(),
+            self.cfg.name.clone(),
+            self.epoch,
+        );
+        let gate: crate::sinks::Gate =
+            std::sync::Arc::new(move || leases.may_act_as(&watch, epoch));
         self.shared.sinks.send_gated(&item.sinks, &item.alert, gate, move |how| {
             let mut st = outbox.lock().unwrap_or_else(|e| e.into_inner());
             st.in_flight.remove(&id);

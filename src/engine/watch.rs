@@ -37,6 +37,9 @@ pub(super) struct WatchActor {
     pub(super) collectors: Vec<(String, Option<checks::scrape::Collector>)>,
     /// The inbox row the event being handled came from: deleted by the commit that handles it.
     inbox_seq: Option<i64>,
+    /// In a fleet, the lease epoch this actor was started under: it acts and commits only
+    /// while this node still holds the watch under that epoch. `None` on a single node.
+    pub(super) epoch: Option<i64>,
 }
 
 /// How often the actor looks for inbox triggers and outbox notifications it has not handled
@@ -59,8 +62,8 @@ impl WatchActor {
         cancel: CancellationToken,
         pulse: Arc<super::Pulse>,
     ) -> Self {
+        let epoch = shared.leases.get(&cfg.name).map(|h| h.epoch);
         WatchActor {
-            cfg,
             deployer,
             shared,
             cancel,
@@ -69,7 +72,15 @@ impl WatchActor {
             next_round: None,
             collectors: Vec::new(),
             inbox_seq: None,
+            epoch,
+            cfg,
         }
+    }
+
+    /// Whether this actor may still act for its watch: always on a single node; in a fleet,
+    /// while this node holds the lease it was started under and has renewed it lately.
+    pub(super) fn may_act(&self) -> bool {
+        self.shared.leases.may_act_as(&self.cfg.name, self.epoch)
     }
 
     pub(super) fn name(&self) -> &str {
@@ -278,7 +289,17 @@ impl WatchActor {
                     || next.command != self.record.command
                     || !outbox.is_empty(),
             };
-            let mut committed = self.shared.store.commit(self.name(), &commit);
+            // In a fleet, nothing is committed once this actor's tenure may have ended (the
+            // lease lapsed by this node's clock, or was lost): the next owner resumes from the
+            // last commit. The store's fence refuses it too; this also covers an actor of an
+            // earlier tenure of this node.
+            let mut committed = if self.may_act() {
+                self.shared.store.commit(self.name(), &commit)
+            } else {
+                Err(crate::store::StoreError::Fenced {
+                    watch: self.name().to_string(),
+                })
+            };
             for pause in [100, 1000] {
                 let fenced = matches!(committed, Err(crate::store::StoreError::Fenced { .. }));
                 if committed.is_ok() || fenced || self.cancel.is_cancelled() {

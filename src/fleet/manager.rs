@@ -35,9 +35,16 @@ pub struct Manager {
     pub status: StatusBoard,
     /// The running configuration (a reload replaces it).
     pub config: tokio::sync::watch::Receiver<Config>,
-    /// Wakes the owner of a watch when any node commits a trigger for it.
+    /// Ends the manager (shutdown).
     pub cancel: CancellationToken,
+    /// A background status refresh is running (see [`Manager::publish`]).
+    pub publishing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// Leases taken per round at most: taking thousands at once (a node starting alone, or the
+/// last survivor) would make the round outlast the leases it holds. The rest come a round
+/// later (lease/3).
+const ACQUIRE_PER_ROUND: usize = 200;
 
 /// Part of a lease during which this node still acts after a renewal was sent: the rest is
 /// margin for clock-rate differences and the time the renewal takes to reach the database.
@@ -102,16 +109,13 @@ impl Manager {
         }
     }
 
-    /// One heartbeat, renewal and convergence.
+    /// One renewal, heartbeat and convergence.
     async fn round(&mut self) -> Result<(), crate::store::StoreError> {
         let config = self.config.borrow().clone();
         let configured: BTreeSet<String> = config.watches.iter().map(|w| w.name.clone()).collect();
-        let (node, lease) = (self.node.clone(), self.lease);
-        let list: Vec<String> = configured.iter().cloned().collect();
-        let rows = self
-            .blocking(move |s| s.heartbeat(&node, &list, lease))
-            .await?;
-        // Renew before anything else: an expiring lease matters more than placement.
+        let lease = self.lease;
+        // Renew before anything else: an expiring lease matters more than placement, and a
+        // failed heartbeat must not keep leases from being renewed.
         let held = self.leases.epochs();
         if !held.is_empty() {
             let sent = Instant::now();
@@ -139,6 +143,13 @@ impl Manager {
                 }
             }
         }
+        let (node, list) = (
+            self.node.clone(),
+            configured.iter().cloned().collect::<Vec<_>>(),
+        );
+        let rows = self
+            .blocking(move |s| s.heartbeat(&node, &list, lease))
+            .await?;
         let lease_rows = self.blocking(|s| s.leases()).await?;
         let nodes: Vec<Node> = rows
             .iter()
@@ -168,22 +179,45 @@ impl Manager {
             &leases,
             &self.leases.epochs(),
         );
+        let mut releasing = BTreeSet::new();
+        let mut taken = Vec::new();
+        let mut budget = ACQUIRE_PER_ROUND;
         for m in moves {
             match m {
                 Move::Lost(watch) => {
                     tracing::warn!(node = %self.node, %watch, "the lease table shows another owner; stopping the watch here");
                     self.drop_watch(&watch);
                 }
-                Move::Release(watch) => self.hand_over(&watch).await,
-                Move::Acquire(watch) => self.take(&watch).await?,
+                Move::Release(watch) => {
+                    self.hand_over(&watch).await;
+                    releasing.insert(watch);
+                }
+                Move::Acquire(watch) if budget > 0 => {
+                    budget -= 1;
+                    if self.take(&watch).await? {
+                        taken.push(watch);
+                    }
+                }
+                Move::Acquire(_) => {} // the next round takes more
             }
         }
-        self.publish(&config, &rows, &leases).await;
+        // Every lease held and not being handed over runs here: a handover the plan no
+        // longer asks for (the joining node left again) is undone, never left orphaned with
+        // its lease renewed and nobody watching.
+        for watch in self.leases.epochs().into_keys() {
+            if !releasing.contains(&watch) && !self.engine.owns(&watch) {
+                tracing::info!(node = %self.node, %watch, "keeping the watch: the handover is no longer wanted");
+                taken.push(watch);
+            }
+        }
+        // One engine re-apply for everything taken this round.
+        self.engine.own_all(&taken);
+        self.publish(&config, &rows, &leases);
         Ok(())
     }
 
-    /// Takes a watch's lease if the database gives it, then runs the watch here.
-    async fn take(&self, watch: &str) -> Result<(), crate::store::StoreError> {
+    /// Takes a watch's lease if the database gives it (the caller then runs the watch).
+    async fn take(&self, watch: &str) -> Result<bool, crate::store::StoreError> {
         let (w, node, lease) = (watch.to_string(), self.node.clone(), self.lease);
         let sent = Instant::now();
         match self
@@ -208,13 +242,13 @@ impl Manager {
                         valid_until: sent + valid_for(self.lease),
                     },
                 );
-                self.engine.own(watch);
+                Ok(true)
             }
             Acquired::Held { owner } => {
                 tracing::debug!(node = %self.node, %watch, %owner, "the watch's lease is held by another node");
+                Ok(false)
             }
         }
-        Ok(())
     }
 
     /// Hands a watch to the node that now wins it: stop the actor (it finishes an in-flight
@@ -225,7 +259,7 @@ impl Manager {
         let Some(held) = self.leases.get(watch) else {
             return;
         };
-        if self.engine.runs(watch) {
+        if self.engine.owns(watch) {
             tracing::info!(node = %self.node, %watch, "handing the watch over to the node that now wins it");
             self.engine.disown(watch);
         }
@@ -243,28 +277,36 @@ impl Manager {
         }
     }
 
-    /// Shutdown: the actors have been cancelled by the root token; give their leases up once
-    /// they stopped, so the fleet does not wait a lease for them.
+    /// Shutdown: the root token has cancelled the actors. Leave the node list first (so the
+    /// others stop counting this node as a winner), then give up each lease once its actor
+    /// has stopped, so the fleet takes over at its next round instead of after a lease.
     async fn leave(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let node = self.node.clone();
+        if let Err(e) = self.blocking(move |s| s.retire_node(&node)).await {
+            tracing::warn!(node = %self.node, error = %e, "cannot leave the fleet cleanly; its leases expire by themselves");
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
         for (watch, epoch) in self.leases.epochs() {
             while !self.engine.stopped(&watch) && Instant::now() < deadline {
                 tokio::time::sleep(STOP_POLL).await;
             }
             if !self.engine.stopped(&watch) {
-                continue; // it expires by itself
+                continue; // still finishing a call: its lease expires by itself
             }
             self.leases.remove(&watch);
+            self.store.set_fence(&self.node, &watch, None);
             let (w, node) = (watch.clone(), self.node.clone());
             let _ = self
                 .blocking(move |s| s.release_lease(&w, &node, epoch))
                 .await;
         }
+        tracing::info!(node = %self.node, "left the fleet");
     }
 
-    /// Fleet view and metrics, and the status of the watches other nodes run (from their
-    /// records in the database).
-    async fn publish(
+    /// Fleet view and metrics, and (in the background, so a slow read never delays the next
+    /// renewal) the status of the watches other nodes run, from their records in the database.
+    fn publish(
         &self,
         config: &Config,
         rows: &[crate::store::NodeRow],
@@ -304,41 +346,60 @@ impl Manager {
                 .collect(),
             unowned: unowned.into_iter().collect(),
         });
-        // Watches this node does not run: their status comes from the database.
         let others: Vec<crate::config::WatchConfig> = config
             .watches
             .iter()
             .filter(|w| !self.engine.runs(&w.name))
             .cloned()
             .collect();
-        if others.is_empty() {
-            return;
+        if others.is_empty()
+            || self
+                .publishing
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return; // nothing to show, or the previous refresh is still reading
         }
-        let names: Vec<String> = others.iter().map(|w| w.name.clone()).collect();
-        let records = self
-            .blocking(move |s| {
+        let owners: BTreeMap<String, Option<String>> = others
+            .iter()
+            .map(|w| {
+                let owner = leases
+                    .get(&w.name)
+                    .filter(|l| l.live)
+                    .and_then(|l| l.owner.clone());
+                (w.name.clone(), owner)
+            })
+            .collect();
+        let (store, engine, status, busy) = (
+            self.store.clone(),
+            self.engine.clone(),
+            self.status.clone(),
+            self.publishing.clone(),
+        );
+        tokio::spawn(async move {
+            let names: Vec<String> = others.iter().map(|w| w.name.clone()).collect();
+            let records = tokio::task::spawn_blocking(move || {
                 names
                     .iter()
-                    .map(|n| s.load_watch(n))
+                    .map(|n| store.load_watch(n))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await;
-        match records {
-            Ok(records) => {
-                for (w, rec) in others.iter().zip(records) {
-                    if self.engine.runs(&w.name) {
-                        continue; // taken meanwhile: its actor publishes
+            match records {
+                Ok(Ok(records)) => {
+                    for (w, rec) in others.iter().zip(records) {
+                        if engine.runs(&w.name) {
+                            continue; // taken meanwhile: its actor publishes
+                        }
+                        let owner = owners.get(&w.name).cloned().flatten();
+                        status.set(crate::engine::status_of(w, &rec, owner));
                     }
-                    let owner = leases
-                        .get(&w.name)
-                        .filter(|l| l.live)
-                        .and_then(|l| l.owner.clone());
-                    self.status.set(crate::engine::status_of(w, &rec, owner));
                 }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "cannot read the records of watches other nodes run")
+                }
+                Err(e) => tracing::debug!(error = %e, "status refresh failed"),
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the records of watches other nodes run")
-            }
-        }
+            busy.store(false, std::sync::atomic::Ordering::Release);
+        });
     }
 }

@@ -67,6 +67,18 @@ impl Leases {
         }
     }
 
+    /// Like [`Leases::may_act`], for an actor started under the lease's `epoch` (`None` on a
+    /// single node): an actor left over from an earlier tenure of this node (still stopping
+    /// when the lease came back) never acts under the new one.
+    pub fn may_act_as(&self, watch: &str, epoch: Option<i64>) -> bool {
+        match &*self.lock() {
+            None => true,
+            Some(held) => held
+                .get(watch)
+                .is_some_and(|h| Some(h.epoch) == epoch && Instant::now() < h.valid_until),
+        }
+    }
+
     pub fn get(&self, watch: &str) -> Option<Held> {
         self.lock().as_ref().and_then(|m| m.get(watch).copied())
     }
@@ -143,6 +155,12 @@ mod tests {
             },
         );
         assert!(l.may_act("shop"));
+        assert!(l.may_act_as("shop", Some(2)));
+        assert!(
+            !l.may_act_as("shop", Some(1)),
+            "an actor of an earlier tenure"
+        );
+        assert!(Leases::single().may_act_as("shop", None));
         l.set(
             "shop",
             Held {

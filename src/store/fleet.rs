@@ -58,8 +58,10 @@ pub(super) struct Current {
 }
 
 /// The acquisition rule, pure: who gets the lease and under which epoch. `None` = no row yet.
-/// The epoch grows whenever the owner changes or the lease had lapsed, and is kept when a
-/// node renews its own live lease, so the same epoch always means one unbroken tenure.
+/// Every acquisition grows the epoch, even of a node's own live lease (renewal is
+/// [`Store::renew_leases`], which keeps it): a restarted process, or a second process under
+/// the same node name, never shares an epoch with the tenure before it, so the fence refuses
+/// whatever the earlier tenure still has in flight.
 pub(super) fn acquire(current: Option<&Current>, node: &str) -> Acquired {
     let Some(c) = current else {
         return Acquired::Got {
@@ -73,7 +75,7 @@ pub(super) fn acquire(current: Option<&Current>, node: &str) -> Acquired {
             owner: owner.clone(),
         },
         _ => Acquired::Got {
-            epoch: if mine && c.live { c.epoch } else { c.epoch + 1 },
+            epoch: c.epoch + 1,
             takeover_from: c.owner.clone().filter(|o| o != node),
         },
     }
@@ -143,6 +145,16 @@ impl Store {
         pg.call(move |c| super::pg::fleet::release_lease(c, &watch, &node, epoch))
     }
 
+    /// Takes this node out of the fleet (shutdown): its row goes, so the others stop counting
+    /// it as a live winner at once and take the leases it gives up at their next round.
+    pub fn retire_node(&self, node: &str) -> Result<(), StoreError> {
+        let Backend::Postgres(pg) = &self.backend else {
+            return Err(not_shared());
+        };
+        let node = node.to_string();
+        pg.call(move |c| super::pg::fleet::retire_node(c, &node))
+    }
+
     /// Every lease, live or not, by watch.
     pub fn leases(&self) -> Result<Vec<LeaseRow>, StoreError> {
         let Backend::Postgres(pg) = &self.backend else {
@@ -192,7 +204,11 @@ mod tests {
     #[test]
     fn the_epoch_grows_exactly_when_the_tenure_breaks() {
         assert_eq!(acquire(None, "a"), got(1, None), "a new row starts at 1");
-        assert_eq!(acquire(Some(&cur(Some("a"), 4, true)), "a"), got(4, None));
+        assert_eq!(
+            acquire(Some(&cur(Some("a"), 4, true)), "a"),
+            got(5, None),
+            "a new tenure, even of a live lease under the same name"
+        );
         assert_eq!(acquire(Some(&cur(Some("a"), 4, false)), "a"), got(5, None));
         assert_eq!(
             acquire(Some(&cur(Some("b"), 4, false)), "a"),

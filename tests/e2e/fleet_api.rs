@@ -28,8 +28,12 @@ async fn pause_and_resume_through_a_node_that_does_not_run_the_watch() {
     let octo = FakeOctopus::start(API_KEY).await;
     let app = FakeApp::start().await;
     let watches = http_watch("shop", &app.url(), "");
-    let a = Daemon::start(&node_setup(&schema, "a", &octo.url(), &watches)).await;
-    let b = Daemon::start(&node_setup(&schema, "b", &octo.url(), &watches)).await;
+    let (sa, sb) = (
+        node_setup(&schema, "a", &octo.url(), &watches),
+        node_setup(&schema, "b", &octo.url(), &watches),
+    );
+    let a = Daemon::start(&sa).await;
+    let b = Daemon::start(&sb).await;
     let owner = agreed_owner(&[("a", &a), ("b", &b)], "shop").await;
     let (runs, other) = if owner == "a" { (&a, &b) } else { (&b, &a) };
 
@@ -62,4 +66,45 @@ async fn pause_and_resume_through_a_node_that_does_not_run_the_watch() {
     assert!(st.success(), "{err}");
     assert!(out.contains("OWNER"), "{out}");
     assert!(out.contains(&format!("shop   {owner}")), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_with_sigterm_hands_its_watches_over_instead_of_letting_them_expire() {
+    let Some(schema) = Schema::create() else {
+        return;
+    };
+    let octo = FakeOctopus::start(API_KEY).await;
+    let app = FakeApp::start().await;
+    let watches = http_watch("shop", &app.url(), "");
+    let (sa, sb) = (
+        node_setup(&schema, "a", &octo.url(), &watches),
+        node_setup(&schema, "b", &octo.url(), &watches),
+    );
+    let mut a = Daemon::start(&sa).await;
+    let mut b = Daemon::start(&sb).await;
+    let owner = agreed_owner(&[("a", &a), ("b", &b)], "shop").await;
+    let (leaving, staying) = if owner == "a" {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    let status = leaving.stop().await;
+    assert!(status.success(), "{}", leaving.logs());
+    assert!(
+        leaving.logs().contains("left the fleet"),
+        "{}",
+        leaving.logs()
+    );
+    let w = staying
+        .wait_watch("shop", "the other node runs it", T, |w| {
+            w["owner"].as_str().is_some_and(|o| o != owner)
+        })
+        .await;
+    assert_eq!(w["state"], "idle");
+    // Given up, not expired: the other node counts no takeover, and the leaving node's row
+    // is gone from the fleet at once.
+    let m = staying.metrics().await;
+    assert!(m.contains("backstop_lease_takeovers_total 0"), "{m}");
+    let nodes = schema.query("SELECT name FROM nodes");
+    assert_eq!(nodes.len(), 1);
 }

@@ -89,7 +89,9 @@ pub(in crate::store) fn renew_leases(
 ) -> Result<Vec<String>, StoreError> {
     let (watches, epochs): (Vec<&str>, Vec<i64>) =
         held.iter().map(|(w, e)| (w.as_str(), *e)).unzip();
-    let mut tx = begin(client, false)?;
+    // Durable: a renewal lost to a server crash would leave this node acting (by its own
+    // clock) past the expiry the others see.
+    let mut tx = begin(client, true)?;
     let rows = tx.query(
         "UPDATE leases SET expires_at = now() + $4::bigint * interval '1 microsecond'
          FROM unnest($2::text[], $3::bigint[]) AS held(watch, epoch)
@@ -109,11 +111,17 @@ pub(in crate::store) fn release_lease(
 ) -> Result<(), StoreError> {
     let mut tx = begin(client, true)?;
     tx.execute(
-        "UPDATE leases SET expires_at = now() - interval '1 microsecond'
+        // No owner: the next node takes it as a handover, not a takeover of a dead node.
+        "UPDATE leases SET owner = NULL, expires_at = now() - interval '1 microsecond'
          WHERE watch = $1 AND owner = $2 AND epoch = $3",
         &[&watch, &node, &epoch],
     )?;
     tx.commit()?;
+    Ok(())
+}
+
+pub(in crate::store) fn retire_node(client: &mut Client, node: &str) -> Result<(), StoreError> {
+    client.execute("DELETE FROM nodes WHERE name = $1", &[&node])?;
     Ok(())
 }
 

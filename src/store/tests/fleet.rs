@@ -80,8 +80,8 @@ fn acquire_hold_and_take_over_with_growing_epochs() {
     assert_eq!(s.acquire_lease("w", "a", HOUR).unwrap(), got(1, None));
     assert_eq!(
         s.acquire_lease("w", "a", HOUR).unwrap(),
-        got(1, None),
-        "renewing my live lease keeps the epoch"
+        got(2, None),
+        "acquiring again is a new tenure (a restart under the same name): only renewal keeps it"
     );
     assert_eq!(
         s.acquire_lease("w", "b", HOUR).unwrap(),
@@ -100,6 +100,7 @@ fn acquire_hold_and_take_over_with_growing_epochs() {
     assert_eq!(leases[1].watch, "x");
     assert_eq!(leases[1].owner.as_deref(), Some("b"));
     assert!(leases[1].live && leases[1].epoch == 2);
+    assert_eq!(leases[0].epoch, 2);
 }
 
 #[test]
@@ -124,8 +125,8 @@ fn a_lapsed_lease_nobody_took_is_renewed_under_its_epoch() {
     );
     let l = &s.leases().unwrap()[0];
     assert!(l.live && l.epoch == 1);
-    // Taking it back after the lapse renewal is a renewal, not a new tenure.
-    assert_eq!(s.acquire_lease("w", "a", HOUR).unwrap(), got(1, None));
+    // Acquiring it again (a restarted process) is a new tenure.
+    assert_eq!(s.acquire_lease("w", "a", HOUR).unwrap(), got(2, None));
 }
 
 #[test]
@@ -140,8 +141,18 @@ fn a_released_lease_goes_to_the_next_node_under_the_next_epoch() {
         "a release under another epoch changes nothing"
     );
     s.release_lease("w", "a", 1).unwrap();
-    assert!(!s.leases().unwrap()[0].live);
-    assert_eq!(s.acquire_lease("w", "b", HOUR).unwrap(), got(2, Some("a")));
+    let l = &s.leases().unwrap()[0];
+    assert!(!l.live);
+    assert_eq!(
+        l.owner, None,
+        "given up, not expired: the next node is no takeover"
+    );
+    assert_eq!(s.acquire_lease("w", "b", HOUR).unwrap(), got(2, None));
+    // a's tenure is over: renewing under its old epoch finds nothing.
+    assert!(s
+        .renew_leases("a", &[("w".into(), 1)], HOUR)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
