@@ -1,0 +1,168 @@
+//! A node joins a running fleet: the watches it now wins move to it (handed over, not taken
+//! over after a lease), and their observations carry on where they were.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+/// Six watches on one healthy app, long enough windows to span the join.
+fn six_watches(app_url: &str) -> (Vec<String>, String) {
+    let names: Vec<String> = (1..=6).map(|i| format!("w{i}")).collect();
+    let toml = names
+        .iter()
+        .map(|w| {
+            http_watch(w, app_url, "")
+                .replace("window = \"1500ms\"", "window = \"12s\"")
+                .replace("interval = \"100ms\"", "interval = \"200ms\"")
+        })
+        .collect();
+    (names, toml)
+}
+
+/// The live lease owner of every watch, from the shared database.
+fn lease_owners(schema: &Schema) -> BTreeMap<String, String> {
+    schema
+        .query("SELECT watch, owner FROM leases WHERE owner IS NOT NULL AND expires_at > now()")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// `backstop_verdicts_total` of `watch` with `verdict`, from one node's metrics.
+fn verdicts(metrics: &str, watch: &str, verdict: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("backstop_verdicts_total{"))
+        .filter(|l| l.contains(&format!("watch=\"{watch}\"")))
+        .filter(|l| l.contains(&format!("verdict=\"{verdict}\"")))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_takes_watches_over_without_restarting_their_observations() {
+    let Some(schema) = Schema::create() else {
+        return;
+    };
+    let octo = FakeOctopus::start(API_KEY).await;
+    let (_, r2) = octopus_with_a_new_release(&octo);
+    let app = FakeApp::start().await;
+    let (watches, toml) = six_watches(&app.url());
+    let names = ["n1", "n2", "n3"];
+    let setups: Vec<Setup> = names
+        .iter()
+        .map(|n| node_setup(&schema, n, &octo.url(), &toml))
+        .collect();
+    let mut daemons = start_all(&setups[..2]).await;
+    {
+        let two: Vec<(&str, &Daemon)> = names
+            .iter()
+            .copied()
+            .zip(daemons.iter().flatten())
+            .collect();
+        for w in &watches {
+            agreed_owner(&two, w).await;
+            assert_eq!(two[0].1.announce(w, &r2).await, 202);
+        }
+    }
+    // Every watch observes, a few rounds in; remember where each observation is.
+    let mut seen: BTreeMap<String, (Value, u64)> = BTreeMap::new();
+    for w in &watches {
+        let s = daemons[0]
+            .as_ref()
+            .unwrap()
+            .wait_watch(w, "observing a few rounds in", T, |s| {
+                observing(s) && s["observation"]["rounds"].as_u64().unwrap_or(0) >= 3
+            })
+            .await;
+        let o = &s["observation"];
+        seen.insert(w.clone(), (o["id"].clone(), o["rounds"].as_u64().unwrap()));
+    }
+    let before = lease_owners(&schema);
+    assert!(before.values().all(|o| o != "n3"), "{before:?}");
+
+    daemons.push(Some(Daemon::start(&setups[2]).await));
+    let all: Vec<(&str, &Daemon)> = names
+        .iter()
+        .copied()
+        .zip(daemons.iter().flatten())
+        .collect();
+    // Until the watches have rebalanced, every observation seen anywhere is the one it was,
+    // never fewer rounds in.
+    let deadline = Instant::now() + T;
+    let owners = loop {
+        for (_, d) in &all {
+            for w in &watches {
+                let s = d.watch(w).await;
+                let Some(id) = s["observation"].get("id") else {
+                    continue; // not published right now (mid-handover), or over
+                };
+                let (first_id, rounds) = seen.get_mut(w).unwrap();
+                assert_eq!(id, first_id, "the observation of {w} restarted: {s}");
+                let now = s["observation"]["rounds"].as_u64().unwrap();
+                assert!(now >= *rounds, "the rounds of {w} went back to {now}: {s}");
+                *rounds = now;
+            }
+        }
+        let owners = lease_owners(&schema);
+        let settled = owners.len() == watches.len() && owners.values().any(|o| o == "n3");
+        if settled {
+            let mut agreed = true;
+            for w in &watches {
+                agreed &= agreed_owner(&all, w).await == owners[w];
+            }
+            if agreed {
+                break owners;
+            }
+        }
+        assert!(Instant::now() < deadline, "no rebalance: {owners:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Only the watches the newcomer wins moved, and they moved to it.
+    for (w, o) in &owners {
+        assert!(
+            o == &before[w] || o == "n3",
+            "{w} moved to {o}: {before:?} -> {owners:?}"
+        );
+    }
+    // Each watch goes on observing on its owner from where it was, and ends verified, once.
+    for w in &watches {
+        let d = all.iter().find(|(n, _)| *n == owners[w]).unwrap().1;
+        let (id, rounds) = seen[w].clone();
+        let s = d
+            .wait_watch(w, "the owner goes on observing", T, |s| {
+                s["owner"] == owners[w].as_str()
+                    && (s["observation"]["rounds"].as_u64().unwrap_or(0) > rounds
+                        || s["last_verdict"]["verdict"] == "verified")
+            })
+            .await;
+        if let Some(now) = s["observation"].get("id") {
+            assert_eq!(now, &id, "{s}");
+        }
+        let s = d
+            .wait_watch(w, "the release is verified", T, |s| {
+                s["state"] != "observing" && s["last_verdict"]["verdict"] == "verified"
+            })
+            .await;
+        assert_eq!(s["last_verdict"]["observation_id"], id, "{s}");
+    }
+    let rows = schema.query(
+        "SELECT watch, count(*), count(verdict) FROM observations GROUP BY watch ORDER BY watch",
+    );
+    let per_watch: Vec<(String, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let once: Vec<(String, i64, i64)> = watches.iter().map(|w| (w.clone(), 1, 1)).collect();
+    assert_eq!(per_watch, once, "one observation per watch, judged once");
+    let mut metrics = Vec::new();
+    for (_, d) in &all {
+        metrics.push(d.metrics().await);
+    }
+    for w in &watches {
+        let total: u64 = metrics.iter().map(|m| verdicts(m, w, "verified")).sum();
+        assert_eq!(total, 1, "{w} verified once across the fleet");
+    }
+    assert_eq!(octo.post_attempts(), 0, "nothing deployed");
+}
