@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use backstop::fleet::plan::{owner_of, Node};
+
 use super::*;
 
 /// Six watches on one healthy app, long enough windows to span the join.
@@ -26,6 +28,44 @@ fn lease_owners(schema: &Schema) -> BTreeMap<String, String> {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// Where rendezvous placement puts each watch on `nodes` (all alive, all configured alike).
+fn placement(watches: &[String], nodes: &[&str]) -> BTreeMap<String, String> {
+    let nodes: Vec<Node> = nodes
+        .iter()
+        .map(|n| Node {
+            name: n.to_string(),
+            watches: watches.iter().cloned().collect(),
+            alive: true,
+        })
+        .collect();
+    watches
+        .iter()
+        .map(|w| (w.clone(), owner_of(w, &nodes).unwrap().to_string()))
+        .collect()
+}
+
+/// Waits until the lease table places every watch as `want` and every node's status agrees.
+async fn placed(schema: &Schema, nodes: &[(&str, &Daemon)], want: &BTreeMap<String, String>) {
+    let deadline = Instant::now() + T;
+    loop {
+        if lease_owners(schema) == *want {
+            let mut agreed = true;
+            for (w, o) in want {
+                agreed &= agreed_owner(nodes, w).await == *o;
+            }
+            if agreed {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not placed as {want:?}: {:?}",
+            lease_owners(schema)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `backstop_verdicts_total` of `watch` with `verdict`, from one node's metrics.
@@ -61,8 +101,8 @@ async fn a_joining_node_takes_watches_over_without_restarting_their_observations
             .copied()
             .zip(daemons.iter().flatten())
             .collect();
+        placed(&schema, &two, &placement(&watches, &names[..2])).await;
         for w in &watches {
-            agreed_owner(&two, w).await;
             assert_eq!(two[0].1.announce(w, &r2).await, 202);
         }
     }
@@ -80,7 +120,11 @@ async fn a_joining_node_takes_watches_over_without_restarting_their_observations
         seen.insert(w.clone(), (o["id"].clone(), o["rounds"].as_u64().unwrap()));
     }
     let before = lease_owners(&schema);
-    assert!(before.values().all(|o| o != "n3"), "{before:?}");
+    let after = placement(&watches, &names);
+    assert!(
+        after.values().any(|o| o == "n3"),
+        "the newcomer wins some watches: {after:?}"
+    );
 
     daemons.push(Some(Daemon::start(&setups[2]).await));
     let all: Vec<(&str, &Daemon)> = names
@@ -88,26 +132,34 @@ async fn a_joining_node_takes_watches_over_without_restarting_their_observations
         .copied()
         .zip(daemons.iter().flatten())
         .collect();
-    // Until the watches have rebalanced, every observation seen anywhere is the one it was,
-    // never fewer rounds in.
+    // Until the watches have rebalanced, every observation its owner shows is the one it was,
+    // never fewer rounds in. (Only the owner's own view: the others show the watch from the
+    // database as of their last fleet round, up to a third of a lease behind.)
     let deadline = Instant::now() + T;
     let owners = loop {
-        for (_, d) in &all {
+        for (node, d) in &all {
             for w in &watches {
                 let s = d.watch(w).await;
+                if s["owner"] != *node {
+                    continue;
+                }
                 let Some(id) = s["observation"].get("id") else {
                     continue; // not published right now (mid-handover), or over
                 };
                 let (first_id, rounds) = seen.get_mut(w).unwrap();
                 assert_eq!(id, first_id, "the observation of {w} restarted: {s}");
                 let now = s["observation"]["rounds"].as_u64().unwrap();
-                assert!(now >= *rounds, "the rounds of {w} went back to {now}: {s}");
+                assert!(
+                    now >= *rounds,
+                    "the rounds of {w} went back from {rounds} to {now} on {node}: {s}\n{}",
+                    d.logs()
+                );
                 *rounds = now;
             }
         }
+        // Rebalanced: the lease table and every node's status show the new placement.
         let owners = lease_owners(&schema);
-        let settled = owners.len() == watches.len() && owners.values().any(|o| o == "n3");
-        if settled {
+        if owners == after {
             let mut agreed = true;
             for w in &watches {
                 agreed &= agreed_owner(&all, w).await == owners[w];
