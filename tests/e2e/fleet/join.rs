@@ -134,14 +134,24 @@ async fn a_joining_node_takes_watches_over_without_restarting_their_observations
         .collect();
     // Until the watches have rebalanced, every observation its owner shows is the one it was,
     // never fewer rounds in. (Only the owner's own view: the others show the watch from the
-    // database as of their last fleet round, up to a third of a lease behind.)
+    // database as of their last fleet round, up to a third of a lease behind.) And once the
+    // newcomer shows itself as a watch's owner, no other node does.
+    let mut taken: BTreeMap<String, Value> = BTreeMap::new();
     let deadline = Instant::now() + T;
     let owners = loop {
+        // Each node's view of each watch's owner, this pass.
+        let mut views: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for (node, d) in &all {
             for w in &watches {
                 let s = d.watch(w).await;
+                views.entry(w.clone()).or_default().push(s["owner"].clone());
                 if s["owner"] != *node {
                     continue;
+                }
+                if *node == "n3" {
+                    taken.entry(w.clone()).or_insert(s.clone());
+                } else if let Some(first) = taken.get(w) {
+                    panic!("{node} shows itself as the owner of {w} after n3 did:\n{s}\nn3 showed:\n{first}");
                 }
                 let Some(id) = s["observation"].get("id") else {
                     continue; // not published right now (mid-handover), or over
@@ -159,14 +169,8 @@ async fn a_joining_node_takes_watches_over_without_restarting_their_observations
         }
         // Rebalanced: the lease table and every node's status show the new placement.
         let owners = lease_owners(&schema);
-        if owners == after {
-            let mut agreed = true;
-            for w in &watches {
-                agreed &= agreed_owner(&all, w).await == owners[w];
-            }
-            if agreed {
-                break owners;
-            }
+        if owners == after && views.iter().all(|(w, v)| v.iter().all(|o| *o == owners[w])) {
+            break owners;
         }
         assert!(Instant::now() < deadline, "no rebalance: {owners:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
