@@ -277,7 +277,11 @@ async fn kill_9_of_the_owner_mid_observation_fails_over_and_rolls_back_once() {
     let survivors: Vec<&Daemon> = daemons.iter().flatten().collect();
     let w = survivors[0]
         .wait_watch("shop", "another node rolled back", T, |w| {
-            w["rollback"]["state"] == "succeeded" && w["owner"].as_str().is_some_and(|o| o != first)
+            // The intent's progress shows before the lifecycle takes its outcome in: wait for
+            // the release too.
+            w["rollback"]["state"] == "succeeded"
+                && w["current_release"] == r1.as_str()
+                && w["owner"].as_str().is_some_and(|o| o != first)
         })
         .await;
     let took = started.elapsed();
@@ -362,7 +366,11 @@ async fn kill_9_of_the_owner_during_a_late_committing_create_adopts_it_once() {
     let survivors: Vec<&Daemon> = daemons.iter().flatten().collect();
     let w = survivors[0]
         .wait_watch("shop", "another node finished the rollback", T, |w| {
-            w["rollback"]["state"] == "succeeded" && w["owner"].as_str().is_some_and(|o| o != first)
+            // The intent's progress shows before the lifecycle takes its outcome in: wait for
+            // the release too.
+            w["rollback"]["state"] == "succeeded"
+                && w["current_release"] == r1.as_str()
+                && w["owner"].as_str().is_some_and(|o| o != first)
         })
         .await;
     // The intent was resolved by its marker: the deployment the dead owner's call made was
