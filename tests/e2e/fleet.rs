@@ -336,9 +336,16 @@ async fn kill_9_of_the_owner_during_a_late_committing_create_adopts_it_once() {
     let app = FakeApp::start().await;
     let watches = shop(&app.url());
     let names = ["n1", "n2", "n3"];
+    // A settle period (8s, searched every 2s) that outlasts the takeover (2-4s after the kill:
+    // the rest of the lease, then the survivors' next fleet round).
     let setups: Vec<Setup> = names
         .iter()
-        .map(|n| node_setup(&schema, n, &octo.url(), &watches))
+        .map(|n| {
+            let s = node_setup(&schema, n, &octo.url(), &watches);
+            let toml = std::fs::read_to_string(s.config_path()).unwrap();
+            s.write(&toml.replace("settle = \"3s\"", "settle = \"8s\""));
+            s
+        })
         .collect();
     let mut daemons = start_all(&setups).await;
     let all: Vec<(&str, &Daemon)> = names
@@ -354,10 +361,11 @@ async fn kill_9_of_the_owner_during_a_late_committing_create_adopts_it_once() {
         .wait_watch("shop", "the owner observes the release", T, observing)
         .await;
     drop(all);
-    // The rollback's create is stored when it arrives, shows in the API 3s later (within the
-    // client's timeout plus the settle period, 1s + 3s) and is answered after 30s: the owner
-    // dies with the call in flight and its outcome unknown.
-    octo.commit_late_next_posts(1, Duration::from_secs(30), Duration::from_secs(3));
+    // The rollback's create is stored when it arrives, shows in the API only 6s later (after
+    // the takeover, within the client's timeout plus the settle period, 1s + 8s) and is
+    // answered after 30s: the owner dies with the call in flight and its outcome unknown, and
+    // the new owner's first marker search comes back without it.
+    octo.commit_late_next_posts(1, Duration::from_secs(30), Duration::from_secs(6));
     app.set_health(503);
     let created = octo.wait_for_created(1, T).await;
     daemons[i_owner].take().unwrap().kill9();
@@ -387,6 +395,17 @@ async fn kill_9_of_the_owner_during_a_late_committing_create_adopts_it_once() {
         intent["duplicates"].as_array().is_none_or(|d| d.is_empty()),
         "{intent}"
     );
+    // The new owner searched more than once: the first search did not show the create, and
+    // the settle period kept it from posting again until the create showed.
+    let new_owner = survivors
+        .iter()
+        .find(|d| d.logs().contains("resuming an unfinished rollback"))
+        .expect("a survivor resumed the dead owner's intent");
+    let searches = new_owner
+        .logs()
+        .matches("searched deployments for the intent's marker")
+        .count();
+    assert!(searches >= 2, "{}", new_owner.logs());
     let marker = intent["marker"].as_str().unwrap();
     assert!(
         created[0]["Comments"].as_str().unwrap().contains(marker),
