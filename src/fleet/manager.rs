@@ -159,7 +159,7 @@ impl Manager {
                 alive: r.alive,
             })
             .collect();
-        let leases: BTreeMap<String, Lease> = lease_rows
+        let mut leases: BTreeMap<String, Lease> = lease_rows
             .iter()
             .map(|l| {
                 (
@@ -189,7 +189,15 @@ impl Manager {
                     self.drop_watch(&watch);
                 }
                 Move::Release(watch) => {
-                    self.hand_over(&watch).await;
+                    if self.hand_over(&watch).await {
+                        // Given up after the lease table was read: the status published below
+                        // must not show this node as the owner (the winner shows itself as
+                        // soon as it takes the lease; two owners would show meanwhile).
+                        if let Some(l) = leases.get_mut(&watch) {
+                            l.owner = None;
+                            l.live = false;
+                        }
+                    }
                     releasing.insert(watch);
                 }
                 Move::Acquire(watch) if budget > 0 => {
@@ -254,17 +262,18 @@ impl Manager {
     /// Hands a watch to the node that now wins it: stop the actor (it finishes an in-flight
     /// call first), and once it has stopped give the lease up so the winner takes it at its
     /// next round. Never waits: until the actor has stopped, the lease keeps being renewed and
-    /// the next round (which plans the same release) looks again.
-    async fn hand_over(&self, watch: &str) {
+    /// the next round (which plans the same release) looks again. True once the lease is
+    /// given up.
+    async fn hand_over(&self, watch: &str) -> bool {
         let Some(held) = self.leases.get(watch) else {
-            return;
+            return false;
         };
         if self.engine.owns(watch) {
             tracing::info!(node = %self.node, %watch, "handing the watch over to the node that now wins it");
             self.engine.disown(watch);
         }
         if !self.engine.stopped(watch) {
-            return;
+            return false;
         }
         self.leases.remove(watch);
         self.store.set_fence(&self.node, watch, None);
@@ -275,6 +284,7 @@ impl Manager {
         {
             tracing::warn!(node = %self.node, %watch, error = %e, "cannot give the lease up; it expires by itself");
         }
+        true
     }
 
     /// Shutdown: the root token has cancelled the actors. Leave the node list first (so the
@@ -349,7 +359,9 @@ impl Manager {
         let others: Vec<crate::config::WatchConfig> = config
             .watches
             .iter()
-            .filter(|w| !self.engine.runs(&w.name))
+            // Not while an actor here is stopping (handed over, lost): it may still commit and
+            // publish its last step, and a record read before that would show it undone.
+            .filter(|w| self.engine.stopped(&w.name))
             .cloned()
             .collect();
         if others.is_empty()
@@ -387,7 +399,7 @@ impl Manager {
             match records {
                 Ok(Ok(records)) => {
                     for (w, rec) in others.iter().zip(records) {
-                        if engine.runs(&w.name) {
+                        if !engine.stopped(&w.name) {
                             continue; // taken meanwhile: its actor publishes
                         }
                         let owner = owners.get(&w.name).cloned().flatten();
