@@ -17,6 +17,7 @@ mod deployers;
 mod exactly_once;
 mod faults;
 mod fleet;
+mod fleet_restart;
 mod harness;
 mod judgement;
 mod look_back;
