@@ -108,7 +108,7 @@ fn main() {
         .build()
         .expect("runtime");
     let started = std::time::Instant::now();
-    let (baseline, failover) = rt.block_on(async {
+    let work = async {
         eprintln!("failover: baseline, 1 node, {} rounds", o.rounds);
         let baseline = round::run(&baseline_url, 1, o.rounds, None).await;
         eprintln!(
@@ -118,7 +118,23 @@ fn main() {
         let mut rng = fastrand::Rng::with_seed(o.seed);
         let failover = round::run(&fleet_url, 3, o.rounds, Some(&mut rng)).await;
         (baseline, failover)
+    };
+    // On SIGTERM or SIGINT (bench/run.sh stops its driver's children so) the work is dropped,
+    // which kills the daemons, and the cluster is stopped below: nothing is left running.
+    let done = rt.block_on(async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            r = work => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => None,
+        }
     });
+    let Some((baseline, failover)) = done else {
+        eprintln!("failover: interrupted");
+        drop(cluster);
+        std::process::exit(130);
+    };
     let doc = report::document(&baseline, &failover, o.seed, started.elapsed());
     println!("{}", report::table(&doc));
     if let Some(path) = &o.json {

@@ -46,9 +46,10 @@ pub struct Round {
     pub creates: usize,
 }
 
-/// The watch: 500 ms rounds, three failures condemn, a window that outlives a failover.
+/// The watch: 500 ms rounds, three failures condemn, a window that outlives a failover; every
+/// round rolls back, so the loop guard (3 automatic deploys an hour by default) is raised.
 fn watch(app_url: &str) -> String {
-    http_watch("shop", app_url, "")
+    http_watch("shop", app_url, "max_actions = 1000")
         .replace("window = \"1500ms\"", "window = \"8s\"")
         .replace(
             "interval = \"100ms\"",
