@@ -32,13 +32,13 @@ fn node(cluster: &Cluster, name: &str, octopus_url: &str, watches: &str) -> Setu
     setup
 }
 
-/// A 10 s window at 100 ms rounds: long enough to outlive a restart and a lease. Nobody samples
+/// A window (e.g. 10 s) at 100 ms rounds, long enough to outlive the outage and a lease. Nobody samples
 /// while no node holds the lease (the outage, then up to a lease until a node takes it again),
 /// so the default `min_samples` (half the window's rounds) would make the verdict of a long
 /// outage inconclusive; 20 judged samples (2 s) still need rounds from after the restart.
-fn shop(app_url: &str) -> String {
+fn shop(app_url: &str, window: &str) -> String {
     http_watch("shop", app_url, "")
-        .replace("window = \"1500ms\"", "window = \"10s\"")
+        .replace("window = \"1500ms\"", &format!("window = \"{window}\""))
         .replace(
             "failure_limit = 3\n",
             "failure_limit = 3\nmin_samples = 20\n",
@@ -57,14 +57,14 @@ struct Fleet {
 }
 
 impl Fleet {
-    async fn observing() -> Option<(Fleet, Value)> {
+    async fn observing(window: &str) -> Option<(Fleet, Value)> {
         let cluster = Cluster::start()?;
         let octo = FakeOctopus::start(API_KEY).await;
         let r1 = octo.add_release("Projects-1", "1.0.0");
         octo.add_deployment("Projects-1", "Environments-1", &r1, "Success");
         let r2 = octo.add_release("Projects-1", "1.1.0");
         let app = FakeApp::start().await;
-        let watches = shop(&app.url());
+        let watches = shop(&app.url(), window);
         let setups: Vec<Setup> = NAMES
             .iter()
             .map(|n| node(&cluster, n, &octo.url(), &watches))
@@ -152,6 +152,30 @@ impl Fleet {
         }
     }
 
+    /// Fleet rounds (heartbeat and lease renewal) that failed more than `GRACE` after the
+    /// server was up again: a node still unable to use the database then has not reconnected
+    /// (dead connections kept, or a backoff longer than a lease can afford).
+    fn rounds_failed_after(&self, up: DateTime<Utc>) -> Vec<String> {
+        const GRACE: chrono::TimeDelta = chrono::TimeDelta::milliseconds(1500);
+        self.daemons
+            .iter()
+            .zip(NAMES)
+            .flat_map(|(d, n)| {
+                d.logs()
+                    .lines()
+                    .filter(|l| l.contains("fleet round failed"))
+                    .filter(|l| {
+                        l.split_whitespace()
+                            .next()
+                            .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                            .is_some_and(|t| t > up + GRACE)
+                    })
+                    .map(|l| format!("{n}: {l}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Waits until the observation `id` has judged more than `rounds` rounds, as its owner
     /// (whoever that is now) reports it.
     async fn rounds_continue(&self, id: &str, rounds: u64) {
@@ -197,8 +221,8 @@ impl Fleet {
 
 /// A healthy release under observation while the server is down for `outage`: the fleet
 /// reconnects, the same observation carries on and is verified once, nothing is deployed.
-async fn healthy_release_survives(outage: Duration) {
-    let Some((f, w)) = Fleet::observing().await else {
+async fn healthy_release_survives(outage: Duration, window: &str) {
+    let Some((f, w)) = Fleet::observing(window).await else {
         return;
     };
     let id = w["observation"]["id"].as_str().unwrap().to_string();
@@ -208,6 +232,11 @@ async fn healthy_release_survives(outage: Duration) {
         .unwrap();
     let up = f.restart_postgres(outage, || {}).await;
     f.all_reconnected(up).await;
+    let late = f.rounds_failed_after(up);
+    assert!(
+        late.is_empty(),
+        "rounds failed with the server up: {late:#?}"
+    );
     f.rounds_continue(&id, rounds).await;
     let owner = f.owner().await;
     let w = f
@@ -243,19 +272,25 @@ async fn healthy_release_survives(outage: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_mid_observation_loses_nothing() {
-    healthy_release_survives(Duration::from_secs(2)).await;
+    healthy_release_survives(Duration::from_secs(2), "10s").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_outage_longer_than_the_lease_loses_nothing() {
-    healthy_release_survives(Duration::from_secs(5)).await;
+    healthy_release_survives(Duration::from_secs(5), "10s").await;
+}
+
+/// Long enough for the pool's reconnection backoff to grow past a lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_of_15_s_loses_nothing() {
+    healthy_release_survives(Duration::from_secs(15), "30s").await;
 }
 
 /// The release turns bad while the server is down (longer than the lease): once it is back,
 /// the release is condemned and rolled back exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_that_turns_bad_during_an_outage_is_rolled_back_once() {
-    let Some((f, w)) = Fleet::observing().await else {
+    let Some((f, w)) = Fleet::observing("10s").await else {
         return;
     };
     let id = w["observation"]["id"].as_str().unwrap().to_string();
