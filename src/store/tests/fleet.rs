@@ -140,8 +140,10 @@ fn a_released_lease_goes_to_the_next_node_under_the_next_epoch() {
         "a release under another epoch changes nothing"
     );
     s.release_lease("w", "a", 1).unwrap();
-    assert!(!s.leases().unwrap()[0].live);
-    assert_eq!(s.acquire_lease("w", "b", HOUR).unwrap(), got(2, Some("a")));
+    let l = &s.leases().unwrap()[0];
+    assert!(!l.live && l.owner.is_none(), "{l:?}");
+    // Given up, not taken over: no `takeover_from`.
+    assert_eq!(s.acquire_lease("w", "b", HOUR).unwrap(), got(2, None));
 }
 
 #[test]
