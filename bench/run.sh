@@ -16,17 +16,18 @@ CMDLINE="bench/run.sh${*:+ $*}"
 
 usage() {
     cat <<'EOF'
-usage: bench/run.sh [--quick] [--only 1|2|3|4]... [--rounds N] [--seed S] [--deployments N]
+usage: bench/run.sh [--quick] [--only 1|2|3|4|5]... [--rounds N] [--seed S] [--deployments N]
                     [--no-build] [--binary PATH] [--wait-idle SECONDS] [--keep]
 
   --quick         about 3 minutes: 4 rounds per side, fewer/shorter scale steps, no
                   documented-defaults comparison, 2,000 generated deployments (the full run
                   takes about 20 minutes)
   --only N        run benchmark N only (1 time to rollback, 2 scale, 3 footprint, 4 detection
-                  quality); repeatable. Results of the others are kept from earlier runs and
+                  quality, 5 failover); repeatable. Results of the others are kept from earlier runs and
                   reported with their date.
-  --rounds N      bad deployments per side in benchmark 1 (default 20, quick 4)
-  --seed S        benchmark 4: the generator's seed (default 1)
+  --rounds N      bad deployments per side in benchmarks 1 and 5 (default 20, quick 4
+                  and 6)
+  --seed S        benchmarks 4 and 5: the generator's / the kills' seed (default 1)
   --deployments N benchmark 4: deployments to generate (default 10,000, quick 2,000)
   --no-build      do not run `cargo build --release` first
   --binary PATH   the backstop binary (default target/release/backstop)
@@ -55,13 +56,17 @@ done
 say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 # Benchmark 4 (detection quality) runs no daemon: it is a cargo bench of the library, and its
-# figures do not depend on the machine's load. Alone, it needs none of steps 1-3.
+# figures do not depend on the machine's load. Alone, it needs none of steps 1-3. Benchmark 5
+# (failover) is a cargo bench too: it builds and starts its own daemons and PostgreSQL, and
+# needs none of the comparison's programs nor $BINARY (cargo builds the daemon it starts), but
+# its timings want a quiet machine (step 3).
 DAEMONS=0
+QUIET=0
 if [ ${#ONLY[@]} -eq 0 ]; then
     DAEMONS=1
 else
     for x in "${ONLY[@]}"; do
-        case "$x" in --only|4) ;; *) DAEMONS=1 ;; esac
+        case "$x" in --only|4) ;; 5) QUIET=1 ;; *) DAEMONS=1 ;; esac
     done
 fi
 
@@ -100,7 +105,7 @@ fi
 
 # 3. A quiet machine: wait for other builds to finish (they distort CPU and latency figures).
 waited=0
-[ "$DAEMONS" = 1 ] || WAIT_IDLE=0
+[ "$DAEMONS" = 1 ] || [ "$QUIET" = 1 ] || WAIT_IDLE=0
 while [ "$WAIT_IDLE" -gt 0 ] && { pgrep -x rustc >/dev/null || pgrep -x cargo >/dev/null; }; do
     if [ "$waited" -ge "$WAIT_IDLE" ]; then
         say "other builds still running after ${WAIT_IDLE}s; going on (RESULTS.md will say so)"

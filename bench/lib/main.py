@@ -75,16 +75,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--outdir", required=True)
-    ap.add_argument("--only", action="append", choices=["1", "2", "3", "4"])
+    ap.add_argument("--only", action="append", choices=["1", "2", "3", "4", "5"])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--rounds", type=int)
+    ap.add_argument("--rounds", type=int, help="benchmarks 1 and 5: rounds per side")
     ap.add_argument("--seed", type=int, help="benchmark 4: the generator's seed")
     ap.add_argument("--deployments", type=int, help="benchmark 4: deployments to generate")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--command", default="")
     args = ap.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
-    only = args.only or ["1", "2", "3", "4"]
+    only = args.only or ["1", "2", "3", "4", "5"]
 
     def on_signal(signum, _frame):
         raise SystemExit(128 + signum)
@@ -118,6 +118,11 @@ def main():
                 log("benchmark 3: footprint")
                 data = footprint.run(ctx, quick=args.quick)
                 ctx.save_partial("footprint", data)
+            elif b == "5":
+                import failover
+                log("benchmark 5: failover")
+                data = failover.run(ctx, quick=args.quick, seed=args.seed, rounds=args.rounds)
+                ctx.save_partial("failover", data)
             else:
                 import quality
                 log("benchmark 4: detection quality")

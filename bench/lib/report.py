@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from profiling import top_lines  # noqa: E402
+import report_failover  # noqa: E402
 import report_quality  # noqa: E402
 
 MB = 1_000_000 / 1024  # kB per MB (decimal megabytes)
@@ -99,7 +100,7 @@ def machine(binary, previous=None):
 def conditions(outdir):
     rows = []
     for b, name in (("1", "time to rollback"), ("2", "scale"), ("3", "footprint"),
-                    ("4", "detection quality")):
+                    ("4", "detection quality"), ("5", "failover")):
         m = load(outdir, f"meta-{b}")
         if not m:
             continue
@@ -128,7 +129,7 @@ def conditions(outdir):
 # targets
 
 
-def targets(rb, sc, fp, q=None):
+def targets(rb, sc, fp, q=None, fo=None):
     """[(target, required, measured, met (True/False/None), note)]"""
     out = []
     if rb:
@@ -203,6 +204,7 @@ def targets(rb, sc, fp, q=None):
     else:
         out.append(("idle resident memory, 10 watches", "< 15 MB", "not run", None, ""))
     out += report_quality.targets(q)
+    out += report_failover.targets(fo)
     return out
 
 
@@ -506,6 +508,8 @@ def missed_section(tg, rb, sc, fp, outdir):
         elif name.startswith("backstop overhead") and rb:
             out += ["See the breakdown in section 1 (sample → verdict, verdict → deploy call).",
                     ""]
+        elif name.startswith("failover"):
+            out += ["See section 5 (every round, its phase and times).", ""]
         elif name.startswith("detection"):
             out += ["See section 4, \"Where the targets are missed, and why\".", ""]
         elif name.startswith("idle resident") and fp:
@@ -690,8 +694,9 @@ def main():
     sc = load(args.outdir, "scale")
     fp = load(args.outdir, "footprint")
     q = load(args.outdir, "quality")
-    tg = targets(rb, sc, fp, q)
-    metas = [load(args.outdir, f"meta-{b}") for b in "1234"]
+    fo = load(args.outdir, "failover")
+    tg = targets(rb, sc, fp, q, fo)
+    metas = [load(args.outdir, f"meta-{b}") for b in "12345"]
     modes = {m["quick"] for m in metas if m}
     out = [
         "# backstop benchmarks: results",
@@ -726,6 +731,7 @@ def main():
         *scale_section(sc),
         *footprint_section(fp),
         *report_quality.section(q),
+        *report_failover.section(fo),
         *missed_section(tg, rb, sc, fp, args.outdir),
         *headroom_section(sc),
         *commands_section(args.outdir, args.command),

@@ -136,7 +136,8 @@ impl Store {
         pg.call(move |c| super::pg::fleet::renew_leases(c, &node, &held, lease))
     }
 
-    /// Gives a lease up (handover): it lapses at once, so the next node to ask gets it.
+    /// Gives a lease up (handover, shutdown): it lapses at once and has no owner, so the next
+    /// node to ask gets it, as a lease given up rather than taken over.
     pub fn release_lease(&self, watch: &str, node: &str, epoch: i64) -> Result<(), StoreError> {
         let Backend::Postgres(pg) = &self.backend else {
             return Err(not_shared());

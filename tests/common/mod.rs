@@ -12,6 +12,7 @@
 pub mod app;
 pub mod argocd;
 pub mod octopus;
+pub mod pg_cluster;
 pub mod prometheus;
 pub mod sinks;
 pub mod webhook_target;

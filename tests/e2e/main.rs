@@ -18,6 +18,7 @@ mod exactly_once;
 mod faults;
 mod fleet;
 mod fleet_api;
+mod fleet_restart;
 mod harness;
 mod judgement;
 mod look_back;

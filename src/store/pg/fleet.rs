@@ -110,9 +110,12 @@ pub(in crate::store) fn release_lease(
     epoch: i64,
 ) -> Result<(), StoreError> {
     let mut tx = begin(client, true)?;
+    // The owner is cleared too: the next node takes a lease given up, not one taken over (its
+    // `takeover_from` is None), so a handover or a clean shutdown is not logged and counted in
+    // `backstop_lease_takeovers_total` as if this node had died. The epoch is kept: the next
+    // tenure still gets a higher one.
     tx.execute(
-        // No owner: the next node takes it as a handover, not a takeover of a dead node.
-        "UPDATE leases SET owner = NULL, expires_at = now() - interval '1 microsecond'
+        "UPDATE leases SET expires_at = now() - interval '1 microsecond', owner = NULL
          WHERE watch = $1 AND owner = $2 AND epoch = $3",
         &[&watch, &node, &epoch],
     )?;

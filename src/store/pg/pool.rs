@@ -11,10 +11,13 @@
 //!
 //! A lost connection fails the call that met it with [`StoreError::Unavailable`]; the thread
 //! drops the client and connects again for the next call, backing off while the server stays
-//! unreachable. Every wait is bounded: connecting ([`CONNECT_TIMEOUT`]), each statement
-//! (`statement_timeout`), a dead peer (TCP keepalives and user timeout) and the caller's wait
-//! for an answer ([`CALL_TIMEOUT`]).
+//! unreachable. A loss is usually everyone's (the server restarted), so it also makes the other
+//! threads check their own connection before their next call instead of failing it. Every
+//! wait is bounded: connecting ([`CONNECT_TIMEOUT`]), each statement (`statement_timeout`), a
+//! dead peer (TCP keepalives and user timeout) and the caller's wait for an answer
+//! ([`CALL_TIMEOUT`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,9 +36,17 @@ const STATEMENT_TIMEOUT: &str = "10s";
 /// The longest a caller waits for its answer: a statement's timeout plus a connection
 /// attempt plus queueing behind the other threads' calls.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Backoff between connection attempts while the server is unreachable.
+/// Backoff between connection attempts while the server is unreachable. While a thread backs
+/// off, its calls fail at once, so the cap is also how late it may notice that the server is
+/// back: at most a second, the shortest lease's renewal period (lease 3 s, renewed every 1 s).
+/// It was 5 s: after a 15 s outage (tests/e2e/fleet_restart.rs) fleet rounds still failed,
+/// "not connected", seconds after the server was up, long enough for a 3 s lease to lapse.
+/// Attempts stay cheap: a refused connection fails at once, an unanswered one takes
+/// [`CONNECT_TIMEOUT`] of this thread's time anyway.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// How long a thread's check of its connection may take, after another thread lost its own.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One call, run on a pool thread with its connection (or the reason there is none).
 type Job = Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>;
@@ -98,12 +109,14 @@ impl Pool {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let config = Arc::new(config);
+        let losses = Arc::new(AtomicU64::new(0));
         for i in 0..THREADS {
             let rx = Arc::clone(&rx);
             let config = Arc::clone(&config);
+            let losses = Arc::clone(&losses);
             let spawned = std::thread::Builder::new()
                 .name(format!("backstop-pg-{i}"))
-                .spawn(move || worker(&config, &rx));
+                .spawn(move || worker(&config, &rx, &losses));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "cannot start a PostgreSQL store thread");
             }
@@ -141,9 +154,11 @@ impl Pool {
     }
 }
 
-/// One pool thread: takes jobs until the pool is dropped, (re)connecting as needed.
-fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>) {
+/// One pool thread: takes jobs until the pool is dropped, (re)connecting as needed. `losses`
+/// counts the connections any thread of the pool lost.
+fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>, losses: &AtomicU64) {
     let mut client: Option<Client> = None;
+    let mut losses_seen = losses.load(Ordering::SeqCst);
     let mut backoff = BACKOFF_MIN;
     let mut next_attempt = Instant::now();
     let mut why = String::from("not connected yet");
@@ -157,6 +172,24 @@ fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>) {
         };
         if client.as_ref().is_some_and(Client::is_closed) {
             client = None;
+        }
+        // Another thread lost its connection since this one last looked: after a server
+        // restart this connection is dead too, but the client only learns it from the next
+        // call, which would fail. Found restarting PostgreSQL (tests/e2e/fleet_restart.rs):
+        // every thread's first call after the restart failed, up to four per node, fleet
+        // rounds (lease renewals) and transitions' commits among them, though the server was
+        // up again. One round trip instead.
+        let now_lost = losses.load(Ordering::SeqCst);
+        if now_lost != losses_seen {
+            losses_seen = now_lost;
+            if client
+                .as_mut()
+                .is_some_and(|c| c.is_valid(CHECK_TIMEOUT).is_err())
+            {
+                tracing::warn!("this connection to the state database was lost too; reconnecting");
+                client = None;
+                next_attempt = Instant::now();
+            }
         }
         if client.is_none() && Instant::now() >= next_attempt {
             match connect(config) {
@@ -188,6 +221,7 @@ fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>) {
                     // connects again (at once: the server was reachable a moment ago).
                     tracing::warn!("lost the connection to the state database; reconnecting");
                     client = None;
+                    losses_seen = losses.fetch_add(1, Ordering::SeqCst) + 1;
                 }
             }
             None => job(Err(StoreError::Unavailable(format!(

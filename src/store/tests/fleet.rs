@@ -358,3 +358,57 @@ fn a_lost_connection_fails_the_call_and_the_next_ones_reconnect() {
     }
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn once_a_connection_is_lost_the_other_threads_check_theirs_before_their_next_call() {
+    let Some(fx) = pg() else { return };
+    let s = fx.open_bare().unwrap();
+    s.set_meta("k", "v").unwrap();
+    let Fixture::Postgres { schema, .. } = &fx else {
+        unreachable!()
+    };
+    // Every pool thread connected: more callers than threads, at once, until all are.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let callers: Vec<_> = (0..2 * crate::store::pg::THREADS)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        s.meta("k").unwrap();
+                    }
+                })
+            })
+            .collect();
+        callers.into_iter().for_each(|c| c.join().unwrap());
+        let connected: i64 = fx
+            .client()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[schema],
+            )
+            .unwrap()
+            .get(0);
+        // The query's own connection counts too.
+        if connected as usize > crate::store::pg::THREADS {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{connected} connected"
+        );
+    }
+    // As a server restart does: every connection ends at once.
+    assert_eq!(terminate(&fx), crate::store::pg::THREADS);
+    let failures = (0..4 * crate::store::pg::THREADS)
+        .filter(|_| match s.meta("k") {
+            Ok(v) => {
+                assert_eq!(v.as_deref(), Some("v"));
+                false
+            }
+            Err(StoreError::Unavailable(_)) => true,
+            Err(e) => panic!("a lost connection is Unavailable, got {e}"),
+        })
+        .count();
+    assert_eq!(failures, 1, "only the call that found the loss fails");
+}
