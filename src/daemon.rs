@@ -105,6 +105,7 @@ pub async fn serve(
                 config: config_rx,
                 cancel: root.clone(),
                 publishing: Default::default(),
+                wake: None,
             },
             &tasks,
         )?;

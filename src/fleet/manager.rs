@@ -39,12 +39,18 @@ pub struct Manager {
     pub cancel: CancellationToken,
     /// A background status refresh is running (see [`Manager::publish`]).
     pub publishing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// When to run an extra round: a takeover comes due (see [`plan::takeover_due`]).
+    pub wake: Option<tokio::time::Instant>,
 }
 
 /// Leases taken per round at most: taking thousands at once (a node starting alone, or the
 /// last survivor) would make the round outlast the leases it holds. The rest come a round
 /// later (lease/3).
 const ACQUIRE_PER_ROUND: usize = 200;
+
+/// How long after a dead node's lease expires (by the database's clock, as read) a node that
+/// will take it over looks again.
+const TAKEOVER_MARGIN: Duration = Duration::from_millis(50);
 
 /// Part of a lease during which this node still acts after a renewal was sent: the rest is
 /// margin for clock-rate differences and the time the renewal takes to reach the database.
@@ -61,9 +67,16 @@ impl Manager {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let wake = self.wake.take();
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 _ = tick.tick() => {}
+                _ = async {
+                    match wake {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
                 r = self.config.changed() => if r.is_err() { break },
             }
             if let Err(e) = self.round().await {
@@ -168,6 +181,7 @@ impl Manager {
                         owner: l.owner.clone(),
                         epoch: l.epoch,
                         live: l.live,
+                        expires_in: l.expires_in,
                     },
                 )
             })
@@ -220,6 +234,10 @@ impl Manager {
         }
         // One engine re-apply for everything taken this round.
         self.engine.own_all(&taken);
+        // A dead node's lease this node will take: look again the moment it expires (plus a
+        // little, since the database takes it only once strictly past), not a round later.
+        self.wake = plan::takeover_due(&self.node, &configured, &nodes, &leases)
+            .map(|d| tokio::time::Instant::now() + d + TAKEOVER_MARGIN);
         self.publish(&config, &rows, &leases);
         Ok(())
     }

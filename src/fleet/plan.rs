@@ -25,6 +25,8 @@ pub struct Lease {
     pub epoch: i64,
     /// `expires_at` is in the future (by the database's clock).
     pub live: bool,
+    /// Time left until it expires (zero once expired).
+    pub expires_in: std::time::Duration,
 }
 
 /// One thing this node must do to converge on the placement.
@@ -126,6 +128,29 @@ pub fn plan(
     }
     lost.extend(moves);
     lost
+}
+
+/// When this node should look again to take over a watch whose owner stopped renewing: the
+/// moment that owner's lease expires, instead of at the next round (up to lease/3 later).
+/// Considered: every live lease of another node on a watch this node would win without that
+/// node. A healthy owner renews every lease/3, so its lease never comes due before this node's
+/// next regular round recomputes; a dead one's does. `None` when nothing is due.
+pub fn takeover_due(
+    me: &str,
+    configured: &BTreeSet<String>,
+    nodes: &[Node],
+    leases: &BTreeMap<String, Lease>,
+) -> Option<std::time::Duration> {
+    configured
+        .iter()
+        .filter_map(|w| leases.get(w).map(|l| (w, l)))
+        .filter(|(_, l)| l.live)
+        .filter_map(|(w, l)| {
+            let owner = l.owner.as_deref().filter(|o| *o != me)?;
+            let without: Vec<Node> = nodes.iter().filter(|n| n.name != owner).cloned().collect();
+            (owner_of(w, &without) == Some(me)).then_some(l.expires_in)
+        })
+        .min()
 }
 
 /// Watches configured somewhere in the fleet whose lease is not live: nobody is watching them.

@@ -17,6 +17,11 @@ fn lease(owner: &str, epoch: i64, live: bool) -> Lease {
         owner: Some(owner.into()),
         epoch,
         live,
+        expires_in: if live {
+            std::time::Duration::from_secs(2)
+        } else {
+            std::time::Duration::ZERO
+        },
     }
 }
 
@@ -190,4 +195,45 @@ fn unowned_lists_configured_watches_without_a_live_lease() {
         ("cart".to_string(), lease("a", 1, false)),
     ]);
     assert_eq!(unowned(&nodes, &leases), set(&["cart"]));
+}
+
+#[test]
+fn a_takeover_is_due_when_the_owners_lease_expires() {
+    let nodes = vec![
+        node("a", &["shop", "cart"], true),
+        node("b", &["shop", "cart"], true),
+    ];
+    let configured = set(&["shop", "cart"]);
+    // b holds both; a would win each of them without b.
+    let mut leases = BTreeMap::from([
+        ("shop".to_string(), lease("b", 4, true)),
+        ("cart".to_string(), lease("b", 2, true)),
+    ]);
+    leases.get_mut("shop").unwrap().expires_in = std::time::Duration::from_millis(700);
+    assert_eq!(
+        takeover_due("a", &configured, &nodes, &leases),
+        Some(std::time::Duration::from_millis(700))
+    );
+    // Nothing is due from expired leases (taken at once), this node's own, or none at all.
+    let expired = BTreeMap::from([("shop".to_string(), lease("b", 4, false))]);
+    assert_eq!(takeover_due("a", &configured, &nodes, &expired), None);
+    let mine = BTreeMap::from([("shop".to_string(), lease("a", 4, true))]);
+    assert_eq!(takeover_due("a", &configured, &nodes, &mine), None);
+    assert_eq!(
+        takeover_due("a", &configured, &nodes, &BTreeMap::new()),
+        None
+    );
+    // With a third node that would win without b, a waits for nothing.
+    let three = vec![
+        node("a", &["shop"], true),
+        node("b", &["shop"], true),
+        node("c", &["shop"], true),
+    ];
+    let only_shop = BTreeMap::from([("shop".to_string(), lease("b", 4, true))]);
+    let due_a = takeover_due("a", &set(&["shop"]), &three, &only_shop);
+    let due_c = takeover_due("c", &set(&["shop"]), &three, &only_shop);
+    assert!(
+        due_a.is_some() != due_c.is_some(),
+        "exactly one successor waits"
+    );
 }

@@ -34,6 +34,9 @@ pub struct LeaseRow {
     pub expires_at: DateTime<Utc>,
     /// `expires_at` is still ahead, by the database's clock.
     pub live: bool,
+    /// How long until it expires, by the database's clock (zero once expired): a node that
+    /// will take the watch over wakes up then rather than at its next round.
+    pub expires_in: std::time::Duration,
 }
 
 /// What [`Store::acquire_lease`] got.

@@ -130,7 +130,8 @@ pub(in crate::store) fn retire_node(client: &mut Client, node: &str) -> Result<(
 
 pub(in crate::store) fn leases(client: &mut Client) -> Result<Vec<LeaseRow>, StoreError> {
     let rows = client.query(
-        "SELECT watch, owner, epoch, expires_at, expires_at > now()
+        "SELECT watch, owner, epoch, expires_at, expires_at > now(),
+                GREATEST(extract(epoch FROM expires_at - now()) * 1000000, 0)::bigint
          FROM leases WHERE expires_at <> '-infinity' ORDER BY watch",
         &[],
     )?;
@@ -142,6 +143,9 @@ pub(in crate::store) fn leases(client: &mut Client) -> Result<Vec<LeaseRow>, Sto
             epoch: r.get(2),
             expires_at: r.get(3),
             live: r.get(4),
+            expires_in: std::time::Duration::from_micros(
+                u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+            ),
         })
         .collect())
 }
