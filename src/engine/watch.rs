@@ -40,6 +40,9 @@ pub(super) struct WatchActor {
     /// In a fleet, the lease epoch this actor was started under: it acts and commits only
     /// while this node still holds the watch under that epoch. `None` on a single node.
     pub(super) epoch: Option<i64>,
+    /// Routine transitions stepped since the record was last written (see
+    /// [`lifecycle::persist`]): the stored record is at most this many rounds behind.
+    unsaved: u32,
 }
 
 /// How often the actor looks for inbox triggers and outbox notifications it has not handled
@@ -73,6 +76,7 @@ impl WatchActor {
             collectors: Vec::new(),
             inbox_seq: None,
             epoch,
+            unsaved: 0,
             cfg,
         }
     }
@@ -116,6 +120,7 @@ impl WatchActor {
             .zip(collectors.list.iter().cloned())
             .collect();
         self.serve(rx).await;
+        self.checkpoint();
         // The next actor of this watch (after a reload) starts once this one has returned: it
         // must find the history its collectors saved last.
         collectors.stop().await;
@@ -264,6 +269,18 @@ impl WatchActor {
                     break;
                 }
             };
+            // A round of checks that all keep passing is written only every few rounds: a
+            // crash loses at most that many rounds of pass counts, never a run, a verdict or
+            // an intent (lifecycle::persist says exactly what may wait).
+            if self.inbox_seq.is_none()
+                && self.unsaved + 1 < lifecycle::persist::CHECKPOINT_ROUNDS
+                && lifecycle::persist::routine(&self.record, &next, &effects)
+                && self.may_act()
+            {
+                self.unsaved += 1;
+                self.advance(next, effects, Vec::new(), &mut queue).await;
+                continue;
+            }
             let (evidence, outbox) = self.durable_parts(&next, &effects);
             let inbox_done = self.inbox_seq.take();
             let commit = Commit {
@@ -320,25 +337,66 @@ impl WatchActor {
                 }
                 break;
             }
-            self.record = next;
-            // Scrape collectors follow the sampling cadence: each fast round judges a fresh
-            // scrape.
-            let fast = lifecycle::samples_fast(&self.cfg, &self.record, now);
-            for c in self.collectors.iter().filter_map(|(_, c)| c.as_ref()) {
-                c.set_fast(fast);
-            }
-            self.sample_metrics(&effects, now);
-            self.publish();
-            for item in outbox {
-                self.deliver(item);
-            }
-            for effect in effects {
-                if let Some(ev) = self.run_effect(effect).await {
-                    queue.push_back(ev);
-                }
-            }
-            self.publish();
+            self.unsaved = 0;
+            self.advance(next, effects, outbox, &mut queue).await;
         }
+    }
+
+    /// Writes the routine rounds not written yet (on the way out: a shutdown, a reload, a
+    /// handover), so a clean stop loses nothing; in a fleet only under this actor's lease.
+    fn checkpoint(&mut self) {
+        if self.unsaved == 0 || !self.may_act() {
+            return;
+        }
+        let patch = self.record.observation.as_ref().map(|o| {
+            Effect::Evidence(Box::new(lifecycle::EvidencePatch {
+                observation_id: o.id.clone(),
+                observation: Some(o.clone()),
+                ..Default::default()
+            }))
+        });
+        let (evidence, _) = self.durable_parts(&self.record, patch.as_slice());
+        let commit = Commit {
+            record: Some(&self.record),
+            evidence,
+            ..Commit::default()
+        };
+        match self.shared.store.commit(self.name(), &commit) {
+            Ok(()) => self.unsaved = 0,
+            Err(e) => {
+                tracing::warn!(watch = %self.name(), error = %e, rounds = self.unsaved, "cannot write the last routine rounds; a restart resumes from the checkpoint before them")
+            }
+        }
+    }
+
+    /// After a transition was written (or may wait, being routine): it becomes the actor's
+    /// state, and its effects run.
+    async fn advance(
+        &mut self,
+        next: WatchRecord,
+        effects: Vec<Effect>,
+        outbox: Vec<crate::store::OutboxItem>,
+        queue: &mut VecDeque<Event>,
+    ) {
+        let now = Utc::now();
+        self.record = next;
+        // Scrape collectors follow the sampling cadence: each fast round judges a fresh
+        // scrape.
+        let fast = lifecycle::samples_fast(&self.cfg, &self.record, now);
+        for c in self.collectors.iter().filter_map(|(_, c)| c.as_ref()) {
+            c.set_fast(fast);
+        }
+        self.sample_metrics(&effects, now);
+        self.publish();
+        for item in outbox {
+            self.deliver(item);
+        }
+        for effect in effects {
+            if let Some(ev) = self.run_effect(effect).await {
+                queue.push_back(ev);
+            }
+        }
+        self.publish();
     }
 
     /// Runs one effect; some answer with an event.

@@ -58,6 +58,12 @@ fn valid_for(lease: Duration) -> Duration {
     lease.mul_f64(0.8)
 }
 
+/// How long a node keeps a watch it took before handing it to a node that wins it (a node
+/// that joined or came back): three leases (45 s by default).
+fn min_tenure(lease: Duration) -> Duration {
+    lease * 3
+}
+
 impl Manager {
     /// Runs until cancelled; on the way out, gives up every lease it holds after the actors
     /// stopped, so the other nodes take over at once instead of after a lease.
@@ -143,11 +149,13 @@ impl Manager {
                 .collect();
             for (watch, epoch) in &held {
                 if renewed.contains(watch) {
+                    let since = self.leases.get(watch).map_or(sent, |h| h.since);
                     self.leases.set(
                         watch,
                         Held {
                             epoch: *epoch,
                             valid_until: sent + valid_for(lease),
+                            since,
                         },
                     );
                 } else {
@@ -202,6 +210,17 @@ impl Manager {
                     tracing::warn!(node = %self.node, %watch, "the lease table shows another owner; stopping the watch here");
                     self.drop_watch(&watch);
                 }
+                Move::Release(watch)
+                    if configured.contains(&watch)
+                        && self
+                            .leases
+                            .get(&watch)
+                            .is_some_and(|h| h.since.elapsed() < min_tenure(lease)) =>
+                {
+                    // Taken moments ago (a takeover from a node that has just come back, say):
+                    // kept a while before handing it over, so a flapping node does not drag
+                    // the watch back and forth.
+                }
                 Move::Release(watch) => {
                     if self.hand_over(&watch).await {
                         // Given up after the lease table was read: the status published below
@@ -227,7 +246,7 @@ impl Manager {
         // longer asks for (the joining node left again) is undone, never left orphaned with
         // its lease renewed and nobody watching.
         for watch in self.leases.epochs().into_keys() {
-            if !releasing.contains(&watch) && !self.engine.owns(&watch) {
+            if !releasing.contains(&watch) && !self.engine.owns(&watch) && !taken.contains(&watch) {
                 tracing::info!(node = %self.node, %watch, "keeping the watch: the handover is no longer wanted");
                 taken.push(watch);
             }
@@ -266,6 +285,7 @@ impl Manager {
                     Held {
                         epoch,
                         valid_until: sent + valid_for(self.lease),
+                        since: sent,
                     },
                 );
                 Ok(true)

@@ -21,6 +21,10 @@ pub struct Held {
     /// successor; a node frozen past its lease (SIGSTOP, a paused VM) wakes up to an expired
     /// `valid_until` and stops before its next effect, before the manager even runs.
     pub valid_until: Instant,
+    /// When this node took the lease: a watch is handed over to a node that joins only after
+    /// a minimum tenure (see the manager), so a node that flaps does not drag watches back
+    /// and forth.
+    pub since: Instant,
 }
 
 /// The leases this node holds, shared by the fleet manager (which writes it) and the watch
@@ -152,6 +156,7 @@ mod tests {
             Held {
                 epoch: 2,
                 valid_until: now + Duration::from_secs(60),
+                since: now,
             },
         );
         assert!(l.may_act("shop"));
@@ -166,6 +171,7 @@ mod tests {
             Held {
                 epoch: 2,
                 valid_until: now,
+                since: now,
             },
         );
         assert!(!l.may_act("shop"), "lapsed by the local clock");

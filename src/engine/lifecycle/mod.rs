@@ -25,6 +25,7 @@ mod decide;
 mod deploy;
 mod failed;
 mod observe;
+pub mod persist;
 mod sample;
 mod verdict;
 
@@ -445,6 +446,6 @@ impl Transition<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 pub(crate) use tests::config as test_config;

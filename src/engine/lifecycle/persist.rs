@@ -1,0 +1,88 @@
+//! Which transitions must reach the store now, and which may wait for the next checkpoint:
+//! pure, so what a crash can lose is decided (and tested) here, not in the I/O shell.
+//!
+//! A round in which every check keeps passing changes only counters and recent samples.
+//! Writing it every round is what made 3,400 watches at 1 s spend their time in the store
+//! (bench/RESULTS.md); skipping it loses, on a crash, at most [`CHECKPOINT_ROUNDS`] rounds of
+//! pass counts and samples (the tracker keeps the last 20 samples, so the evidence series is
+//! still complete at the next write). Everything else is written at once: a run of failures
+//! or errors starting, growing or breaking, a baseline, a verdict, an intent, a command,
+//! a notification, a deployment seen, any change of state.
+
+use super::{Effect, EvidencePatch};
+use crate::model::{ObservationRecord, WatchRecord};
+
+/// A routine round is written at least every this many rounds. At most 20 (the samples a
+/// tracker keeps), so a checkpoint's evidence still holds every sample since the last one.
+pub const CHECKPOINT_ROUNDS: u32 = 10;
+
+/// Whether the transition `prev` → `next` with `effects` is routine: counters and samples of
+/// checks that all pass, nothing else. Only routine transitions may be left unwritten.
+pub fn routine(prev: &WatchRecord, next: &WatchRecord, effects: &[Effect]) -> bool {
+    let quiet_effects = effects.iter().all(|e| match e {
+        Effect::Schedule(_) | Effect::Unschedule | Effect::Metric(_) | Effect::Log(..) => true,
+        Effect::Evidence(p) => routine_patch(p),
+        _ => false,
+    });
+    let (Some(before), Some(after)) = (&prev.observation, &next.observation) else {
+        return false; // an observation starting or ending
+    };
+    quiet_effects
+        && before.id == after.id
+        && no_run(after)
+        && runs_unchanged(before, after)
+        && stripped(prev) == stripped(next)
+}
+
+/// A patch that only refreshes the observation's samples.
+fn routine_patch(p: &EvidencePatch) -> bool {
+    p.verdict.is_none()
+        && p.action.is_none()
+        && p.deploy.is_none()
+        && p.command.is_none()
+        && p.notes.is_empty()
+        && p.before.is_empty()
+}
+
+/// No check is in a run of failures or errors: a run in progress is always written, so a
+/// crash never loses a run that would condemn.
+fn no_run(o: &ObservationRecord) -> bool {
+    o.tracker
+        .checks
+        .iter()
+        .all(|c| c.consecutive_failures == 0 && c.consecutive_errors == 0)
+}
+
+/// What a check's judgement rests on besides its counters: baselines, pre-deployment samples,
+/// the condemning state.
+fn runs_unchanged(a: &ObservationRecord, b: &ObservationRecord) -> bool {
+    a.tracker.checks.len() == b.tracker.checks.len()
+        && a.tracker
+            .checks
+            .iter()
+            .zip(&b.tracker.checks)
+            .all(|(x, y)| {
+                x.name == y.name
+                    && x.baseline == y.baseline
+                    && x.limit_hit == y.limit_hit
+                    && x.pre.is_some() == y.pre.is_some()
+                    && x.control_baseline == y.control_baseline
+                    && x.failing_since == y.failing_since
+                    && x.erring_since == y.erring_since
+            })
+}
+
+/// The record without the tracker's counters and samples.
+fn stripped(r: &WatchRecord) -> WatchRecord {
+    WatchRecord {
+        observation: r.observation.as_ref().map(|o| ObservationRecord {
+            tracker: crate::judge::observation::Tracker::new(std::iter::empty(), 0),
+            ..o.clone()
+        }),
+        ..r.clone()
+    }
+}
+
+#[cfg(test)]
+#[path = "persist_tests.rs"]
+mod tests;

@@ -1,0 +1,71 @@
+use super::*;
+use crate::engine::lifecycle::tests::{config, learned, round, t};
+use crate::engine::lifecycle::{step, Event};
+
+/// Steps `events` from an empty record, returning whether each transition was routine.
+fn routines(events: Vec<(i64, Event)>) -> Vec<bool> {
+    let cfg = config("");
+    let mut r = WatchRecord::default();
+    let mut out = Vec::new();
+    for (at, e) in events {
+        let (next, fx) = step(&cfg, &r, e, t(at));
+        out.push(routine(&r, &next, &fx));
+        r = next;
+    }
+    out
+}
+
+#[test]
+fn passing_rounds_are_routine_but_the_deployment_and_the_verdict_are_not() {
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, round(s, 200))));
+    let r = routines(events);
+    assert!(!r[0], "an observation starting is written");
+    assert!(r[1..10].iter().all(|x| *x), "{r:?}");
+    assert!(!r[r.len() - 1], "the verdict is written");
+}
+
+#[test]
+fn every_round_of_a_failure_run_is_written_from_its_first_failure_to_its_end() {
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..4).map(|s| (s, round(s, 200))));
+    // One failure (a run starts), a pass (it breaks), then passes again.
+    events.push((4, round(4, 503)));
+    events.push((5, round(5, 200)));
+    events.push((6, round(6, 200)));
+    let r = routines(events);
+    assert!(r[3] && r[4], "{r:?}");
+    assert!(!r[5], "a run starting is written");
+    assert!(!r[6], "a run breaking is written");
+    assert!(r[7], "{r:?}");
+}
+
+#[test]
+fn checkpoints_are_frequent_enough_for_the_kept_samples() {
+    // The tracker keeps 20 samples: a checkpoint must still hold every sample since the last.
+    const { assert!(CHECKPOINT_ROUNDS >= 1 && CHECKPOINT_ROUNDS < 20) };
+}
+
+#[test]
+fn a_round_that_fetched_the_pre_deployment_series_is_written() {
+    let cfg = config("");
+    let (r0, _) = step(
+        &cfg,
+        &WatchRecord::default(),
+        Event::Deployment(learned("R1", "D1", 0)),
+        t(0),
+    );
+    let Event::Round(mut rr) = round(0, 200) else {
+        unreachable!()
+    };
+    rr.checks[1].before = Some(crate::model::BeforeSeries {
+        from: t(-600),
+        to: t(0),
+        points: vec![(t(-60), 0.0), (t(-30), 0.0)],
+    });
+    let (r1, fx) = step(&cfg, &r0, Event::Round(rr), t(0));
+    let patched_before = fx
+        .iter()
+        .any(|e| matches!(e, Effect::Evidence(p) if !p.before.is_empty()));
+    assert_eq!(routine(&r0, &r1, &fx), !patched_before);
+}
