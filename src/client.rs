@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::cli::ApiAuth;
 use crate::evidence::Evidence;
 use crate::secret::redact_url;
-use crate::status::{render_table, StatusDocument};
+use crate::status::{render_table, StatusDocument, MAX_LIMIT};
 
 /// A CLI failure, printed as one line; the URL without any credentials it carries.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +61,9 @@ fn base(url: &str) -> &str {
     url.trim_end_matches('/')
 }
 
-/// `backstop status`.
+/// `backstop status`: every watch, page after page.
 pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
-    let u = format!("{}/v1/status", base(url));
-    let v = get(u.clone()).await?;
-    let doc: StatusDocument = serde_json::from_value(v).map_err(|e| ClientError::Malformed {
-        url: u,
-        message: e.to_string(),
-    })?;
+    let doc = status_document(url).await?;
     Ok(if json {
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     } else {
@@ -79,6 +74,53 @@ pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
         );
         render_table(&doc, chrono::Utc::now(), colour)
     })
+}
+
+/// The whole status document: pages of [`MAX_LIMIT`] watches joined, following `next`.
+async fn status_document(url: &str) -> Result<StatusDocument, ClientError> {
+    let mut doc: Option<StatusDocument> = None;
+    loop {
+        let after = doc.as_ref().and_then(|d| d.next.clone());
+        let u = status_url(url, after.as_deref())?;
+        let v = get(u.to_string()).await?;
+        let page: StatusDocument =
+            serde_json::from_value(v).map_err(|e| ClientError::Malformed {
+                url: u.to_string(),
+                message: e.to_string(),
+            })?;
+        // A cursor that does not move on would loop forever.
+        let stuck = page.next.is_some() && page.next <= after;
+        let mut whole = match doc {
+            None => page,
+            Some(mut d) => {
+                d.watches.extend(page.watches);
+                d.fleet = page.fleet;
+                d.next = page.next;
+                d
+            }
+        };
+        if whole.next.is_none() || stuck {
+            whole.next = None;
+            return Ok(whole);
+        }
+        doc = Some(whole);
+    }
+}
+
+/// `/v1/status?limit=MAX_LIMIT[&after=NAME]`, the name encoded.
+fn status_url(url: &str, after: Option<&str>) -> Result<reqwest::Url, ClientError> {
+    let mut u = reqwest::Url::parse(&format!("{}/v1/status", base(url))).map_err(|e| {
+        ClientError::Unreachable {
+            url: url.to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    u.query_pairs_mut()
+        .append_pair("limit", &MAX_LIMIT.to_string());
+    if let Some(a) = after {
+        u.query_pairs_mut().append_pair("after", a);
+    }
+    Ok(u)
 }
 
 /// `backstop history [WATCH]`.
