@@ -403,3 +403,7 @@ async fn resume(
     )
         .into_response())
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -233,4 +233,4 @@ fn internal(e: crate::store::StoreError) -> ApiError {
 
 #[cfg(test)]
 #[path = "tests.rs"]
-mod tests;
+pub(crate) mod tests;
