@@ -221,6 +221,17 @@ mod tests {
                 outcome: Default::default(),
                 failure: None,
             });
+            w.last_verdict = Some(crate::judge::observation::Verdict {
+                verdict: crate::judge::observation::VerdictKind::Verified,
+                release: "R1".into(),
+                version: None,
+                deployment_id: None,
+                observation_id: "obs-0".into(),
+                decided_at: at,
+                summary: "every check passed".into(),
+                checks: tracker.checks.clone(),
+                action: None,
+            });
         });
         let doc = serde_json::to_value(b.snapshot()).unwrap();
         let w = &doc["watches"][0];
@@ -229,6 +240,9 @@ mod tests {
         assert_eq!(w["observation"]["rounds"], 1);
         assert_eq!(w["observation"]["planned_rounds"], 9);
         assert!(w["observation"].get("checks").is_none(), "{w}");
+        assert_eq!(w["last_verdict"]["observation_id"], "obs-0");
+        assert_eq!(w["last_verdict"]["verdict"], "verified");
+        assert!(w["last_verdict"].get("checks").is_none(), "{w}");
         assert!(!doc.to_string().contains("samples"), "{doc}");
         assert!(doc["next"].is_null());
         let detail = serde_json::to_value(b.get("shop").unwrap()).unwrap();
