@@ -24,7 +24,7 @@
       const page = await r.text();
       text += page;
       const next = JSON.parse(page).next;
-      if (typeof next !== "string" || (after !== null && next <= after)) return text;
+      if (typeof next !== "string" || next === after) return text;
       after = next;
     }
   }
