@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::cli::ApiAuth;
 use crate::evidence::Evidence;
 use crate::secret::redact_url;
-use crate::status::{render_table, StatusDocument};
+use crate::status::{render_table, StatusDocument, MAX_LIMIT};
 
 /// A CLI failure, printed as one line; the URL without any credentials it carries.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +61,9 @@ fn base(url: &str) -> &str {
     url.trim_end_matches('/')
 }
 
-/// `backstop status`.
+/// `backstop status`: every watch, page after page.
 pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
-    let u = format!("{}/v1/status", base(url));
-    let v = get(u.clone()).await?;
-    let doc: StatusDocument = serde_json::from_value(v).map_err(|e| ClientError::Malformed {
-        url: u,
-        message: e.to_string(),
-    })?;
+    let doc = status_document(url, MAX_LIMIT).await?;
     Ok(if json {
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     } else {
@@ -79,6 +74,52 @@ pub async fn status(url: &str, json: bool) -> Result<String, ClientError> {
         );
         render_table(&doc, chrono::Utc::now(), colour)
     })
+}
+
+/// The whole status document: pages of `limit` watches joined, following `next`.
+async fn status_document(url: &str, limit: usize) -> Result<StatusDocument, ClientError> {
+    let mut doc: Option<StatusDocument> = None;
+    loop {
+        let after = doc.as_ref().and_then(|d| d.next.clone());
+        let u = status_url(url, limit, after.as_deref())?;
+        let v = get(u.to_string()).await?;
+        let page: StatusDocument =
+            serde_json::from_value(v).map_err(|e| ClientError::Malformed {
+                url: u.to_string(),
+                message: e.to_string(),
+            })?;
+        // A cursor that does not move on would loop forever.
+        let stuck = page.next.is_some() && page.next <= after;
+        let mut whole = match doc {
+            None => page,
+            Some(mut d) => {
+                d.watches.extend(page.watches);
+                d.fleet = page.fleet;
+                d.next = page.next;
+                d
+            }
+        };
+        if whole.next.is_none() || stuck {
+            whole.next = None;
+            return Ok(whole);
+        }
+        doc = Some(whole);
+    }
+}
+
+/// `/v1/status?limit=N[&after=NAME]`, the name encoded.
+fn status_url(url: &str, limit: usize, after: Option<&str>) -> Result<reqwest::Url, ClientError> {
+    let mut u = reqwest::Url::parse(&format!("{}/v1/status", base(url))).map_err(|e| {
+        ClientError::Unreachable {
+            url: url.to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    u.query_pairs_mut().append_pair("limit", &limit.to_string());
+    if let Some(a) = after {
+        u.query_pairs_mut().append_pair("after", a);
+    }
+    Ok(u)
 }
 
 /// `backstop history [WATCH]`.
@@ -182,4 +223,26 @@ pub async fn control(auth: &ApiAuth, watch: &str, action: &str) -> Result<String
         })?;
     decode(u, resp).await?;
     Ok(format!("{watch}: {action} requested\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn status_follows_next_until_every_watch_is_listed() {
+        let state = crate::ui::tests::state();
+        for name in ["a b", "cart", "zeta", "api&x"] {
+            state.status.update(name, |_| {});
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = crate::api::router(state, false);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let doc = status_document(&url, 2).await.unwrap();
+        server.abort();
+        let names: Vec<&str> = doc.watches.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["a b", "api&x", "cart", "shop", "zeta"]);
+        assert_eq!(doc.next, None);
+    }
 }

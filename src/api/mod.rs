@@ -1,4 +1,5 @@
-//! The HTTP API: health, metrics, status, deployment announcements and Octopus webhooks.
+//! The HTTP API: health, metrics, status (a page of summaries, or one watch's detail),
+//! deployment announcements and Octopus webhooks.
 //!
 //! Handlers only authenticate, parse and hand a [`Command`] to the watch's actor; they never
 //! judge or deploy. Bodies are capped at 64 KiB. Every error goes through [`ApiError`], which
@@ -10,7 +11,8 @@ mod hooks;
 use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,7 +28,7 @@ use crate::engine::{Control, Engine, SendError, Trigger};
 use crate::metrics::Metrics;
 use crate::model::Source;
 use crate::secret::Secret;
-use crate::status::StatusBoard;
+use crate::status::{StatusBoard, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::store::Store;
 
 /// Largest request body accepted.
@@ -116,10 +118,42 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-pub(crate) async fn status(State(s): State<ApiState>) -> Response {
-    Json(s.status.snapshot()).into_response()
+/// `GET /v1/status` query: a page of the watches sorted by name.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct StatusQuery {
+    /// Watches per page (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]); a string, so that
+    /// a bad value gets this API's error rather than the extractor's.
+    limit: Option<String>,
+    /// The `next` of the previous page: only watches named after it.
+    after: Option<String>,
 }
 
+/// `GET /v1/status?limit=N&after=NAME`: one page of watch summaries, and `next` when more
+/// follow.
+pub(crate) async fn status(
+    State(s): State<ApiState>,
+    q: Result<Query<StatusQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let limit = page_limit(q.limit.as_deref())?;
+    Ok(Json(s.status.page(q.after.as_deref(), limit)).into_response())
+}
+
+/// A page size from `?limit=`: a whole number from 1 to [`MAX_LIMIT`].
+fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    let Some(raw) = limit else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    match raw.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(ApiError::BadRequest(format!(
+            "limit must be a whole number from 1 to {MAX_LIMIT}, not {:?}",
+            crate::text::truncate(raw, 40)
+        ))),
+    }
+}
+
+/// `GET /v1/watches/{name}`: one watch's detail, every check's track included.
 pub(crate) async fn watch_status(
     State(s): State<ApiState>,
     Path(name): Path<String>,
@@ -157,7 +191,7 @@ struct HistoryQuery {
 /// `GET /v1/history?watch=NAME&limit=N`: past deployments and their verdicts, newest first.
 async fn history(
     State(s): State<ApiState>,
-    axum::extract::Query(q): axum::extract::Query<HistoryQuery>,
+    Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     match s.store.history(q.watch.as_deref(), limit) {
@@ -369,3 +403,7 @@ async fn resume(
     )
         .into_response())
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -3,9 +3,9 @@
 //! `GET /` (overview), `GET /ui/watches/{name}` (a watch's timeline) and `GET /ui/verdicts/{id}`
 //! (a decision's evidence, each check charted against its limits) are rendered on the server
 //! with maud, so they work without JavaScript; one small script (`/ui/live.js`) refreshes them
-//! live by polling `/v1/status`. The CSS and script are compiled into the binary. With
-//! `Accept: application/json` each page answers the document it shows (`/v1/status`,
-//! `/v1/watches/{name}`, `/v1/verdicts/{id}`). Nothing here writes: the pages need no token,
+//! live by polling `/v1/status` (every page of it). The CSS and script are compiled into the
+//! binary. With `Accept: application/json` each page answers the document it shows
+//! (`/v1/status`, paginated the same way, `/v1/watches/{name}`, `/v1/verdicts/{id}`). Nothing here writes: the pages need no token,
 //! exactly like `GET /v1/status`.
 //!
 //! - [`scale`]: axis maths (pure); [`chart`]: one check's SVG chart (pure);
@@ -19,14 +19,15 @@ pub mod series;
 mod verdict;
 mod watch;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use maud::Markup;
 
-use crate::api::{ApiError, ApiState};
+use crate::api::{ApiError, ApiState, StatusQuery};
 
 const STYLE: &str = include_str!("assets/style.css");
 const SCRIPT: &str = include_str!("assets/live.js");
@@ -95,9 +96,13 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-async fn overview_page(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+async fn overview_page(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<StatusQuery>, QueryRejection>,
+) -> Response {
     if wants_json(&headers) {
-        return crate::api::status(State(s)).await;
+        return crate::api::status(State(s), q).await.into_response();
     }
     html(overview::page(&s.status.snapshot(), chrono::Utc::now()))
 }
@@ -228,4 +233,4 @@ fn internal(e: crate::store::StoreError) -> ApiError {
 
 #[cfg(test)]
 #[path = "tests.rs"]
-mod tests;
+pub(crate) mod tests;

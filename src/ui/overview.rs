@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
 use super::layout::{self, clock, state_badge, verdict_badge};
-use crate::status::{FleetView, ObservationView, StatusDocument, WatchState, WatchStatus};
+use crate::judge::observation::CheckTrack;
+use crate::status::{FleetView, ObservationSummary, StatusDocument, WatchState, WatchSummary};
 
 pub fn page(doc: &StatusDocument, now: DateTime<Utc>) -> Markup {
     layout::page(
@@ -74,7 +75,7 @@ fn fleet(f: &FleetView) -> Markup {
     }
 }
 
-fn row(w: &WatchStatus, now: DateTime<Utc>, fleet: Option<&FleetView>) -> Markup {
+fn row(w: &WatchSummary, now: DateTime<Utc>, fleet: Option<&FleetView>) -> Markup {
     html! {
         tr class="watch" data-watch=(w.name) data-state=(w.state.as_str()) {
             th scope="row" { a href=(super::watch_href(&w.name)) { (w.name) } }
@@ -83,7 +84,7 @@ fn row(w: &WatchStatus, now: DateTime<Utc>, fleet: Option<&FleetView>) -> Markup
             td { (w.last_good_release.as_deref().unwrap_or("—")) }
             td {
                 @match &w.observation {
-                    Some(o) => (progress(o, now)),
+                    Some(o) => (progress(o, &[], now)),
                     None => "—",
                 }
             }
@@ -113,9 +114,10 @@ fn row(w: &WatchStatus, now: DateTime<Utc>, fleet: Option<&FleetView>) -> Markup
     }
 }
 
-/// "round 4 of ~8, 2.1 s left", with a progress bar.
-pub fn progress(o: &ObservationView, now: DateTime<Utc>) -> Markup {
-    let total = rounds_total(o);
+/// "round 4 of ~8, 2.1 s left", with a progress bar. `checks` (the detail's, or none from a
+/// summary) only serve to estimate the rounds when the plan is missing.
+pub fn progress(o: &ObservationSummary, checks: &[CheckTrack], now: DateTime<Utc>) -> Markup {
+    let total = rounds_total(o, checks);
     let window = (o.window_ends - o.judging_from).num_milliseconds().max(1) as f64;
     let done = ((now - o.judging_from).num_milliseconds() as f64 / window).clamp(0.0, 1.0);
     html! {
@@ -135,12 +137,11 @@ pub fn progress(o: &ObservationView, now: DateTime<Utc>) -> Markup {
 
 /// How many rounds the window holds: the daemon's plan (`planned_rounds`), or, in a status
 /// document without it, an estimate from the spacing of the samples taken so far.
-pub fn rounds_total(o: &ObservationView) -> Option<u64> {
+pub fn rounds_total(o: &ObservationSummary, checks: &[CheckTrack]) -> Option<u64> {
     if o.planned_rounds > 0 {
         return Some(o.planned_rounds.max(o.rounds));
     }
-    let mut gaps: Vec<i64> = o
-        .checks
+    let mut gaps: Vec<i64> = checks
         .iter()
         .flat_map(|c| {
             let times: Vec<DateTime<Utc>> = c.samples.iter().map(|s| s.at).collect();
@@ -160,7 +161,7 @@ pub fn rounds_total(o: &ObservationView) -> Option<u64> {
     Some(((window as f64 / interval as f64).floor() as u64 + 1).max(o.rounds))
 }
 
-fn flags(w: &WatchStatus) -> Markup {
+fn flags(w: &WatchSummary) -> Markup {
     html! {
         @if w.state == WatchState::Paused {
             span class="flag muted" { "⏸ paused: deployments are recorded, not observed" }
@@ -181,6 +182,7 @@ mod tests {
     use super::*;
     use crate::judge::observation::Tracker;
     use crate::judge::{Outcome, Rule};
+    use crate::status::{ObservationView, WatchStatus};
 
     fn observation() -> ObservationView {
         let t0 = Utc.with_ymd_and_hms(2025, 5, 1, 12, 0, 0).unwrap();
@@ -219,28 +221,38 @@ mod tests {
     #[test]
     fn rounds_are_planned_or_estimated_from_the_sample_spacing() {
         let o = observation();
-        assert_eq!(rounds_total(&o), Some(9));
+        let summary = ObservationSummary::of(&o);
+        assert_eq!(rounds_total(&summary, &o.checks), Some(9));
+        assert_eq!(
+            rounds_total(&summary, &[]),
+            None,
+            "a summary has no samples"
+        );
         let mut none = o.clone();
         none.checks[0].samples.truncate(1);
-        assert_eq!(rounds_total(&none), None);
-        let planned = ObservationView {
+        assert_eq!(rounds_total(&summary, &none.checks), None);
+        let planned = ObservationSummary {
             planned_rounds: 12,
-            ..o
+            ..summary
         };
-        assert_eq!(rounds_total(&planned), Some(12));
+        assert_eq!(rounds_total(&planned, &[]), Some(12));
     }
 
     #[test]
     fn a_row_says_state_progress_and_flags_in_words() {
         let mut w = WatchStatus::new("shop<1>");
         w.state = WatchState::Observing;
-        w.observation = Some(observation());
+        w.observation = Some(ObservationView {
+            planned_rounds: 9,
+            ..observation()
+        });
         w.attention = Some("rollback failed".into());
         let now = Utc.with_ymd_and_hms(2025, 5, 1, 12, 0, 1).unwrap();
         let html = page(
             &StatusDocument {
-                watches: vec![w],
+                watches: vec![WatchSummary::of(&w)],
                 fleet: None,
+                next: None,
             },
             now,
         )
@@ -259,7 +271,8 @@ mod tests {
         let cart = WatchStatus::new("cart");
         let now = Utc.with_ymd_and_hms(2025, 5, 1, 12, 0, 1).unwrap();
         let doc = StatusDocument {
-            watches: vec![cart, shop],
+            watches: vec![WatchSummary::of(&cart), WatchSummary::of(&shop)],
+            next: None,
             fleet: Some(FleetView {
                 node: "node-a".into(),
                 nodes: vec![

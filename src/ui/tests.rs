@@ -9,7 +9,9 @@ use crate::sinks::{testing, AlertKind};
 use crate::status::{StatusBoard, WatchState};
 use crate::store::{Commit, Store};
 
-fn state() -> ApiState {
+/// An API with one watch, `shop`, and one stored verdict, `obs-42` (also for the API's and
+/// the client's tests).
+pub(crate) fn state() -> ApiState {
     let store = Store::in_memory().unwrap();
     let ev = testing::alert(AlertKind::Condemned).evidence.unwrap();
     store

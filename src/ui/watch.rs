@@ -7,7 +7,7 @@ use maud::{html, Markup};
 use super::layout::{self, crumb, state_badge, verdict_badge};
 use crate::evidence::Evidence;
 use crate::sinks::AlertKind;
-use crate::status::WatchStatus;
+use crate::status::{ObservationSummary, WatchStatus};
 use crate::store::{HistoryEntry, OutboxItem};
 
 /// One line of the timeline.
@@ -138,7 +138,7 @@ pub fn page(
                 dt { "Observation" }
                 dd {
                     @match &w.observation {
-                        Some(o) => (super::overview::progress(o, now)),
+                        Some(o) => (super::overview::progress(&ObservationSummary::of(o), &o.checks, now)),
                         None => "none in progress",
                     }
                 }

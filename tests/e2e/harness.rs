@@ -211,16 +211,18 @@ impl Daemon {
             .unwrap()
     }
 
-    /// The status entry of one watch.
+    /// The detail of one watch (`GET /v1/watches/{name}`, check tracks included), or null.
     pub async fn watch(&self, name: &str) -> Value {
-        let s = self.status().await;
-        s["watches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["name"] == name)
-            .cloned()
-            .unwrap_or(Value::Null)
+        let r = self
+            .http
+            .get(format!("{}/v1/watches/{name}", self.url))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return Value::Null;
+        }
+        r.json().await.unwrap()
     }
 
     pub async fn metrics(&self) -> String {

@@ -1,188 +1,8 @@
-//! The status document: what each watch is doing now, served by `GET /v1/status` and printed
-//! by `backstop status`. Watch actors write their entry; the API reads a snapshot.
-
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+//! `backstop status` as a table: one row per watch summary, coloured on a terminal.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::judge::observation::{CheckTrack, Verdict};
-
-pub use crate::model::WatchState;
-use crate::model::{IntentState, ObservationKind, Source};
-
-/// The observation in progress.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ObservationView {
-    pub id: String,
-    pub release: String,
-    pub version: Option<String>,
-    pub deployment_id: Option<String>,
-    /// `deployment` or `rollback` (a rollback is observed too, but never rolled back).
-    pub kind: ObservationKind,
-    /// How the deployment was learned: announce, webhook, poll, rollback.
-    pub source: Source,
-    pub deployed_at: DateTime<Utc>,
-    pub judging_from: DateTime<Utc>,
-    pub window_ends: DateTime<Utc>,
-    pub rounds: u64,
-    /// About how many judged rounds the window takes at the watch's cadences (fast for
-    /// `fast_for`, then `interval`); confirming a failure adds fast rounds. For progress.
-    #[serde(default)]
-    pub planned_rounds: u64,
-    pub checks: Vec<CheckTrack>,
-    /// `succeeded`, or `failed` when the deployment itself failed.
-    #[serde(default)]
-    pub outcome: crate::model::DeployOutcome,
-    /// The deployer's account of a failed deployment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<crate::model::DeployFailure>,
-}
-
-/// The rollback in progress or last made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RollbackView {
-    pub condemned_release: String,
-    pub target_release: String,
-    pub state: IntentState,
-    pub deployment_id: Option<String>,
-    pub task_id: Option<String>,
-    pub detail: Option<String>,
-}
-
-/// One watch's entry in `GET /v1/status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WatchStatus {
-    pub name: String,
-    pub state: WatchState,
-    pub current_release: Option<String>,
-    pub last_good_release: Option<String>,
-    pub observation: Option<ObservationView>,
-    pub last_verdict: Option<Verdict>,
-    pub rollback: Option<RollbackView>,
-    /// Why the watch is in `failed`, for humans.
-    pub attention: Option<String>,
-    /// In a fleet: the node holding the watch's lease (`None` when nobody does, or on a
-    /// single node).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-}
-
-impl WatchStatus {
-    pub fn new(name: &str) -> Self {
-        WatchStatus {
-            name: name.to_string(),
-            state: WatchState::Idle,
-            current_release: None,
-            last_good_release: None,
-            observation: None,
-            last_verdict: None,
-            rollback: None,
-            attention: None,
-            owner: None,
-        }
-    }
-}
-
-/// The `GET /v1/status` document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusDocument {
-    pub watches: Vec<WatchStatus>,
-    /// Present when the daemon runs in a fleet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fleet: Option<FleetView>,
-}
-
-/// The fleet as this node last read it from the database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FleetView {
-    /// This node's name.
-    pub node: String,
-    pub nodes: Vec<NodeView>,
-    /// Watches configured on a live node that no node holds a live lease of.
-    pub unowned: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeView {
-    pub name: String,
-    pub alive: bool,
-    pub heartbeat_at: DateTime<Utc>,
-    /// Watches whose live lease the node holds.
-    pub owns: usize,
-}
-
-/// Shared, cheap-to-clone board of watch statuses. The lock is never held across `.await`.
-#[derive(Clone, Default)]
-pub struct StatusBoard(
-    Arc<Mutex<BTreeMap<String, WatchStatus>>>,
-    Arc<Mutex<Option<FleetView>>>,
-);
-
-impl StatusBoard {
-    /// Replaces a watch's entry.
-    pub fn set(&self, status: WatchStatus) {
-        self.lock().insert(status.name.clone(), status);
-    }
-
-    /// Edits a watch's entry in place, creating it if missing.
-    pub fn update(&self, name: &str, f: impl FnOnce(&mut WatchStatus)) {
-        let mut map = self.lock();
-        let entry = map
-            .entry(name.to_string())
-            .or_insert_with(|| WatchStatus::new(name));
-        f(entry);
-    }
-
-    pub fn remove(&self, name: &str) {
-        self.lock().remove(name);
-    }
-
-    pub fn get(&self, name: &str) -> Option<WatchStatus> {
-        self.lock().get(name).cloned()
-    }
-
-    pub fn snapshot(&self) -> StatusDocument {
-        StatusDocument {
-            watches: self.lock().values().cloned().collect(),
-            fleet: self.1.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        }
-    }
-
-    /// Replaces the fleet view (fleet mode only).
-    pub fn set_fleet(&self, view: FleetView) {
-        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(view);
-    }
-
-    /// One line for logs and systemd `STATUS=`, e.g. "watching 3 services, 1 observing".
-    pub fn summary(&self) -> String {
-        let map = self.lock();
-        let count = |s: WatchState| map.values().filter(|w| w.state == s).count();
-        let mut line = format!(
-            "watching {} service{}, {} observing",
-            map.len(),
-            if map.len() == 1 { "" } else { "s" },
-            count(WatchState::Observing)
-        );
-        for (state, label) in [
-            (WatchState::RollingBack, "rolling back"),
-            (WatchState::Failed, "failed"),
-            (WatchState::Paused, "paused"),
-        ] {
-            let n = count(state);
-            if n > 0 {
-                line.push_str(&format!(", {n} {label}"));
-            }
-        }
-        line
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, WatchStatus>> {
-        // A panic while holding the lock leaves consistent data (single-field writes).
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use super::{ObservationSummary, StatusDocument, WatchState};
 
 /// Whether `backstop status` colours its output: only on a terminal (never in a pipe or a
 /// file), and never when `NO_COLOR` is set to anything but the empty string (no-color.org).
@@ -215,7 +35,7 @@ fn verdict_colour(v: crate::judge::observation::VerdictKind) -> Option<&'static 
 
 /// An observation's progress: `round 4 of ~26, 3m12s left (until 12:34:56)`, or how long
 /// warmup still lasts.
-fn progress(o: &ObservationView, now: DateTime<Utc>) -> String {
+fn progress(o: &ObservationSummary, now: DateTime<Utc>) -> String {
     let left = |until: DateTime<Utc>| {
         let secs = (until - now).num_seconds().max(0) as u64;
         humantime::format_duration(std::time::Duration::from_secs(secs))
@@ -351,27 +171,8 @@ pub fn render_table(doc: &StatusDocument, now: DateTime<Utc>, colour: bool) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn states_serialise_as_the_api_names() {
-        let names: Vec<String> = WatchState::ALL
-            .iter()
-            .map(|s| serde_json::to_string(s).unwrap())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "\"idle\"",
-                "\"observing\"",
-                "\"rolling_back\"",
-                "\"failed\"",
-                "\"paused\""
-            ]
-        );
-        for s in WatchState::ALL {
-            assert_eq!(WatchState::parse(s.as_str()), Some(s));
-        }
-    }
+    use crate::model::{ObservationKind, Source};
+    use crate::status::{FleetView, ObservationView, StatusBoard};
 
     #[test]
     fn colour_only_on_a_terminal_and_never_with_no_color() {
