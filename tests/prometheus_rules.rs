@@ -251,6 +251,8 @@ fn rules_use_only_exported_metrics_and_are_well_formed() {
         "BackstopWatchBlind",
         "BackstopDeployerErrors",
         "BackstopObservationStuck",
+        "BackstopWatchUnowned",
+        "BackstopFleetLostNode",
     ];
     assert_eq!(names, expected.into_iter().collect(), "alert names");
     let mut metric_refs = 0;
