@@ -8,8 +8,8 @@ pub struct MetricsConfig {
     /// `per_check`: also export one set of series per check (default `false`):
     /// `backstop_checks_total` gains a `check` label, and `backstop_check_value`,
     /// `backstop_check_threshold` and `backstop_check_baseline` appear. Costs about 7 series
-    /// (~600 bytes of `/metrics`) per check, so ~6 MB at 3,400 watches of 3 checks; the default
-    /// keeps every watch at 10 series whatever its number of checks.
+    /// (~500 bytes of `/metrics`) per check: ~7.1 MB instead of 2.1 MB at 3,400 watches of 3
+    /// checks. The default keeps every watch at 10 series whatever its number of checks.
     pub per_check: bool,
 }
 
