@@ -11,6 +11,7 @@
 //! histogram) is counted for the whole daemon, so `/metrics` stays small at thousands of
 //! watches. `[metrics] per_check` adds the per-check series on top ([`PerCheck`]).
 
+mod per_check;
 mod render;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::judge::observation::VerdictKind;
 use crate::judge::{Outcome, Rule};
 use crate::model::Source;
 use crate::status::WatchState;
+use per_check::PerCheck;
 
 /// The most series one watch has in `/metrics` without `[metrics] per_check`: one
 /// `backstop_watch_state` (the current state only), one
@@ -102,13 +104,6 @@ struct Inner {
     rendered: render::Cache,
 }
 
-/// The series of each check, `[metrics] per_check = true` only: about 7 per check.
-struct PerCheck {
-    value: GaugeVec,
-    threshold: GaugeVec,
-    baseline: GaugeVec,
-}
-
 /// The fleet's series, read from the database by every node (so any node's scrape shows the
 /// whole fleet) except the takeover counter, which counts this node's takeovers.
 #[derive(Clone)]
@@ -177,23 +172,7 @@ impl Metrics {
             .expect("valid metric"),
         );
         start_time.set(chrono::Utc::now().timestamp() as f64);
-        let per_check = config.per_check.then(|| PerCheck {
-            value: gauge(
-                "backstop_check_value",
-                "Last value read by a check (HTTP status for http checks). [metrics] per_check only.",
-                &["watch", "check"],
-            ),
-            threshold: gauge(
-                "backstop_check_threshold",
-                "Configured limit of a check rule (ratios are multiples of the baseline). [metrics] per_check only.",
-                &["watch", "check", "rule"],
-            ),
-            baseline: gauge(
-                "backstop_check_baseline",
-                "Pre-deployment baseline of a check in the current observation (NaN when none). [metrics] per_check only.",
-                &["watch", "check"],
-            ),
-        });
+        let per_check = config.per_check.then(|| PerCheck::register(&r));
         let inner = Inner {
             checks: if config.per_check {
                 counter(
@@ -523,25 +502,6 @@ impl Metrics {
     /// Start time, for tests and status.
     pub fn start_time(&self) -> f64 {
         self.0.start_time.get()
-    }
-}
-
-impl PerCheck {
-    /// Publishes the limits of a check's rules.
-    fn thresholds(&self, watch: &str, check: &str, rules: &[Rule]) {
-        for rule in rules {
-            let (name, limit) = match rule {
-                Rule::Max(v) => ("max", *v),
-                Rule::Min(v) => ("min", *v),
-                Rule::MaxRatio(v) => ("max_ratio", *v),
-                Rule::MinRatio(v) => ("min_ratio", *v),
-                Rule::BurnRate(v) => ("burn_rate", *v),
-                Rule::ExpectStatus(_) | Rule::NoNewAlert => continue,
-            };
-            self.threshold
-                .with_label_values(&[watch, check, name])
-                .set(limit);
-        }
     }
 }
 
