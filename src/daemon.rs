@@ -72,7 +72,7 @@ pub async fn serve(
         .connect_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| DaemonError::Http(e.to_string()))?;
-    let metrics = Metrics::new();
+    let metrics = Metrics::with_config(&config.metrics);
     let status = StatusBoard::default();
     let root = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -234,6 +234,13 @@ fn reload(
                     "server.ui changes need a restart; the dashboard stays as it runs"
                 );
                 new.server.ui = current.server.ui;
+            }
+            if new.metrics != current.metrics {
+                tracing::warn!(
+                    per_check = current.metrics.per_check,
+                    "metrics changes need a restart; /metrics stays as it runs"
+                );
+                new.metrics = current.metrics.clone();
             }
             *auth.write().unwrap_or_else(|e| e.into_inner()) = Auth::from_config(&new);
             // Sinks first: a watch started by this reload may notify at once.

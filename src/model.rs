@@ -85,6 +85,14 @@ pub enum Source {
 }
 
 impl Source {
+    pub const ALL: [Source; 5] = [
+        Source::Announce,
+        Source::Webhook,
+        Source::Poll,
+        Source::Rollback,
+        Source::Retry,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Source::Announce => "announce",

@@ -35,7 +35,6 @@ const METRICS: &[&str] = &[
     "backstop_deployments_seen_total",
     "backstop_observation_duration_seconds",
     "backstop_observation_started_timestamp_seconds",
-    "backstop_last_verdict_timestamp_seconds",
     "backstop_config_reloads_total",
     "backstop_start_time_seconds",
 ];

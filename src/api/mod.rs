@@ -107,15 +107,24 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn metrics(State(s): State<ApiState>) -> Response {
-    (
+/// Rendered on a blocking thread, so a scrape of thousands of watches never delays a round
+/// on the async workers; scrapes arriving during a rendering share it.
+async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    let asked = std::time::Instant::now();
+    let text = tokio::task::spawn_blocking(move || s.metrics.render_since(asked))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "rendering /metrics failed");
+            ApiError::Internal
+        })?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        s.metrics.render(),
+        text,
     )
-        .into_response()
+        .into_response())
 }
 
 /// `GET /v1/status` query: a page of the watches sorted by name.

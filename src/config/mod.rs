@@ -14,6 +14,7 @@ mod deployers;
 mod fields;
 pub mod fleet;
 mod load;
+pub mod metrics;
 #[cfg(test)]
 mod one_check;
 mod policy;
@@ -43,6 +44,8 @@ pub struct Config {
     pub state: StateConfig,
     /// `[fleet]`: this node in a fleet sharing PostgreSQL state.
     pub fleet: fleet::FleetConfig,
+    /// `[metrics]`: what `/metrics` exports beyond the bounded default.
+    pub metrics: metrics::MetricsConfig,
     /// Deployment tools by the name watches use to refer to them.
     pub deployers: BTreeMap<String, DeployerConfig>,
     /// `[notify.NAME]`: where decisions are announced, by the name watches use.

@@ -835,3 +835,26 @@ fn fleet_defaults_to_the_host_name_and_a_15s_lease() {
         assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
     }
 }
+
+#[test]
+fn metrics_are_bounded_unless_per_check_is_asked_for() {
+    let dir = secrets();
+    assert!(!load_str(&example(), dir.path()).unwrap().metrics.per_check);
+    let on = load_str(
+        &format!("[metrics]\nper_check = true\n{}", example()),
+        dir.path(),
+    )
+    .unwrap();
+    assert!(on.metrics.per_check);
+    let errs = errors(
+        &format!("[metrics]\nper_check = 1\nper_watch = true\n{}", example()),
+        dir.path(),
+    )
+    .join("\n");
+    for needle in [
+        "metrics.per_check: expected true or false",
+        "metrics.per_watch: unknown key",
+    ] {
+        assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+    }
+}

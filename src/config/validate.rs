@@ -42,6 +42,7 @@ pub fn validate_with(
     let server = server(&root, config_dir, &errors);
     let state = super::state::state(&root, config_dir);
     let fleet = super::fleet::fleet(&root);
+    let metrics = super::metrics::metrics(&root);
     let deployers = super::deployers::deployers(&root, config_dir);
     let sinks = super::sinks::sinks(&root, config_dir);
     let dry_run = root.boolean("dry_run").unwrap_or(false);
@@ -54,6 +55,7 @@ pub fn validate_with(
                 server: server.expect("server is built when there are no errors"),
                 state,
                 fleet,
+                metrics,
                 deployers: deployers
                     .into_iter()
                     .filter_map(|(k, (_, v))| v.map(|v| (k, v)))

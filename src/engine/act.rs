@@ -338,15 +338,15 @@ impl WatchActor {
         let metrics = &self.shared.metrics;
         match m {
             Metric::Verdict { kind, seconds } => metrics.verdict(self.name(), kind, seconds),
-            Metric::Action(chosen) => metrics.action(self.name(), chosen.as_str()),
-            Metric::Rollback(outcome) => metrics.rollback(self.name(), outcome),
+            Metric::Action(chosen) => metrics.action(chosen.as_str()),
+            Metric::Rollback(outcome) => metrics.rollback(outcome),
             Metric::ObservationStarted { source, failed } => metrics.observation_started(
                 self.name(),
                 source.as_str(),
                 failed,
                 Utc::now().timestamp() as f64,
             ),
-            Metric::DuplicateDeployments(n) => metrics.duplicate_deployments(self.name(), n),
+            Metric::DuplicateDeployments(n) => metrics.duplicate_deployments(n),
         }
     }
 

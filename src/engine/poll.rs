@@ -48,14 +48,14 @@ pub(super) async fn run(
         let deployments = match found {
             Ok(d) => d,
             Err(e) => {
-                metrics.poll(&cfg.name, false);
+                metrics.poll(&cfg.deployer, false);
                 tracing::warn!(watch = %cfg.name, error = %e, "polling deployments failed");
                 continue;
             }
         };
         let news = new_deployments(&cfg.name, &store, deployments);
         // Counted once the listing is recorded, so "a poll completed" means it is history now.
-        metrics.poll(&cfg.name, true);
+        metrics.poll(&cfg.deployer, true);
         match news {
             Ok(Some(t)) => {
                 let failed = t.failure.as_ref().and_then(|f| f.state.as_deref());

@@ -265,7 +265,7 @@ async fn octopus_webhook_starts_one_observation_per_event() {
     );
     let m = d.metrics().await;
     assert!(
-        m.contains(r#"backstop_deployments_seen_total{outcome="succeeded",source="webhook",watch="shop"} 2"#),
+        m.contains(r#"backstop_deployments_seen_total{outcome="succeeded",source="webhook"} 2"#),
         "{m}"
     );
 }
@@ -285,7 +285,7 @@ async fn polling_discovers_new_deployments_only() {
     let deadline = std::time::Instant::now() + T;
     while metric(
         &d.metrics().await,
-        r#"backstop_deployer_polls_total{result="ok",watch="shop"}"#,
+        r#"backstop_deployer_polls_total{deployer="octo",result="ok"}"#,
     ) < 1.0
     {
         assert!(std::time::Instant::now() < deadline, "no poll completed");
@@ -302,9 +302,7 @@ async fn polling_discovers_new_deployments_only() {
     assert_eq!(w["last_good_release"], r2.as_str());
     let m = d.metrics().await;
     assert!(
-        m.contains(
-            r#"backstop_deployments_seen_total{outcome="succeeded",source="poll",watch="shop"} 1"#
-        ),
+        m.contains(r#"backstop_deployments_seen_total{outcome="succeeded",source="poll"} 1"#),
         "{m}"
     );
 }

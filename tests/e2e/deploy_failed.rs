@@ -56,7 +56,7 @@ fn metric(text: &str, series: &str) -> f64 {
 async fn polls(d: &Daemon) -> f64 {
     metric(
         &d.metrics().await,
-        r#"backstop_deployer_polls_total{result="ok",watch="shop"}"#,
+        r#"backstop_deployer_polls_total{deployer="octo",result="ok"}"#,
     )
 }
 
@@ -138,7 +138,7 @@ async fn a_deployment_failed_webhook_starts_one_observation() {
     assert_eq!(
         metric(
             &m,
-            r#"backstop_deployments_seen_total{outcome="failed",source="webhook",watch="shop"}"#
+            r#"backstop_deployments_seen_total{outcome="failed",source="webhook"}"#
         ),
         1.0,
         "{m}"
@@ -197,7 +197,7 @@ async fn polling_finds_a_deployment_whose_task_failed_once_it_has_ended() {
     assert_eq!(
         metric(
             &m,
-            r#"backstop_deployments_seen_total{outcome="failed",source="poll",watch="shop"}"#
+            r#"backstop_deployments_seen_total{outcome="failed",source="poll"}"#
         ),
         1.0,
         "only the failed deployment was news: {m}"

@@ -117,7 +117,7 @@ async fn webhook_deployer_rolls_back_once_and_follows_the_status() {
         .all(|r| r.answered == 200 && r.header("authorization") == Some(CD_TOKEN)));
     let m = d.metrics().await;
     assert!(
-        m.contains(r#"backstop_rollbacks_total{outcome="succeeded",watch="shop"} 1"#),
+        m.contains(r#"backstop_rollbacks_total{outcome="succeeded"} 1"#),
         "{m}"
     );
 }

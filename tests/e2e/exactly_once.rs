@@ -112,7 +112,7 @@ async fn an_intent_never_deploys_over_a_newer_release_made_while_backstop_was_do
     assert!(s.octopus.created_deployments().is_empty());
     let m = s.daemon.metrics().await;
     assert!(
-        m.contains(r#"backstop_rollbacks_total{outcome="superseded",watch="shop"} 1"#),
+        m.contains(r#"backstop_rollbacks_total{outcome="superseded"} 1"#),
         "{m}"
     );
 }

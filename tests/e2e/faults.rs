@@ -97,7 +97,7 @@ async fn a_refused_rollback_leaves_the_watch_failed() {
     assert!(w["attention"].as_str().unwrap().contains("refused"), "{w}");
     assert_eq!(octo.post_attempts(), 1, "a 400 is not retried");
     let m = d.metrics().await;
-    assert!(m.contains(r#"backstop_rollbacks_total{outcome="failed",watch="shop"} 1"#));
+    assert!(m.contains(r#"backstop_rollbacks_total{outcome="failed"} 1"#));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,11 +47,11 @@ async fn retry_redeploys_once_then_rolls_back() {
     assert_eq!(octo.created_deployments().len(), 2);
     let m = d.metrics().await;
     assert!(
-        m.contains(r#"backstop_actions_total{action="retry",watch="shop"} 1"#),
+        m.contains(r#"backstop_actions_total{action="retry"} 1"#),
         "{m}"
     );
     assert!(
-        m.contains(r#"backstop_actions_total{action="rollback",watch="shop"} 1"#),
+        m.contains(r#"backstop_actions_total{action="rollback"} 1"#),
         "{m}"
     );
 }
@@ -180,7 +180,7 @@ async fn irreversible_releases_freeze_instead_of_rolling_back() {
     assert_eq!(octo.post_attempts(), 0);
     let m = d.metrics().await;
     assert!(
-        m.contains(r#"backstop_actions_total{action="freeze",watch="shop"} 2"#),
+        m.contains(r#"backstop_actions_total{action="freeze"} 2"#),
         "{m}"
     );
 }
@@ -230,7 +230,7 @@ async fn dry_run_judges_and_reports_but_calls_nothing() {
     assert_eq!(octo.post_attempts(), 0);
     let m = d.metrics().await;
     assert!(
-        m.contains(r#"backstop_actions_total{action="dry_run",watch="shop"} 1"#),
+        m.contains(r#"backstop_actions_total{action="dry_run"} 1"#),
         "{m}"
     );
 }

@@ -4,17 +4,38 @@
 //! Label sets are bounded (watch, check, result, outcome, deployer, operation): release ids and
 //! URLs never become labels. Series known to exist are created at zero when a watch is
 //! registered, so `increase()` alerts work from the first scrape.
+//!
+//! A watch costs at most [`SERIES_PER_WATCH`] series whatever its number of checks and whatever
+//! happens to it: its state, its observation start, its verdicts and its check samples by
+//! result. Everything else (rollback outcomes, deployment sources, actions, the duration
+//! histogram) is counted for the whole daemon, so `/metrics` stays small at thousands of
+//! watches. `[metrics] per_check` adds the per-check series on top ([`PerCheck`]).
+
+mod per_check;
+mod render;
 
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
 };
 
+use crate::config::metrics::MetricsConfig;
 use crate::judge::observation::VerdictKind;
 use crate::judge::{Outcome, Rule};
+use crate::model::Source;
 use crate::status::WatchState;
+use per_check::PerCheck;
+
+/// The most series one watch has in `/metrics` without `[metrics] per_check`: one
+/// `backstop_watch_state` (the current state only), one
+/// `backstop_observation_started_timestamp_seconds`, four `backstop_verdicts_total` and four
+/// `backstop_checks_total` (one per result).
+pub const SERIES_PER_WATCH: usize = 10;
+
+/// The `result` label of check samples.
+const CHECK_RESULTS: [&str; 4] = ["pass", "fail", "error", "no_data"];
 
 /// How a rollback ended, as the `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,19 +82,18 @@ pub struct Metrics(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
+    /// `{watch,result}`, or `{watch,check,result}` with `per_check`.
     checks: IntCounterVec,
-    check_value: GaugeVec,
-    check_threshold: GaugeVec,
-    check_baseline: GaugeVec,
+    /// Present with `[metrics] per_check` only.
+    per_check: Option<PerCheck>,
     watch_state: IntGaugeVec,
     verdicts: IntCounterVec,
+    observation_started: GaugeVec,
     rollbacks: IntCounterVec,
-    duplicates: IntCounterVec,
+    duplicates: IntCounter,
     deployer_errors: IntCounterVec,
     observation_duration: HistogramVec,
-    observation_started: GaugeVec,
     deployments_seen: IntCounterVec,
-    last_verdict: GaugeVec,
     reloads: IntCounterVec,
     polls: IntCounterVec,
     notifications: IntCounterVec,
@@ -81,6 +101,7 @@ struct Inner {
     start_time: Gauge,
     /// Registered only in a fleet ([`Metrics::enable_fleet`]): a single node is not a fleet.
     fleet: FleetMetrics,
+    rendered: render::Cache,
 }
 
 /// The fleet's series, read from the database by every node (so any node's scrape shows the
@@ -106,7 +127,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The default, bounded metrics.
     pub fn new() -> Self {
+        Self::with_config(&MetricsConfig::default())
+    }
+
+    pub fn with_config(config: &MetricsConfig) -> Self {
         let r = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             register(
@@ -146,33 +172,28 @@ impl Metrics {
             .expect("valid metric"),
         );
         start_time.set(chrono::Utc::now().timestamp() as f64);
+        let per_check = config.per_check.then(|| PerCheck::register(&r));
         let inner = Inner {
-            checks: counter(
-                "backstop_checks_total",
-                "Check samples taken, by watch, check and result (pass, fail, error).",
-                &["watch", "check", "result"],
-            ),
-            check_value: gauge(
-                "backstop_check_value",
-                "Last value read by a check (HTTP status for http checks).",
-                &["watch", "check"],
-            ),
-            check_threshold: gauge(
-                "backstop_check_threshold",
-                "Configured limit of a check rule (ratios are multiples of the baseline).",
-                &["watch", "check", "rule"],
-            ),
-            check_baseline: gauge(
-                "backstop_check_baseline",
-                "Pre-deployment baseline of a check in the current observation (NaN when none).",
-                &["watch", "check"],
-            ),
+            checks: if config.per_check {
+                counter(
+                    "backstop_checks_total",
+                    "Check samples taken, by watch, check and result (pass, fail, error, no_data).",
+                    &["watch", "check", "result"],
+                )
+            } else {
+                counter(
+                    "backstop_checks_total",
+                    "Check samples taken by all the checks of a watch, by watch and result (pass, fail, error, no_data); [metrics] per_check adds a check label.",
+                    &["watch", "result"],
+                )
+            },
+            per_check,
             watch_state: register(
                 &r,
                 IntGaugeVec::new(
                     Opts::new(
                         "backstop_watch_state",
-                        "1 for the current state of each watch (idle, observing, rolling_back, failed, paused).",
+                        "1 for the current state of each watch (idle, observing, rolling_back, failed, paused); other states have no series.",
                     ),
                     &["watch", "state"],
                 )
@@ -185,13 +206,16 @@ impl Metrics {
             ),
             rollbacks: counter(
                 "backstop_rollbacks_total",
-                "Rollbacks by watch and outcome (succeeded, failed, no_target, loop_prevented, unknown, superseded).",
-                &["watch", "outcome"],
+                "Rollbacks of all watches by outcome (succeeded, failed, no_target, loop_prevented, unknown, superseded).",
+                &["outcome"],
             ),
-            duplicates: counter(
-                "backstop_duplicate_deployments_total",
-                "Deployments found carrying the marker of an intent that already had one: backstop deployed twice. Should always be 0.",
-                &["watch"],
+            duplicates: register(
+                &r,
+                IntCounter::new(
+                    "backstop_duplicate_deployments_total",
+                    "Deployments found carrying the marker of an intent that already had one: backstop deployed twice. Should always be 0.",
+                )
+                .expect("valid metric"),
             ),
             deployer_errors: counter(
                 "backstop_deployer_api_errors_total",
@@ -203,12 +227,12 @@ impl Metrics {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "backstop_observation_duration_seconds",
-                        "Time from the start of an observation to its verdict.",
+                        "Time from the start of an observation to its verdict, all watches, by verdict.",
                     )
                     .buckets(vec![
                         10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
                     ]),
-                    &["watch", "verdict"],
+                    &["verdict"],
                 )
                 .expect("valid metric"),
             ),
@@ -219,13 +243,8 @@ impl Metrics {
             ),
             deployments_seen: counter(
                 "backstop_deployments_seen_total",
-                "Deployments that started an observation, by watch, source (announce, webhook, poll, rollback, retry) and outcome (succeeded, failed: the deployment itself failed).",
-                &["watch", "source", "outcome"],
-            ),
-            last_verdict: gauge(
-                "backstop_last_verdict_timestamp_seconds",
-                "Unix time of the last verdict of a watch.",
-                &["watch"],
+                "Deployments that started an observation, all watches, by source (announce, webhook, poll, rollback, retry) and outcome (succeeded, failed: the deployment itself failed).",
+                &["source", "outcome"],
             ),
             reloads: counter(
                 "backstop_config_reloads_total",
@@ -239,13 +258,13 @@ impl Metrics {
             ),
             actions: counter(
                 "backstop_actions_total",
-                "Decisions on condemned releases by watch and action (rollback, retry, notify, command, freeze, pause, dry_run).",
-                &["watch", "action"],
+                "Decisions on condemned releases, all watches, by action (rollback, retry, notify, command, freeze, pause, dry_run).",
+                &["action"],
             ),
             polls: counter(
                 "backstop_deployer_polls_total",
-                "Deployment discovery polls by watch and result (ok, error).",
-                &["watch", "result"],
+                "Deployment discovery polls of all the watches of a deployer, by deployer and result (ok, error).",
+                &["deployer", "result"],
             ),
             start_time,
             fleet: FleetMetrics {
@@ -274,44 +293,47 @@ impl Metrics {
                 .expect("valid metric"),
             },
             registry: r,
+            rendered: render::Cache::default(),
         };
+        // Daemon-wide series that alerts read with increase() exist from the start.
         for result in ["success", "failure"] {
             inner.reloads.with_label_values(&[result]);
+        }
+        for o in RollbackOutcome::ALL {
+            inner.rollbacks.with_label_values(&[o.as_str()]);
+        }
+        for s in Source::ALL {
+            inner
+                .deployments_seen
+                .with_label_values(&[s.as_str(), "failed"]);
         }
         Metrics(Arc::new(inner))
     }
 
-    /// Creates the zero series of a watch and its checks, and publishes thresholds.
+    /// Creates the zero series of a watch (and of its checks with `per_check`), and of its
+    /// deployer.
     pub fn register_watch(&self, watch: &str, deployer: &str, checks: &[(&str, &[Rule])]) {
         let m = &self.0;
-        for (check, rules) in checks {
-            for result in ["pass", "fail", "error", "no_data"] {
-                m.checks.with_label_values(&[watch, check, result]);
+        match &m.per_check {
+            None => {
+                for result in CHECK_RESULTS {
+                    m.checks.with_label_values(&[watch, result]);
+                }
             }
-            for rule in rules.iter() {
-                let (name, limit) = match rule {
-                    Rule::Max(v) => ("max", *v),
-                    Rule::Min(v) => ("min", *v),
-                    Rule::MaxRatio(v) => ("max_ratio", *v),
-                    Rule::MinRatio(v) => ("min_ratio", *v),
-                    Rule::BurnRate(v) => ("burn_rate", *v),
-                    Rule::ExpectStatus(_) | Rule::NoNewAlert => continue,
-                };
-                m.check_threshold
-                    .with_label_values(&[watch, check, name])
-                    .set(limit);
+            Some(pc) => {
+                for (check, rules) in checks {
+                    for result in CHECK_RESULTS {
+                        m.checks.with_label_values(&[watch, check, result]);
+                    }
+                    pc.thresholds(watch, check, rules);
+                }
             }
         }
         // Verdict counters exist from the start (alerts use increase() on them); the duration
-        // histogram does not: 13 series per verdict per watch would dominate the exposition
-        // of a large install, and no alert needs its zero.
+        // histogram is daemon-wide and fills at the first verdict.
         for v in VerdictKind::ALL {
             m.verdicts.with_label_values(&[watch, v.as_str()]);
         }
-        for o in RollbackOutcome::ALL {
-            m.rollbacks.with_label_values(&[watch, o.as_str()]);
-        }
-        m.duplicates.with_label_values(&[watch]);
         for op in [
             "list_deployments",
             "get_deployment",
@@ -322,7 +344,7 @@ impl Metrics {
         }
         m.observation_started.with_label_values(&[watch]).set(0.0);
         for result in ["ok", "error"] {
-            m.polls.with_label_values(&[watch, result]);
+            m.polls.with_label_values(&[deployer, result]);
         }
     }
 
@@ -334,41 +356,47 @@ impl Metrics {
             let _ = m.watch_state.remove_label_values(&[watch, s.as_str()]);
         }
         let _ = m.observation_started.remove_label_values(&[watch]);
-        let _ = m.last_verdict.remove_label_values(&[watch]);
     }
 
-    /// Publishes the current state of a watch (1 for it, 0 for the others).
+    /// Publishes the current state of a watch: its series is 1, and the other states have
+    /// none (five series per watch where one says it all).
     pub fn set_state(&self, watch: &str, state: WatchState) {
-        for s in WatchState::ALL {
-            self.0
-                .watch_state
-                .with_label_values(&[watch, s.as_str()])
-                .set(i64::from(s == state));
+        for s in WatchState::ALL.into_iter().filter(|s| *s != state) {
+            let _ = self.0.watch_state.remove_label_values(&[watch, s.as_str()]);
         }
+        self.0
+            .watch_state
+            .with_label_values(&[watch, state.as_str()])
+            .set(1);
     }
 
     pub fn check_sample(&self, watch: &str, check: &str, outcome: &Outcome, value: Option<f64>) {
-        self.0
-            .checks
-            .with_label_values(&[watch, check, outcome.label()])
-            .inc();
-        if let Some(v) = value {
-            self.0.check_value.with_label_values(&[watch, check]).set(v);
+        let m = &self.0;
+        let result = outcome.label();
+        match &m.per_check {
+            None => m.checks.with_label_values(&[watch, result]).inc(),
+            Some(pc) => {
+                m.checks.with_label_values(&[watch, check, result]).inc();
+                if let Some(v) = value {
+                    pc.value.with_label_values(&[watch, check]).set(v);
+                }
+            }
         }
     }
 
     pub fn check_baseline(&self, watch: &str, check: &str, baseline: Option<f64>) {
-        self.0
-            .check_baseline
-            .with_label_values(&[watch, check])
-            .set(baseline.unwrap_or(f64::NAN));
+        if let Some(pc) = &self.0.per_check {
+            pc.baseline
+                .with_label_values(&[watch, check])
+                .set(baseline.unwrap_or(f64::NAN));
+        }
     }
 
     pub fn observation_started(&self, watch: &str, source: &str, failed: bool, at_unix: f64) {
         let outcome = if failed { "failed" } else { "succeeded" };
         self.0
             .deployments_seen
-            .with_label_values(&[watch, source, outcome])
+            .with_label_values(&[source, outcome])
             .inc();
         self.0
             .observation_started
@@ -391,27 +419,23 @@ impl Metrics {
             .inc();
         self.0
             .observation_duration
-            .with_label_values(&[watch, verdict.as_str()])
+            .with_label_values(&[verdict.as_str()])
             .observe(duration_secs.max(0.0));
         self.0
             .observation_started
             .with_label_values(&[watch])
             .set(0.0);
-        self.0
-            .last_verdict
-            .with_label_values(&[watch])
-            .set(chrono::Utc::now().timestamp() as f64);
     }
 
-    pub fn rollback(&self, watch: &str, outcome: RollbackOutcome) {
+    pub fn rollback(&self, outcome: RollbackOutcome) {
         self.0
             .rollbacks
-            .with_label_values(&[watch, outcome.as_str()])
+            .with_label_values(&[outcome.as_str()])
             .inc();
     }
 
-    pub fn duplicate_deployments(&self, watch: &str, n: u64) {
-        self.0.duplicates.with_label_values(&[watch]).inc_by(n);
+    pub fn duplicate_deployments(&self, n: u64) {
+        self.0.duplicates.inc_by(n);
     }
 
     pub fn deployer_error(&self, deployer: &str, operation: &str) {
@@ -421,10 +445,11 @@ impl Metrics {
             .inc();
     }
 
-    pub fn poll(&self, watch: &str, ok: bool) {
+    /// A discovery poll of one of the deployer's watches finished.
+    pub fn poll(&self, deployer: &str, ok: bool) {
         self.0
             .polls
-            .with_label_values(&[watch, if ok { "ok" } else { "error" }])
+            .with_label_values(&[deployer, if ok { "ok" } else { "error" }])
             .inc();
     }
 
@@ -437,8 +462,8 @@ impl Metrics {
     }
 
     /// A decision on a condemned release.
-    pub fn action(&self, watch: &str, action: &str) {
-        self.0.actions.with_label_values(&[watch, action]).inc();
+    pub fn action(&self, action: &str) {
+        self.0.actions.with_label_values(&[action]).inc();
     }
 
     pub fn reload(&self, ok: bool) {
@@ -474,16 +499,6 @@ impl Metrics {
         self.0.fleet.takeovers.inc();
     }
 
-    /// The exposition in Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let families = self.0.registry.gather();
-        if TextEncoder::new().encode(&families, &mut buf).is_err() {
-            return String::new();
-        }
-        String::from_utf8(buf).unwrap_or_default()
-    }
-
     /// Start time, for tests and status.
     pub fn start_time(&self) -> f64 {
         self.0.start_time.get()
@@ -491,43 +506,4 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn registered_watch_exports_zero_series() {
-        let m = Metrics::new();
-        m.register_watch("shop", "octo", &[("errors", &[Rule::Max(0.05)])]);
-        m.set_state("shop", WatchState::Idle);
-        let text = m.render();
-        assert!(
-            text.contains(r#"backstop_checks_total{check="errors",result="fail",watch="shop"} 0"#)
-        );
-        assert!(text.contains(r#"backstop_rollbacks_total{outcome="succeeded",watch="shop"} 0"#));
-        assert!(text.contains(r#"backstop_watch_state{state="idle",watch="shop"} 1"#));
-        assert!(text.contains(r#"backstop_watch_state{state="failed",watch="shop"} 0"#));
-        assert!(text
-            .contains(r#"backstop_check_threshold{check="errors",rule="max",watch="shop"} 0.05"#));
-        assert!(text.contains("backstop_build_info{version="));
-    }
-
-    #[test]
-    fn forgotten_watches_lose_their_state_gauges() {
-        let m = Metrics::new();
-        m.register_watch("gone", "octo", &[]);
-        m.set_state("gone", WatchState::Failed);
-        m.forget_watch("gone");
-        assert!(!m
-            .render()
-            .contains(r#"backstop_watch_state{state="failed",watch="gone"}"#));
-    }
-
-    #[test]
-    fn registries_are_independent() {
-        let a = Metrics::new();
-        let b = Metrics::new();
-        a.rollback("w", RollbackOutcome::Failed);
-        assert!(a.render().contains("backstop_rollbacks_total"));
-        assert!(!b.render().contains("backstop_rollbacks_total{"));
-    }
-}
+mod tests;
