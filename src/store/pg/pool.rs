@@ -48,8 +48,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// How long a thread's check of its connection may take, after another thread lost its own.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One call, run on a pool thread with its connection (or the reason there is none).
-type Job = Box<dyn FnOnce(Result<&mut Client, StoreError>) + Send>;
+/// One call, run on a pool thread with its connection (or the reason there is none), and the
+/// pool's count of lost connections, which the call bumps *before* it answers when it lost its
+/// connection: the caller's next call, on any thread, then already checks its own first.
+type Job = Box<dyn FnOnce(Result<&mut Client, StoreError>, &AtomicU64) + Send>;
 
 /// The pool's handle: dropping it (with every clone of the store) ends the threads.
 pub(super) struct Pool {
@@ -133,8 +135,18 @@ impl Pool {
         F: FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |client| {
-            let _ = tx.send(client.and_then(f));
+        let job: Job = Box::new(move |client, losses| {
+            let answer = match client {
+                Ok(c) => {
+                    let answer = f(c);
+                    if c.is_closed() {
+                        losses.fetch_add(1, Ordering::SeqCst);
+                    }
+                    answer
+                }
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(answer);
         });
         self.jobs
             .lock()
@@ -212,7 +224,8 @@ fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>, losses: &Atomi
             Some(c) => {
                 // A bug in one call (a column read as the wrong type panics) must not cost
                 // the pool a thread: its caller gets an error, the connection is replaced.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(c))));
+                let ran =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(c), losses)));
                 if ran.is_err() {
                     tracing::error!("a state database call panicked; reconnecting");
                     client = None;
@@ -221,12 +234,14 @@ fn worker(config: &postgres::Config, jobs: &Mutex<Receiver<Job>>, losses: &Atomi
                     // connects again (at once: the server was reachable a moment ago).
                     tracing::warn!("lost the connection to the state database; reconnecting");
                     client = None;
-                    losses_seen = losses.fetch_add(1, Ordering::SeqCst) + 1;
+                    // The call counted the loss before it answered.
+                    losses_seen = losses.load(Ordering::SeqCst);
                 }
             }
-            None => job(Err(StoreError::Unavailable(format!(
-                "not connected: {why}"
-            )))),
+            None => job(
+                Err(StoreError::Unavailable(format!("not connected: {why}"))),
+                losses,
+            ),
         }
     }
 }
