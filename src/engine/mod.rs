@@ -7,6 +7,7 @@
 //! after the old one has fully stopped.
 
 mod act;
+pub mod lag;
 pub mod lifecycle;
 mod poll;
 mod report;
@@ -108,6 +109,8 @@ pub struct Shared {
     /// In a fleet, the leases this node holds: nothing leaves the process for a watch whose
     /// lease has lapsed. A single node always may act.
     pub leases: crate::fleet::Leases,
+    /// How late the process's timers fire ([`lag::run`] measures it).
+    pub lag: lag::LagMonitor,
 }
 
 /// Deliveries in progress and the backoff of the ones a sink did not take.

@@ -164,6 +164,7 @@ impl WatchActor {
         loop {
             self.pulse.rest();
             let next = self.next_round;
+            let waiting_since = Instant::now();
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
@@ -182,8 +183,12 @@ impl WatchActor {
                 _ = tokio::time::sleep_until(next.map(|n| n.0).unwrap_or_else(Instant::now)), if next.is_some() => {
                     self.pulse.beat();
                     let scheduled = next.map(|n| n.1).unwrap_or_else(Utc::now);
+                    // Scheduler lag only: a round due while the actor was busy elsewhere
+                    // starts late, but its timer did not fire late.
+                    let due = next.map_or(waiting_since, |n| n.0).max(waiting_since);
+                    let timer_lag = Instant::now().saturating_duration_since(due);
                     self.next_round = None;
-                    let round = self.round(scheduled).await;
+                    let round = self.round(scheduled, timer_lag).await;
                     self.handle(Event::Round(round)).await;
                 }
             }

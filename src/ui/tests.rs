@@ -39,6 +39,7 @@ fn state() -> ApiState {
         evidence_dir: std::env::temp_dir(),
         outbox: Default::default(),
         leases: crate::fleet::Leases::single(),
+        lag: Default::default(),
     };
     ApiState {
         engine: crate::engine::Engine::new(shared, tokio_util::sync::CancellationToken::new()),

@@ -288,7 +288,7 @@ fn result(name: &str, reading: Result<Reading, Unmeasured>) -> CheckResult {
         baseline: None,
         before: None,
         reading,
-        late: None,
+        lag: std::time::Duration::ZERO,
         traffic: None,
         compare: None,
         control: None,
