@@ -38,6 +38,7 @@ const METRICS: &[&str] = &[
     "backstop_last_verdict_timestamp_seconds",
     "backstop_config_reloads_total",
     "backstop_start_time_seconds",
+    "backstop_scheduler_lag_seconds",
 ];
 
 /// The histograms among [`METRICS`]: only these have `_bucket`, `_sum` and `_count` series.
@@ -252,6 +253,9 @@ fn rules_use_only_exported_metrics_and_are_well_formed() {
         "BackstopWatchBlind",
         "BackstopDeployerErrors",
         "BackstopObservationStuck",
+        "BackstopLate",
+        "BackstopWatchUnowned",
+        "BackstopFleetLostNode",
     ];
     assert_eq!(names, expected.into_iter().collect(), "alert names");
     let mut metric_refs = 0;
