@@ -47,7 +47,9 @@ pub struct Config {
     pub deployers: BTreeMap<String, DeployerConfig>,
     /// `[notify.NAME]`: where decisions are announced, by the name watches use.
     pub sinks: BTreeMap<String, SinkConfig>,
-    pub watches: Vec<WatchConfig>,
+    /// Shared: the engine's actors and pollers, a reload's comparison and every clone of the
+    /// config hold the same copy of a watch.
+    pub watches: Vec<std::sync::Arc<WatchConfig>>,
 }
 
 /// `[server]`: the HTTP API and metrics listener.
@@ -764,7 +766,7 @@ impl Probe {
 impl Config {
     /// The watch with this name.
     pub fn watch(&self, name: &str) -> Option<&WatchConfig> {
-        self.watches.iter().find(|w| w.name == name)
+        self.watches.iter().find(|w| w.name == name).map(|w| &**w)
     }
 }
 

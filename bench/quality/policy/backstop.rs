@@ -61,6 +61,7 @@ impl Backstop {
             .watches
             .into_iter()
             .next()
+            .map(std::sync::Arc::unwrap_or_clone)
             .ok_or("no [[watch]] in the config")?;
         let plans = cfg
             .checks

@@ -56,7 +56,7 @@ max = 1.0
         state = dir.path().display()
     );
     let c = crate::config::load_str(&toml, dir.path()).unwrap();
-    c.watches.into_iter().next().unwrap()
+    (*c.watches[0]).clone()
 }
 
 pub(super) fn learned(release: &str, dep: &str, created: i64) -> Learned {
