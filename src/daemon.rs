@@ -87,7 +87,13 @@ pub async fn serve(
         evidence_dir: config.state.dir.join("evidence"),
         outbox: Default::default(),
         leases: leases.clone(),
+        lag: Default::default(),
     };
+    tasks.spawn(crate::engine::lag::run(
+        shared.lag.clone(),
+        metrics.clone(),
+        root.clone(),
+    ));
     let engine = Engine::new(shared, root.clone());
     let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
     if fleet {

@@ -231,7 +231,7 @@ mod tests {
             } else {
                 Reading::Value(v)
             }),
-            late: None,
+            lag: std::time::Duration::ZERO,
             traffic: None,
             compare: None,
             control: None,

@@ -37,6 +37,7 @@ const METRICS: &[&str] = &[
     "backstop_observation_started_timestamp_seconds",
     "backstop_config_reloads_total",
     "backstop_start_time_seconds",
+    "backstop_scheduler_lag_seconds",
 ];
 
 /// The histograms among [`METRICS`]: only these have `_bucket`, `_sum` and `_count` series.
@@ -251,6 +252,7 @@ fn rules_use_only_exported_metrics_and_are_well_formed() {
         "BackstopWatchBlind",
         "BackstopDeployerErrors",
         "BackstopObservationStuck",
+        "BackstopLate",
         "BackstopWatchUnowned",
         "BackstopFleetLostNode",
     ];

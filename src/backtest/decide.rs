@@ -58,7 +58,7 @@ fn beyond(name: &str) -> CheckResult {
         baseline: None,
         before: None,
         reading: Err(Unmeasured::other("after the end of the replayed history")),
-        late: None,
+        lag: std::time::Duration::ZERO,
         traffic: None,
         compare: None,
         control: None,

@@ -37,7 +37,7 @@ query = "q"
 "#
     );
     let c = crate::config::load_str(&toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    c.watches[0].clone()
+    (*c.watches[0]).clone()
 }
 
 fn t0() -> DateTime<Utc> {

@@ -148,7 +148,7 @@ pub fn check_result(name: &str, history: &History, t: DateTime<Utc>) -> CheckRes
         baseline: None,
         before: None,
         reading: Err(Unmeasured::other("not read")),
-        late: None,
+        lag: std::time::Duration::ZERO,
         traffic: None,
         compare: None,
         control: None,

@@ -50,7 +50,9 @@ pub struct Config {
     pub deployers: BTreeMap<String, DeployerConfig>,
     /// `[notify.NAME]`: where decisions are announced, by the name watches use.
     pub sinks: BTreeMap<String, SinkConfig>,
-    pub watches: Vec<WatchConfig>,
+    /// Shared: the engine's actors and pollers, a reload's comparison and every clone of the
+    /// config hold the same copy of a watch.
+    pub watches: Vec<std::sync::Arc<WatchConfig>>,
 }
 
 /// `[server]`: the HTTP API and metrics listener.
@@ -767,7 +769,7 @@ impl Probe {
 impl Config {
     /// The watch with this name.
     pub fn watch(&self, name: &str) -> Option<&WatchConfig> {
-        self.watches.iter().find(|w| w.name == name)
+        self.watches.iter().find(|w| w.name == name).map(|w| &**w)
     }
 }
 

@@ -139,7 +139,7 @@ fn watches(
     deployers: &super::deployers::Parsed,
     sinks: &BTreeMap<String, Option<SinkConfig>>,
     dry_run: bool,
-) -> Vec<WatchConfig> {
+) -> Vec<std::sync::Arc<WatchConfig>> {
     let mut names = BTreeSet::new();
     let mut out = Vec::new();
     for t in root.tables("watch") {
@@ -149,7 +149,7 @@ fn watches(
             }
         }
         if let Some(w) = watch(&t, deployers, sinks, dry_run) {
-            out.push(w);
+            out.push(std::sync::Arc::new(w));
         }
         t.finish();
     }

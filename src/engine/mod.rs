@@ -7,6 +7,9 @@
 //! after the old one has fully stopped.
 
 mod act;
+#[cfg(test)]
+mod footprint_tests;
+pub mod lag;
 pub mod lifecycle;
 mod poll;
 mod report;
@@ -108,6 +111,8 @@ pub struct Shared {
     /// In a fleet, the leases this node holds: nothing leaves the process for a watch whose
     /// lease has lapsed. A single node always may act.
     pub leases: crate::fleet::Leases,
+    /// How late the process's timers fire ([`lag::run`] measures it).
+    pub lag: lag::LagMonitor,
 }
 
 /// Deliveries in progress and the backoff of the ones a sink did not take.
@@ -152,7 +157,9 @@ fn stall_limit(w: &WatchConfig, d: &DeployerConfig) -> std::time::Duration {
 }
 
 struct Running {
-    config: WatchConfig,
+    /// Shared with the actor and the poller: one copy of a watch's config, however many
+    /// tasks read it.
+    config: Arc<WatchConfig>,
     pulse: Arc<Pulse>,
     stall_after: std::time::Duration,
     deployer: DeployerConfig,
@@ -292,7 +299,7 @@ impl Engine {
         let mut running = self.lock();
         let configured: std::collections::BTreeSet<&str> =
             config.watches.iter().map(|w| w.name.as_str()).collect();
-        let wanted: BTreeMap<&str, &WatchConfig> = config
+        let wanted: BTreeMap<&str, &Arc<WatchConfig>> = config
             .watches
             .iter()
             .filter(|w| owned.as_ref().is_none_or(|o| o.contains(&w.name)))
@@ -303,7 +310,7 @@ impl Engine {
         for name in names {
             let keep = match (wanted.get(name.as_str()), running.get(&name)) {
                 (Some(w), Some(r)) => {
-                    **w == r.config && config.deployers.get(&w.deployer) == Some(&r.deployer)
+                    ***w == *r.config && config.deployers.get(&w.deployer) == Some(&r.deployer)
                 }
                 _ => false,
             };
@@ -358,13 +365,14 @@ impl Engine {
                 .remove(&w.name)
                 .or_else(|| stopping.remove(&w.name));
             let pulse = Arc::new(Pulse::default());
-            let actor = watch::WatchActor::new(
-                Arc::new(w.clone()),
+            let wcfg = w.clone();
+            let actor = Box::new(watch::WatchActor::new(
+                wcfg.clone(),
                 deployer.clone(),
                 self.shared.clone(),
                 cancel.clone(),
                 pulse.clone(),
-            );
+            ));
             let done = self.shared.tasks.spawn(async move {
                 if let Some(h) = before {
                     let _ = h.await;
@@ -373,7 +381,7 @@ impl Engine {
             });
             if let Some(every) = w.poll {
                 self.shared.tasks.spawn(poll::run(
-                    Arc::new(w.clone()),
+                    wcfg.clone(),
                     deployer,
                     self.shared.store.clone(),
                     self.shared.metrics.clone(),
@@ -385,7 +393,7 @@ impl Engine {
             running.insert(
                 w.name.clone(),
                 Running {
-                    config: w.clone(),
+                    config: wcfg,
                     pulse,
                     stall_after: stall_limit(w, dcfg),
                     deployer: dcfg.clone(),

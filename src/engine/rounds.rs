@@ -1,6 +1,9 @@
 //! One sample round's I/O: baselines still missing and every check, concurrently.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 
 use super::lifecycle::{CheckResult, CompareSamples, ControlReading, RoundResult, Unmeasured};
 use super::watch::WatchActor;
@@ -8,7 +11,12 @@ use crate::checks;
 use crate::config::{ControlConfig, Probe, TrafficSource};
 
 impl WatchActor {
-    pub(super) async fn round(&self, scheduled: DateTime<Utc>) -> RoundResult {
+    /// `timer_lag`: how late the actor's timer for this round fired (while it was waiting).
+    pub(super) async fn round(
+        &self,
+        scheduled: DateTime<Utc>,
+        timer_lag: std::time::Duration,
+    ) -> RoundResult {
         let Some(obs) = &self.record.observation else {
             return RoundResult {
                 scheduled,
@@ -20,8 +28,6 @@ impl WatchActor {
         // After a condemned release (a rollback), the baseline is the good release's past:
         // it ends where the bad release began.
         let baseline_until = obs.baseline_until.unwrap_or(obs.deployed_at);
-        // How late the round itself started (a stalled runtime, a busy machine).
-        let lag = (Utc::now() - scheduled).to_std().unwrap_or_default();
         let results = futures_util::future::join_all(self.cfg.checks.iter().map(|c| {
             let collector = self
                 .collectors
@@ -43,7 +49,7 @@ impl WatchActor {
             // the deployment behind: a point that mixes both releases is in neither set.
             let lookback = match &c.probe {
                 Probe::Prometheus { lookback, .. } => *lookback,
-                _ => std::time::Duration::ZERO,
+                _ => Duration::ZERO,
             };
             let post_from = obs
                 .judging_from
@@ -77,7 +83,6 @@ impl WatchActor {
                 } else {
                     (None, None)
                 };
-                let started = std::time::Instant::now();
                 let traffic_query = async {
                     match (c.min_traffic.as_ref().map(|m| &m.source), &c.probe) {
                         (Some(TrafficSource::Query(q)), Probe::Prometheus { url, timeout, .. }) => Some(
@@ -101,12 +106,17 @@ impl WatchActor {
                     let ctl = c.control.as_ref()?;
                     Some(control(http, ctl, need_control_baseline.then_some(baseline_until)).await)
                 };
-                let (reading, traffic, control) = futures_util::join!(
-                    checks::sample(http, &c.probe, collector, since),
-                    traffic_query,
-                    control_query
-                );
-                let elapsed = started.elapsed();
+                // The probe's time runs from the moment its request is sent (after any
+                // baseline or compare fetch above), and is its own: not the traffic's or the
+                // control's, which may take longer.
+                let sample = async {
+                    let sent = Instant::now();
+                    let reading = checks::sample(http, &c.probe, collector, since).await;
+                    (reading, sent, sent.elapsed())
+                };
+                let ((reading, sent, elapsed), traffic, control) =
+                    futures_util::join!(sample, traffic_query, control_query);
+                let lag = self.lag_around(&c.probe, collector.is_some(), sent, elapsed, timer_lag);
                 // Prometheus and alert servers are telemetry: their being down is never the
                 // application's.
                 let app_probe = c.probe.reads_the_app();
@@ -122,7 +132,7 @@ impl WatchActor {
                     baseline,
                     before,
                     reading,
-                    late: lateness(lag, elapsed, probe_timeout(&c.probe), self.cfg.interval),
+                    lag,
                     traffic,
                     compare,
                     control,
@@ -134,6 +144,29 @@ impl WatchActor {
             scheduled,
             checks: results,
         }
+    }
+
+    /// How late backstop was around a probe sent at `sent` that took `elapsed`: the worst of
+    /// the round's timer lag, the scheduler lag while the probe was in flight, and its own
+    /// timer firing after its timeout. A probe read from a collector got its answer from a
+    /// scrape up to an interval and a timeout earlier: the look-back covers that scrape.
+    fn lag_around(
+        &self,
+        probe: &Probe,
+        collected: bool,
+        sent: Instant,
+        elapsed: Duration,
+        timer_lag: Duration,
+    ) -> Duration {
+        let timeout = probe_timeout(probe);
+        let from = if collected {
+            sent.checked_sub(self.cfg.interval + timeout)
+                .unwrap_or(sent)
+        } else {
+            sent
+        };
+        let overrun = elapsed.saturating_sub(timeout);
+        timer_lag.max(self.shared.lag.max_since(from)).max(overrun)
     }
 }
 
@@ -171,45 +204,11 @@ async fn control(
 }
 
 /// The probe's own timeout (scrape checks: the collector's).
-fn probe_timeout(p: &Probe) -> std::time::Duration {
+fn probe_timeout(p: &Probe) -> Duration {
     match p {
         Probe::Http { timeout, .. } | Probe::Prometheus { timeout, .. } => *timeout,
         Probe::Scrape(s) => s.timeout,
         Probe::Alert(a) => a.timeout,
         Probe::Slo(s) => s.timeout,
-    }
-}
-
-/// Whether backstop itself was late for a probe, and by how much: the round started more than
-/// half an interval after its time, or the probe's timer fired well after its timeout (the
-/// runtime did not run it on time). A timeout then says nothing about the application.
-fn lateness(
-    lag: std::time::Duration,
-    elapsed: std::time::Duration,
-    timeout: std::time::Duration,
-    interval: std::time::Duration,
-) -> Option<std::time::Duration> {
-    let overrun = elapsed.saturating_sub(timeout);
-    let slack = (timeout / 4).max(std::time::Duration::from_millis(50));
-    let late = lag.max(overrun);
-    (lag > interval / 2 || overrun > slack).then_some(late)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lateness;
-    use std::time::Duration;
-
-    #[test]
-    fn lateness_is_a_late_round_or_a_timer_that_fired_late() {
-        let ms = Duration::from_millis;
-        assert_eq!(lateness(ms(10), ms(80), ms(80), ms(1000)), None);
-        assert_eq!(lateness(ms(600), ms(80), ms(80), ms(1000)), Some(ms(600)));
-        assert_eq!(lateness(ms(0), ms(700), ms(80), ms(1000)), Some(ms(620)));
-        assert_eq!(
-            lateness(ms(0), ms(120), ms(80), ms(1000)),
-            None,
-            "50ms of slack"
-        );
     }
 }

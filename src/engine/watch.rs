@@ -92,7 +92,9 @@ impl WatchActor {
     }
 
     /// The actor loop. Returns on cancellation; everything it needs later is in the store.
-    pub(super) async fn run(mut self, rx: mpsc::Receiver<Command>) {
+    /// The actor is boxed: a future keeps its by-value arguments twice (as given, and as
+    /// moved into its body), and a watch's task lives as long as the watch.
+    pub(super) async fn run(mut self: Box<Self>, rx: mpsc::Receiver<Command>) {
         let checks: Vec<(&str, &[crate::judge::Rule])> = self
             .cfg
             .checks
@@ -104,13 +106,13 @@ impl WatchActor {
             .register_watch(&self.cfg.name, &self.cfg.deployer, &checks);
         // Scrape checks collect from now on (continuing from their stored history), so a
         // deployment finds history to compare with.
-        let collectors = checks::scrape::start(
+        let collectors = Box::pin(checks::scrape::start(
             &self.cfg,
             &self.shared.http,
             &self.shared.store,
             &self.shared.tasks,
             &self.cancel,
-        )
+        ))
         .await;
         self.collectors = self
             .cfg
@@ -127,7 +129,10 @@ impl WatchActor {
         tracing::debug!(watch = %self.name(), "watch actor stopped");
     }
 
-    /// Everything the actor does between starting its collectors and stopping them.
+    /// Everything the actor does between starting its collectors and stopping them. Its
+    /// future is the watch's memory while idle (it lives as long as the watch runs): every
+    /// branch that does real work (a round, a command, a deploy) is boxed, allocated only
+    /// while it runs, so the idle future holds little more than its timers.
     async fn serve(&mut self, mut rx: mpsc::Receiver<Command>) {
         if self.cancel.is_cancelled() {
             // Replaced or removed before it started: the next actor (if any) resumes.
@@ -138,21 +143,23 @@ impl WatchActor {
         // the quarantine and abandon an unfinished intent. Commands wait in the channel and
         // triggers in the inbox meanwhile.
         loop {
-            match self.shared.store.load_watch(self.name()) {
+            // The read's result is gone before the wait: a record held across it would be
+            // part of this future (and of every idle watch's memory).
+            let e = match self.shared.store.load_watch(self.name()) {
                 Ok(r) => {
                     self.record = r;
                     break;
                 }
-                Err(e) => {
-                    tracing::error!(watch = %self.name(), error = %e, "cannot read state; retrying before handling anything");
-                    self.pulse.rest();
-                    tokio::select! {
-                        _ = self.cancel.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    }
-                    self.pulse.beat();
-                }
+                Err(e) => e,
+            };
+            tracing::error!(watch = %self.name(), error = %e, "cannot read state; retrying before handling anything");
+            drop(e);
+            self.pulse.rest();
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
+            self.pulse.beat();
         }
         self.redeliver();
         if let Some(o) = &self.record.observation {
@@ -160,8 +167,8 @@ impl WatchActor {
                 .metrics
                 .observation_resumed(self.name(), o.deployed_at.timestamp() as f64);
         }
-        self.handle(Event::Recovered).await;
-        self.drain_inbox().await;
+        Box::pin(self.handle(Event::Recovered)).await;
+        Box::pin(self.drain_inbox()).await;
         self.publish();
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -169,27 +176,35 @@ impl WatchActor {
         loop {
             self.pulse.rest();
             let next = self.next_round;
+            let waiting_since = Instant::now();
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
                 _ = housekeeping.tick() => {
                     self.pulse.beat();
                     self.redeliver();
-                    self.drain_inbox().await;
+                    Box::pin(self.drain_inbox()).await;
                 }
                 cmd = rx.recv() => match cmd {
                     Some(c) => {
                         self.pulse.beat();
-                        self.on_command(c).await;
+                        Box::pin(self.on_command(c)).await;
                     }
                     None => break,
                 },
                 _ = tokio::time::sleep_until(next.map(|n| n.0).unwrap_or_else(Instant::now)), if next.is_some() => {
                     self.pulse.beat();
                     let scheduled = next.map(|n| n.1).unwrap_or_else(Utc::now);
+                    // Scheduler lag only: a round due while the actor was busy elsewhere
+                    // starts late, but its timer did not fire late.
+                    let due = next.map_or(waiting_since, |n| n.0).max(waiting_since);
+                    let timer_lag = Instant::now().saturating_duration_since(due);
                     self.next_round = None;
-                    let round = self.round(scheduled).await;
-                    self.handle(Event::Round(round)).await;
+                    Box::pin(async {
+                        let round = self.round(scheduled, timer_lag).await;
+                        self.handle(Event::Round(round)).await;
+                    })
+                    .await;
                 }
             }
         }

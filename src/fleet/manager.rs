@@ -394,7 +394,7 @@ impl Manager {
                 .collect(),
             unowned: unowned.into_iter().collect(),
         });
-        let others: Vec<crate::config::WatchConfig> = config
+        let others: Vec<std::sync::Arc<crate::config::WatchConfig>> = config
             .watches
             .iter()
             // Not while an actor here is stopping (handed over, lost): it may still commit and

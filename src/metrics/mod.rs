@@ -99,6 +99,7 @@ struct Inner {
     notifications: IntCounterVec,
     actions: IntCounterVec,
     start_time: Gauge,
+    scheduler_lag: Gauge,
     /// Registered only in a fleet ([`Metrics::enable_fleet`]): a single node is not a fleet.
     fleet: FleetMetrics,
     rendered: render::Cache,
@@ -173,6 +174,16 @@ impl Metrics {
         );
         start_time.set(chrono::Utc::now().timestamp() as f64);
         let per_check = config.per_check.then(|| PerCheck::register(&r));
+        // A gauge of the recent maximum, not a histogram: one series without labels (the lag
+        // is the process's, not a watch's), and a stall between two scrapes still shows.
+        let scheduler_lag = register(
+            &r,
+            Gauge::new(
+                "backstop_scheduler_lag_seconds",
+                "Worst lateness of backstop's own timers over the last minute (a stalled runtime or machine); above 0.25 a probe without an answer is backstop's error, not the application's failure.",
+            )
+            .expect("valid metric"),
+        );
         let inner = Inner {
             checks: if config.per_check {
                 counter(
@@ -267,6 +278,7 @@ impl Metrics {
                 &["deployer", "result"],
             ),
             start_time,
+            scheduler_lag,
             fleet: FleetMetrics {
                 nodes: prometheus::IntGauge::new(
                     "backstop_fleet_nodes",
@@ -497,6 +509,11 @@ impl Metrics {
 
     pub fn lease_takeover(&self) {
         self.0.fleet.takeovers.inc();
+    }
+
+    /// The recent maximum of the scheduler lag probe ([`crate::engine::lag`]).
+    pub fn scheduler_lag(&self, lag: std::time::Duration) {
+        self.0.scheduler_lag.set(lag.as_secs_f64());
     }
 
     /// Start time, for tests and status.

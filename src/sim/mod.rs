@@ -515,7 +515,11 @@ impl Sim {
                     baseline: None,
                     before: None,
                     reading,
-                    late: late.then_some(Duration::from_secs(2)),
+                    lag: if late {
+                        Duration::from_secs(2)
+                    } else {
+                        Duration::ZERO
+                    },
                     traffic: None,
                     compare: None,
                     control: None,
@@ -525,7 +529,7 @@ impl Sim {
                     baseline: None,
                     before: None,
                     reading: Ok(Reading::Value(0.0)),
-                    late: None,
+                    lag: std::time::Duration::ZERO,
                     traffic: None,
                     compare: None,
                     control: None,

@@ -41,6 +41,7 @@ pub(crate) fn state() -> ApiState {
         evidence_dir: std::env::temp_dir(),
         outbox: Default::default(),
         leases: crate::fleet::Leases::single(),
+        lag: Default::default(),
     };
     ApiState {
         engine: crate::engine::Engine::new(shared, tokio_util::sync::CancellationToken::new()),

@@ -61,6 +61,7 @@ impl Backstop {
             .watches
             .into_iter()
             .next()
+            .map(std::sync::Arc::unwrap_or_clone)
             .ok_or("no [[watch]] in the config")?;
         let plans = cfg
             .checks
@@ -288,7 +289,7 @@ fn result(name: &str, reading: Result<Reading, Unmeasured>) -> CheckResult {
         baseline: None,
         before: None,
         reading,
-        late: None,
+        lag: std::time::Duration::ZERO,
         traffic: None,
         compare: None,
         control: None,

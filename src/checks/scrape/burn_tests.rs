@@ -272,7 +272,7 @@ total = 'sum(increase(all_total[$window]))'
 "#;
     let dir = tempfile::tempdir().unwrap();
     let c = crate::config::load_str(toml, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    c.watches[0].clone()
+    (*c.watches[0]).clone()
 }
 
 #[test]

@@ -41,7 +41,7 @@ fn compare_round(at: i64, pre: Option<Result<Vec<f64>, String>>, post: Vec<f64>)
             baseline: None,
             before: None,
             reading: Ok(Reading::Value(post.last().copied().unwrap_or(0.0))),
-            late: None,
+            lag: std::time::Duration::ZERO,
             traffic: None,
             compare: Some(CompareSamples {
                 pre,

@@ -29,6 +29,8 @@ pub mod persist;
 mod sample;
 mod verdict;
 
+pub use sample::{late, LAG_BOUND};
+
 use chrono::{DateTime, Utc};
 
 use crate::command::CommandResult;
@@ -73,9 +75,11 @@ pub struct CheckResult {
     /// passed on to the evidence (never kept in the record).
     pub before: Option<crate::model::BeforeSeries>,
     pub reading: Result<Reading, Unmeasured>,
-    /// How late backstop itself was for this probe (the round started late, or the probe's
-    /// timer fired well after its timeout: a stalled runtime or a busy machine), when it was.
-    pub late: Option<std::time::Duration>,
+    /// How late backstop itself was around this probe, as the shell measured it: the worst of
+    /// the round's timer firing late, the scheduler lag seen while the probe was in flight,
+    /// and the probe's timer firing after its timeout. Above [`LAG_BOUND`] a sample without
+    /// an answer is backstop's error ([`late`]).
+    pub lag: std::time::Duration,
     /// The request rate from the check's `min_traffic` (a prometheus query, or a scrape
     /// check's counter), when it has one.
     pub traffic: Option<Result<f64, String>>,
@@ -445,6 +449,8 @@ impl Transition<'_> {
     }
 }
 
+#[cfg(test)]
+mod lag_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 #[cfg(test)]

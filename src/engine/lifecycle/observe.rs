@@ -395,7 +395,7 @@ impl Transition<'_> {
                     (Outcome::Error { .. }, Some(reason)) => Outcome::Error { reason },
                     (o, _) => o,
                 },
-                Err(u) => self.unmeasured(&c.name, u, c.late),
+                Err(u) => self.unmeasured(&c.name, u, c.lag),
             };
             let outcome = self.compared(track, c.compare, outcome);
             let outcome = self.controlled(track, value, c.control, outcome);

@@ -1,6 +1,8 @@
 //! What one sample means beyond its rules: too little traffic, a look-back into another
 //! release, an application that does not answer, nothing measured.
 
+use std::time::Duration;
+
 use super::{before, Transition, Unmeasured};
 use crate::config::{NoData, Probe, Unreachable};
 use crate::judge::Outcome;
@@ -82,16 +84,14 @@ impl Transition<'_> {
         }
     }
 
-    /// What a sample that could not be measured means. An application that does not answer is
+    /// What a sample that could not be measured means. While backstop itself was late
+    /// ([`late`]), a sample that is not a measured fact (a timeout, a refused or reset
+    /// connection, no answer, telemetry down) says nothing about the application: an error
+    /// naming backstop, never a failure. Otherwise an application that does not answer is
     /// down, and a release that is down is broken: a failure (unless the check says
-    /// `unreachable = "error"`). A timeout while backstop itself was late says nothing about
-    /// the application. Anything else (telemetry down, no data) is an error.
-    pub(super) fn unmeasured(
-        &self,
-        check: &str,
-        u: Unmeasured,
-        late: Option<std::time::Duration>,
-    ) -> Outcome {
+    /// `unreachable = "error"`). Anything else (telemetry down) is an error. An empty answer
+    /// (no data) was measured, late or not: the check's `no_data` policy decides.
+    pub(super) fn unmeasured(&self, check: &str, u: Unmeasured, lag: Duration) -> Outcome {
         let cfg = self.cfg.checks.iter().find(|c| c.name == check);
         if u.empty {
             return match cfg.map_or(NoData::Error, |c| c.no_data) {
@@ -104,21 +104,40 @@ impl Transition<'_> {
                 },
             };
         }
-        let policy = cfg.map_or(Unreachable::Error, |c| c.unreachable);
-        match (u.app_down, policy, u.timed_out, late) {
-            (true, Unreachable::Fail, true, Some(lag)) => Outcome::Error {
+        if let Some(lag) = late(lag) {
+            return Outcome::Error {
                 reason: format!(
-                    "{}; backstop itself was {} late, so the timeout is not counted as a failure",
-                    u.reason,
-                    humantime::format_duration(std::time::Duration::from_millis(
-                        lag.as_millis() as u64
-                    ))
+                    "backstop was late (scheduler lag {}, bound {}): {}",
+                    humantime::format_duration(Duration::from_millis(lag.as_millis() as u64)),
+                    humantime::format_duration(LAG_BOUND),
+                    u.reason
                 ),
-            },
-            (true, Unreachable::Fail, _, _) => Outcome::Fail {
+            };
+        }
+        match (
+            u.app_down,
+            cfg.map_or(Unreachable::Error, |c| c.unreachable),
+        ) {
+            (true, Unreachable::Fail) => Outcome::Fail {
                 limit: format!("application unreachable: {}", u.reason),
             },
             _ => Outcome::Error { reason: u.reason },
         }
     }
+}
+
+/// How late backstop itself may be before a probe that got no answer says nothing about the
+/// application. A fixed bound, not a share of the interval: what matters is whether the
+/// process could run the probe's I/O and timers on time, whatever the cadence. Tokio wakes a
+/// timer within a millisecond or two on a healthy machine; 250 ms is two orders of magnitude
+/// above that (a swapping or overloaded host, a stopped process, a stolen VM), and a quarter
+/// of a typical 1 s probe timeout: a stall that long can turn an answer that arrived in time
+/// into a timeout (the timer and the socket are served together when the process resumes).
+/// The shell's lag probe ticks every 100 ms, so every stall above the bound is seen.
+pub const LAG_BOUND: Duration = Duration::from_millis(250);
+
+/// The scheduler lag measured around a probe (see [`super::CheckResult::lag`]) when it is
+/// above [`LAG_BOUND`]: backstop was late.
+pub fn late(lag: Duration) -> Option<Duration> {
+    (lag > LAG_BOUND).then_some(lag)
 }

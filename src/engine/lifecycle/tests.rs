@@ -56,7 +56,7 @@ max = 1.0
         state = dir.path().display()
     );
     let c = crate::config::load_str(&toml, dir.path()).unwrap();
-    c.watches.into_iter().next().unwrap()
+    (*c.watches[0]).clone()
 }
 
 pub(super) fn learned(release: &str, dep: &str, created: i64) -> Learned {
@@ -83,7 +83,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
                 baseline: None,
                 before: None,
                 reading: Ok(Reading::Status(health)),
-                late: None,
+                lag: std::time::Duration::ZERO,
                 traffic: None,
                 compare: None,
                 control: None,
@@ -93,7 +93,7 @@ pub(super) fn round(at: i64, health: u16) -> Event {
                 baseline: None,
                 before: None,
                 reading: Ok(Reading::Value(0.0)),
-                late: None,
+                lag: std::time::Duration::ZERO,
                 traffic: None,
                 compare: None,
                 control: None,
@@ -563,7 +563,7 @@ fn a_future_creation_time_does_not_make_every_later_deployment_older() {
     assert_eq!(r1.observation.unwrap().release, "R3");
 }
 
-fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
+pub(super) fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
     Event::Round(RoundResult {
         scheduled: t(at),
         checks: vec![CheckResult {
@@ -580,7 +580,7 @@ fn down(at: i64, timed_out: bool, late: Option<u64>) -> Event {
                 timed_out,
                 empty: false,
             }),
-            late: late.map(std::time::Duration::from_millis),
+            lag: std::time::Duration::from_millis(late.unwrap_or(0)),
             traffic: None,
             compare: None,
             control: None,
@@ -679,7 +679,7 @@ fn errors_round(at: i64, value: f64) -> Event {
             baseline: None,
             before: None,
             reading: Ok(Reading::Value(value)),
-            late: None,
+            lag: std::time::Duration::ZERO,
             traffic: None,
             compare: None,
             control: None,
@@ -814,7 +814,7 @@ fn no_data_follows_the_checks_policy() {
                     empty: true,
                     ..Unmeasured::other("query returned no data")
                 }),
-                late: None,
+                lag: std::time::Duration::ZERO,
                 traffic: None,
                 compare: None,
                 control: None,
@@ -857,7 +857,7 @@ fn below_min_traffic_a_sample_is_no_data_and_the_release_is_never_verified() {
                 baseline: None,
                 before: None,
                 reading: Ok(Reading::Value(value)),
-                late: None,
+                lag: std::time::Duration::ZERO,
                 traffic: Some(rate),
                 compare: None,
                 control: None,
