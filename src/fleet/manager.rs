@@ -257,7 +257,7 @@ impl Manager {
         // little, since the database takes it only once strictly past), not a round later.
         self.wake = plan::takeover_due(&self.node, &configured, &nodes, &leases)
             .map(|d| tokio::time::Instant::now() + d + TAKEOVER_MARGIN);
-        self.publish(&config, &rows, &leases);
+        self.publish(&config, &rows, &nodes, &leases);
         Ok(())
     }
 
@@ -358,17 +358,10 @@ impl Manager {
         &self,
         config: &Config,
         rows: &[crate::store::NodeRow],
+        nodes: &[Node],
         leases: &BTreeMap<String, Lease>,
     ) {
-        let nodes: Vec<Node> = rows
-            .iter()
-            .map(|r| Node {
-                name: r.name.clone(),
-                watches: r.watches.iter().cloned().collect(),
-                alive: r.alive,
-            })
-            .collect();
-        let unowned = plan::unowned(&nodes, leases);
+        let unowned = plan::unowned(nodes, leases);
         let owns = |n: &str| {
             leases
                 .values()
