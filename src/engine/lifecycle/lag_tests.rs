@@ -60,19 +60,26 @@ fn on_time_an_application_that_does_not_answer_fails() {
 }
 
 #[test]
-fn late_timeouts_and_connection_errors_are_backstops_error() {
+fn late_timeouts_are_backstops_error_but_a_refused_connection_still_fails() {
     let cfg = config("");
-    for timed_out in [true, false] {
-        let o = outcome(&cfg, no_answer(timed_out), ms(1200));
-        let Outcome::Error { reason } = &o else {
-            panic!("{o:?}")
-        };
-        assert!(
-            reason.starts_with("backstop was late (scheduler lag 1s 200ms, bound 250ms): "),
-            "{reason}"
-        );
-        assert!(reason.ends_with(&no_answer(timed_out).reason), "{reason}");
-    }
+    let o = outcome(&cfg, no_answer(true), ms(1200));
+    let Outcome::Error { reason } = &o else {
+        panic!("{o:?}")
+    };
+    assert!(
+        reason.starts_with("backstop was late (scheduler lag 1s 200ms, bound 250ms): "),
+        "{reason}"
+    );
+    assert!(reason.ends_with(&no_answer(true).reason), "{reason}");
+    // A refused or reset connection is the application's own answer: lateness cannot make
+    // one, so a dead app is still a failure however late backstop is.
+    assert!(
+        matches!(
+            outcome(&cfg, no_answer(false), ms(1200)),
+            Outcome::Fail { .. }
+        ),
+        "a refused connection while late"
+    );
 }
 
 #[test]
@@ -132,7 +139,8 @@ fn a_measured_bad_answer_fails_however_late_backstop_was() {
 fn a_stalled_backstop_never_condemns_an_application_it_could_not_reach() {
     let cfg = config("");
     let mut events = vec![(0, Event::Deployment(tests::learned("R2", "D2", 0)))];
-    events.extend((0..=12).map(|s| (s, with_lag(tests::down(s, s % 2 == 0, None), ms(900)))));
+    // Every probe timed out while backstop was stalled.
+    events.extend((0..=12).map(|s| (s, with_lag(tests::down(s, true, None), ms(900)))));
     let (r, _) = tests::run(&cfg, WatchRecord::default(), events);
     assert!(r.intent.is_none());
     let v = r.last_verdict.expect("the window closed");
@@ -141,4 +149,15 @@ fn a_stalled_backstop_never_condemns_an_application_it_could_not_reach() {
         crate::judge::observation::VerdictKind::Inconclusive
     );
     assert_eq!(v.checks[0].failures, 0, "{:?}", v.checks[0]);
+}
+
+#[test]
+fn a_dead_app_refusing_connections_is_rolled_back_however_late_backstop_was() {
+    let cfg = config("");
+    let mut events = vec![(0, Event::Deployment(tests::learned("R1", "D1", 0)))];
+    events.extend((0..=10).map(|s| (s, tests::round(s, 200))));
+    events.push((20, Event::Deployment(tests::learned("R2", "D2", 20))));
+    events.extend((20..26).map(|s| (s, with_lag(tests::down(s, false, None), ms(5000)))));
+    let (r, _) = tests::run(&cfg, WatchRecord::default(), events);
+    assert_eq!(r.intent.as_ref().unwrap().target_release, "R1");
 }

@@ -104,7 +104,11 @@ impl Transition<'_> {
                 },
             };
         }
-        if let Some(lag) = late(lag) {
+        // Lateness can turn an answer into a timeout, never into a refused or reset
+        // connection: that is the application's own answer, and a dead app stays a failure
+        // however late backstop is.
+        let excusable = u.timed_out || !u.app_down;
+        if let Some(lag) = late(lag).filter(|_| excusable) {
             return Outcome::Error {
                 reason: format!(
                     "backstop was late (scheduler lag {}, bound {}): {}",
