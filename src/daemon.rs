@@ -73,6 +73,7 @@ pub async fn serve(
         .build()
         .map_err(|e| DaemonError::Http(e.to_string()))?;
     let metrics = Metrics::with_config(&config.metrics);
+    metrics.register_store(store.writer_stats());
     let status = StatusBoard::default();
     let root = CancellationToken::new();
     let tasks = TaskTracker::new();

@@ -135,7 +135,7 @@ impl WatchActor {
             let pos = docs.iter().position(|d| d.id == p.observation_id);
             let mut doc = match pos {
                 Some(i) => docs.remove(i),
-                None => match self.shared.store.evidence_body(&p.observation_id) {
+                None => match self.committed_evidence(&p.observation_id) {
                     Ok(Some(d)) => d,
                     Ok(None) => match p.observation.as_ref().or(next.observation.as_ref()) {
                         Some(o) if o.id == p.observation_id => self.evidence_for(o),
@@ -193,6 +193,15 @@ impl WatchActor {
             })
             .collect();
         (docs, outbox)
+    }
+
+    /// The stored evidence document (without its series) of an observation: the one this
+    /// actor last committed when it has it, else read from the store.
+    fn committed_evidence(&self, id: &str) -> Result<Option<Evidence>, crate::store::StoreError> {
+        match &self.evidence_doc {
+            Some(d) if d.id == id => Ok(Some((**d).clone())),
+            _ => self.shared.store.evidence_body(id),
+        }
     }
 
     /// Merges a patch into an evidence document.

@@ -43,6 +43,11 @@ pub(super) struct WatchActor {
     /// Routine transitions stepped since the record was last written (see
     /// [`lifecycle::persist`]): the stored record is at most this many rounds behind.
     unsaved: u32,
+    /// The evidence document of the open observation as last committed, without its series:
+    /// what the next transition's patch merges into. The actor is the document's only writer,
+    /// so this saves reading it back from the store (a blocking call on a worker thread) at
+    /// every commit. `None` while idle, so an idle watch keeps no document.
+    pub(super) evidence_doc: Option<Box<crate::evidence::Evidence>>,
 }
 
 /// How often the actor looks for inbox triggers and outbox notifications it has not handled
@@ -77,6 +82,7 @@ impl WatchActor {
             inbox_seq: None,
             epoch,
             unsaved: 0,
+            evidence_doc: None,
             cfg,
         }
     }
@@ -122,7 +128,7 @@ impl WatchActor {
             .zip(collectors.list.iter().cloned())
             .collect();
         self.serve(rx).await;
-        self.checkpoint();
+        Box::pin(self.checkpoint()).await;
         // The next actor of this watch (after a reload) starts once this one has returned: it
         // must find the history its collectors saved last.
         collectors.stop().await;
@@ -273,13 +279,14 @@ impl WatchActor {
                 Err(_) => {
                     tracing::error!(watch = %self.name(), "BUG: the lifecycle panicked; the event is dropped");
                     if let Some(seq) = self.inbox_seq.take() {
-                        let _ = self.shared.store.commit(
+                        let done = self.shared.store.submit(
                             self.name(),
                             &Commit {
                                 inbox_done: Some(seq),
                                 ..Commit::default()
                             },
                         );
+                        let _ = done.await;
                     }
                     break;
                 }
@@ -298,7 +305,7 @@ impl WatchActor {
             }
             let (evidence, outbox) = self.durable_parts(&next, &effects);
             let inbox_done = self.inbox_seq.take();
-            let commit = Commit {
+            let mut commit = Commit {
                 inbox_done,
                 record: Some(&next),
                 finished: effects
@@ -326,7 +333,7 @@ impl WatchActor {
             // last commit. The store's fence refuses it too; this also covers an actor of an
             // earlier tenure of this node.
             let mut committed = if self.may_act() {
-                self.shared.store.commit(self.name(), &commit)
+                self.shared.store.submit(self.name(), &commit).await
             } else {
                 Err(crate::store::StoreError::Fenced {
                     watch: self.name().to_string(),
@@ -338,7 +345,7 @@ impl WatchActor {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(pause)).await;
-                committed = self.shared.store.commit(self.name(), &commit);
+                committed = self.shared.store.submit(self.name(), &commit).await;
             }
             if let Err(e) = committed {
                 // Nothing that leaves the process runs without its durable record: keep the
@@ -353,13 +360,15 @@ impl WatchActor {
                 break;
             }
             self.unsaved = 0;
+            let docs = std::mem::take(&mut commit.evidence);
+            self.remember_evidence(docs, &next);
             self.advance(next, effects, outbox, &mut queue).await;
         }
     }
 
     /// Writes the routine rounds not written yet (on the way out: a shutdown, a reload, a
     /// handover), so a clean stop loses nothing; in a fleet only under this actor's lease.
-    fn checkpoint(&mut self) {
+    async fn checkpoint(&mut self) {
         if self.unsaved == 0 || !self.may_act() {
             return;
         }
@@ -376,11 +385,35 @@ impl WatchActor {
             evidence,
             ..Commit::default()
         };
-        match self.shared.store.commit(self.name(), &commit) {
-            Ok(()) => self.unsaved = 0,
+        let written = self.shared.store.submit(self.name(), &commit).await;
+        let docs = commit.evidence;
+        match written {
+            Ok(()) => {
+                self.unsaved = 0;
+                let record = std::mem::take(&mut self.record);
+                self.remember_evidence(docs, &record);
+                self.record = record;
+            }
             Err(e) => {
                 tracing::warn!(watch = %self.name(), error = %e, rounds = self.unsaved, "cannot write the last routine rounds; a restart resumes from the checkpoint before them")
             }
+        }
+    }
+
+    /// Keeps the open observation's evidence document as just committed (see
+    /// `evidence_doc`); drops it once the watch has no open observation.
+    fn remember_evidence(&mut self, docs: Vec<crate::evidence::Evidence>, next: &WatchRecord) {
+        let Some(open) = next.observation.as_ref().map(|o| o.id.as_str()) else {
+            self.evidence_doc = None;
+            return;
+        };
+        if let Some(mut doc) = docs.into_iter().rev().find(|d| d.id == open) {
+            for c in doc.checks.iter_mut() {
+                c.series = Vec::new();
+            }
+            self.evidence_doc = Some(Box::new(doc));
+        } else if self.evidence_doc.as_ref().is_some_and(|d| d.id != open) {
+            self.evidence_doc = None;
         }
     }
 

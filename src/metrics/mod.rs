@@ -495,6 +495,16 @@ impl Metrics {
         let _ = r.register(Box::new(f.takeovers));
     }
 
+    /// Publishes the store writer's series (`backstop_store_*`: transitions, transactions,
+    /// queue, batch time).
+    pub fn register_store(&self, w: crate::store::WriterStats) {
+        let r = &self.0.registry;
+        let _ = r.register(Box::new(w.commits));
+        let _ = r.register(Box::new(w.transactions));
+        let _ = r.register(Box::new(w.queued));
+        let _ = r.register(Box::new(w.seconds));
+    }
+
     /// The fleet as the database shows it: live nodes, watches owned per live node (nodes not
     /// listed are dropped from the series), and watches nobody owns.
     pub fn fleet(&self, nodes: usize, owned: &[(String, usize)], unowned: usize) {

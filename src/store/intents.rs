@@ -3,6 +3,7 @@
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use super::rows::IntentRow;
 use super::{select_all_json, select_json, Durable, Route, Store, StoreError};
 use crate::model::DeployIntent;
 use crate::sinks::Alert;
@@ -20,7 +21,7 @@ pub struct OutboxItem {
 
 /// Inserts or updates an intent; one per condemned observation (the UNIQUE column). A copy
 /// older than the stored one (a lower `rev`) changes nothing: progress is never rolled back.
-pub(super) fn upsert_intent(conn: &Connection, i: &DeployIntent) -> Result<(), StoreError> {
+pub(super) fn upsert_intent(conn: &Connection, i: &IntentRow) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO rollbacks (id, observation_id, watch, deployment_id, done, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -33,8 +34,8 @@ pub(super) fn upsert_intent(conn: &Connection, i: &DeployIntent) -> Result<(), S
             i.observation_id,
             i.watch,
             i.deployment_id,
-            i.state.is_done(),
-            serde_json::to_string(i)?
+            i.done,
+            i.body
         ],
     )?;
     Ok(())
@@ -47,13 +48,14 @@ impl Store {
         let conn = match self.route() {
             Route::Sqlite(c) => c,
             Route::Postgres(pg) => {
-                let row = super::pg::intents::IntentRow::of(i)?;
+                let row = IntentRow::of(i)?;
                 let fence = pg.fence(&i.watch);
                 return pg.call(move |c| super::pg::intents::save_intent(c, &row, &fence));
             }
         };
+        let row = IntentRow::of(i)?;
         let _durable = Durable::new(&conn)?;
-        upsert_intent(&conn, i)
+        upsert_intent(&conn, &row)
     }
 
     /// The most recent intent of a watch.

@@ -7,10 +7,13 @@
 //! of webhook events and deployments already handled. Records are stored as JSON bodies beside
 //! the columns queries need, so adding a field does not need a migration.
 //!
-//! Every lifecycle transition is one transaction ([`Store::commit`]): the watch record, its
-//! observation, its intent, closed observations, evidence and outbox rows land together or not
-//! at all. The journal is WAL with `synchronous=NORMAL`: every commit survives a crash of the
-//! process, and observation progress (written every round by every watch) costs no fsync.
+//! Every lifecycle transition is atomic ([`Store::commit`], or [`Store::submit`] from the
+//! daemon's actors): the watch record, its observation, its intent, closed observations,
+//! evidence and outbox rows land together or not at all. The actors' transitions are written
+//! by one thread (`writer`), in batches that share a transaction, each in its own savepoint.
+//!
+//! The journal is WAL with `synchronous=NORMAL`: every commit survives a crash of the process,
+//! and observation progress (written every few rounds by every watch) costs no fsync.
 //! Commits that exactly-once rests on (intents, outbox) are made with `synchronous=FULL` so
 //! they survive a power loss too. (With FULL for everything, 3,400 watches at 1 s spent their
 //! time in fsync and rounds slipped by 300 ms: bench/RESULTS.md.)
@@ -30,8 +33,10 @@ mod dedup;
 pub mod fleet;
 mod intents;
 mod pg;
+mod rows;
 mod scrape;
 mod watches;
+mod writer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -44,6 +49,7 @@ pub use intents::OutboxItem;
 pub use pg::SCHEMA_VERSION;
 pub use scrape::Claimed;
 pub use watches::{Commit, HistoryEntry};
+pub use writer::Stats as WriterStats;
 
 /// Database file name inside `[state] dir`.
 pub const DB_FILE: &str = "backstop.db";
@@ -78,6 +84,9 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("the inbox of watch {0:?} is full: too many deployments waiting to be handled")]
     Full(String),
+    /// The transaction this write was batched with failed as a whole: nothing was written.
+    #[error("the batched transaction failed: {0}")]
+    Batch(String),
 }
 
 impl From<postgres::Error> for StoreError {
@@ -102,6 +111,8 @@ impl From<postgres::Error> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// The thread that writes the actors' transitions in batches ([`Store::submit`]).
+    writer: Arc<writer::Writer>,
 }
 
 /// The two backends. Closed set.
@@ -109,6 +120,57 @@ pub struct Store {
 enum Backend {
     Sqlite(Arc<Mutex<Connection>>),
     Postgres(Arc<pg::Pg>),
+}
+
+impl Backend {
+    /// See [`Store::write_batch`].
+    fn write_batch(&self, batch: Vec<rows::Rows>) -> Vec<Result<(), StoreError>> {
+        let n = batch.len();
+        let done = match self {
+            Backend::Sqlite(c) => {
+                let mut conn = c.lock().unwrap_or_else(|e| e.into_inner());
+                sqlite_batch(&mut conn, &batch)
+            }
+            Backend::Postgres(pg) => {
+                let fence = pg.fence_lookup();
+                pg.call(move |c| pg::watches::commit_batch(c, &batch, &fence))
+            }
+        };
+        done.unwrap_or_else(|e| writer::whole_batch_failed(n, e))
+    }
+}
+
+/// The SQLite half of [`Backend::write_batch`]: `synchronous=FULL` for the batch when any
+/// transition in it is durable.
+fn sqlite_batch(
+    conn: &mut Connection,
+    batch: &[rows::Rows],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let durable = batch.iter().any(|r| r.durable);
+    if durable {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    let result = (|| {
+        let mut tx = conn.transaction()?;
+        let mut results = Vec::with_capacity(batch.len());
+        for rows in batch {
+            let sp = tx.savepoint()?;
+            match watches::write(&sp, rows) {
+                Ok(()) => {
+                    sp.commit()?;
+                    results.push(Ok(()));
+                }
+                // Dropping the savepoint rolls its writes back (and releases it).
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        tx.commit()?;
+        Ok(results)
+    })();
+    if durable {
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+    }
+    result
 }
 
 /// Where one call goes: the locked SQLite connection, or the PostgreSQL backend.
@@ -205,7 +267,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store::sqlite(conn))
+        Store::sqlite(conn)
     }
 
     /// The store `[state]` configures: PostgreSQL when it has a `url`, else SQLite in `dir`.
@@ -220,22 +282,36 @@ impl Store {
     /// binary ([`StoreError::SchemaTooNew`]). Never call it expecting a quick answer from a
     /// down server: it waits for the first connection (bounded).
     pub fn open_postgres(url: &crate::secret::Secret) -> Result<Self, StoreError> {
-        Ok(Store {
-            backend: Backend::Postgres(Arc::new(pg::Pg::open(url)?)),
-        })
+        Store::with_writer(Backend::Postgres(Arc::new(pg::Pg::open(url)?)))
     }
 
     /// An in-memory store for unit tests.
     pub fn in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store::sqlite(conn))
+        Store::sqlite(conn)
     }
 
-    fn sqlite(conn: Connection) -> Self {
-        Store {
-            backend: Backend::Sqlite(Arc::new(Mutex::new(conn))),
-        }
+    fn sqlite(conn: Connection) -> Result<Self, StoreError> {
+        Store::with_writer(Backend::Sqlite(Arc::new(Mutex::new(conn))))
+    }
+
+    fn with_writer(backend: Backend) -> Result<Self, StoreError> {
+        Ok(Store {
+            writer: Arc::new(writer::Writer::start(backend.clone())?),
+            backend,
+        })
+    }
+
+    /// The writer's metrics, for the daemon's registry.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats.clone()
+    }
+
+    /// Writes transitions in one transaction, each in its own savepoint (see `writer`): one
+    /// answer per transition, in order.
+    fn write_batch(&self, batch: Vec<rows::Rows>) -> Vec<Result<(), StoreError>> {
+        self.backend.write_batch(batch)
     }
 
     /// Where a call goes: each public method runs its SQLite SQL on the locked connection or

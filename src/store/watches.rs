@@ -2,9 +2,10 @@
 //! lifecycle transition in one transaction.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
+use super::rows::Rows;
 use super::{select_json, OutboxItem, Route, Store, StoreError};
 use crate::evidence::Evidence;
 use crate::judge::observation::{Sample, Verdict, VerdictKind};
@@ -85,98 +86,30 @@ impl Store {
         Ok(rec)
     }
 
-    /// Writes one transition atomically. On PostgreSQL, under the watch's fence.
+    /// Writes one transition atomically, on the calling thread (CLI commands, tests). On
+    /// PostgreSQL, under the watch's fence. The daemon's actors use [`Store::submit`], which
+    /// hands the same rows to the writer thread.
     pub fn commit(&self, watch: &str, c: &Commit<'_>) -> Result<(), StoreError> {
-        let mut conn = match self.route() {
-            Route::Sqlite(c) => c,
-            Route::Postgres(pg) => {
-                let rows = super::pg::watches::Rows::of(watch, c)?;
-                let fence = pg.fence(watch);
-                return pg.call(move |c| super::pg::watches::commit(c, &rows, &fence));
-            }
-        };
-        let durable = c.durable;
-        if durable {
-            conn.pragma_update(None, "synchronous", "FULL")?;
+        let rows = Rows::of(watch, c)?;
+        self.write_batch(vec![rows])
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Unavailable("nothing was written".into())))
+    }
+
+    /// Hands one transition to the writer thread and answers once its batch is written: the
+    /// daemon's actors await this instead of writing on the runtime's worker threads. The rows
+    /// are serialised now, on the caller's thread, so the future borrows nothing.
+    pub fn submit(
+        &self,
+        watch: &str,
+        c: &Commit<'_>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let answer = Rows::of(watch, c).map(|rows| self.writer.submit(rows));
+        async move {
+            answer?
+                .await
+                .unwrap_or_else(|_| Err(super::writer::stopped()))
         }
-        let result = (|| {
-            let tx = conn.transaction()?;
-            for (obs, verdict) in &c.finished {
-                tx.execute(
-                    "INSERT INTO observations (id, watch, deployment_id, active, body, verdict)
-                     VALUES (?1, ?2, ?3, 0, ?4, ?5)
-                     ON CONFLICT(id) DO UPDATE SET active = 0, deployment_id = excluded.deployment_id,
-                         body = excluded.body, verdict = excluded.verdict",
-                    params![
-                        obs.id,
-                        obs.watch,
-                        obs.deployment_id,
-                        serde_json::to_string(obs)?,
-                        serde_json::to_string(verdict)?
-                    ],
-                )?;
-            }
-            if let Some(rec) = c.record {
-                tx.execute(
-                    "INSERT INTO watches (name, body) VALUES (?1, ?2)
-                     ON CONFLICT(name) DO UPDATE SET body = excluded.body",
-                    params![watch, serde_json::to_string(rec)?],
-                )?;
-                tx.execute("DELETE FROM quarantine WHERE watch = ?1", [watch])?;
-                if let Some(obs) = &rec.observation {
-                    tx.execute(
-                        "INSERT INTO observations (id, watch, deployment_id, active, body)
-                         VALUES (?1, ?2, ?3, 1, ?4)
-                         ON CONFLICT(id) DO UPDATE SET deployment_id = excluded.deployment_id,
-                             body = excluded.body",
-                        params![
-                            obs.id,
-                            obs.watch,
-                            obs.deployment_id,
-                            serde_json::to_string(obs)?
-                        ],
-                    )?;
-                }
-                if let Some(i) = &rec.intent {
-                    super::intents::upsert_intent(&tx, i)?;
-                }
-            }
-            for ev in &c.evidence {
-                // The series lives in its own table (appended, never rewritten): the body is
-                // written without it.
-                append_series(&tx, ev)?;
-                let mut body = ev.clone();
-                for c in body.checks.iter_mut() {
-                    c.series = Vec::new();
-                }
-                tx.execute(
-                    "INSERT INTO evidence (id, watch, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(id) DO UPDATE SET body = excluded.body",
-                    params![ev.id, ev.watch, serde_json::to_string(&body)?],
-                )?;
-            }
-            for item in &c.outbox {
-                tx.execute(
-                    "INSERT OR IGNORE INTO outbox (id, watch, body, delivered) VALUES (?1, ?2, ?3, 0)",
-                    params![item.id, watch, serde_json::to_string(item)?],
-                )?;
-            }
-            if let Some(seq) = c.inbox_done {
-                tx.execute("DELETE FROM inbox WHERE seq = ?1", [seq])?;
-            }
-            for dep in &c.seen {
-                tx.execute(
-                    "INSERT OR IGNORE INTO seen_deployments (watch, deployment_id) VALUES (?1, ?2)",
-                    params![watch, dep],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })();
-        if durable {
-            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
-        }
-        result
     }
 
     /// The most recent observation of a watch, open or closed.
@@ -295,22 +228,68 @@ pub(super) fn entry(obs: ObservationRecord, verdict: Option<Verdict>) -> History
     }
 }
 
-/// Appends the samples of each check's `series` the table does not hold yet (a sample's time
-/// is its identity within its check: each round's patch repeats the tracker's newest).
-fn append_series(tx: &rusqlite::Transaction<'_>, ev: &Evidence) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT OR IGNORE INTO evidence_series (observation_id, check_name, at_ms, body)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for c in &ev.checks {
-        for s in &c.series {
-            stmt.execute(params![
-                ev.id,
-                c.track.name,
-                s.at.timestamp_millis(),
-                serde_json::to_string(s)?
-            ])?;
+/// Writes a transition's rows on SQLite, inside the caller's transaction or savepoint: the
+/// closed observations, the record with its open observation and intent, evidence, outbox,
+/// the handled inbox row and the deployments seen.
+pub(super) fn write(conn: &Connection, r: &Rows) -> Result<(), StoreError> {
+    for (o, verdict) in &r.finished {
+        conn.execute(
+            "INSERT INTO observations (id, watch, deployment_id, active, body, verdict)
+             VALUES (?1, ?2, ?3, 0, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET active = 0, deployment_id = excluded.deployment_id,
+                 body = excluded.body, verdict = excluded.verdict",
+            params![o.id, o.watch, o.deployment_id, o.body, verdict],
+        )?;
+    }
+    if let Some(body) = &r.record {
+        conn.execute(
+            "INSERT INTO watches (name, body) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET body = excluded.body",
+            params![r.watch, body],
+        )?;
+        conn.execute("DELETE FROM quarantine WHERE watch = ?1", [&r.watch])?;
+        if let Some(o) = &r.open {
+            conn.execute(
+                "INSERT INTO observations (id, watch, deployment_id, active, body)
+                 VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT(id) DO UPDATE SET deployment_id = excluded.deployment_id,
+                     body = excluded.body",
+                params![o.id, o.watch, o.deployment_id, o.body],
+            )?;
         }
+        if let Some(i) = &r.intent {
+            super::intents::upsert_intent(conn, i)?;
+        }
+    }
+    for ev in &r.evidence {
+        // The series lives in its own table (appended, never rewritten).
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO evidence_series (observation_id, check_name, at_ms, body)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (check, at_ms, sample) in &ev.samples {
+            stmt.execute(params![ev.id, check, at_ms, sample])?;
+        }
+        conn.execute(
+            "INSERT INTO evidence (id, watch, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+            params![ev.id, ev.watch, ev.body],
+        )?;
+    }
+    for (id, body) in &r.outbox {
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (id, watch, body, delivered) VALUES (?1, ?2, ?3, 0)",
+            params![id, r.watch, body],
+        )?;
+    }
+    if let Some(seq) = r.inbox_done {
+        conn.execute("DELETE FROM inbox WHERE seq = ?1", [seq])?;
+    }
+    for dep in &r.seen {
+        conn.execute(
+            "INSERT OR IGNORE INTO seen_deployments (watch, deployment_id) VALUES (?1, ?2)",
+            params![r.watch, dep],
+        )?;
     }
     Ok(())
 }

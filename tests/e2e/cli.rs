@@ -159,9 +159,19 @@ async fn sighup_reloads_keeps_observations_and_rejects_bad_files_then_sigterm_ex
         "backstop_rollbacks_total",
         "backstop_deployer_api_errors_total",
         "process_resident_memory_bytes",
+        "backstop_store_transactions_total",
+        "backstop_store_transaction_seconds_bucket",
+        "backstop_store_queue",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    // shop's deployment was committed through the store's writer thread.
+    let committed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("backstop_store_commits_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("backstop_store_commits_total in /metrics");
+    assert!(committed >= 1.0, "{committed} transitions committed");
 
     let status = d.stop().await;
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0:\n{}", d.logs());

@@ -4,30 +4,8 @@ use postgres::{Client, Transaction};
 
 use super::{begin, check_fence, Fence};
 use crate::model::DeployIntent;
+use crate::store::rows::IntentRow;
 use crate::store::{OutboxItem, StoreError};
-
-/// An intent serialised on the caller's thread.
-pub(in crate::store) struct IntentRow {
-    id: String,
-    observation_id: String,
-    pub(in crate::store) watch: String,
-    deployment_id: Option<String>,
-    done: bool,
-    body: String,
-}
-
-impl IntentRow {
-    pub(in crate::store) fn of(i: &DeployIntent) -> Result<Self, StoreError> {
-        Ok(IntentRow {
-            id: i.id.clone(),
-            observation_id: i.observation_id.clone(),
-            watch: i.watch.clone(),
-            deployment_id: i.deployment_id.clone(),
-            done: i.state.is_done(),
-            body: serde_json::to_string(i)?,
-        })
-    }
-}
 
 /// Inserts or updates an intent; a copy with a lower `rev` than the stored one changes
 /// nothing (as on SQLite).

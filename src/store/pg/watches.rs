@@ -7,118 +7,42 @@ use super::{begin, check_fence, Fence};
 use crate::evidence::Evidence;
 use crate::judge::observation::{Sample, Verdict};
 use crate::model::{ObservationRecord, WatchRecord};
-use crate::store::{Commit, HistoryEntry, StoreError};
+use crate::store::rows::{EvidenceRows, Rows};
+use crate::store::{HistoryEntry, StoreError};
 
-/// A [`Commit`] serialised on the caller's thread, so the pool thread owns what it writes.
-pub(in crate::store) struct Rows {
-    watch: String,
-    durable: bool,
-    /// Closed observations, each with its verdict.
-    finished: Vec<(ObservationRow, String)>,
-    record: Option<String>,
-    /// The record's open observation.
-    open: Option<ObservationRow>,
-    intent: Option<super::intents::IntentRow>,
-    evidence: Vec<EvidenceRows>,
-    /// (id, body)
-    outbox: Vec<(String, String)>,
-    inbox_done: Option<i64>,
-    seen: Vec<String>,
-}
-
-/// An observation's columns.
-struct ObservationRow {
-    id: String,
-    watch: String,
-    deployment_id: Option<String>,
-    body: String,
-}
-
-impl ObservationRow {
-    fn of(o: &ObservationRecord) -> Result<Self, StoreError> {
-        Ok(ObservationRow {
-            id: o.id.clone(),
-            watch: o.watch.clone(),
-            deployment_id: o.deployment_id.clone(),
-            body: serde_json::to_string(o)?,
-        })
-    }
-}
-
-/// An evidence document without its series, and the series' samples as
-/// (check, at_ms, sample).
-struct EvidenceRows {
-    id: String,
-    watch: String,
-    body: String,
-    samples: Vec<(String, i64, String)>,
-}
-
-impl Rows {
-    pub(in crate::store) fn of(watch: &str, c: &Commit<'_>) -> Result<Self, StoreError> {
-        let mut finished = Vec::with_capacity(c.finished.len());
-        for (obs, verdict) in &c.finished {
-            finished.push((ObservationRow::of(obs)?, serde_json::to_string(verdict)?));
-        }
-        let mut evidence = Vec::with_capacity(c.evidence.len());
-        for ev in &c.evidence {
-            let mut samples = Vec::new();
-            for check in &ev.checks {
-                for s in &check.series {
-                    samples.push((
-                        check.track.name.clone(),
-                        s.at.timestamp_millis(),
-                        serde_json::to_string(s)?,
-                    ));
-                }
-            }
-            // The series lives in its own table (appended, never rewritten).
-            let mut body = ev.clone();
-            for check in body.checks.iter_mut() {
-                check.series = Vec::new();
-            }
-            let body = serde_json::to_string(&body)?;
-            evidence.push(EvidenceRows {
-                id: ev.id.clone(),
-                watch: ev.watch.clone(),
-                body,
-                samples,
-            });
-        }
-        let mut outbox = Vec::with_capacity(c.outbox.len());
-        for item in &c.outbox {
-            outbox.push((item.id.clone(), serde_json::to_string(item)?));
-        }
-        let rec = c.record;
-        Ok(Rows {
-            watch: watch.to_string(),
-            durable: c.durable,
-            finished,
-            record: rec.map(serde_json::to_string).transpose()?,
-            open: rec
-                .and_then(|r| r.observation.as_ref())
-                .map(ObservationRow::of)
-                .transpose()?,
-            intent: rec
-                .and_then(|r| r.intent.as_ref())
-                .map(super::intents::IntentRow::of)
-                .transpose()?,
-            evidence,
-            outbox,
-            inbox_done: c.inbox_done,
-            seen: c.seen.clone(),
-        })
-    }
-}
-
-/// Writes one transition atomically, under the watch's fence.
-pub(in crate::store) fn commit(
+/// Writes a batch of transitions in one transaction, each in its own savepoint under its
+/// watch's fence: a transition that fails (fenced, a refused statement) is rolled back alone
+/// and answered with its error; the others commit together. The transaction is durable when
+/// any of them is. `Err` when the batch as a whole failed (the connection, the commit): then
+/// nothing was written.
+pub(in crate::store) fn commit_batch(
     client: &mut Client,
-    rows: &Rows,
-    fence: &Fence,
-) -> Result<(), StoreError> {
-    let mut tx = begin(client, rows.durable)?;
-    check_fence(&mut tx, &rows.watch, fence)?;
+    batch: &[Rows],
+    fence: &dyn Fn(&str) -> Fence,
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let mut tx = begin(client, batch.iter().any(|r| r.durable))?;
+    let mut results = Vec::with_capacity(batch.len());
+    for rows in batch {
+        let mut sp = tx.transaction()?;
+        match write(&mut sp, rows, &fence(&rows.watch)) {
+            Ok(()) => {
+                sp.commit()?;
+                results.push(Ok(()));
+            }
+            Err(e @ StoreError::Unavailable(_)) => return Err(e),
+            Err(e) => {
+                sp.rollback()?;
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// Writes one transition's rows inside the caller's transaction, under the watch's fence.
+fn write(tx: &mut Transaction<'_>, rows: &Rows, fence: &Fence) -> Result<(), StoreError> {
+    check_fence(tx, &rows.watch, fence)?;
     for (o, verdict) in &rows.finished {
         tx.execute(
             "INSERT INTO observations (id, watch, deployment_id, active, body, verdict)
@@ -146,11 +70,11 @@ pub(in crate::store) fn commit(
             )?;
         }
         if let Some(i) = &rows.intent {
-            super::intents::upsert_intent(&mut tx, i)?;
+            super::intents::upsert_intent(tx, i)?;
         }
     }
     for ev in &rows.evidence {
-        write_evidence(&mut tx, ev)?;
+        write_evidence(tx, ev)?;
     }
     for (id, body) in &rows.outbox {
         tx.execute(
@@ -169,7 +93,6 @@ pub(in crate::store) fn commit(
             &[&rows.watch, dep],
         )?;
     }
-    tx.commit()?;
     Ok(())
 }
 

@@ -36,6 +36,7 @@ macro_rules! both_backends {
 mod fleet;
 mod records;
 mod scrape;
+mod writer;
 
 /// The watches the tests write for: on PostgreSQL, [`Fixture::open`] takes their leases and
 /// sets their fences, as the fleet manager would.
