@@ -9,8 +9,9 @@
 //! series rewritten every round by every watch is megabytes a second): each round's patch
 //! carries the samples the tracker holds, the store appends the ones it does not have yet to
 //! its own table (keyed by observation, check and time, in the same commit as the record), and
-//! reading the document joins them back in, thinned to [`MAX_SERIES`]. A restart or a reload
-//! loses nothing.
+//! reading the document joins them back in, thinned to [`MAX_SERIES`]. A clean stop (a
+//! shutdown, a reload, a handover) loses nothing; a crash loses the samples of the routine
+//! rounds since the last checkpoint (at most `lifecycle::persist::CHECKPOINT_ROUNDS`).
 
 use crate::evidence::CheckEvidence;
 use crate::judge::observation::Sample;

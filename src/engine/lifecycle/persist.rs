@@ -53,16 +53,24 @@ fn no_run(o: &ObservationRecord) -> bool {
         .all(|c| c.consecutive_failures == 0 && c.consecutive_errors == 0)
 }
 
-/// What a check's judgement rests on besides its counters: baselines, pre-deployment samples,
-/// the condemning state.
+/// What a check's judgement rests on besides its counters: its limits, baselines,
+/// pre-deployment samples, the condemning state.
 fn runs_unchanged(a: &ObservationRecord, b: &ObservationRecord) -> bool {
-    a.tracker.checks.len() == b.tracker.checks.len()
+    // The limits come from the config: a reload that changes them is written at once, so a
+    // crash never resumes under the old ones.
+    a.tracker.error_limit == b.tracker.error_limit
+        && a.tracker.min_error_for_ms == b.tracker.min_error_for_ms
+        && a.tracker.checks.len() == b.tracker.checks.len()
         && a.tracker
             .checks
             .iter()
             .zip(&b.tracker.checks)
             .all(|(x, y)| {
                 x.name == y.name
+                    && x.rules == y.rules
+                    && x.failure_limit == y.failure_limit
+                    && x.min_samples == y.min_samples
+                    && x.min_failure_for_ms == y.min_failure_for_ms
                     && x.baseline == y.baseline
                     && x.limit_hit == y.limit_hit
                     && x.pre.is_some() == y.pre.is_some()

@@ -69,3 +69,29 @@ fn a_round_that_fetched_the_pre_deployment_series_is_written() {
         .any(|e| matches!(e, Effect::Evidence(p) if !p.before.is_empty()));
     assert_eq!(routine(&r0, &r1, &fx), !patched_before);
 }
+
+#[test]
+fn a_round_after_a_reload_that_changed_the_limits_is_written() {
+    let cfg = config("");
+    let (r0, _) = step(
+        &cfg,
+        &WatchRecord::default(),
+        Event::Deployment(learned("R1", "D1", 0)),
+        t(0),
+    );
+    let (r1, fx) = step(&cfg, &r0, round(1, 200), t(1));
+    assert!(routine(&r0, &r1, &fx), "a passing round is routine");
+    // The same round, stepped from a record whose limits were different (as after a reload).
+    for change in [
+        |r: &mut WatchRecord| r.observation.as_mut().unwrap().tracker.error_limit += 1,
+        |r: &mut WatchRecord| r.observation.as_mut().unwrap().tracker.checks[0].failure_limit += 1,
+        |r: &mut WatchRecord| r.observation.as_mut().unwrap().tracker.checks[0].min_samples += 1,
+    ] {
+        let mut before = r0.clone();
+        change(&mut before);
+        assert!(
+            !routine(&before, &r1, &fx),
+            "a change of limits is written at once"
+        );
+    }
+}
