@@ -300,7 +300,8 @@ impl WatchActor {
                 && self.may_act()
             {
                 self.unsaved += 1;
-                self.advance(next, effects, Vec::new(), &mut queue).await;
+                self.advance(next, effects, Vec::new(), &mut queue, now)
+                    .await;
                 continue;
             }
             let (evidence, outbox) = self.durable_parts(&next, &effects);
@@ -362,7 +363,7 @@ impl WatchActor {
             self.unsaved = 0;
             let docs = std::mem::take(&mut commit.evidence);
             self.remember_evidence(docs, &next);
-            self.advance(next, effects, outbox, &mut queue).await;
+            self.advance(next, effects, outbox, &mut queue, now).await;
         }
     }
 
@@ -418,15 +419,17 @@ impl WatchActor {
     }
 
     /// After a transition was written (or may wait, being routine): it becomes the actor's
-    /// state, and its effects run.
+    /// state, and its effects run. `now` is the time the transition was stepped at: the
+    /// samples of its round carry it, which is how `sample_metrics` finds them (a fresh
+    /// `Utc::now()` here counted no sample at all).
     async fn advance(
         &mut self,
         next: WatchRecord,
         effects: Vec<Effect>,
         outbox: Vec<crate::store::OutboxItem>,
         queue: &mut VecDeque<Event>,
+        now: DateTime<Utc>,
     ) {
-        let now = Utc::now();
         self.record = next;
         // Scrape collectors follow the sampling cadence: each fast round judges a fresh
         // scrape.

@@ -165,6 +165,25 @@ async fn sighup_reloads_keeps_observations_and_rejects_bad_files_then_sigterm_ex
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    // Every round's samples are counted (once they were not: the count compared a sample's
+    // time with a clock read after the round was stepped).
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let m = d.metrics().await;
+        let counted: f64 = m
+            .lines()
+            .filter(|l| l.starts_with("backstop_checks_total{") && l.contains(r#"watch="shop""#))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if counted >= 1.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sample of shop counted in backstop_checks_total:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // shop's deployment was committed through the store's writer thread.
     let committed: f64 = metrics
         .lines()
