@@ -79,6 +79,8 @@ need=()
 [ "$DAEMONS" = 0 ] || [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 [ "$DAEMONS" = 0 ] || [ -x /usr/bin/prometheus-blackbox-exporter ] || need+=(prometheus-blackbox-exporter)
 [ "$DAEMONS" = 0 ] || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# benchmark 2's loaded steps keep one core busy with stress-ng
+[ "$DAEMONS" = 0 ] || command -v stress-ng >/dev/null || need+=(stress-ng)
 if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     SUDO=""
