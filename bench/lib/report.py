@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from profiling import top_lines  # noqa: E402
 import report_failover  # noqa: E402
 import report_quality  # noqa: E402
+import report_scale  # noqa: E402
 
 MB = 1_000_000 / 1024  # kB per MB (decimal megabytes)
 
@@ -203,6 +204,7 @@ def targets(rb, sc, fp, q=None, fo=None):
                     i["rss_kb"] < 15 * MB, ""))
     else:
         out.append(("idle resident memory, 10 watches", "< 15 MB", "not run", None, ""))
+    out += report_scale.targets(sc, fp)
     out += report_quality.targets(q)
     out += report_failover.targets(fo)
     return out
@@ -351,29 +353,30 @@ def rollback_section(rb):
 def scale_table(rows):
     out = [
         "| system | N watches | checks/s wanted | probes/s done | ok probes/s | CPU cores | "
-        "CPU-s per 10k probes | jitter p50 / p99 ms | behind schedule p99 ms | RSS MB | "
-        "errors in window | keeps up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "CPU-s per 10k probes | jitter p50 / p99 ms | behind schedule p99 ms | "
+        "scheduler lag ms | RSS MB | errors in window | keeps up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["system"] == "backstop":
             ok = r.get("ok_probes_per_s")
             extra = f"{f(werr(r), 0)}"
             behind = f(r.get("behind_p99_ms"))
+            sched = f(r.get("scheduler_lag_ms"), 0)
             cpu = f(r["cpu_s_per_10k"], 2)
             name = {"-tmpfs": "backstop, state on tmpfs", "-repeat": "backstop (repeat)"}.get(
                 r.get("tag", ""), "backstop")
         else:
             ok = r["ok_probes_per_s"]
             extra = f"{f(r['probes_succeeded_tsdb'] and r['scrapes_attempted_tsdb'] - r['probes_succeeded_tsdb'], 0)}"
-            behind = "—"
+            behind = sched = "—"
             cpu = (f"{f(r['cpu_s_per_10k'], 2)} (+Prometheus: "
                    f"{f(r['with_prometheus_cpu_s_per_10k'], 2)})")
             name = "blackbox_exporter"
         out.append(
             f"| {name} | {f(r['n'])} | {f(r['expected_per_s'])} | {f(r['probes_per_s'], 0)} | "
             f"{f(ok, 0)} | {f(r['cpu_cores'], 2)} | {cpu} | {f(r.get('jitter_p50_ms'))} / "
-            f"{f(r.get('jitter_p99_ms'))} | {behind} | {f(r['rss_max_kb'] / MB)} | {extra} | "
+            f"{f(r.get('jitter_p99_ms'))} | {behind} | {sched} | {f(r['rss_max_kb'] / MB)} | {extra} | "
             f"{'yes' if r['keeps_up'] else '**no**'} |")
     return out
 
@@ -385,7 +388,7 @@ def scale_section(sc):
         "## 2. Check engine cost and scale",
         "",
         f"N watches × 3 http checks at 1 s against one local nginx (`return 200`, access log "
-        f"off, 1 worker); blackbox_exporter probing the same 3N URLs, scraped by Prometheus "
+        f"off, {sc.get('nginx_workers', 1)} worker(s)); blackbox_exporter probing the same 3N URLs, scraped by Prometheus "
         f"at 1 s (scrape_timeout 800ms, the same as backstop's default check timeout). "
         f"backstop's deployments are announced spread over one second (as Prometheus spreads "
         f"its targets). Each step: start, {sc['warm_s']} s to settle, read the counters, "
@@ -394,10 +397,14 @@ def scale_section(sc):
         f"only), probes from backstop's `backstop_checks_total` and Prometheus' "
         f"`prometheus_target_interval_length_seconds_count`; ok probes for blackbox from the "
         f"TSDB (`sum_over_time(probe_success[window])`). Jitter = interval between consecutive "
-        f"rounds − 1 s (backstop: from the `at` of the samples in /v1/status; Prometheus: its "
+        f"rounds − 1 s (backstop: from the `at` of the samples in `GET /v1/watches/{{name}}`, "
+        f"fetched after the window for up to {sc.get('lag_sample_most', 'all')} watches "
+        f"spread evenly over the N; Prometheus: its "
         f"own `prometheus_target_interval_length_seconds` quantiles). backstop's 'behind "
         f"schedule' = sample time − (judging_from + k × 1 s), which includes the probe's own "
-        f"latency and grows when rounds slip. A step keeps up when it does ≥ "
+        f"latency and grows when rounds slip. Scheduler lag = backstop's own "
+        f"`backstop_scheduler_lag_seconds` at the end of the window (the worst lateness of its "
+        f"timers over the last 60 s, which includes the step's start-up). A step keeps up when it does ≥ "
         f"{sc['keep_up_ratio'] * 100:.0f}% of the wanted probes, all of them ok, with jitter "
         f"p99 < {sc['lag_limit_ms']:.0f} ms.",
         "",
@@ -413,13 +420,9 @@ def scale_section(sc):
                          f"({'both keep up' if b['keeps_up'] and x['keeps_up'] else 'not both keeping up'})")
     if pairs:
         out += ["CPU per probe, backstop / blackbox_exporter: " + "; ".join(pairs) + ".", ""]
-    api = [r for r in sc["backstop"] if r.get("metrics_bytes")]
-    if api:
-        out += ["Reading backstop's own API under that load (one request, on a worker thread): " +
-                "; ".join(f"N={r['n']:,}: /metrics {r['metrics_bytes'] / 1e6:.1f} MB in "
-                          f"{r['metrics_fetch_ms']:.0f} ms, /v1/status in "
-                          f"{r['status_fetch_s'] * 1000:.0f} ms" for r in api
-                          if r["n"] >= 1000) + ".", ""]
+    out += report_scale.highest_line(sc)
+    out += report_scale.load_table(sc)
+    out += report_scale.api_table(sc)
     return out
 
 
@@ -470,12 +473,8 @@ def footprint_section(fp):
         f"({f(i1k['metrics_bytes'] / 1e6)} MB per scrape) with 1,000. Largest families at 1,000 "
         "watches: " + ", ".join(f"`{n}` {c:,}" for n, c in i1k.get("series_by_family", [])[:5]) + ".",
         "",
-        f"Idle memory per watch: ({f(i1k['rss_kb'])} − {f(i10['rss_kb'])} kB) / 990 = "
-        f"{(i1k['rss_kb'] - i10['rss_kb']) / 990:.1f} kB; observing at 1 s: "
-        f"{(o1k['rss_max_kb'] - i10['rss_kb']) / 990:.1f} kB per watch (each check keeps its "
-        "last 20 samples; RSS is taken after they are full in a full run).",
-        "",
     ]
+    out += report_scale.per_watch_line(fp)
     h = fp.get("heap_1000")
     if h and h.get("sites"):
         out += [
@@ -499,7 +498,10 @@ def missed_section(tg, rb, sc, fp, outdir):
         return out + ["None of the targets measured in this run was missed.", ""]
     for name, req, measured, _, _ in missed:
         out += [f"### {name}: {measured} (target {req})", ""]
-        if name.startswith("checks/s") and sc:
+        scale_why = report_scale.why(name, sc, fp)
+        if scale_why:
+            out += scale_why
+        elif name.startswith("checks/s") and sc:
             out += checks_why(sc, outdir)
         elif name.startswith("CPU per probe") and sc:
             b = max(sc["backstop"], key=lambda r: r["n"] if r["keeps_up"] else 0)
