@@ -675,7 +675,7 @@ def commands_section(outdir, cmdline):
     import re  # noqa: PLC0415
     seen = set()
     for name, argv in sorted(cmds.items(), key=lambda kv: (len(kv[0]), kv[0])):
-        kind = re.sub(r"(-?\d+)+(-tmpfs)?$", "", name)
+        kind = re.sub(r"(-?\d+)+(-tmpfs|-loaded)?$", "", name)
         if kind in seen:
             continue
         seen.add(kind)

@@ -169,7 +169,7 @@ def highest_line(sc):
     return [f"**Highest N that keeps up, quiet: {best['n']:,} watches = "
             f"{f(best['probes_per_s'], 0)} checks/s** (target ≥ {TARGET_CHECKS_QUIET:,}; "
             f"highest N tried {top['n']:,}; nginx used {f(best.get('nginx_cpu_cores'), 2)} "
-            f"cores of its {sc.get('nginx_workers', 1)} workers there).", ""]
+            f"cores ({sc.get('nginx_workers', 1)} worker processes) there).", ""]
 
 
 def api_table(sc):
