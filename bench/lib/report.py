@@ -392,9 +392,10 @@ def scale_section(sc):
         f"at 1 s (scrape_timeout 800ms, the same as backstop's default check timeout). "
         f"backstop's deployments are announced spread over one second (as Prometheus spreads "
         f"its targets). Each step: start, {sc['warm_s']} s to settle, read the counters, "
-        f"then a {sc['window_s']} s window for the lag figures that opens 2 s later (reading "
-        f"backstop's /metrics delays rounds at large N, see below). CPU from /proc/PID/stat (utime+stime, the prober process "
-        f"only), probes from backstop's `backstop_checks_total` and Prometheus' "
+        f"then a {sc['window_s']} s window for the lag figures that opens 2 s later (so that "
+        f"reading the counters cannot delay its rounds). CPU from /proc/PID/stat (utime+stime, the prober process "
+        f"only), probes from backstop's `backstop_checks_total` (cross-checked with the rounds "
+        f"of every watch in /v1/status × 3) and Prometheus' "
         f"`prometheus_target_interval_length_seconds_count`; ok probes for blackbox from the "
         f"TSDB (`sum_over_time(probe_success[window])`). Jitter = interval between consecutive "
         f"rounds − 1 s (backstop: from the `at` of the samples in `GET /v1/watches/{{name}}`, "
@@ -412,6 +413,13 @@ def scale_section(sc):
                      + sc.get("blackbox", [])),
         "",
     ]
+    odd = [r for r in sc["backstop"] + sc.get("loaded", [])
+           if r.get("probes_source", "backstop_checks_total") != "backstop_checks_total"]
+    if odd:
+        ns = ", ".join(f"{n:,}" for n in sorted({r["n"] for r in odd}))
+        out += [f"**`backstop_checks_total` did not move** at N = {ns} although rounds were "
+                f"done (a daemon bug): probes/s there are the rounds of /v1/status × 3, and "
+                f"errors in window the error samples of the sampled watches only.", ""]
     pairs = []
     for b in sc["backstop"]:
         x = next((r for r in sc.get("blackbox", []) if r["n"] == b["n"]), None)
