@@ -21,7 +21,7 @@ usage: bench/run.sh [--quick] [--only 1|2|3|4|5]... [--rounds N] [--seed S] [--d
 
   --quick         about 3 minutes: 4 rounds per side, fewer/shorter scale steps, no
                   documented-defaults comparison, 2,000 generated deployments (the full run
-                  takes about 20 minutes)
+                  takes about 25 minutes)
   --only N        run benchmark N only (1 time to rollback, 2 scale, 3 footprint, 4 detection
                   quality, 5 failover); repeatable. Results of the others are kept from earlier runs and
                   reported with their date.
@@ -79,6 +79,8 @@ need=()
 [ "$DAEMONS" = 0 ] || [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 [ "$DAEMONS" = 0 ] || [ -x /usr/bin/prometheus-blackbox-exporter ] || need+=(prometheus-blackbox-exporter)
 [ "$DAEMONS" = 0 ] || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# benchmark 2's loaded steps keep one core busy with stress-ng
+[ "$DAEMONS" = 0 ] || command -v stress-ng >/dev/null || need+=(stress-ng)
 if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     SUDO=""

@@ -154,10 +154,23 @@ class Backstop:
         if status != 202:
             raise RuntimeError(f"announce {watch} {release}: {status} {raw[:200]!r}")
 
-    def status(self):
-        status, raw = self.api.request("GET", "/v1/status")
-        assert status == 200, status
-        return json.loads(raw)["watches"]
+    def status_page(self, after=None, limit=None):
+        """One page of `GET /v1/status`: {watches: [summary, ...], next: cursor or null}."""
+        from urllib.parse import urlencode
+        q = {k: v for k, v in (("limit", limit), ("after", after)) if v is not None}
+        status, raw = self.api.request("GET", "/v1/status" + (f"?{urlencode(q)}" if q else ""))
+        assert status == 200, (status, raw[:200])
+        return json.loads(raw)
+
+    def status(self, limit=None):
+        """Every watch's summary (no samples), walking the pages of `GET /v1/status`."""
+        out, after = [], None
+        while True:
+            page = self.status_page(after, limit)
+            out += page["watches"]
+            after = page.get("next")
+            if not after:
+                return out
 
     def watch(self, name):
         status, raw = self.api.request("GET", f"/v1/watches/{name}")

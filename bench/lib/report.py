@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from profiling import top_lines  # noqa: E402
 import report_failover  # noqa: E402
 import report_quality  # noqa: E402
+import report_scale  # noqa: E402
 
 MB = 1_000_000 / 1024  # kB per MB (decimal megabytes)
 
@@ -203,6 +204,7 @@ def targets(rb, sc, fp, q=None, fo=None):
                     i["rss_kb"] < 15 * MB, ""))
     else:
         out.append(("idle resident memory, 10 watches", "< 15 MB", "not run", None, ""))
+    out += report_scale.targets(sc, fp)
     out += report_quality.targets(q)
     out += report_failover.targets(fo)
     return out
@@ -351,29 +353,30 @@ def rollback_section(rb):
 def scale_table(rows):
     out = [
         "| system | N watches | checks/s wanted | probes/s done | ok probes/s | CPU cores | "
-        "CPU-s per 10k probes | jitter p50 / p99 ms | behind schedule p99 ms | RSS MB | "
-        "errors in window | keeps up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "CPU-s per 10k probes | jitter p50 / p99 ms | behind schedule p99 ms | "
+        "scheduler lag ms | RSS MB | errors in window | keeps up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["system"] == "backstop":
             ok = r.get("ok_probes_per_s")
             extra = f"{f(werr(r), 0)}"
             behind = f(r.get("behind_p99_ms"))
+            sched = f(r.get("scheduler_lag_ms"), 0)
             cpu = f(r["cpu_s_per_10k"], 2)
             name = {"-tmpfs": "backstop, state on tmpfs", "-repeat": "backstop (repeat)"}.get(
                 r.get("tag", ""), "backstop")
         else:
             ok = r["ok_probes_per_s"]
             extra = f"{f(r['probes_succeeded_tsdb'] and r['scrapes_attempted_tsdb'] - r['probes_succeeded_tsdb'], 0)}"
-            behind = "—"
+            behind = sched = "—"
             cpu = (f"{f(r['cpu_s_per_10k'], 2)} (+Prometheus: "
                    f"{f(r['with_prometheus_cpu_s_per_10k'], 2)})")
             name = "blackbox_exporter"
         out.append(
             f"| {name} | {f(r['n'])} | {f(r['expected_per_s'])} | {f(r['probes_per_s'], 0)} | "
             f"{f(ok, 0)} | {f(r['cpu_cores'], 2)} | {cpu} | {f(r.get('jitter_p50_ms'))} / "
-            f"{f(r.get('jitter_p99_ms'))} | {behind} | {f(r['rss_max_kb'] / MB)} | {extra} | "
+            f"{f(r.get('jitter_p99_ms'))} | {behind} | {sched} | {f(r['rss_max_kb'] / MB)} | {extra} | "
             f"{'yes' if r['keeps_up'] else '**no**'} |")
     return out
 
@@ -385,19 +388,24 @@ def scale_section(sc):
         "## 2. Check engine cost and scale",
         "",
         f"N watches × 3 http checks at 1 s against one local nginx (`return 200`, access log "
-        f"off, 1 worker); blackbox_exporter probing the same 3N URLs, scraped by Prometheus "
+        f"off, {sc.get('nginx_workers', 1)} worker(s)); blackbox_exporter probing the same 3N URLs, scraped by Prometheus "
         f"at 1 s (scrape_timeout 800ms, the same as backstop's default check timeout). "
         f"backstop's deployments are announced spread over one second (as Prometheus spreads "
         f"its targets). Each step: start, {sc['warm_s']} s to settle, read the counters, "
-        f"then a {sc['window_s']} s window for the lag figures that opens 2 s later (reading "
-        f"backstop's /metrics delays rounds at large N, see below). CPU from /proc/PID/stat (utime+stime, the prober process "
-        f"only), probes from backstop's `backstop_checks_total` and Prometheus' "
+        f"then a {sc['window_s']} s window for the lag figures that opens 2 s later (so that "
+        f"reading the counters cannot delay its rounds). CPU from /proc/PID/stat (utime+stime, the prober process "
+        f"only), probes from backstop's `backstop_checks_total` (cross-checked with the rounds "
+        f"of every watch in /v1/status × 3) and Prometheus' "
         f"`prometheus_target_interval_length_seconds_count`; ok probes for blackbox from the "
         f"TSDB (`sum_over_time(probe_success[window])`). Jitter = interval between consecutive "
-        f"rounds − 1 s (backstop: from the `at` of the samples in /v1/status; Prometheus: its "
+        f"rounds − 1 s (backstop: from the `at` of the samples in `GET /v1/watches/{{name}}`, "
+        f"fetched after the window for up to {sc.get('lag_sample_most', 'all')} watches "
+        f"spread evenly over the N; Prometheus: its "
         f"own `prometheus_target_interval_length_seconds` quantiles). backstop's 'behind "
         f"schedule' = sample time − (judging_from + k × 1 s), which includes the probe's own "
-        f"latency and grows when rounds slip. A step keeps up when it does ≥ "
+        f"latency and grows when rounds slip. Scheduler lag = backstop's own "
+        f"`backstop_scheduler_lag_seconds` at the end of the window (the worst lateness of its "
+        f"timers over the last 60 s, which includes the step's start-up). A step keeps up when it does ≥ "
         f"{sc['keep_up_ratio'] * 100:.0f}% of the wanted probes, all of them ok, with jitter "
         f"p99 < {sc['lag_limit_ms']:.0f} ms.",
         "",
@@ -405,6 +413,13 @@ def scale_section(sc):
                      + sc.get("blackbox", [])),
         "",
     ]
+    odd = [r for r in sc["backstop"] + sc.get("loaded", [])
+           if r.get("probes_source", "backstop_checks_total") != "backstop_checks_total"]
+    if odd:
+        ns = ", ".join(f"{n:,}" for n in sorted({r["n"] for r in odd}))
+        out += [f"**`backstop_checks_total` did not move** at N = {ns} although rounds were "
+                f"done (a daemon bug): probes/s there are the rounds of /v1/status × 3, and "
+                f"errors in window the error samples of the sampled watches only.", ""]
     pairs = []
     for b in sc["backstop"]:
         x = next((r for r in sc.get("blackbox", []) if r["n"] == b["n"]), None)
@@ -413,13 +428,9 @@ def scale_section(sc):
                          f"({'both keep up' if b['keeps_up'] and x['keeps_up'] else 'not both keeping up'})")
     if pairs:
         out += ["CPU per probe, backstop / blackbox_exporter: " + "; ".join(pairs) + ".", ""]
-    api = [r for r in sc["backstop"] if r.get("metrics_bytes")]
-    if api:
-        out += ["Reading backstop's own API under that load (one request, on a worker thread): " +
-                "; ".join(f"N={r['n']:,}: /metrics {r['metrics_bytes'] / 1e6:.1f} MB in "
-                          f"{r['metrics_fetch_ms']:.0f} ms, /v1/status in "
-                          f"{r['status_fetch_s'] * 1000:.0f} ms" for r in api
-                          if r["n"] >= 1000) + ".", ""]
+    out += report_scale.highest_line(sc)
+    out += report_scale.load_table(sc)
+    out += report_scale.api_table(sc)
     return out
 
 
@@ -470,12 +481,8 @@ def footprint_section(fp):
         f"({f(i1k['metrics_bytes'] / 1e6)} MB per scrape) with 1,000. Largest families at 1,000 "
         "watches: " + ", ".join(f"`{n}` {c:,}" for n, c in i1k.get("series_by_family", [])[:5]) + ".",
         "",
-        f"Idle memory per watch: ({f(i1k['rss_kb'])} − {f(i10['rss_kb'])} kB) / 990 = "
-        f"{(i1k['rss_kb'] - i10['rss_kb']) / 990:.1f} kB; observing at 1 s: "
-        f"{(o1k['rss_max_kb'] - i10['rss_kb']) / 990:.1f} kB per watch (each check keeps its "
-        "last 20 samples; RSS is taken after they are full in a full run).",
-        "",
     ]
+    out += report_scale.per_watch_line(fp)
     h = fp.get("heap_1000")
     if h and h.get("sites"):
         out += [
@@ -499,7 +506,15 @@ def missed_section(tg, rb, sc, fp, outdir):
         return out + ["None of the targets measured in this run was missed.", ""]
     for name, req, measured, _, _ in missed:
         out += [f"### {name}: {measured} (target {req})", ""]
-        if name.startswith("checks/s") and sc:
+        scale_why = report_scale.why(name, sc, fp)
+        checks_missed = any(t[0].startswith("checks/s on this") for t in missed)
+        if (name.startswith("highest load") and sc and not checks_missed
+                and any(not r["keeps_up"] for r in sc["backstop"])):
+            # the first N that does not keep up, with its profile and the tmpfs rerun
+            out += checks_why(sc, outdir)
+        elif scale_why:
+            out += scale_why
+        elif name.startswith("checks/s") and sc:
             out += checks_why(sc, outdir)
         elif name.startswith("CPU per probe") and sc:
             b = max(sc["backstop"], key=lambda r: r["n"] if r["keeps_up"] else 0)
@@ -536,12 +551,23 @@ def interference_facts(r):
     i = r.get("interference")
     if not i:
         return []
-    return [f"Reading backstop's API once under this load — /metrics "
-            f"({r['metrics_bytes'] / 1e6:.1f} MB, {r['metrics_fetch_ms']:.0f} ms) then /v1/status "
-            f"({r['status_fetch_s'] * 1000:.0f} ms), both rendered on the same worker threads "
-            f"as the rounds — made {i.get('late_rounds_50ms', 0):,} of the "
-            f"{i.get('rounds_in_window', 0):,} rounds of the next ~2 s more than 50 ms late "
-            f"(max {f(i.get('jitter_max_ms'))} ms).", ""]
+    if r.get("api"):
+        a = r["api"]
+        reads = (f"/metrics {1 + a['metrics_fetches']} times ({a['metrics_bytes'] / 1e6:.1f} MB, "
+                 f"first {a['metrics_first_ms']:.0f} ms, then {a['metrics_mean_ms']:.0f} ms on "
+                 f"average; rendered on a blocking thread), every /v1/status page "
+                 f"({a['status_pages']}, {a['status_walk_ms']:.0f} ms in all) and one watch's "
+                 f"detail")
+        when = "during those reads and the 1.5 s after them"
+    else:  # older results: one /metrics and one /v1/status, on the worker threads
+        reads = (f"/metrics ({r['metrics_bytes'] / 1e6:.1f} MB, {r['metrics_fetch_ms']:.0f} ms) "
+                 f"then /v1/status ({r['status_fetch_s'] * 1000:.0f} ms), both rendered on the "
+                 f"same worker threads as the rounds")
+        when = "of the next ~2 s"
+    return [f"Reading backstop's API under this load — {reads} — made "
+            f"{i.get('late_rounds_50ms', 0):,} of the {i.get('rounds_in_window', 0):,} rounds "
+            f"{when} more than 50 ms late (max {f(i.get('jitter_max_ms'))} ms; rounds of the "
+            f"watches whose samples are read).", ""]
 
 
 def analysis(sc, r):
@@ -673,7 +699,7 @@ def commands_section(outdir, cmdline):
     import re  # noqa: PLC0415
     seen = set()
     for name, argv in sorted(cmds.items(), key=lambda kv: (len(kv[0]), kv[0])):
-        kind = re.sub(r"(-?\d+)+(-tmpfs)?$", "", name)
+        kind = re.sub(r"(-?\d+)+(-tmpfs|-loaded)?$", "", name)
         if kind in seen:
             continue
         seen.add(kind)
