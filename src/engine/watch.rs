@@ -283,6 +283,7 @@ impl WatchActor {
                             self.name(),
                             &Commit {
                                 inbox_done: Some(seq),
+                                epoch: self.epoch,
                                 ..Commit::default()
                             },
                         );
@@ -291,6 +292,14 @@ impl WatchActor {
                     break;
                 }
             };
+            // A transition that changes nothing stored is not written (an idle watch starting).
+            if self.inbox_seq.is_none()
+                && lifecycle::persist::unchanged(&self.record, &next, &effects)
+            {
+                self.advance(next, effects, Vec::new(), &mut queue, now)
+                    .await;
+                continue;
+            }
             // A round of checks that all keep passing is written only every few rounds: a
             // crash loses at most that many rounds of pass counts, never a run, a verdict or
             // an intent (lifecycle::persist says exactly what may wait).
@@ -328,6 +337,7 @@ impl WatchActor {
                 durable: next.intent != self.record.intent
                     || next.command != self.record.command
                     || !outbox.is_empty(),
+                epoch: self.epoch,
             };
             // In a fleet, nothing is committed once this actor's tenure may have ended (the
             // lease lapsed by this node's clock, or was lost): the next owner resumes from the
@@ -384,6 +394,7 @@ impl WatchActor {
         let commit = Commit {
             record: Some(&self.record),
             evidence,
+            epoch: self.epoch,
             ..Commit::default()
         };
         let written = self.shared.store.submit(self.name(), &commit).await;

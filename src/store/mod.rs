@@ -133,10 +133,18 @@ impl Backend {
             }
             Backend::Postgres(pg) => {
                 let fence = pg.fence_lookup();
-                pg.call(move |c| pg::watches::commit_batch(c, &batch, &fence))
+                pg.call_to_the_end(move |c| pg::watches::commit_batch(c, &batch, &fence))
             }
         };
         done.unwrap_or_else(|e| writer::whole_batch_failed(n, e))
+    }
+
+    /// Transitions per transaction at most (see `writer` and `pg::watches::MAX_BATCH`).
+    fn max_batch(&self) -> usize {
+        match self {
+            Backend::Sqlite(_) => writer::MAX_BATCH,
+            Backend::Postgres(_) => pg::watches::MAX_BATCH,
+        }
     }
 }
 
@@ -160,8 +168,14 @@ fn sqlite_batch(
                     sp.commit()?;
                     results.push(Ok(()));
                 }
-                // Dropping the savepoint rolls its writes back (and releases it).
-                Err(e) => results.push(Err(e)),
+                // A row this transition's statements broke (a constraint, a trigger's
+                // RAISE(ABORT)): dropping the savepoint rolls its writes back alone.
+                Err(e) if refused_row(&e) => results.push(Err(e)),
+                // Anything else (a full disk, an I/O error, no memory, a lock held elsewhere)
+                // may have rolled the whole transaction back already: a later savepoint would
+                // then begin (and its release commit) a transaction of its own. Nothing of
+                // the batch is kept; every transition is answered with the cause.
+                Err(e) => return Err(e),
             }
         }
         tx.commit()?;
@@ -171,6 +185,15 @@ fn sqlite_batch(
         let _ = conn.pragma_update(None, "synchronous", "NORMAL");
     }
     result
+}
+
+/// Whether a SQLite error concerns one transition's rows only (the transaction is intact).
+fn refused_row(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation
+    )
 }
 
 /// Where one call goes: the locked SQLite connection, or the PostgreSQL backend.

@@ -10,6 +10,8 @@ use crate::model::{DeployIntent, ObservationRecord};
 pub(in crate::store) struct Rows {
     pub(super) watch: String,
     pub(super) durable: bool,
+    /// The epoch the write is fenced under (see [`Commit::epoch`]).
+    pub(super) epoch: Option<i64>,
     /// Closed observations, each with its verdict.
     pub(super) finished: Vec<(ObservationRow, String)>,
     pub(super) record: Option<String>,
@@ -90,6 +92,7 @@ impl Rows {
         Ok(Rows {
             watch: watch.to_string(),
             durable: c.durable,
+            epoch: c.epoch,
             finished,
             record: rec.map(serde_json::to_string).transpose()?,
             open: rec

@@ -50,6 +50,11 @@ pub struct Commit<'a> {
     /// On PostgreSQL the same choice is `synchronous_commit = on` (else `off`, as routine
     /// commits are `NORMAL` on SQLite).
     pub durable: bool,
+    /// In a fleet, the lease epoch the writing actor was started under: the write is refused
+    /// unless this node still holds the watch under *that* epoch, however long the write
+    /// waited in the writer's queue (an actor of an earlier tenure never writes under a later
+    /// one). `None`: the epoch this node holds now (CLI commands, tests).
+    pub epoch: Option<i64>,
 }
 
 impl Store {

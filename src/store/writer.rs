@@ -27,8 +27,9 @@ use tokio::sync::oneshot;
 use super::rows::Rows;
 use super::{Backend, StoreError};
 
-/// Transitions per transaction at most: bounds how long the first of a batch waits for the
-/// last, and the transaction's size.
+/// Transitions per transaction at most on SQLite: bounds how long the first of a batch waits
+/// for the last, and the transaction's size. (PostgreSQL batches are smaller:
+/// `pg::watches::MAX_BATCH`.)
 pub(super) const MAX_BATCH: usize = 256;
 
 /// One submitted transition and where its answer goes.
@@ -125,9 +126,10 @@ pub(super) fn stopped() -> StoreError {
 /// The thread: waits for a transition, takes every other one queued behind it (up to
 /// [`MAX_BATCH`]), writes them in one transaction and answers each.
 fn run(backend: &Backend, rx: &Receiver<Job>, stats: &Stats) {
+    let max = backend.max_batch();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
@@ -161,8 +163,10 @@ fn run(backend: &Backend, rx: &Receiver<Job>, stats: &Stats) {
 /// One error for every transition of a batch that failed as a whole (nothing was written):
 /// the first keeps the original, the others carry its message.
 pub(super) fn whole_batch_failed(n: usize, e: StoreError) -> Vec<Result<(), StoreError>> {
-    let msg = e.to_string();
-    let unavailable = matches!(e, StoreError::Unavailable(_));
+    let (msg, unavailable) = match &e {
+        StoreError::Unavailable(m) => (m.clone(), true),
+        other => (other.to_string(), false),
+    };
     let mut out = Vec::with_capacity(n);
     out.push(Err(e));
     out.extend((1..n).map(|_| {

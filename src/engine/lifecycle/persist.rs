@@ -16,6 +16,19 @@ use crate::model::{ObservationRecord, WatchRecord};
 /// tracker keeps), so a checkpoint's evidence still holds every sample since the last one.
 pub const CHECKPOINT_ROUNDS: u32 = 10;
 
+/// Whether the transition `prev` → `next` with `effects` changes nothing the store holds: the
+/// same record, and effects that only schedule, log or count. Nothing to write (an idle watch
+/// starting: a thousand watches starting wrote a thousand identical records).
+pub fn unchanged(prev: &WatchRecord, next: &WatchRecord, effects: &[Effect]) -> bool {
+    prev == next
+        && effects.iter().all(|e| {
+            matches!(
+                e,
+                Effect::Schedule(_) | Effect::Unschedule | Effect::Metric(_) | Effect::Log(..)
+            )
+        })
+}
+
 /// Whether the transition `prev` → `next` with `effects` is routine: counters and samples of
 /// checks that all pass, nothing else. Only routine transitions may be left unwritten.
 pub fn routine(prev: &WatchRecord, next: &WatchRecord, effects: &[Effect]) -> bool {

@@ -95,3 +95,16 @@ fn a_round_after_a_reload_that_changed_the_limits_is_written() {
         );
     }
 }
+
+#[test]
+fn an_idle_watch_starting_writes_nothing_and_a_deployment_does() {
+    let cfg = config("");
+    let idle = WatchRecord {
+        last_good_release: Some("R0".into()),
+        ..WatchRecord::default()
+    };
+    let (next, fx) = step(&cfg, &idle, Event::Recovered, t(0));
+    assert!(unchanged(&idle, &next, &fx), "{fx:?}");
+    let (next, fx) = step(&cfg, &idle, Event::Deployment(learned("R1", "D1", 0)), t(0));
+    assert!(!unchanged(&idle, &next, &fx));
+}

@@ -92,6 +92,13 @@ pub(in crate::store) fn renew_leases(
     // Durable: a renewal lost to a server crash would leave this node acting (by its own
     // clock) past the expiry the others see.
     let mut tx = begin(client, true)?;
+    // Row locks in watch order, as the store writer's batches take them (FOR SHARE): an UPDATE
+    // over many rows locks them in no defined order, and against a batch holding some of them
+    // that deadlocked, aborting the renewal.
+    tx.execute(
+        "SELECT 1 FROM leases WHERE watch = ANY($2) AND owner = $1 ORDER BY watch FOR UPDATE",
+        &[&node, &watches],
+    )?;
     let rows = tx.query(
         "UPDATE leases SET expires_at = now() + $4::bigint * interval '1 microsecond'
          FROM unnest($2::text[], $3::bigint[]) AS held(watch, epoch)

@@ -73,6 +73,15 @@ impl Pg {
         self.pool.call(f)
     }
 
+    /// Like [`Pg::call`], waiting for the real outcome however long it takes (the writer).
+    pub(super) fn call_to_the_end<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.pool.call_to_the_end(f)
+    }
+
     /// The fence set for `watch`, to be checked inside the write's transaction.
     pub(super) fn fence(&self, watch: &str) -> Fence {
         self.fences

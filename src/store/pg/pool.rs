@@ -134,6 +134,37 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     {
+        match self.send(f)?.recv_timeout(CALL_TIMEOUT) {
+            Ok(answer) => answer,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
+                "no answer from the database within {}s",
+                CALL_TIMEOUT.as_secs()
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(failed_unexpectedly()),
+        }
+    }
+
+    /// Runs `f` on a pool thread and waits for its real outcome, however long it takes: for
+    /// the store's writer, which must never start its next transaction while the last one may
+    /// still commit (a timed-out wait would answer "failed" for writes that then land, and run
+    /// two batches at once). The wait ends: every statement has `statement_timeout`, and a
+    /// dead server is noticed by the TCP user timeout.
+    pub(super) fn call_to_the_end<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.send(f)?
+            .recv()
+            .unwrap_or_else(|_| Err(failed_unexpectedly()))
+    }
+
+    /// Queues `f` for a pool thread; its answer arrives on the receiver.
+    fn send<T, F>(&self, f: F) -> Result<Receiver<Result<T, StoreError>>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |client, losses| {
             let answer = match client {
@@ -153,17 +184,12 @@ impl Pool {
             .unwrap_or_else(|e| e.into_inner())
             .send(job)
             .map_err(|_| StoreError::Unavailable("the store's threads have stopped".into()))?;
-        match rx.recv_timeout(CALL_TIMEOUT) {
-            Ok(answer) => answer,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Unavailable(format!(
-                "no answer from the database within {}s",
-                CALL_TIMEOUT.as_secs()
-            ))),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::Unavailable(
-                "the call failed unexpectedly (see the log)".into(),
-            )),
-        }
+        Ok(rx)
     }
+}
+
+fn failed_unexpectedly() -> StoreError {
+    StoreError::Unavailable("the call failed unexpectedly (see the log)".into())
 }
 
 /// One pool thread: takes jobs until the pool is dropped, (re)connecting as needed. `losses`

@@ -3,28 +3,72 @@
 
 use postgres::{Client, Transaction};
 
-use super::{begin, check_fence, Fence};
+use super::{begin, Fence};
 use crate::evidence::Evidence;
 use crate::judge::observation::{Sample, Verdict};
 use crate::model::{ObservationRecord, WatchRecord};
 use crate::store::rows::{EvidenceRows, Rows};
 use crate::store::{HistoryEntry, StoreError};
 
+/// Transitions per batch at most on PostgreSQL: each is a subtransaction, and a transaction
+/// with more than 64 of them overflows every session's snapshot cache (a cost to the whole
+/// server, replicas most of all).
+pub(in crate::store) const MAX_BATCH: usize = 48;
+/// A batch stops taking transitions once it has run this long: the rest are answered "not
+/// written" and retried by their actors. It holds its watches' lease rows `FOR SHARE` until it
+/// commits, which holds up this node's own lease renewal and another node's takeover.
+const BATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Writes a batch of transitions in one transaction, each in its own savepoint under its
 /// watch's fence: a transition that fails (fenced, a refused statement) is rolled back alone
 /// and answered with its error; the others commit together. The transaction is durable when
 /// any of them is. `Err` when the batch as a whole failed (the connection, the commit): then
 /// nothing was written.
+///
+/// The fences are checked once, up front: the batch locks its watches' lease rows in one
+/// statement, in watch order (as lease renewal does), so a batch and a renewal never wait on
+/// each other in opposite orders (a deadlock that aborted the renewal).
 pub(in crate::store) fn commit_batch(
     client: &mut Client,
     batch: &[Rows],
     fence: &dyn Fn(&str) -> Fence,
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let started = std::time::Instant::now();
     let mut tx = begin(client, batch.iter().any(|r| r.durable))?;
+    // A lease row held by a takeover or a renewal is waited for briefly; longer, the batch
+    // fails and its actors retry.
+    tx.batch_execute("SET LOCAL lock_timeout = '2s'")?;
+    let mut watches: Vec<&str> = batch.iter().map(|r| r.watch.as_str()).collect();
+    watches.sort_unstable();
+    watches.dedup();
+    let held: std::collections::HashMap<String, (String, i64)> = tx
+        .query(
+            "SELECT watch, owner, epoch FROM leases
+             WHERE watch = ANY($1) AND owner IS NOT NULL AND expires_at > now()
+             ORDER BY watch FOR SHARE",
+            &[&watches],
+        )?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
     let mut results = Vec::with_capacity(batch.len());
     for rows in batch {
+        if started.elapsed() > BATCH_BUDGET {
+            results.push(Err(StoreError::Unavailable(
+                "not written: the database is slow and the batch ran out of time".into(),
+            )));
+            continue;
+        }
+        // The writer's fence: this node, under the epoch the actor was started with.
+        let mine = fence(&rows.watch).map(|(node, now)| (node, rows.epoch.unwrap_or(now)));
+        if mine.is_none() || held.get(&rows.watch) != mine.as_ref() {
+            results.push(Err(StoreError::Fenced {
+                watch: rows.watch.clone(),
+            }));
+            continue;
+        }
         let mut sp = tx.transaction()?;
-        match write(&mut sp, rows, &fence(&rows.watch)) {
+        match write(&mut sp, rows) {
             Ok(()) => {
                 sp.commit()?;
                 results.push(Ok(()));
@@ -40,9 +84,8 @@ pub(in crate::store) fn commit_batch(
     Ok(results)
 }
 
-/// Writes one transition's rows inside the caller's transaction, under the watch's fence.
-fn write(tx: &mut Transaction<'_>, rows: &Rows, fence: &Fence) -> Result<(), StoreError> {
-    check_fence(tx, &rows.watch, fence)?;
+/// Writes one transition's rows inside the caller's transaction (its fence already checked).
+fn write(tx: &mut Transaction<'_>, rows: &Rows) -> Result<(), StoreError> {
     for (o, verdict) in &rows.finished {
         tx.execute(
             "INSERT INTO observations (id, watch, deployment_id, active, body, verdict)

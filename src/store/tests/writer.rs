@@ -145,3 +145,175 @@ fn a_whole_batch_failure_answers_every_transition_with_its_cause() {
     assert!(matches!(&out[1], Err(StoreError::Batch(m)) if m.contains("bad")));
     assert!(super::super::writer::whole_batch_failed(0, StoreError::NotShared).is_empty());
 }
+
+/// Every transition's answer tells the truth: `Ok` exactly when its row was stored.
+fn answers_match_rows(s: &Store, sent: &[(&str, &str)], answers: &[Result<(), StoreError>]) {
+    for ((watch, dep), answer) in sent.iter().zip(answers) {
+        let stored = s.deployment_known(watch, dep).unwrap();
+        assert_eq!(
+            answer.is_ok(),
+            stored,
+            "{watch}/{} answered {answer:?} but stored = {stored}",
+            &dep[..dep.len().min(20)]
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_mid_batch_keeps_nothing_of_it_and_says_why() {
+    let fx = Fixture::sqlite();
+    let s = fx.open();
+    answers(vec![s.submit("shop", &seen("seed"))])
+        .pop()
+        .unwrap()
+        .unwrap();
+    // A database that cannot grow: the big row fails with SQLITE_FULL, which may roll the
+    // whole transaction back.
+    s.conn()
+        .execute_batch("PRAGMA max_page_count = 60;")
+        .unwrap();
+    let big = "x".repeat(2_000_000);
+    let sent = [("shop", "first"), ("shop", big.as_str()), ("cart", "last")];
+    let pending = fx.while_writer_waits(&s, || {
+        sent.iter()
+            .map(|(w, d)| s.submit(w, &seen(d)))
+            .collect::<Vec<_>>()
+    });
+    let answers = answers(pending);
+    let Err(e) = &answers[1] else {
+        panic!("the big row was stored")
+    };
+    assert!(e.to_string().contains("full"), "the cause is kept: {e}");
+    answers_match_rows(&s, &sent, &answers);
+    assert!(s.conn().is_autocommit(), "no transaction left open");
+}
+
+#[test]
+fn a_write_of_an_earlier_tenure_is_refused() {
+    let Some(fx) = Fixture::postgres() else {
+        return;
+    };
+    let s = fx.open();
+    let epoch: i64 = fx
+        .client()
+        .query_one("SELECT epoch FROM leases WHERE watch = 'shop'", &[])
+        .unwrap()
+        .get(0);
+    let under = |e: i64, dep: &str| {
+        s.submit(
+            "shop",
+            &Commit {
+                seen: vec![dep.into()],
+                epoch: Some(e),
+                ..Commit::default()
+            },
+        )
+    };
+    let got = answers(vec![under(epoch - 1, "stale"), under(epoch, "current")]);
+    assert!(
+        matches!(&got[0], Err(StoreError::Fenced { watch }) if watch == "shop"),
+        "{:?}",
+        got[0]
+    );
+    assert!(got[1].is_ok(), "{:?}", got[1]);
+    assert!(!s.deployment_known("shop", "stale").unwrap());
+}
+
+/// Waits until `n` sessions of the test's schema wait on a lock.
+fn await_lock_waiters(fx: &Fixture, n: i64) {
+    let Fixture::Postgres { schema, .. } = fx else {
+        unreachable!()
+    };
+    let mut c = fx.client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[schema],
+            )
+            .unwrap()
+            .get(0);
+        if waiting >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} of {n} lock waiters"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_batch_waiting_on_a_row_and_a_lease_renewal_never_deadlock() {
+    let Some(fx) = Fixture::postgres() else {
+        return;
+    };
+    let s = fx.open();
+    let held: Vec<(String, i64)> = fx
+        .client()
+        .query("SELECT watch, epoch FROM leases ORDER BY watch DESC", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // Another session holds the row `shop`'s transition inserts: the batch, holding both
+    // leases FOR SHARE, waits on it.
+    let mut other = fx.client();
+    let mut blocker = other.transaction().unwrap();
+    blocker
+        .execute(
+            "INSERT INTO seen_deployments (watch, deployment_id) VALUES ('shop', 'dX')",
+            &[],
+        )
+        .unwrap();
+    let sent = [("cart", "c1"), ("shop", "dX"), ("cart", "c2")];
+    let pending: Vec<_> = sent.iter().map(|(w, d)| s.submit(w, &seen(d))).collect();
+    await_lock_waiters(&fx, 1);
+    // The renewal of both leases (named in the opposite order) waits for the batch.
+    let renewing = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            s.renew_leases(NODE, &held, std::time::Duration::from_secs(3600))
+        })
+    };
+    await_lock_waiters(&fx, 2);
+    blocker.rollback().unwrap();
+    let mut renewed = renewing
+        .join()
+        .unwrap()
+        .expect("the renewal is never aborted");
+    renewed.sort();
+    assert_eq!(renewed, ["cart", "shop"]);
+    let answers = answers(pending);
+    answers_match_rows(&s, &sent, &answers);
+    assert!(answers[0].is_ok(), "{:?}", answers[0]);
+}
+
+#[test]
+fn a_slow_batch_is_answered_only_with_its_real_outcome() {
+    let Some(fx) = Fixture::postgres() else {
+        return;
+    };
+    let s = fx.open();
+    let mut other = fx.client();
+    let mut blocker = other.transaction().unwrap();
+    blocker
+        .execute(
+            "INSERT INTO seen_deployments (watch, deployment_id) VALUES ('shop', 'dX')",
+            &[],
+        )
+        .unwrap();
+    // `shop`'s insert waits for the blocker until the batch's lock timeout; what comes after
+    // it in the batch is past the batch's time budget and is not written.
+    let sent = [("cart", "c1"), ("shop", "dX"), ("cart", "c2")];
+    let pending: Vec<_> = sent.iter().map(|(w, d)| s.submit(w, &seen(d))).collect();
+    let answers = answers(pending);
+    answers_match_rows(&s, &sent, &answers);
+    assert!(answers[1].is_err(), "{:?}", answers[1]);
+    blocker.rollback().unwrap();
+    // Nothing lands after its answer: the batch was over when it answered.
+    answers_match_rows(&s, &sent, &answers);
+}
