@@ -363,6 +363,9 @@ impl WatchActor {
                 // last committed state and try again at the next round.
                 tracing::error!(watch = %self.name(), error = %e, "cannot persist a transition; it is not acted on");
                 self.inbox_seq = inbox_done;
+                // A failed commit may still have landed (its answer lost with the
+                // connection): the stored evidence is read again rather than trusted.
+                self.evidence_doc = None;
                 if self.record.observation.is_some() {
                     let at = Utc::now()
                         + chrono::Duration::from_std(self.cfg.interval).unwrap_or_default();
