@@ -13,12 +13,12 @@
 
 mod per_check;
 mod render;
+mod watches;
 
 use std::sync::Arc;
 
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
 use crate::config::metrics::MetricsConfig;
@@ -34,8 +34,7 @@ use per_check::PerCheck;
 /// `backstop_checks_total` (one per result).
 pub const SERIES_PER_WATCH: usize = 10;
 
-/// The `result` label of check samples.
-const CHECK_RESULTS: [&str; 4] = ["pass", "fail", "error", "no_data"];
+use watches::CHECK_RESULTS;
 
 /// How a rollback ended, as the `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,13 +81,14 @@ pub struct Metrics(Arc<Inner>);
 
 struct Inner {
     registry: Registry,
-    /// `{watch,result}`, or `{watch,check,result}` with `per_check`.
-    checks: IntCounterVec,
+    /// `backstop_checks_total{watch,check,result}`: with `per_check` only (without it, the
+    /// family is `{watch,result}` in `watches`).
+    checks: Option<IntCounterVec>,
     /// Present with `[metrics] per_check` only.
     per_check: Option<PerCheck>,
-    watch_state: IntGaugeVec,
-    verdicts: IntCounterVec,
-    observation_started: GaugeVec,
+    /// State, observation start, verdicts (and check samples without `per_check`) of every
+    /// watch, rendered directly (see `watches`).
+    watches: watches::WatchTable,
     rollbacks: IntCounterVec,
     duplicates: IntCounter,
     deployer_errors: IntCounterVec,
@@ -141,12 +141,6 @@ impl Metrics {
                 IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
             )
         };
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            register(
-                &r,
-                GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
-        };
         let build = register(
             &r,
             IntGaugeVec::new(
@@ -185,36 +179,15 @@ impl Metrics {
             .expect("valid metric"),
         );
         let inner = Inner {
-            checks: if config.per_check {
+            checks: config.per_check.then(|| {
                 counter(
                     "backstop_checks_total",
                     "Check samples taken, by watch, check and result (pass, fail, error, no_data).",
                     &["watch", "check", "result"],
                 )
-            } else {
-                counter(
-                    "backstop_checks_total",
-                    "Check samples taken by all the checks of a watch, by watch and result (pass, fail, error, no_data); [metrics] per_check adds a check label.",
-                    &["watch", "result"],
-                )
-            },
+            }),
             per_check,
-            watch_state: register(
-                &r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "backstop_watch_state",
-                        "1 for the current state of each watch (idle, observing, rolling_back, failed, paused); other states have no series.",
-                    ),
-                    &["watch", "state"],
-                )
-                .expect("valid metric"),
-            ),
-            verdicts: counter(
-                "backstop_verdicts_total",
-                "Final verdicts on releases by watch and verdict (verified, condemned, inconclusive, superseded).",
-                &["watch", "verdict"],
-            ),
+            watches: watches::WatchTable::new(!config.per_check),
             rollbacks: counter(
                 "backstop_rollbacks_total",
                 "Rollbacks of all watches by outcome (succeeded, failed, no_target, loop_prevented, unknown, superseded).",
@@ -246,11 +219,6 @@ impl Metrics {
                     &["verdict"],
                 )
                 .expect("valid metric"),
-            ),
-            observation_started: gauge(
-                "backstop_observation_started_timestamp_seconds",
-                "Unix time the current observation of a watch started; 0 when not observing.",
-                &["watch"],
             ),
             deployments_seen: counter(
                 "backstop_deployments_seen_total",
@@ -326,25 +294,17 @@ impl Metrics {
     /// deployer.
     pub fn register_watch(&self, watch: &str, deployer: &str, checks: &[(&str, &[Rule])]) {
         let m = &self.0;
-        match &m.per_check {
-            None => {
+        // The watch's counters (check samples, verdicts) exist from the start, at zero: alerts
+        // use increase() on them. The duration histogram is daemon-wide and fills at the
+        // first verdict.
+        m.watches.register(watch);
+        if let (Some(pc), Some(vec)) = (&m.per_check, &m.checks) {
+            for (check, rules) in checks {
                 for result in CHECK_RESULTS {
-                    m.checks.with_label_values(&[watch, result]);
+                    vec.with_label_values(&[watch, check, result]);
                 }
+                pc.thresholds(watch, check, rules);
             }
-            Some(pc) => {
-                for (check, rules) in checks {
-                    for result in CHECK_RESULTS {
-                        m.checks.with_label_values(&[watch, check, result]);
-                    }
-                    pc.thresholds(watch, check, rules);
-                }
-            }
-        }
-        // Verdict counters exist from the start (alerts use increase() on them); the duration
-        // histogram is daemon-wide and fills at the first verdict.
-        for v in VerdictKind::ALL {
-            m.verdicts.with_label_values(&[watch, v.as_str()]);
         }
         for op in [
             "list_deployments",
@@ -354,7 +314,6 @@ impl Metrics {
         ] {
             m.deployer_errors.with_label_values(&[deployer, op]);
         }
-        m.observation_started.with_label_values(&[watch]).set(0.0);
         for result in ["ok", "error"] {
             m.polls.with_label_values(&[deployer, result]);
         }
@@ -363,34 +322,28 @@ impl Metrics {
     /// Drops the gauges of a watch removed from the config, so a stale `failed` state cannot
     /// keep an alert firing. Counters stay: their history is still true.
     pub fn forget_watch(&self, watch: &str) {
-        let m = &self.0;
-        for s in WatchState::ALL {
-            let _ = m.watch_state.remove_label_values(&[watch, s.as_str()]);
-        }
-        let _ = m.observation_started.remove_label_values(&[watch]);
+        self.0.watches.forget(watch);
     }
 
     /// Publishes the current state of a watch: its series is 1, and the other states have
     /// none (five series per watch where one says it all).
     pub fn set_state(&self, watch: &str, state: WatchState) {
-        for s in WatchState::ALL.into_iter().filter(|s| *s != state) {
-            let _ = self.0.watch_state.remove_label_values(&[watch, s.as_str()]);
-        }
-        self.0
-            .watch_state
-            .with_label_values(&[watch, state.as_str()])
-            .set(1);
+        self.0.watches.set_state(watch, state);
     }
 
     pub fn check_sample(&self, watch: &str, check: &str, outcome: &Outcome, value: Option<f64>) {
         let m = &self.0;
         let result = outcome.label();
-        match &m.per_check {
-            None => m.checks.with_label_values(&[watch, result]).inc(),
-            Some(pc) => {
-                m.checks.with_label_values(&[watch, check, result]).inc();
+        match (&m.per_check, &m.checks) {
+            (Some(pc), Some(vec)) => {
+                vec.with_label_values(&[watch, check, result]).inc();
                 if let Some(v) = value {
                     pc.value.with_label_values(&[watch, check]).set(v);
+                }
+            }
+            _ => {
+                if let Some(i) = CHECK_RESULTS.iter().position(|r| *r == result) {
+                    m.watches.check_sample(watch, i);
                 }
             }
         }
@@ -410,33 +363,20 @@ impl Metrics {
             .deployments_seen
             .with_label_values(&[source, outcome])
             .inc();
-        self.0
-            .observation_started
-            .with_label_values(&[watch])
-            .set(at_unix);
+        self.0.watches.started(watch, at_unix);
     }
 
     /// Marks a resumed observation without counting a new deployment.
     pub fn observation_resumed(&self, watch: &str, at_unix: f64) {
-        self.0
-            .observation_started
-            .with_label_values(&[watch])
-            .set(at_unix);
+        self.0.watches.started(watch, at_unix);
     }
 
     pub fn verdict(&self, watch: &str, verdict: VerdictKind, duration_secs: f64) {
-        self.0
-            .verdicts
-            .with_label_values(&[watch, verdict.as_str()])
-            .inc();
+        self.0.watches.verdict(watch, verdict);
         self.0
             .observation_duration
             .with_label_values(&[verdict.as_str()])
             .observe(duration_secs.max(0.0));
-        self.0
-            .observation_started
-            .with_label_values(&[watch])
-            .set(0.0);
     }
 
     pub fn rollback(&self, outcome: RollbackOutcome) {

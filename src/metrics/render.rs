@@ -27,7 +27,10 @@ impl Metrics {
         if TextEncoder::new().encode(&families, &mut buf).is_err() {
             return String::new();
         }
-        String::from_utf8(buf).unwrap_or_default()
+        let mut text = String::from_utf8(buf).unwrap_or_default();
+        // The per-watch families, written directly (most of the text at scale).
+        self.0.watches.render(&mut text);
+        text
     }
 
     /// The exposition for a scrape that arrived at `asked`: a rendering started after that
