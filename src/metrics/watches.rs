@@ -140,12 +140,7 @@ impl WatchTable {
                 "Check samples taken by all the checks of a watch, by watch and result (pass, fail, error, no_data); [metrics] per_check adds a check label.",
                 "counter",
             );
-            for (name, row) in rows.iter() {
-                for (i, result) in CHECK_RESULTS.iter().enumerate() {
-                    let n = row.checks[i].load(Ordering::Relaxed);
-                    family.line(("result", result), name, n);
-                }
-            }
+            family.counters(&rows, "result", &CHECK_RESULTS, |r| &r.checks);
         }
         family.start(
             "backstop_observation_started_timestamp_seconds",
@@ -163,12 +158,8 @@ impl WatchTable {
             "Final verdicts on releases by watch and verdict (verified, condemned, inconclusive, superseded).",
             "counter",
         );
-        for (name, row) in rows.iter() {
-            for (i, v) in VerdictKind::ALL.iter().enumerate() {
-                let n = row.verdicts[i].load(Ordering::Relaxed);
-                family.line(("verdict", v.as_str()), name, n);
-            }
-        }
+        let verdicts = VerdictKind::ALL.map(|v| v.as_str());
+        family.counters(&rows, "verdict", &verdicts, |r| &r.verdicts);
         family.start(
             "backstop_watch_state",
             "1 for the current state of each watch (idle, observing, rolling_back, failed, paused); other states have no series.",
@@ -183,7 +174,6 @@ impl WatchTable {
                 family.line(("state", s.as_str()), name, 1u64);
             }
         }
-        family.finish();
     }
 }
 
@@ -229,6 +219,21 @@ impl<'a> Family<'a> {
         let _ = writeln!(self.out, "\"}} {v}");
     }
 
+    /// One counter line per watch and label value: `values[i]` counts `pick(row)[i]`.
+    fn counters(
+        &mut self,
+        rows: &BTreeMap<Box<str>, Arc<Row>>,
+        label: &str,
+        values: &[&str; 4],
+        pick: fn(&Row) -> &[AtomicU64; 4],
+    ) {
+        for (name, row) in rows {
+            for (value, n) in values.iter().zip(pick(row)) {
+                self.line((label, value), name, n.load(Ordering::Relaxed));
+            }
+        }
+    }
+
     fn line_unlabelled(&mut self, watch: &str, v: f64) {
         self.header();
         let _ = write!(self.out, "{}{{watch=\"", self.name);
@@ -237,8 +242,6 @@ impl<'a> Family<'a> {
         float_into(self.out, v);
         self.out.push('\n');
     }
-
-    fn finish(self) {}
 }
 
 /// A label value as the text format escapes it: backslash, double quote, line feed.

@@ -219,6 +219,18 @@ fn a_write_of_an_earlier_tenure_is_refused() {
     assert!(!s.deployment_known("shop", "stale").unwrap());
 }
 
+/// A transaction of another session that inserted `shop`'s row `dX` and holds it: a batch
+/// writing the same row waits for it.
+fn holding_shop_dx(client: &mut postgres::Client) -> postgres::Transaction<'_> {
+    let mut tx = client.transaction().unwrap();
+    tx.execute(
+        "INSERT INTO seen_deployments (watch, deployment_id) VALUES ('shop', 'dX')",
+        &[],
+    )
+    .unwrap();
+    tx
+}
+
 /// Waits until `n` sessions of the test's schema wait on a lock.
 fn await_lock_waiters(fx: &Fixture, n: i64) {
     let Fixture::Postgres { schema, .. } = fx else {
@@ -262,13 +274,7 @@ fn a_batch_waiting_on_a_row_and_a_lease_renewal_never_deadlock() {
     // Another session holds the row `shop`'s transition inserts: the batch, holding both
     // leases FOR SHARE, waits on it.
     let mut other = fx.client();
-    let mut blocker = other.transaction().unwrap();
-    blocker
-        .execute(
-            "INSERT INTO seen_deployments (watch, deployment_id) VALUES ('shop', 'dX')",
-            &[],
-        )
-        .unwrap();
+    let blocker = holding_shop_dx(&mut other);
     let sent = [("cart", "c1"), ("shop", "dX"), ("cart", "c2")];
     let pending: Vec<_> = sent.iter().map(|(w, d)| s.submit(w, &seen(d))).collect();
     await_lock_waiters(&fx, 1);
@@ -299,13 +305,7 @@ fn a_slow_batch_is_answered_only_with_its_real_outcome() {
     };
     let s = fx.open();
     let mut other = fx.client();
-    let mut blocker = other.transaction().unwrap();
-    blocker
-        .execute(
-            "INSERT INTO seen_deployments (watch, deployment_id) VALUES ('shop', 'dX')",
-            &[],
-        )
-        .unwrap();
+    let blocker = holding_shop_dx(&mut other);
     // `shop`'s insert waits for the blocker until the batch's lock timeout; what comes after
     // it in the batch is past the batch's time budget and is not written.
     let sent = [("cart", "c1"), ("shop", "dX"), ("cart", "c2")];
