@@ -44,7 +44,7 @@ pub fn routine(prev: &WatchRecord, next: &WatchRecord, effects: &[Effect]) -> bo
         && before.id == after.id
         && no_run(after)
         && runs_unchanged(before, after)
-        && stripped(prev) == stripped(next)
+        && same_but_trackers(prev, next)
 }
 
 /// A patch that only refreshes the observation's samples.
@@ -93,15 +93,86 @@ fn runs_unchanged(a: &ObservationRecord, b: &ObservationRecord) -> bool {
             })
 }
 
-/// The record without the tracker's counters and samples.
-fn stripped(r: &WatchRecord) -> WatchRecord {
-    WatchRecord {
-        observation: r.observation.as_ref().map(|o| ObservationRecord {
-            tracker: crate::judge::observation::Tracker::new(std::iter::empty(), 0),
-            ..o.clone()
-        }),
-        ..r.clone()
-    }
+/// Whether two records are equal but for their observations' trackers (counters and
+/// samples), which [`runs_unchanged`] compares field by field. Destructured rather than
+/// cloned and compared: this runs every round of every observing watch, and two clones of
+/// the whole record (samples included) were most of a routine round's allocations. The
+/// patterns name every field, so a field added later is a compile error here, never a
+/// change that silently goes unwritten.
+fn same_but_trackers(a: &WatchRecord, b: &WatchRecord) -> bool {
+    let WatchRecord {
+        current_release,
+        last_good_release,
+        last_good_version,
+        state,
+        attention,
+        last_verdict,
+        quarantined,
+        actions,
+        deployed,
+        command,
+        observation,
+        intent,
+    } = a;
+    *current_release == b.current_release
+        && *last_good_release == b.last_good_release
+        && *last_good_version == b.last_good_version
+        && *state == b.state
+        && *attention == b.attention
+        && *last_verdict == b.last_verdict
+        && *quarantined == b.quarantined
+        && *actions == b.actions
+        && *deployed == b.deployed
+        && *command == b.command
+        && *intent == b.intent
+        && match (observation, &b.observation) {
+            (None, None) => true,
+            (Some(x), Some(y)) => same_observation_but_tracker(x, y),
+            _ => false,
+        }
+}
+
+/// See [`same_but_trackers`].
+fn same_observation_but_tracker(a: &ObservationRecord, b: &ObservationRecord) -> bool {
+    let ObservationRecord {
+        id,
+        watch,
+        release,
+        version,
+        deployment_id,
+        kind,
+        source,
+        deployed_at,
+        judging_from,
+        window_ends,
+        rollback_safe,
+        tracker: _,
+        condemned,
+        created,
+        previous_condemned,
+        baseline_until,
+        failure,
+        cause,
+        unjudged,
+    } = a;
+    *id == b.id
+        && *watch == b.watch
+        && *release == b.release
+        && *version == b.version
+        && *deployment_id == b.deployment_id
+        && *kind == b.kind
+        && *source == b.source
+        && *deployed_at == b.deployed_at
+        && *judging_from == b.judging_from
+        && *window_ends == b.window_ends
+        && *rollback_safe == b.rollback_safe
+        && *condemned == b.condemned
+        && *created == b.created
+        && *previous_condemned == b.previous_condemned
+        && *baseline_until == b.baseline_until
+        && *failure == b.failure
+        && *cause == b.cause
+        && *unjudged == b.unjudged
 }
 
 #[cfg(test)]
