@@ -108,3 +108,54 @@ fn an_idle_watch_starting_writes_nothing_and_a_deployment_does() {
     let (next, fx) = step(&cfg, &idle, Event::Deployment(learned("R1", "D1", 0)), t(0));
     assert!(!unchanged(&idle, &next, &fx));
 }
+
+/// A round in which backstop was late: the health probe got no answer while the process
+/// stalled for half a second, so the sample is backstop's error, not the app's.
+fn late_round(at: i64) -> Event {
+    let Event::Round(mut r) = round(at, 200) else {
+        unreachable!("round() builds a round")
+    };
+    r.checks[0].reading = Err(crate::engine::lifecycle::Unmeasured {
+        reason: "timed out after 1s".into(),
+        app_down: true,
+        timed_out: true,
+        empty: false,
+    });
+    r.checks[0].lag = std::time::Duration::from_millis(500);
+    Event::Round(r)
+}
+
+#[test]
+fn an_error_run_is_written_when_it_starts_and_breaks_and_not_every_round() {
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..3).map(|s| (s, round(s, 200))));
+    events.extend((3..6).map(|s| (s, late_round(s))));
+    events.extend((6..8).map(|s| (s, round(s, 200))));
+    let cfg = config("");
+    let mut r = WatchRecord::default();
+    let mut routine_rounds = Vec::new();
+    for (at, e) in events {
+        let (next, fx) = step(&cfg, &r, e, t(at));
+        routine_rounds.push(routine(&r, &next, &fx));
+        r = next;
+    }
+    let errors = r.observation.as_ref().unwrap().tracker.checks[0].errors;
+    assert_eq!(errors, 3, "the late rounds are errors: {r:?}");
+    assert!(!routine_rounds[4], "the error run starting is written");
+    assert!(
+        routine_rounds[5] && routine_rounds[6],
+        "rounds inside it are routine: {routine_rounds:?}"
+    );
+    assert!(!routine_rounds[7], "the error run breaking is written");
+    assert!(routine_rounds[8], "{routine_rounds:?}");
+}
+
+#[test]
+fn a_failure_inside_an_error_run_is_written() {
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..2).map(|s| (s, late_round(s))));
+    events.push((2, round(2, 503)));
+    let r = routines(events);
+    assert!(r[2], "inside the error run: {r:?}");
+    assert!(!r[3], "a failure is written: {r:?}");
+}
