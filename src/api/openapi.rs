@@ -40,7 +40,7 @@ pub const WEBHOOK_HEADER_PLACEHOLDER: &str = "X-Backstop-Webhook-Secret";
         serve,
     ),
     components(schemas(bodies::ErrorBody)),
-    modifiers(&Security),
+    modifiers(&Security, &HeaderCaps),
     tags(
         (name = "status", description = "What each watch is doing now"),
         (name = "evidence", description = "Verdicts and past deployments"),
@@ -80,6 +80,43 @@ impl Modify for Security {
     }
 }
 
+/// Adds the 431 of [`super::limits`] to every operation: it is answered before any handler, so
+/// no handler's annotation names it.
+struct HeaderCaps;
+
+impl Modify for HeaderCaps {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.responses.insert(
+            "HeadersTooLarge".into(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(format!(
+                        "More than {} request headers, or more than {} bytes of them",
+                        super::limits::MAX_HEADERS,
+                        super::limits::MAX_HEADER_BYTES
+                    ))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            ),
+        );
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                op.responses.responses.insert(
+                    "431".into(),
+                    RefOr::Ref(Ref::from_response_name("HeadersTooLarge")),
+                );
+            }
+        }
+    }
+}
+
 /// The document as served and committed: pretty, keys in a stable order.
 pub fn document() -> String {
     let mut text = ApiDoc::openapi()
@@ -89,12 +126,14 @@ pub fn document() -> String {
     text
 }
 
-/// `GET /v1/openapi.json`: this document.
+/// `GET /v1/openapi.json`: this document, built once (it never changes while the process runs).
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", responses(
     (status = 200, description = "The OpenAPI 3 document of this API", body = Object,
         content_type = "application/json")))]
 pub(super) async fn serve() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(document).as_str();
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 #[cfg(test)]

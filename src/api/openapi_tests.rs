@@ -59,6 +59,15 @@ fn it_is_openapi_3_with_every_path() {
     let schemes = &doc["components"]["securitySchemes"];
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
+            // The header caps' 431 is added to GETs and POSTs only.
+            assert!(
+                ["get", "post"].contains(&method.as_str()),
+                "{method} {path}"
+            );
+            assert!(
+                op["responses"].get("431").is_some(),
+                "{method} {path} lacks the 431"
+            );
             if method == "post" {
                 let security = op["security"].as_array();
                 let named = security
