@@ -62,8 +62,8 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "The API token (server.token_file or server.token_env). Without one \
-                         configured, every authenticated request is refused.",
+                        "The API token (server.token_file, token_env or token_credential). \
+                         Without one configured, every authenticated request is refused.",
                     ))
                     .build(),
             ),

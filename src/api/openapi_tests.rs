@@ -55,6 +55,14 @@ fn it_is_openapi_3_with_every_path() {
     ] {
         assert!(paths.contains(&path), "{path} missing from {paths:?}");
     }
+    // The page size's range is written out in an attribute: it must be the board's.
+    let limit = &doc["paths"]["/v1/status"]["get"]["parameters"][0];
+    assert_eq!(limit["name"], "limit");
+    assert_eq!(limit["schema"]["maximum"], crate::status::MAX_LIMIT);
+    assert!(limit["description"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("default {}", crate::status::DEFAULT_LIMIT)));
     // Every mutating operation names its security scheme, and the schemes exist.
     let schemes = &doc["components"]["securitySchemes"];
     for (path, ops) in doc["paths"].as_object().unwrap() {
