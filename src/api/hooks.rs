@@ -143,6 +143,8 @@ fn ignored(reason: &str) -> Response {
     (status = 400, description = "Invalid payload, or an event lacking its ids", body = ErrorBody),
     (status = 401, description = "Missing or wrong webhook secret", body = ErrorBody,
         headers(("WWW-Authenticate" = String))),
+    (status = 404, description = "A watch was removed (by a reload) while the event was delivered",
+        body = ErrorBody),
     (status = 413, description = "Body larger than 64 KiB", body = String, content_type = "text/plain"),
     (status = 503, description = "A watch's node or the store is unavailable", body = ErrorBody)))]
 pub(super) async fn octopus(
