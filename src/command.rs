@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 const OUTPUT_LIMIT: usize = 8 * 1024;
 
 /// What a program run did, recorded as evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CommandResult {
     pub argv: Vec<String>,
     /// Exit code; `None` when it was killed (timeout) or could not start.

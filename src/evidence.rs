@@ -16,7 +16,7 @@ use crate::model::{BeforeSeries, Chosen, IntentState, ObservationKind, Source};
 pub const SCHEMA: u32 = 1;
 
 /// The evidence of one observation and what was done about it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Evidence {
     pub schema: u32,
     /// The observation id (also the verdict id).
@@ -33,7 +33,7 @@ pub struct Evidence {
     pub links: Vec<Link>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeploymentFacts {
     pub release: String,
     pub version: Option<String>,
@@ -53,7 +53,7 @@ pub struct DeploymentFacts {
     pub failure: Option<crate::model::DeployFailure>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerdictFacts {
     pub verdict: VerdictKind,
     pub decided_at: DateTime<Utc>,
@@ -61,7 +61,7 @@ pub struct VerdictFacts {
     pub summary: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckEvidence {
     /// `http`, `prometheus`, `scrape`, `alert` or `slo`.
     pub kind: String,
@@ -93,7 +93,7 @@ pub struct CheckEvidence {
 }
 
 /// What backstop chose to do, why, and how it went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionFacts {
     /// The configured policy (`on_failure`, or the `then` of a retry).
     pub policy: String,
@@ -109,7 +109,7 @@ pub struct ActionFacts {
     pub command: Option<CommandResult>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeployFacts {
     pub deployer: String,
     pub deployment_id: Option<String>,
@@ -122,13 +122,13 @@ pub struct DeployFacts {
     pub failure: Option<crate::model::DeployFailure>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub event: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Link {
     pub name: String,
     pub url: String,

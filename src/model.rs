@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::judge::observation::{Tracker, Verdict};
 
 /// State of a watch. Closed set; the snake_case names are the API contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WatchState {
     /// Nothing in flight.
@@ -53,7 +53,7 @@ impl WatchState {
 }
 
 /// Whether an observation follows an ordinary deployment or one of backstop's own actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ObservationKind {
     Deployment,
@@ -74,7 +74,7 @@ impl ObservationKind {
 }
 
 /// How backstop learned of a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Announce,
@@ -168,7 +168,7 @@ pub enum Cause {
 }
 
 /// Progress of a deploy intent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntentState {
     /// Decided and persisted; the deployment may or may not exist yet.
@@ -359,7 +359,7 @@ pub struct PendingCommand {
 }
 
 /// What was chosen about a condemned release. Closed set; names appear in evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Chosen {
     None,
@@ -403,7 +403,7 @@ pub struct Deployed {
 /// Canceled, or its announcer said `"outcome": "failed"`): the deployer's own account, bounded,
 /// so that people see why without opening the deployer. Every field may be missing: a
 /// webhook or an announcement may say only that it failed, and the details may not load.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeployFailure {
     /// The deployer's task (Octopus `ServerTasks-N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -479,7 +479,7 @@ impl DeployFailure {
 }
 
 /// How a deployment ended, as shown in status and history. Closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeployOutcome {
     #[default]
@@ -568,7 +568,7 @@ display_as_str!(
 
 /// A stretch of time, both ends included: the samples of the run that condemned a release
 /// (or made it inconclusive), for the evidence's charts and `backstop explain`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Span {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -585,7 +585,7 @@ impl Span {
 /// `baseline_window`, or backstop's own scrapes. Evidence only (the baseline is its mean):
 /// it lets a chart show the release's samples beside what came before. Points are finite
 /// numbers, oldest first, serialised as `[time, value]` pairs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BeforeSeries {
     pub from: DateTime<Utc>,
     /// Where the baseline ends: the deployment (or, after a condemned release, where that

@@ -3,7 +3,8 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+
+use super::bodies::ErrorBody;
 
 /// An API failure; the message is meant for the caller and contains no internals or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many request headers, or too many bytes of them ([`super::limits`]).
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("internal error")]
     Internal,
 }
@@ -27,9 +31,12 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let body = Json(json!({"error": self.to_string()}));
+        let body = Json(ErrorBody {
+            error: self.to_string(),
+        });
         if status == StatusCode::UNAUTHORIZED {
             (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
         } else {

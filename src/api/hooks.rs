@@ -18,29 +18,36 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::json;
 
+use super::bodies::{ErrorBody, HookAnswer};
 use super::{deliver, ApiError, ApiState};
 use crate::engine::Trigger;
 use crate::model::{DeployFailure, Source};
 
-#[derive(Deserialize)]
+/// An Octopus subscription payload; only the fields backstop reads are described, the rest
+/// (`Timestamp`, `ServerUri`, `Subscription`, ...) are accepted and ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
-struct Envelope {
+pub(super) struct Envelope {
     payload: Payload,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct Payload {
     event: Event,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 struct Event {
+    /// `Events-N`; remembered once delivered, so a redelivery is ignored.
     id: String,
+    /// `DeploymentSucceeded` and `DeploymentFailed` start an observation; anything else is
+    /// acknowledged and ignored.
     category: String,
+    /// With those two categories: must name a `Projects-`, an `Environments-` and a
+    /// `Releases-` id; `Deployments-` and `ServerTasks-` ids are used when present.
     #[serde(default)]
     related_document_ids: Vec<String>,
     #[serde(default)]
@@ -121,13 +128,25 @@ fn decide(event: &Event) -> Result<Decision, ApiError> {
 }
 
 fn ignored(reason: &str) -> Response {
-    (
-        StatusCode::OK,
-        Json(json!({"accepted": true, "action": "ignored", "reason": reason})),
-    )
-        .into_response()
+    let answer = HookAnswer::Ignored {
+        accepted: true,
+        reason: reason.into(),
+    };
+    (StatusCode::OK, Json(answer)).into_response()
 }
 
+/// `POST /v1/hooks/octopus`: an Octopus subscription webhook.
+#[utoipa::path(post, path = "/v1/hooks/octopus", tag = "control", request_body = Envelope,
+    security(("octopus_webhook" = [])), responses(
+    (status = 200, description = "Acknowledged and ignored", body = HookAnswer),
+    (status = 202, description = "The watches will observe the deployment", body = HookAnswer),
+    (status = 400, description = "Invalid payload, or an event lacking its ids", body = ErrorBody),
+    (status = 401, description = "Missing or wrong webhook secret", body = ErrorBody,
+        headers(("WWW-Authenticate" = String))),
+    (status = 404, description = "A watch was removed (by a reload) while the event was delivered",
+        body = ErrorBody),
+    (status = 413, description = "Body larger than 64 KiB", body = String, content_type = "text/plain"),
+    (status = 503, description = "A watch's node or the store is unavailable", body = ErrorBody)))]
 pub(super) async fn octopus(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -181,11 +200,11 @@ pub(super) async fn octopus(
     for watch in &watches {
         tracing::info!(%watch, %release, deployment = ?deployment, event = %event.id, failed, "deployment delivered by Octopus webhook");
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "action": "observing", "watches": watches})),
-    )
-        .into_response())
+    let answer = HookAnswer::Observing {
+        accepted: true,
+        watches,
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 #[cfg(test)]

@@ -2,16 +2,22 @@
 //! deployment announcements and Octopus webhooks.
 //!
 //! Handlers only authenticate, parse and hand a [`Command`] to the watch's actor; they never
-//! judge or deploy. Bodies are capped at 64 KiB. Every error goes through [`ApiError`], which
-//! answers JSON `{"error": "..."}` and never leaks internals.
+//! judge or deploy. Bodies are capped at 64 KiB, headers by [`limits`]. Every error goes
+//! through [`ApiError`], which answers JSON `{"error": "..."}` and never leaks internals.
+//!
+//! The contract is [`openapi::ApiDoc`], derived from the handlers and the types they send,
+//! served at `GET /v1/openapi.json` and committed as `config/openapi.json`.
 
+mod bodies;
 mod error;
 mod hooks;
+pub mod limits;
+pub mod openapi;
 
 use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,8 +25,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::json;
 
+use bodies::{Announced, ControlAction, Controlled, History};
 pub use error::ApiError;
 
 use crate::config::{Config, DeployerConfig};
@@ -93,22 +99,43 @@ pub fn router(state: ApiState, ui: bool) -> Router {
         .route("/v1/deployments", post(announce))
         .route("/v1/verdicts/{id}", get(verdict))
         .route("/v1/history", get(history))
-        .route("/v1/hooks/octopus", post(hooks::octopus));
+        .route("/v1/hooks/octopus", post(hooks::octopus))
+        .route("/v1/openapi.json", get(openapi::serve));
     let api = if ui {
         api.merge(crate::ui::routes())
     } else {
         api
     };
-    api.layer(DefaultBodyLimit::max(BODY_LIMIT))
+    api.fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(limits::headers))
         .with_state(state)
 }
 
+/// Any other path: this API's JSON 404 rather than an empty body.
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such path".into())
+}
+
+/// A path parameter, or this API's 400 (a segment that is not UTF-8 once decoded, say).
+fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::BadRequest(format!("invalid path: {e}")))
+}
+
+/// `GET /healthz`: the process answers (readiness is `/v1/status`).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Always `ok`", body = String, content_type = "text/plain")))]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Rendered on a blocking thread, so a scrape of thousands of watches never delays a round
+/// `GET /metrics`, the Prometheus text exposition. Rendered on a blocking thread, so a scrape of thousands of watches never delays a round
 /// on the async workers; scrapes arriving during a rendering share it.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8"),
+    (status = 500, description = "Rendering failed", body = bodies::ErrorBody)))]
 async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
     let asked = std::time::Instant::now();
     let text = tokio::task::spawn_blocking(move || s.metrics.render_since(asked))
@@ -128,10 +155,12 @@ async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
 }
 
 /// `GET /v1/status` query: a page of the watches sorted by name.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StatusQuery {
-    /// Watches per page (default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]); a string, so that
-    /// a bad value gets this API's error rather than the extractor's.
+    /// Watches per page: 1 to 5000, default 500.
+    // A string, so that a bad value gets this API's error rather than the extractor's.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5000)]
     limit: Option<String>,
     /// The `next` of the previous page: only watches named after it.
     after: Option<String>,
@@ -139,6 +168,9 @@ pub(crate) struct StatusQuery {
 
 /// `GET /v1/status?limit=N&after=NAME`: one page of watch summaries, and `next` when more
 /// follow.
+#[utoipa::path(get, path = "/v1/status", tag = "status", params(StatusQuery), responses(
+    (status = 200, description = "A page of watch summaries", body = crate::status::StatusDocument),
+    (status = 400, description = "Invalid query (`limit` out of range)", body = bodies::ErrorBody)))]
 pub(crate) async fn status(
     State(s): State<ApiState>,
     q: Result<Query<StatusQuery>, QueryRejection>,
@@ -163,10 +195,16 @@ fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
 }
 
 /// `GET /v1/watches/{name}`: one watch's detail, every check's track included.
+#[utoipa::path(get, path = "/v1/watches/{name}", tag = "status",
+    params(("name" = String, Path, description = "The watch's name")), responses(
+    (status = 200, description = "The watch's detail", body = crate::status::WatchStatus),
+    (status = 400, description = "Invalid path", body = bodies::ErrorBody),
+    (status = 404, description = "No such watch", body = bodies::ErrorBody)))]
 pub(crate) async fn watch_status(
     State(s): State<ApiState>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let name = path_param(name)?;
     s.status
         .get(&name)
         .map(|w| Json(w).into_response())
@@ -174,10 +212,18 @@ pub(crate) async fn watch_status(
 }
 
 /// `GET /v1/verdicts/{id}`: the evidence document of one observation.
+#[utoipa::path(get, path = "/v1/verdicts/{id}", tag = "evidence",
+    params(("id" = String, Path, description = "The observation id (also the verdict id)")),
+    responses(
+    (status = 200, description = "The evidence document", body = crate::evidence::Evidence),
+    (status = 400, description = "Invalid path", body = bodies::ErrorBody),
+    (status = 404, description = "No such observation", body = bodies::ErrorBody),
+    (status = 500, description = "The store could not be read", body = bodies::ErrorBody)))]
 pub(crate) async fn verdict(
     State(s): State<ApiState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let id = path_param(id)?;
     match s.store.evidence(&id) {
         Ok(Some(mut ev)) => {
             ev.redact_urls();
@@ -191,20 +237,28 @@ pub(crate) async fn verdict(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryQuery {
+    /// Only this watch's deployments.
     watch: Option<String>,
+    /// Most entries (default 50); clamped to 1..1000.
     limit: Option<usize>,
 }
 
 /// `GET /v1/history?watch=NAME&limit=N`: past deployments and their verdicts, newest first.
+#[utoipa::path(get, path = "/v1/history", tag = "evidence", params(HistoryQuery), responses(
+    (status = 200, description = "Past deployments, newest first", body = History),
+    (status = 400, description = "Invalid query", body = bodies::ErrorBody),
+    (status = 500, description = "The store could not be read", body = bodies::ErrorBody)))]
 async fn history(
     State(s): State<ApiState>,
-    Query(q): Query<HistoryQuery>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     match s.store.history(q.watch.as_deref(), limit) {
-        Ok(entries) => Ok(Json(json!({ "deployments": entries })).into_response()),
+        Ok(deployments) => Ok(Json(History { deployments }).into_response()),
         Err(e) => {
             tracing::error!(error = %e, "cannot read history");
             Err(ApiError::Internal)
@@ -235,18 +289,23 @@ fn bearer(s: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// `POST /v1/deployments` body.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/deployments` body: a deployment happened (or failed), observe it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Announcement {
+    /// The watch's name, as configured.
     watch: String,
+    /// The deployer's release id (must not be blank).
+    #[schema(pattern = "\\S")]
     release: String,
+    /// The release's version, for humans.
     #[serde(default)]
     version: Option<String>,
     /// Deployer's deployment id, when known; lets later webhooks/polls recognise it.
     #[serde(default)]
     deployment: Option<String>,
-    /// When the deployment started (RFC 3339); the baseline window ends here. Default: now.
+    /// When the deployment started (RFC 3339, within a year of now); the baseline window ends
+    /// here. Default: now.
     #[serde(default)]
     deployed_at: Option<DateTime<Utc>>,
     /// `false` marks the release as not safe to roll back from (it migrated a database, say):
@@ -258,8 +317,10 @@ struct Announcement {
     #[serde(default)]
     outcome: AnnouncedOutcome,
     /// With `"failed"`: the deployer's task, so its details can be fetched (Octopus
-    /// `ServerTasks-N`; found from `deployment` when left out).
+    /// `ServerTasks-N`; found from `deployment` when left out). Letters, digits, `-` and `_`,
+    /// at most 100.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,100}$")]
     task: Option<String>,
     /// With `"failed"`: what went wrong, in the caller's words (shown with the evidence).
     #[serde(default)]
@@ -267,7 +328,8 @@ struct Announcement {
 }
 
 /// `outcome` of an announcement. Closed set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 enum AnnouncedOutcome {
     #[default]
     Succeeded,
@@ -313,6 +375,16 @@ fn control(s: &ApiState, watch: &str, c: Control) -> Result<(), ApiError> {
     })
 }
 
+/// `POST /v1/deployments`: announce a deployment; durable before the 202.
+#[utoipa::path(post, path = "/v1/deployments", tag = "control", request_body = Announcement,
+    security(("bearer" = [])), responses(
+    (status = 202, description = "Accepted: the watch will observe the deployment", body = Announced),
+    (status = 400, description = "Invalid announcement", body = bodies::ErrorBody),
+    (status = 401, description = "Missing or wrong bearer token, or none configured",
+        body = bodies::ErrorBody, headers(("WWW-Authenticate" = String))),
+    (status = 404, description = "No such watch", body = bodies::ErrorBody),
+    (status = 413, description = "Body larger than 64 KiB", body = String, content_type = "text/plain"),
+    (status = 503, description = "The watch's node or the store is unavailable", body = bodies::ErrorBody)))]
 async fn announce(
     State(s): State<ApiState>,
     headers: HeaderMap,
@@ -380,35 +452,73 @@ async fn announce(
     deliver(&s, None, vec![(a.watch.clone(), trigger)])?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "watch": a.watch, "release": a.release})),
+        Json(Announced {
+            accepted: true,
+            watch: a.watch,
+            release: a.release,
+        }),
     )
         .into_response())
 }
 
+/// `POST /v1/watches/{name}/pause`: deployments are recorded, not observed, until resumed.
+#[utoipa::path(post, path = "/v1/watches/{name}/pause", tag = "control",
+    params(("name" = String, Path, description = "The watch's name")),
+    security(("bearer" = [])), responses(
+    (status = 202, description = "Sent to the watch", body = Controlled),
+    (status = 400, description = "Invalid path", body = bodies::ErrorBody),
+    (status = 401, description = "Missing or wrong bearer token, or none configured",
+        body = bodies::ErrorBody, headers(("WWW-Authenticate" = String))),
+    (status = 404, description = "No such watch", body = bodies::ErrorBody),
+    (status = 503, description = "The watch's node or the store is unavailable", body = bodies::ErrorBody)))]
 async fn pause(
     State(s): State<ApiState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    bearer(&s, &headers)?;
-    control(&s, &name, Control::Pause)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "watch": name, "action": "pause"})),
-    )
-        .into_response())
+    controlled(&s, &headers, name, ControlAction::Pause)
 }
 
+/// `POST /v1/watches/{name}/resume`: a paused watch observes deployments again.
+#[utoipa::path(post, path = "/v1/watches/{name}/resume", tag = "control",
+    params(("name" = String, Path, description = "The watch's name")),
+    security(("bearer" = [])), responses(
+    (status = 202, description = "Sent to the watch", body = Controlled),
+    (status = 400, description = "Invalid path", body = bodies::ErrorBody),
+    (status = 401, description = "Missing or wrong bearer token, or none configured",
+        body = bodies::ErrorBody, headers(("WWW-Authenticate" = String))),
+    (status = 404, description = "No such watch", body = bodies::ErrorBody),
+    (status = 503, description = "The watch's node or the store is unavailable", body = bodies::ErrorBody)))]
 async fn resume(
     State(s): State<ApiState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    bearer(&s, &headers)?;
-    control(&s, &name, Control::Resume)?;
+    controlled(&s, &headers, name, ControlAction::Resume)
+}
+
+/// Pause or resume, authenticated first (an unauthenticated caller learns nothing, not even
+/// whether the path is valid).
+fn controlled(
+    s: &ApiState,
+    headers: &HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    action: ControlAction,
+) -> Result<Response, ApiError> {
+    bearer(s, headers)?;
+    let name = path_param(name)?;
+    let c = match action {
+        ControlAction::Pause => Control::Pause,
+        ControlAction::Resume => Control::Resume,
+    };
+    control(s, &name, c)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"accepted": true, "watch": name, "action": "resume"})),
+        Json(Controlled {
+            accepted: true,
+            watch: name,
+            action,
+        }),
     )
         .into_response())
 }

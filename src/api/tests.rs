@@ -1,4 +1,5 @@
-//! `GET /v1/status` pages and `GET /v1/watches/{name}` through the real router.
+//! `GET /v1/status` pages, `GET /v1/watches/{name}`, header caps, JSON nesting and the
+//! document through the real router.
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -139,4 +140,147 @@ async fn a_bad_limit_is_a_400_that_says_why() {
             );
         }
     }
+}
+
+/// An API with a token and an Octopus webhook secret, and the answer to `request` (status,
+/// JSON body).
+async fn send(request: Request<Body>) -> (StatusCode, Value) {
+    let s = api();
+    *s.auth.write().unwrap() = super::Auth {
+        token: Some(crate::secret::Secret::new("t0ken")),
+        hooks: vec![(
+            "octo".into(),
+            "x-hook".into(),
+            crate::secret::Secret::new("s3cret"),
+        )],
+    };
+    let r = router(s, false).oneshot(request).await.unwrap();
+    let status = r.status();
+    let body = http_body_util::BodyExt::collect(r.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn too_many_or_too_large_headers_are_refused_before_any_handler() {
+    use super::limits::{MAX_HEADERS, MAX_HEADER_BYTES};
+    let with_headers = |n: usize, value: &str| {
+        let mut r = Request::get("/v1/status");
+        for i in 0..n {
+            r = r.header(format!("x-h{i}"), value);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    assert_eq!(send(with_headers(MAX_HEADERS, "v")).await.0, StatusCode::OK);
+    let (s, body) = send(with_headers(MAX_HEADERS + 1, "v")).await;
+    assert_eq!(s, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(body["error"], "too many request headers: 65, at most 64");
+
+    let (s, body) = send(with_headers(1, &"a".repeat(MAX_HEADER_BYTES))).await;
+    assert_eq!(s, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("request headers too large"),
+        "{body}"
+    );
+    // Even a correct token does not get a request with too many headers through.
+    let mut r =
+        Request::post("/v1/watches/shop/pause").header(header::AUTHORIZATION, "Bearer t0ken");
+    for i in 0..MAX_HEADERS {
+        r = r.header(format!("x-h{i}"), "v");
+    }
+    let (s, _) = send(r.body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_a_400_that_says_why() {
+    let deep = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+    let bodies = [
+        (
+            "/v1/deployments",
+            "authorization",
+            "Bearer t0ken",
+            format!(
+                r#"{{"watch": "shop", "release": "r", "outcome": {}}}"#,
+                deep(10_000)
+            ),
+            "invalid announcement: recursion limit exceeded",
+        ),
+        // A field the handler ignores is skipped without recursion (serde_json walks it with a
+        // loop): its depth costs no stack, the body cap bounds it, and the answer says what is
+        // really wrong.
+        (
+            "/v1/hooks/octopus",
+            "x-hook",
+            "s3cret",
+            format!(r#"{{"Payload": {{"Extra": {}}}}}"#, deep(10_000)),
+            "invalid Octopus subscription payload: missing field `Event`",
+        ),
+        (
+            "/v1/hooks/octopus",
+            "x-hook",
+            "s3cret",
+            format!(r#"{{"Payload": {{"Event": {{"Id": {}}}}}}}"#, deep(10_000)),
+            "invalid Octopus subscription payload: invalid type: sequence",
+        ),
+    ];
+    for (path, name, value, body, expected) in bodies {
+        let r = Request::post(path)
+            .header(name, value)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (s, answer) = send(r).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.starts_with(expected), "{path}: {message}");
+    }
+    // Nesting within serde_json's limit of 128 is read (and refused for what it says).
+    let r = Request::post("/v1/deployments")
+        .header(header::AUTHORIZATION, "Bearer t0ken")
+        .body(Body::from(format!(
+            r#"{{"watch": "shop", "release": "r", "outcome": {}}}"#,
+            deep(100)
+        )))
+        .unwrap();
+    let (s, answer) = send(r).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("outcome must be \"succeeded\" or \"failed\""),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_and_the_document_answer_json() {
+    let (s, body) = send(Request::get("/v1/nope").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "no such path");
+    let (s, doc) = send(
+        Request::get("/v1/openapi.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["info"]["title"], "backstop");
+    let (s, body) = send(
+        Request::get("/v1/history?limit=-1")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("invalid query"),
+        "{body}"
+    );
 }

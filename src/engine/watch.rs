@@ -220,8 +220,6 @@ impl WatchActor {
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Inbox => self.drain_inbox().await,
-            Command::Pause => self.handle(Event::Pause).await,
-            Command::Resume => self.handle(Event::Resume).await,
             Command::Deploy(t) => {
                 let learned = self.learn(*t).await;
                 self.handle(Event::Deployment(learned)).await;

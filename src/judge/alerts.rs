@@ -42,7 +42,7 @@ pub enum AlertState {
 }
 
 /// How one matching alert stands against the observed deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Seen {
     /// Firing, active since after the deployment: evidence against the release.
@@ -58,7 +58,7 @@ pub enum Seen {
 }
 
 /// One matching alert, as kept in the evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SeenAlert {
     /// The `alertname` label (`?` when missing).
     pub name: String,

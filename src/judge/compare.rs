@@ -22,14 +22,14 @@ pub const MAX_SAMPLES: usize = 500;
 pub const EVIDENCE_SAMPLES: usize = 200;
 
 /// The only comparison today; an enum so that the next one is a variant, not a string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     MannWhitney,
 }
 
 /// `direction`: which change is a regression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Post above pre is bad (latency, errors): the default.
@@ -59,7 +59,7 @@ impl Direction {
 }
 
 /// A check's comparison rule, validated (see the config for each key's default and range).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Compare {
     pub method: Method,
     pub direction: Direction,
@@ -83,7 +83,7 @@ fn independent() -> f64 {
 }
 
 /// One round's comparison: the evidence behind the outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comparison {
     pub rule: Compare,
     /// Samples compared (after dropping non-finite values and capping at [`MAX_SAMPLES`]).

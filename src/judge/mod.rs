@@ -20,7 +20,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// One threshold of a check. A closed set: each config key is one variant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "rule", content = "limit", rename_all = "snake_case")]
 pub enum Rule {
     /// `expect_status`: the HTTP status must be one of these.
@@ -110,7 +110,7 @@ impl Reading {
 }
 
 /// The result of judging one sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
     /// Every rule held.

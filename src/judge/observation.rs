@@ -19,7 +19,7 @@ use super::{Outcome, Rule};
 const KEPT_SAMPLES: usize = 20;
 
 /// One judged sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sample {
     pub at: DateTime<Utc>,
     /// The measured value (HTTP status for http checks); absent when the probe failed.
@@ -39,7 +39,7 @@ pub struct Sample {
 }
 
 /// Running state and evidence of one check during one observation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckTrack {
     pub name: String,
     pub rules: Vec<Rule>,
@@ -67,6 +67,7 @@ pub struct CheckTrack {
     #[serde(default)]
     pub erring_since: Option<DateTime<Utc>>,
     /// The most recent samples, oldest first.
+    #[schema(value_type = Vec<Sample>)]
     pub samples: VecDeque<Sample>,
     /// Set when this check condemned the release or made it inconclusive: which limit was hit.
     pub limit_hit: Option<String>,
@@ -430,7 +431,7 @@ fn describe(rules: &[Rule]) -> String {
 }
 
 /// The kind of a final verdict. Closed set, persisted and reported as snake_case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
     Verified,
@@ -459,7 +460,7 @@ impl VerdictKind {
 }
 
 /// A final decision about one release, with everything that led to it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verdict {
     pub verdict: VerdictKind,
     pub release: String,

@@ -25,7 +25,7 @@ pub use crate::model::WatchState;
 use crate::model::{IntentState, ObservationKind, Source};
 
 /// The observation in progress.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObservationView {
     pub id: String,
     pub release: String,
@@ -53,7 +53,7 @@ pub struct ObservationView {
 }
 
 /// The rollback in progress or last made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RollbackView {
     pub condemned_release: String,
     pub target_release: String,
@@ -65,7 +65,7 @@ pub struct RollbackView {
 
 /// One watch's detail, `GET /v1/watches/{name}`: its summary's fields, with every check's
 /// track (counters and recent samples) in `observation.checks` and `last_verdict.checks`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WatchStatus {
     pub name: String,
     pub state: WatchState,
@@ -99,7 +99,7 @@ impl WatchStatus {
 }
 
 /// The `GET /v1/status` document: one page of watch summaries, sorted by name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusDocument {
     pub watches: Vec<WatchSummary>,
     /// Present when the daemon runs in a fleet.
@@ -112,7 +112,7 @@ pub struct StatusDocument {
 }
 
 /// The fleet as this node last read it from the database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FleetView {
     /// This node's name.
     pub node: String,
@@ -121,7 +121,7 @@ pub struct FleetView {
     pub unowned: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub name: String,
     pub alive: bool,

@@ -9,7 +9,7 @@ use crate::model::{DeployFailure, DeployOutcome, ObservationKind, Source};
 
 /// One watch's entry in `GET /v1/status`: the fields of [`WatchStatus`] under the same names,
 /// without the check tracks of its observation and last verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WatchSummary {
     pub name: String,
     pub state: WatchState,
@@ -26,7 +26,7 @@ pub struct WatchSummary {
 }
 
 /// The observation in progress, without its checks: enough to show its progress.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObservationSummary {
     pub id: String,
     pub release: String,
@@ -48,7 +48,7 @@ pub struct ObservationSummary {
 }
 
 /// The last verdict, without its checks (`GET /v1/verdicts/{observation_id}` has them all).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerdictSummary {
     pub verdict: VerdictKind,
     pub release: String,

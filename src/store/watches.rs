@@ -12,7 +12,7 @@ use crate::judge::observation::{Sample, Verdict, VerdictKind};
 use crate::model::{ObservationKind, ObservationRecord, WatchRecord};
 
 /// One line of `GET /v1/history`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub id: String,
     pub watch: String,

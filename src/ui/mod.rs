@@ -113,7 +113,7 @@ async fn watch_page(
     Path(name): Path<String>,
 ) -> Response {
     if wants_json(&headers) {
-        return crate::api::watch_status(State(s), Path(name))
+        return crate::api::watch_status(State(s), Ok(Path(name)))
             .await
             .into_response();
     }
@@ -176,7 +176,7 @@ async fn verdict_page(
     Path(id): Path<String>,
 ) -> Response {
     if wants_json(&headers) {
-        return crate::api::verdict(State(s), Path(id))
+        return crate::api::verdict(State(s), Ok(Path(id)))
             .await
             .into_response();
     }

@@ -8,6 +8,7 @@ mod api;
 mod argocd;
 mod backtest;
 mod cli;
+mod contract;
 mod dashboard;
 mod dead_app;
 mod demo;
