@@ -193,7 +193,7 @@ pub(super) async fn octopus(
     // The event id is marked seen in the transaction that records the triggers: answered 202,
     // the deployment survives a crash or a reload before the watch handles it; a failure
     // (5xx) records nothing, so Octopus's redelivery is handled.
-    let fresh = deliver(&s, Some(&event.id), triggers)?;
+    let fresh = deliver(&s, Some(&event.id), triggers).await?;
     if !fresh {
         return Ok(ignored("event already delivered"));
     }

@@ -271,7 +271,7 @@ fn bearer(s: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let auth = s.auth();
     let Some(token) = auth.token else {
         return Err(ApiError::Unauthorized(
-            "no API token is configured (server.token_file or server.token_env)",
+            "no API token is configured (server.token_file, server.token_env or server.token_credential)",
         ));
     };
     let presented = headers
@@ -356,22 +356,35 @@ impl<'de> Deserialize<'de> for AnnouncedOutcome {
 const MAX_ANNOUNCED_ERROR: usize = 4096;
 
 /// Commits triggers to their watches' inboxes (see [`crate::engine::Engine::deliver`]).
-fn deliver(
+/// On a blocking thread: the commit waits for an fsync (and for the store's connection), and
+/// on the async workers that wait would hold up every watch's rounds, the more so in a burst
+/// of announcements.
+async fn deliver(
     s: &ApiState,
     event_id: Option<&str>,
     triggers: Vec<(String, Trigger)>,
 ) -> Result<bool, ApiError> {
-    s.engine.deliver(event_id, triggers).map_err(|e| match e {
-        SendError::UnknownWatch(w) => ApiError::NotFound(format!("no watch named {w:?}")),
-        SendError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
-    })
+    let (engine, event_id) = (s.engine.clone(), event_id.map(String::from));
+    off_workers(move || engine.deliver(event_id.as_deref(), triggers)).await
 }
 
-/// A pause or resume, to whichever node runs the watch.
-fn control(s: &ApiState, watch: &str, c: Control) -> Result<(), ApiError> {
-    s.engine.control(watch, c).map_err(|e| match e {
+/// A pause or resume, to whichever node runs the watch (a durable commit, as [`deliver`]).
+async fn control(s: &ApiState, watch: &str, c: Control) -> Result<(), ApiError> {
+    let (engine, watch) = (s.engine.clone(), watch.to_string());
+    off_workers(move || engine.control(&watch, c)).await
+}
+
+/// Runs an engine request on the blocking pool and maps its error to the API's.
+async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SendError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let result = tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "an engine request failed");
+        ApiError::Internal
+    })?;
+    result.map_err(|e| match e {
         SendError::UnknownWatch(w) => ApiError::NotFound(format!("no watch named {w:?}")),
-        SendError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+        SendError::Unavailable(_) | SendError::Unrecorded => ApiError::Unavailable(e.to_string()),
     })
 }
 
@@ -449,7 +462,7 @@ async fn announce(
         failure,
     };
     // Durable before the 202: a crash or reload cannot lose an accepted announcement.
-    deliver(&s, None, vec![(a.watch.clone(), trigger)])?;
+    deliver(&s, None, vec![(a.watch.clone(), trigger)]).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Announced {
@@ -476,7 +489,7 @@ async fn pause(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    controlled(&s, &headers, name, ControlAction::Pause)
+    controlled(&s, &headers, name, ControlAction::Pause).await
 }
 
 /// `POST /v1/watches/{name}/resume`: a paused watch observes deployments again.
@@ -494,12 +507,12 @@ async fn resume(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    controlled(&s, &headers, name, ControlAction::Resume)
+    controlled(&s, &headers, name, ControlAction::Resume).await
 }
 
 /// Pause or resume, authenticated first (an unauthenticated caller learns nothing, not even
 /// whether the path is valid).
-fn controlled(
+async fn controlled(
     s: &ApiState,
     headers: &HeaderMap,
     name: Result<Path<String>, PathRejection>,
@@ -511,7 +524,7 @@ fn controlled(
         ControlAction::Pause => Control::Pause,
         ControlAction::Resume => Control::Resume,
     };
-    control(s, &name, c)?;
+    control(s, &name, c).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Controlled {

@@ -88,6 +88,10 @@ pub enum SendError {
     UnknownWatch(String),
     #[error("watch {0:?} is not accepting commands (shutting down or overloaded)")]
     Unavailable(String),
+    /// The request could not be made durable. The cause is logged, not returned: callers
+    /// answer HTTP clients, who get no internals.
+    #[error("the request could not be recorded: the state store failed (see backstop's log)")]
+    Unrecorded,
 }
 
 /// What every actor shares.
@@ -341,6 +345,10 @@ impl Engine {
             if let Err(e) = self.shared.store.retain_scrape_history(&names) {
                 tracing::warn!(error = %e, "cannot delete the scrape history of removed watches");
             }
+            // Likewise requests accepted for watches removed before they were handled.
+            if let Err(e) = self.shared.store.retain_inbox(&names) {
+                tracing::warn!(error = %e, "cannot clear the inboxes of removed watches");
+            }
         }
         let mut stopping = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
         stopping.retain(|_, h| !h.is_finished());
@@ -426,8 +434,9 @@ impl Engine {
             .collect();
         let fresh = self.shared.store.enqueue(event_id, &rows).map_err(|e| {
             tracing::error!(error = %e, "cannot record triggers");
-            SendError::Unavailable(e.to_string())
+            SendError::Unrecorded
         })?;
+        self.unless_removed_meanwhile(&watches)?;
         for w in watches {
             if !self.runs(&w) {
                 continue; // another node's: the store notifies it
@@ -452,10 +461,31 @@ impl Engine {
             .enqueue(None, &[(watch.to_string(), Inbound::Control { control })])
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot record a pause/resume request");
-                SendError::Unavailable(e.to_string())
+                SendError::Unrecorded
             })?;
+        self.unless_removed_meanwhile(&[watch.to_string()])?;
         if self.runs(watch) {
             let _ = self.send(watch, Command::Inbox);
+        }
+        Ok(())
+    }
+
+    /// After an enqueue: a reload that removed one of `watches` between the check and the
+    /// enqueue has already cleared its inbox, so the row just written would wait for a watch of
+    /// that name to come back. On a single node it is cleared here and the request refused.
+    /// (Either the reload's purge sees the row, or this sees the new config.) In a fleet the
+    /// other nodes' configs decide, and `apply_now` leaves inboxes alone.
+    fn unless_removed_meanwhile(&self, watches: &[String]) -> Result<(), SendError> {
+        if self.shared.leases.is_fleet() {
+            return Ok(());
+        }
+        for w in watches {
+            if !self.has_watch(w) {
+                if let Err(e) = self.shared.store.purge_inbox(w) {
+                    tracing::warn!(watch = %w, error = %e, "cannot clear the inbox of a removed watch");
+                }
+                return Err(SendError::UnknownWatch(w.clone()));
+            }
         }
         Ok(())
     }

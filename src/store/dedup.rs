@@ -70,6 +70,25 @@ impl Store {
         conn.execute("DELETE FROM inbox WHERE watch = ?1", [watch])?;
         Ok(())
     }
+
+    /// Drops the inbox rows of every watch not in `watches` (a single node's configured
+    /// watches): a request accepted for a watch that was removed before it was handled (while
+    /// backstop was down, or by a reload racing the request) is never replayed onto a watch of
+    /// that name added later.
+    pub fn retain_inbox(&self, watches: &[&str]) -> Result<(), StoreError> {
+        let conn = match self.route() {
+            Route::Sqlite(c) => c,
+            Route::Postgres(pg) => {
+                let watches: Vec<String> = watches.iter().map(|w| w.to_string()).collect();
+                return pg.call(move |c| super::pg::dedup::retain_inbox(c, &watches));
+            }
+        };
+        conn.execute(
+            "DELETE FROM inbox WHERE watch NOT IN (SELECT value FROM json_each(?1))",
+            [serde_json::to_string(watches)?],
+        )?;
+        Ok(())
+    }
 }
 
 /// Triggers waiting per watch before announcements are refused (503): a flood must not grow

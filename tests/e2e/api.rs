@@ -314,3 +314,43 @@ fn metric(text: &str, series: &str) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A burst of pause and resume requests (a script toggling a watch) is accepted whole and
+/// handled in order: each is committed to the watch's inbox before its 202, so none finds the
+/// actor's queue full, and the last one decides the state. An announcement after the burst
+/// shares the inbox, so once it is recorded every request before it has been handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_pauses_and_resumes_is_accepted_whole_and_ends_as_the_last_asked() {
+    let s = Stage::new([])
+        .await
+        .start(|stage| stage.base() + &http_watch("shop", &stage.app.url(), ""))
+        .await;
+    let d = &s.daemon;
+    let c = d.http();
+    let post = |action: &str| {
+        c.post(format!("{}/v1/watches/shop/{action}", d.url))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    // More than the actor's command queue (64) holds, sent as fast as they are answered,
+    // ending with a pause.
+    for i in 0..101 {
+        let action = if i % 2 == 0 { "pause" } else { "resume" };
+        assert_eq!(post(action).await.unwrap().status(), 202, "request {i}");
+    }
+    assert_eq!(d.announce("shop", "Releases-7").await, 202);
+    let w = d
+        .wait_watch(
+            "shop",
+            "the announcement after the burst recorded",
+            T,
+            |w| w["current_release"] == "Releases-7",
+        )
+        .await;
+    assert_eq!(w["state"], "paused", "the last request was a pause: {w}");
+    assert!(w["observation"].is_null(), "recorded, not observed: {w}");
+    // And a resume after it is the state again.
+    assert_eq!(post("resume").await.unwrap().status(), 202);
+    d.wait_watch("shop", "resumed", T, |w| w["state"] == "idle")
+        .await;
+}

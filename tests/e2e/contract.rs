@@ -135,7 +135,13 @@ async fn the_api_keeps_its_contract_under_generated_requests() {
     let dir = s.setup.dir.path();
     std::fs::write(
         dir.join("schemathesis.toml"),
-        format!("[parameters]\n\"path.id\" = \"{id}\"\n"),
+        // The watch is named, so pause and resume reach it (a random name is a 404, which
+        // would leave the bearer check and the watch's own answers unexercised); an operation
+        // whose cases all missed is a failure, not a warning.
+        format!(
+            "[parameters]\n\"path.id\" = \"{id}\"\n\"path.name\" = \"shop\"\n\n\
+             [warnings]\nfail-on = [\"missing_test_data\"]\n"
+        ),
     )
     .unwrap();
     assert!(program.exists(), "{}", program.display());
@@ -148,6 +154,19 @@ async fn the_api_keeps_its_contract_under_generated_requests() {
         before, after,
         "requests without credentials changed the state"
     );
+    // The refusals themselves, for the requests that would change the most.
+    let c = d.http();
+    for path in ["/v1/watches/shop/pause", "/v1/watches/shop/resume"] {
+        let r = c.post(format!("{}{path}", d.url)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a token");
+    }
+    let r = c
+        .post(format!("{}/v1/deployments", d.url))
+        .json(&serde_json::json!({"watch": "shop", "release": "Releases-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "an announcement without a token");
     assert_eq!(watch_names(&after.0), ["shop"]);
 
     // With them: changes are made (announcements, pauses, webhooks) and must keep the

@@ -432,7 +432,13 @@ impl Transition<'_> {
         }
         self.r.state = Some(WatchState::Paused);
         let release = self.r.current_release.clone().unwrap_or_default();
-        let id = format!("{}:pause:{}", self.cfg.name, self.now.timestamp_millis());
+        // Nanoseconds: a pause, a resume and a pause again drained from the inbox in one
+        // millisecond are two notifications, not one deduplicated by the outbox.
+        let id = format!(
+            "{}:pause:{}",
+            self.cfg.name,
+            self.now.timestamp_nanos_opt().unwrap_or_default()
+        );
         let msg = format!(
             "watch {} paused by an operator: deployments are recorded, not observed, until `backstop resume {}`",
             self.cfg.name, self.cfg.name

@@ -80,6 +80,15 @@ pub(in crate::store) fn purge_inbox(
     Ok(())
 }
 
+/// See [`crate::store::Store::retain_inbox`]; a single node's only (no fence: no leases).
+pub(in crate::store) fn retain_inbox(
+    client: &mut Client,
+    watches: &[String],
+) -> Result<(), StoreError> {
+    client.execute("DELETE FROM inbox WHERE NOT (watch = ANY($1))", &[&watches])?;
+    Ok(())
+}
+
 pub(in crate::store) fn event_seen(client: &mut Client, id: &str) -> Result<bool, StoreError> {
     Ok(client
         .query_opt("SELECT 1 FROM seen_events WHERE id = $1", &[&id])?

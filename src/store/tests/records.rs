@@ -177,6 +177,23 @@ both_backends! {
         assert!(s.notifications("other", 10).unwrap().is_empty());
     }
 
+    fn the_inboxes_of_watches_no_longer_configured_are_cleared(fx: &Fixture) {
+        let s = fx.open();
+        let pause = Inbound::Control {
+            control: crate::engine::Control::Pause,
+        };
+        let rows = vec![
+            ("shop".to_string(), pause.clone()),
+            ("gone".to_string(), pause.clone()),
+        ];
+        assert!(s.enqueue(None, &rows).unwrap());
+        s.retain_inbox(&["shop", "cart"]).unwrap();
+        assert!(s.inbox("gone").unwrap().is_empty(), "a removed watch's request goes");
+        let kept = s.inbox("shop").unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].1, pause);
+    }
+
     fn an_event_is_seen_exactly_when_its_triggers_are_in_the_inbox(fx: &Fixture) {
         let s = fx.open();
         let t = crate::engine::Trigger {
