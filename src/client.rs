@@ -43,7 +43,19 @@ async fn get(url: String) -> Result<Value, ClientError> {
 
 async fn decode(url: String, resp: reqwest::Response) -> Result<Value, ClientError> {
     let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
+    let bytes = crate::limits::read(resp, crate::limits::CLI)
+        .await
+        .map_err(|e| match e {
+            crate::limits::ReadError::Transport(e) => ClientError::Unreachable {
+                url: url.clone(),
+                message: e.without_url().to_string(),
+            },
+            too_large => ClientError::Malformed {
+                url: url.clone(),
+                message: too_large.to_string(),
+            },
+        })?;
+    let text = String::from_utf8_lossy(&bytes);
     let body: Value = serde_json::from_str(&text).map_err(|e| ClientError::Malformed {
         url: url.clone(),
         message: e.to_string(),

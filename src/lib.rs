@@ -35,6 +35,8 @@
 //! - [`backtest`]: `backstop backtest`, past deployments replayed against Prometheus history.
 //! - [`demo`]: `backstop demo`, a simulated service and deployment tool on loopback.
 //! - [`sparkline`]: the charts of `backstop explain`.
+//! - [`limits`]: how much and how long backstop reads from servers it does not control.
+//! - [`retry_after`]: the `Retry-After` header, read one way for every server.
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
@@ -51,9 +53,11 @@ pub mod engine;
 pub mod evidence;
 pub mod fleet;
 pub mod judge;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod replay;
+pub mod retry_after;
 pub mod secret;
 pub mod series;
 pub mod signals;

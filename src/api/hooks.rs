@@ -8,51 +8,21 @@
 //! and ignored, so Octopus does not retry it. Event ids are remembered once delivered, because
 //! Octopus may deliver an event twice.
 //!
-//! What an event means is decided by [`decide`], without I/O; the handler authenticates,
-//! finds the watches and delivers.
+//! The payload is decoded by [`subscription::decode`]; what its event means is decided by
+//! [`decide`], without I/O; the handler authenticates, finds the watches and delivers.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use chrono::Utc;
 
 use super::bodies::{ErrorBody, HookAnswer};
 use super::{deliver, ApiError, ApiState};
+use crate::deployer::octopus::subscription::{self, Envelope, Event};
 use crate::engine::Trigger;
 use crate::model::{DeployFailure, Source};
-
-/// An Octopus subscription payload; only the fields backstop reads are described, the rest
-/// (`Timestamp`, `ServerUri`, `Subscription`, ...) are accepted and ignored.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct Envelope {
-    payload: Payload,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "PascalCase")]
-struct Payload {
-    event: Event,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "PascalCase")]
-struct Event {
-    /// `Events-N`; remembered once delivered, so a redelivery is ignored.
-    id: String,
-    /// `DeploymentSucceeded` and `DeploymentFailed` start an observation; anything else is
-    /// acknowledged and ignored.
-    category: String,
-    /// With those two categories: must name a `Projects-`, an `Environments-` and a
-    /// `Releases-` id; `Deployments-` and `ServerTasks-` ids are used when present.
-    #[serde(default)]
-    related_document_ids: Vec<String>,
-    #[serde(default)]
-    occurred: Option<DateTime<chrono::FixedOffset>>,
-}
 
 /// The event categories that start an observation. Closed set; Octopus has dozens more
 /// (`GET /api/events/categories`), all ignored.
@@ -163,9 +133,8 @@ pub(super) async fn octopus(
         })
         .map(|(name, _, _)| name.clone())
         .ok_or(ApiError::Unauthorized("missing or wrong webhook secret"))?;
-    let env: Envelope = serde_json::from_slice(&body)
+    let event = subscription::decode(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid Octopus subscription payload: {e}")))?;
-    let event = env.payload.event;
     let (project, environment, trigger) = match decide(&event)? {
         Decision::Ignore(reason) => return Ok(ignored(reason)),
         Decision::Deploy {
@@ -229,10 +198,7 @@ mod tests {
                 },
             },
         });
-        serde_json::from_value::<Envelope>(payload)
-            .unwrap()
-            .payload
-            .event
+        subscription::decode(payload.to_string().as_bytes()).unwrap()
     }
 
     const IDS: &[&str] = &[

@@ -89,6 +89,15 @@ impl ProbeError {
             ProbeError::Unreachable(e.without_url().to_string())
         }
     }
+
+    /// Classifies a failed capped read ([`crate::limits::read`]): an answer over its cap is
+    /// a malformed answer, a transport failure as in [`Self::from_reqwest`].
+    pub(crate) fn from_read(e: crate::limits::ReadError, timeout: Duration) -> Self {
+        match e {
+            crate::limits::ReadError::Transport(e) => Self::from_reqwest(e, timeout),
+            too_large => ProbeError::Malformed(too_large.to_string()),
+        }
+    }
 }
 
 /// Takes one sample. `collector` is the check's scrape collector (scrape checks, and slo

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ProbeError;
+use crate::limits;
 
 #[derive(Deserialize)]
 struct Envelope {
@@ -67,13 +68,15 @@ fn parse_value(text: &str) -> Result<f64, ProbeError> {
     }
 }
 
+/// Posts a query and reads the answer, up to [`limits::PROMETHEUS`]: the HTTP status and the
+/// body, for [`decode_instant`] or [`decode_range`].
 async fn call(
     client: &reqwest::Client,
     url: &str,
     path: &str,
     params: &[(&str, String)],
     timeout: Duration,
-) -> Result<Data, ProbeError> {
+) -> Result<(u16, Vec<u8>), ProbeError> {
     let resp = client
         .post(format!("{url}{path}"))
         .form(params)
@@ -81,42 +84,37 @@ async fn call(
         .send()
         .await
         .map_err(|e| ProbeError::from_reqwest(e, timeout))?;
-    let status = resp.status();
-    let body = resp
-        .bytes()
+    let status = resp.status().as_u16();
+    let body = limits::read(resp, limits::PROMETHEUS)
         .await
-        .map_err(|e| ProbeError::from_reqwest(e, timeout))?;
-    let envelope: Result<Envelope, _> = serde_json::from_slice(&body);
-    match envelope {
-        Ok(env) if env.status == "success" && status.is_success() => env
+        .map_err(|e| ProbeError::from_read(e, timeout))?;
+    Ok((status, body))
+}
+
+/// The `data` of an answer with HTTP status `status`, or the error the answer carries.
+fn envelope(status: u16, body: &[u8]) -> Result<Data, ProbeError> {
+    let success = (200..300).contains(&status);
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(env) if env.status == "success" && success => env
             .data
             .ok_or_else(|| ProbeError::Malformed("success without data".into())),
         Ok(env) => Err(ProbeError::Api {
-            error_type: env
-                .error_type
-                .unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+            error_type: env.error_type.unwrap_or_else(|| format!("HTTP {status}")),
             message: env.error.unwrap_or_default(),
         }),
-        Err(_) if !status.is_success() => Err(ProbeError::Http {
-            status: status.as_u16(),
-            message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+        Err(_) if !success => Err(ProbeError::Http {
+            status,
+            message: String::from_utf8_lossy(body).chars().take(200).collect(),
         }),
         Err(e) => Err(ProbeError::Malformed(e.to_string())),
     }
 }
 
-/// Runs an instant query and returns its single value.
-pub async fn instant(
-    client: &reqwest::Client,
-    url: &str,
-    query: &str,
-    timeout: Duration,
-) -> Result<f64, ProbeError> {
-    let params = [
-        ("query", query.to_string()),
-        ("timeout", format!("{}ms", timeout.as_millis())),
-    ];
-    let data = call(client, url, "/api/v1/query", &params, timeout).await?;
+/// Decodes an instant query's answer (`/api/v1/query`, HTTP status `status`) into its single
+/// finite value. Pure, total: any bytes give a value or an error naming the problem (no data,
+/// several series, NaN or an infinity, a Prometheus error, malformed JSON).
+pub fn decode_instant(status: u16, body: &[u8]) -> Result<f64, ProbeError> {
+    let data = envelope(status, body)?;
     match data.result_type.as_str() {
         "vector" => {
             let items: Vec<VectorItem> = serde_json::from_value(data.result)
@@ -136,6 +134,50 @@ pub async fn instant(
             "result type {other}; expected vector or scalar"
         ))),
     }
+}
+
+/// Decodes a range query's answer (`/api/v1/query_range`, HTTP status `status`) into every
+/// series with its timed points, NaN and infinities kept. Pure and total, like
+/// [`decode_instant`].
+pub fn decode_range(status: u16, body: &[u8]) -> Result<Vec<RangeSeries>, ProbeError> {
+    let data = envelope(status, body)?;
+    if data.result_type != "matrix" {
+        return Err(ProbeError::Malformed(format!(
+            "result type {}; expected matrix",
+            data.result_type
+        )));
+    }
+    let series: Vec<MatrixItem> =
+        serde_json::from_value(data.result).map_err(|e| ProbeError::Malformed(e.to_string()))?;
+    series
+        .into_iter()
+        .map(|s| {
+            let points = s
+                .values
+                .into_iter()
+                .map(|(t, v)| Ok((timestamp(&t)?, parse_any(&v)?)))
+                .collect::<Result<Vec<_>, ProbeError>>()?;
+            Ok(RangeSeries {
+                labels: s.metric,
+                points,
+            })
+        })
+        .collect()
+}
+
+/// Runs an instant query and returns its single value.
+pub async fn instant(
+    client: &reqwest::Client,
+    url: &str,
+    query: &str,
+    timeout: Duration,
+) -> Result<f64, ProbeError> {
+    let params = [
+        ("query", query.to_string()),
+        ("timeout", format!("{}ms", timeout.as_millis())),
+    ];
+    let (status, body) = call(client, url, "/api/v1/query", &params, timeout).await?;
+    decode_instant(status, &body)
 }
 
 /// The values of a query over `window` ending at `end`, for the baseline. Non-finite points
@@ -225,29 +267,8 @@ pub async fn range_series(
         ("step", format!("{:.3}", step.as_secs_f64().max(0.001))),
         ("timeout", format!("{}ms", timeout.as_millis())),
     ];
-    let data = call(client, url, "/api/v1/query_range", &params, timeout).await?;
-    if data.result_type != "matrix" {
-        return Err(ProbeError::Malformed(format!(
-            "result type {}; expected matrix",
-            data.result_type
-        )));
-    }
-    let series: Vec<MatrixItem> =
-        serde_json::from_value(data.result).map_err(|e| ProbeError::Malformed(e.to_string()))?;
-    series
-        .into_iter()
-        .map(|s| {
-            let points = s
-                .values
-                .into_iter()
-                .map(|(t, v)| Ok((timestamp(&t)?, parse_any(&v)?)))
-                .collect::<Result<Vec<_>, ProbeError>>()?;
-            Ok(RangeSeries {
-                labels: s.metric,
-                points,
-            })
-        })
-        .collect()
+    let (status, body) = call(client, url, "/api/v1/query_range", &params, timeout).await?;
+    decode_range(status, &body)
 }
 
 /// A sample time of the API: unix seconds as a JSON number (`1700000000.5`).
@@ -292,6 +313,138 @@ mod tests {
         assert_eq!(parse_any("-Inf").unwrap(), f64::NEG_INFINITY);
         assert_eq!(parse_any("2").unwrap(), 2.0);
         assert!(parse_any("abc").is_err());
+    }
+
+    fn vector(value: &str) -> String {
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[1700000000.5,"{value}"]}}]}}}}"#
+        )
+    }
+
+    fn malformed<T: std::fmt::Debug>(r: Result<T, ProbeError>) -> String {
+        match r {
+            Err(ProbeError::Malformed(m)) => m,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn instant_answers_decode_to_one_finite_value() {
+        assert_eq!(decode_instant(200, vector("0.25").as_bytes()), Ok(0.25));
+        let scalar = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"3"]}}"#;
+        assert_eq!(decode_instant(200, scalar), Ok(3.0));
+        let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(decode_instant(200, empty), Err(ProbeError::NoData));
+        let two = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"value":[1,"1"]},{"value":[1,"2"]}]}}"#;
+        assert_eq!(decode_instant(200, two), Err(ProbeError::MultipleSeries(2)));
+    }
+
+    #[test]
+    fn nan_infinities_and_huge_values_are_not_numbers_to_judge() {
+        for v in ["NaN", "+Inf", "-Inf", "Inf", "1e999", "-1e999"] {
+            assert!(
+                matches!(
+                    decode_instant(200, vector(v).as_bytes()),
+                    Err(ProbeError::NotANumber(_))
+                ),
+                "{v}"
+            );
+        }
+        for v in ["nan-ish", "", "0x10", "1,5"] {
+            assert!(malformed(decode_instant(200, vector(v).as_bytes())).contains("sample value"));
+        }
+        assert_eq!(decode_instant(200, vector("1e308").as_bytes()), Ok(1e308));
+    }
+
+    #[test]
+    fn prometheus_errors_and_http_errors_are_told_apart() {
+        let err = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert_eq!(
+            decode_instant(400, err),
+            Err(ProbeError::Api {
+                error_type: "bad_data".into(),
+                message: "parse error".into()
+            })
+        );
+        assert_eq!(
+            decode_range(503, b"<html>down</html>"),
+            Err(ProbeError::Http {
+                status: 503,
+                message: "<html>down</html>".into()
+            })
+        );
+        let odd_status = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert!(matches!(
+            decode_instant(0, odd_status),
+            Err(ProbeError::Api { .. })
+        ));
+        assert!(matches!(
+            decode_instant(u16::MAX, b""),
+            Err(ProbeError::Http { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_answers_are_errors_not_panics() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"\xff\xfe",
+            br#"{"status":"success""#,
+            br#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"#,
+            br#"{"status":"success"}"#,
+            br#"{"status":7}"#,
+            br#"{"status":"success","data":{"resultType":"vector","result":{}}}"#,
+            br#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1,2]}]}}"#,
+            br#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#,
+            br#"{"status":"success","data":{"resultType":"matrix","result":[{"values":[["t","1"]]}]}}"#,
+        ];
+        for body in cases {
+            assert!(
+                decode_instant(200, body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(
+                decode_range(200, body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn range_answers_keep_every_series_and_their_odd_values() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"job":"a"},"values":[[1700000000,"1"],[1700000015.5,"NaN"],[1700000030,"+Inf"]]},
+            {"metric":{"job":"b"},"values":[]}]}}"#;
+        let series = decode_range(200, body).unwrap();
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].labels["job"], "a");
+        assert!(series[0].points[1].1.is_nan());
+        assert_eq!(series[0].points[2].1, f64::INFINITY);
+        assert_eq!(series[0].points[1].0.timestamp_millis(), 1_700_000_015_500);
+        for time in ["1e300", "-1e300", "\"1700000000\"", "null"] {
+            let body = format!(
+                r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"values":[[{time},"1"]]}}]}}}}"#
+            );
+            assert!(
+                malformed(decode_range(200, body.as_bytes())).contains("sample time"),
+                "{time}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(!malformed(decode_instant(200, deep.as_bytes())).is_empty());
+        let inside = format!(
+            r#"{{"status":"success","data":{{"resultType":"matrix","result":{}{}}}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(malformed(decode_range(200, inside.as_bytes())).contains("recursion limit"));
     }
 
     #[test]

@@ -10,6 +10,20 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 use serde_json::{Map, Value};
 
+/// A configured duration (`30s`, `5m`, `1h 30m`, `250ms`, humantime's syntax), at most
+/// [`MAX_DURATION`]; the error says why not. Pure and total, whatever the text.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d > MAX_DURATION => Err(format!(
+            "{text:?} is longer than the 10 years any setting allows"
+        )),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!(
+            "malformed duration {text:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""
+        )),
+    }
+}
+
 use super::load::ConfigError;
 use crate::secret::SecretSource;
 
@@ -256,24 +270,14 @@ impl<'a> Table<'a> {
             );
             return None;
         };
-        match humantime::parse_duration(s.trim()) {
-            Ok(d) if d > MAX_DURATION => {
-                self.error(
-                    key,
-                    format!("{s:?} is longer than the 10 years any setting allows"),
-                );
-                None
-            }
+        match parse_duration(s) {
             Ok(d) if zero_ok || !d.is_zero() => Some(d),
             Ok(_) => {
                 self.error(key, "must be longer than zero");
                 None
             }
             Err(e) => {
-                self.error(
-                    key,
-                    format!("malformed duration {s:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
-                );
+                self.error(key, e);
                 None
             }
         }
@@ -460,6 +464,33 @@ impl<'a> Table<'a> {
             if !read.contains(key) {
                 self.errors.push(join(&self.path, key), "unknown key");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_duration(" 1h 30m "), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for (bad, says) in [
+            ("", "malformed duration"),
+            ("5", "malformed duration"),
+            ("-5s", "malformed duration"),
+            ("5 parsecs", "malformed duration"),
+            ("11y", "longer than the 10 years"),
+            ("99999999999999999999999999h", "malformed duration"),
+            (
+                "18446744073709551615s 18446744073709551615s",
+                "malformed duration",
+            ),
+            ("\u{0}", "malformed duration"),
+        ] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(e.contains(says), "{bad:?}: {e}");
         }
     }
 }

@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use fields::MAX_DURATION;
+pub use fields::{parse_duration, MAX_DURATION};
 pub use load::{check, load, load_str, ConfigError, LoadError};
 pub use validate::validate;
 

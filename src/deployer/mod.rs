@@ -183,6 +183,19 @@ impl DeployerError {
         }
     }
 
+    /// Classifies a failed capped read of an answer ([`crate::limits::read`]): one over its
+    /// cap is malformed; a transport failure while reading is never "refused", because the
+    /// request was answered.
+    pub fn from_read(e: crate::limits::ReadError) -> Self {
+        match e {
+            crate::limits::ReadError::Transport(e) => match Self::from_reqwest(e) {
+                DeployerError::Refused(m) => DeployerError::Unreachable(m),
+                other => other,
+            },
+            too_large => DeployerError::Malformed(too_large.to_string()),
+        }
+    }
+
     /// Classifies a non-success HTTP answer; shared by every HTTP deployer so they retry alike.
     pub fn from_status(
         status: reqwest::StatusCode,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
 use crate::secret::Secret;
@@ -128,8 +128,12 @@ async fn post(http: &reqwest::Client, req: &Request) -> Result<(), DeliveryError
     if status.is_success() {
         return Ok(());
     }
-    let retry_after = retry_after(response.headers());
-    let body = excerpt(&response.text().await.unwrap_or_default());
+    let retry_after = crate::retry_after::of(response.headers(), chrono::Utc::now());
+    // The answer is only excerpted for the log; one too large to read says so instead.
+    let body = match crate::limits::read(response, crate::limits::SINK).await {
+        Ok(bytes) => excerpt(&String::from_utf8_lossy(&bytes)),
+        Err(e) => e.to_string(),
+    };
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         Err(DeliveryError::Unavailable {
             status: status.as_u16(),
@@ -165,19 +169,6 @@ fn classify(e: reqwest::Error, timeout: Duration) -> DeliveryError {
     }
 }
 
-/// `Retry-After` as seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
-        .or(Some(Duration::ZERO))
-}
-
 /// The start of a response body, on one line, for a log message.
 fn excerpt(body: &str) -> String {
     let one_line: String = body
@@ -196,7 +187,6 @@ fn excerpt(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
     fn delays_grow_and_are_capped() {
@@ -213,21 +203,6 @@ mod tests {
             Duration::from_secs(2)
         );
         assert_eq!(delay(0, Some(Duration::from_secs(3600))), RETRY_AFTER_CAP);
-    }
-
-    #[test]
-    fn retry_after_parses_seconds_and_dates() {
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
-        h.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(
-            RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO), "a past date: now");
-        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&h), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! [`crate::judge::alerts::classify`]. The answer is parsed in [`parse`].
 //!
 //! The server is telemetry: unreachable, slow or answering garbage is an error, never a
-//! failure. Its answer is bounded ([`MAX_BODY`]): a server is not trusted to keep it small.
+//! failure. Its answer is bounded ([`limits::ALERTS`]): a server is not trusted to keep it small.
 
 pub mod parse;
 
@@ -15,9 +15,7 @@ use super::ProbeError;
 use crate::config::{AlertProbe, AlertSource};
 use crate::judge::alerts::classify;
 use crate::judge::Reading;
-
-/// The largest alerts answer read; a bigger one is an error.
-pub const MAX_BODY: usize = 4 << 20;
+use crate::limits;
 
 /// Fetches the server's alerts and classifies those matching the check against `since`.
 pub async fn sample(
@@ -71,27 +69,15 @@ fn escape(v: &str) -> String {
 /// The answer's body, bounded; a non-2xx status is an error with the start of its body.
 async fn fetch(client: &reqwest::Client, probe: &AlertProbe) -> Result<Vec<u8>, ProbeError> {
     let timeout: Duration = probe.timeout;
-    let mut resp = request(client, probe)
+    let resp = request(client, probe)
         .timeout(timeout)
         .send()
         .await
         .map_err(|e| ProbeError::from_reqwest(e, timeout))?;
     let status = resp.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
+    let body = limits::read(resp, limits::ALERTS)
         .await
-        .map_err(|e| ProbeError::from_reqwest(e, timeout))?
-    {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(ProbeError::Malformed(format!(
-                "{} alerts answer larger than {} MiB",
-                probe.source.as_str(),
-                MAX_BODY >> 20
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(|e| ProbeError::from_read(e, timeout))?;
     if !status.is_success() {
         return Err(ProbeError::Answer {
             server: probe.source.as_str(),

@@ -215,4 +215,33 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn truncated_mistyped_and_deeply_nested_answers_are_errors() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let in_labels = format!(
+            r#"[{{"labels":{{"a":{deep}}},"startsAt":"2024-05-01T10:00:00Z","status":{{"state":"active"}}}}]"#
+        );
+        let truncated = br#"[{"labels":{},"startsAt":"2024-05-01T10:00:00Z","status":{"#;
+        let huge_time = br#"[{"labels":{},"startsAt":"+999999999-01-01T00:00:00Z","status":{"state":"active"}}]"#;
+        for body in [
+            deep.as_bytes(),
+            in_labels.as_bytes(),
+            truncated,
+            huge_time,
+            b"\xff",
+        ] {
+            assert!(
+                matches!(alertmanager(body), Err(ProbeError::Malformed(_))),
+                "alertmanager {:?}",
+                String::from_utf8_lossy(&body[..body.len().min(80)])
+            );
+            assert!(matches!(prometheus(body), Err(ProbeError::Malformed(_))));
+        }
+        let prom_deep = format!(r#"{{"status":"success","data":{{"alerts":{deep}}}}}"#);
+        assert!(matches!(
+            prometheus(prom_deep.as_bytes()),
+            Err(ProbeError::Malformed(_))
+        ));
+    }
 }

@@ -36,7 +36,7 @@
 
 mod burn;
 mod maths;
-mod parse;
+pub mod parse;
 mod persist;
 mod quantile;
 mod record;
@@ -59,11 +59,9 @@ use crate::config::{
     CheckConfig, Probe, ScrapeMode, ScrapeProbe, SeriesSelector, SloEvents, TrafficSource,
     WatchConfig,
 };
+use crate::limits;
 use crate::secret::redact_url;
 use crate::store::Store;
-
-/// Largest exposition read; a bigger one is a failed scrape, not an out-of-memory daemon.
-const MAX_BODY: usize = 32 << 20;
 
 /// Extra history kept beyond what the windows need, for deployments learned late (a slow
 /// webhook, a poll) whose baseline window lies further back.
@@ -530,7 +528,7 @@ async fn fetch(
             reason: p.to_string(),
         },
     };
-    let mut resp = http
+    let resp = http
         .get(url)
         .header(
             reqwest::header::ACCEPT,
@@ -554,16 +552,12 @@ async fn fetch(
             "the endpoint answered in protobuf; only the text format is read".into(),
         ));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(failed)? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(ScrapeError::Failed(format!(
-                "exposition larger than {} MiB",
-                MAX_BODY >> 20
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = limits::read(resp, limits::SCRAPE)
+        .await
+        .map_err(|e| match e {
+            limits::ReadError::Transport(e) => failed(e),
+            too_large => ScrapeError::Failed(too_large.to_string()),
+        })?;
     String::from_utf8(body).map_err(|_| ScrapeError::Failed("exposition is not UTF-8".into()))
 }
 

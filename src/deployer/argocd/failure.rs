@@ -20,7 +20,7 @@ const MAX_TEXT: usize = 1024;
 
 /// `status.operationState.syncResult`: what the sync applied and how each resource fared.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct SyncResult {
+pub struct SyncResult {
     #[serde(default)]
     revision: Option<String>,
     #[serde(default)]
@@ -84,7 +84,7 @@ impl SyncResult {
 
 /// The failure the application's last operation reports for `release`, if it is a sync of
 /// that release (the requested revision or the one it resolved to) that ended Failed or Error.
-pub(super) fn failure_of(app: &Application, release: &str) -> Option<DeployFailure> {
+pub fn failure_of(app: &Application, release: &str) -> Option<DeployFailure> {
     let s = app.status.operation_state.as_ref()?;
     if release.is_empty() || !matches!(s.phase.as_str(), "Failed" | "Error") {
         return None;

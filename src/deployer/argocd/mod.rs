@@ -25,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ArgoCdConfig;
 use crate::deployer::retry::{delay, with_retry};
 use crate::deployer::{DeployerError, Exec, ExecOutcome, Target};
+use crate::limits;
 use crate::metrics::Metrics;
 use crate::model::{DeployIntent, IntentState};
 
-mod failure;
+pub mod failure;
 
 /// Argo CD writes whole-second timestamps with its own clock: without a baseline, an operation
 /// that started this long before the decision may still be the one backstop asked for.
@@ -54,10 +55,10 @@ impl fmt::Debug for ArgoCdClient {
     }
 }
 
-/// The parts of `v1alpha1.Application` backstop reads.
+/// The parts of `v1alpha1.Application` backstop reads ([`decode`]).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Application {
+pub struct Application {
     #[serde(default)]
     spec: Spec,
     #[serde(default)]
@@ -358,8 +359,14 @@ fn revisions_newest_first(app: &Application) -> Vec<String> {
     out
 }
 
+/// An application document (`GET /api/v1/applications/{name}`, and the answer to a rollback).
+/// Pure and total: any bytes give the application or an error naming the problem.
+pub fn decode(body: &[u8]) -> Result<Application, DeployerError> {
+    serde_json::from_slice(body).map_err(|e| DeployerError::Malformed(format!("application: {e}")))
+}
+
 /// `{"error", "code", "message"}` (grpc-gateway's error body) as text; else the body's start.
-fn error_text(body: &[u8]) -> String {
+pub fn error_text(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct ErrorBody {
         #[serde(default)]
@@ -431,7 +438,7 @@ impl ArgoCdClient {
         method: Method,
         url: Url,
         body: Option<Value>,
-    ) -> Result<Value, DeployerError> {
+    ) -> Result<Vec<u8>, DeployerError> {
         let result = self.request_inner(method, url, body).await;
         if let Err(e) = &result {
             self.metrics.deployer_error(&self.name, operation);
@@ -445,7 +452,7 @@ impl ArgoCdClient {
         method: Method,
         url: Url,
         body: Option<Value>,
-    ) -> Result<Value, DeployerError> {
+    ) -> Result<Vec<u8>, DeployerError> {
         let mut req = self
             .http
             .request(method, url)
@@ -457,15 +464,12 @@ impl ArgoCdClient {
         }
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let retry_after = crate::retry_after::seconds(resp.headers(), Utc::now());
+        let bytes = limits::read(resp, limits::ARGOCD)
+            .await
+            .map_err(DeployerError::from_read)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| DeployerError::Malformed(e.to_string()));
+            return Ok(bytes);
         }
         Err(DeployerError::from_status(
             status,
@@ -476,10 +480,10 @@ impl ArgoCdClient {
 
     /// `GET /api/v1/applications/{name}`.
     async fn application(&self, app: &str) -> Result<Application, DeployerError> {
-        let v = self
+        let body = self
             .request("get_application", Method::GET, self.url(app, false)?, None)
             .await?;
-        serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))
+        decode(&body)
     }
 
     /// The application, retrying transient failures; shutdown ends the wait.
@@ -500,9 +504,13 @@ impl ArgoCdClient {
         if let (Some(ns), _) = split_app(app) {
             body["appNamespace"] = json!(ns);
         }
-        self.request("rollback", Method::POST, self.url(app, true)?, Some(body))
-            .await
+        let answer = self
+            .request("rollback", Method::POST, self.url(app, true)?, Some(body))
+            .await?;
+        // Only its being JSON matters: what the rollback did is read from the application next.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&answer)
             .map(drop)
+            .map_err(|e| DeployerError::Malformed(format!("rollback answer: {e}")))
     }
 
     pub(crate) async fn previous_revisions(

@@ -347,3 +347,63 @@ fn a_sync_after_the_condemned_revision_supersedes_and_an_unknown_condemned_does_
     // A condemned revision the history does not know cannot be ordered: no supersession.
     assert!(newer_sync(&a, "unknown").is_none());
 }
+
+fn malformed(r: Result<Application, DeployerError>) -> String {
+    match r {
+        Err(DeployerError::Malformed(m)) => m,
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}
+
+#[test]
+fn application_documents_decode_and_bad_ones_say_why() {
+    let a = decode(app().to_string().as_bytes()).unwrap();
+    assert_eq!(history_id(&a, SHA_A), Some(0));
+    assert!(
+        decode(b"{}").is_ok(),
+        "every part backstop reads is optional"
+    );
+    for (body, says) in [
+        (&b""[..], "EOF"),
+        (br#"{"status": {"history": [{"id": 0, "revision": "#, "EOF"),
+        (br#"{"status": {"history": {}}}"#, "invalid type"),
+        (
+            br#"{"status": {"history": [{"id": 1e400}]}}"#,
+            "number out of range",
+        ),
+        (
+            br#"{"status": {"history": [{"id": 9223372036854775808}]}}"#,
+            "not an int64",
+        ),
+        (
+            br#"{"status": {"history": [{"id": "99999999999999999999"}]}}"#,
+            "too large",
+        ),
+        (br#"{"status": {"history": [{"id": 1.5}]}}"#, "not an int64"),
+        (
+            br#"{"status": {"operationState": {"phase": 7}}}"#,
+            "invalid type",
+        ),
+        (
+            br#"{"status": {"operationState": {"phase": "Failed", "startedAt": "soon"}}}"#,
+            "input",
+        ),
+        (b"\xff", "expected value"),
+    ] {
+        let m = malformed(decode(body));
+        assert!(m.starts_with("application: ") && m.contains(says), "{m}");
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    malformed(decode(deep.as_bytes()));
+    // The history id is read through a document: serde_json's recursion limit (128) stops it.
+    let id = format!(r#"{{"status": {{"history": [{{"id": {deep}}}]}}}}"#);
+    assert!(malformed(decode(id.as_bytes())).contains("recursion limit"));
+    // A field backstop does not read is skipped without recursing: no limit is needed.
+    let ignored = format!(r#"{{"metadata": {deep}}}"#);
+    assert!(decode(ignored.as_bytes()).is_ok());
+    assert_eq!(error_text(deep.as_bytes()).len(), 200);
+}

@@ -3,27 +3,25 @@
 //! Paths are space-scoped (`/api/{space}/...`); the API key goes in `X-Octopus-ApiKey` and
 //! nowhere else (never in URLs, so it cannot leak through a logged request). Error bodies
 //! `{ErrorMessage, Errors}` become the message of a [`DeployerError`]. Answers are read up to
-//! [`MAX_BODY`]: a task's details carry its log, and a server is not trusted to keep that small.
+//! [`limits::OCTOPUS`]: a task's details carry its log, and a server is not trusted to keep
+//! that small. What an answer says is read by the pure decoders of [`decode`].
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub mod decode;
 pub mod details;
 mod execute;
 pub mod protocol;
+pub mod subscription;
 
-use super::{DeployerError, Deployment, Task, TaskState};
+use super::{DeployerError, Deployment, Task};
 use crate::config::OctopusConfig;
+use crate::limits;
 use crate::metrics::Metrics;
 use crate::model::DeployFailure;
-
-/// Largest answer read from Octopus. Listings are a page of deployments (tens of KiB); a task's
-/// details with `verbose=false` and [`DETAILS_TAIL`] lines per activity stay far below too.
-pub const MAX_BODY: usize = 8 << 20;
 
 /// Log lines per activity asked for with a task's details (`tail`): enough for the lines
 /// [`details`] keeps, while a task with thousands of lines per target stays a small answer.
@@ -55,70 +53,6 @@ impl fmt::Debug for OctopusClient {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Collection {
-    items: Vec<DeploymentResource>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct DeploymentResource {
-    id: String,
-    release_id: String,
-    #[serde(default)]
-    project_id: Option<String>,
-    environment_id: String,
-    #[serde(default)]
-    task_id: Option<String>,
-    #[serde(default)]
-    created: Option<DateTime<chrono::FixedOffset>>,
-    #[serde(default)]
-    comments: Option<String>,
-}
-
-impl From<DeploymentResource> for Deployment {
-    fn from(d: DeploymentResource) -> Self {
-        Deployment {
-            id: d.id,
-            release_id: d.release_id,
-            project_id: d.project_id.unwrap_or_default(),
-            environment_id: d.environment_id,
-            task_id: d.task_id,
-            created: d
-                .created
-                .map(|c| c.with_timezone(&Utc))
-                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-            comments: d.comments,
-            task_state: None,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct TaskResource {
-    id: String,
-    state: String,
-    #[serde(default)]
-    is_completed: Option<bool>,
-    #[serde(default)]
-    finished_successfully: Option<bool>,
-    #[serde(default)]
-    has_pending_interruptions: Option<bool>,
-    #[serde(default)]
-    error_message: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
-struct ErrorBody {
-    #[serde(default)]
-    error_message: Option<String>,
-    #[serde(default)]
-    errors: Option<Vec<String>>,
-}
-
 /// `id` as one path segment. An id from outside (a webhook's `ServerTasks-` id) could otherwise
 /// carry `/` or `..` and send the API key to another endpoint; Octopus ids are letters, digits
 /// and dashes.
@@ -135,22 +69,6 @@ fn id_segment(id: &str) -> Result<&str, DeployerError> {
             "{:?} is not an Octopus id",
             crate::text::truncate(id, 60)
         )))
-    }
-}
-
-/// "ErrorMessage: error1; error2", or the start of a non-JSON body.
-fn error_text(body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) if e.error_message.is_some() => {
-            let mut text = e.error_message.unwrap_or_default();
-            let details = e.errors.unwrap_or_default();
-            if !details.is_empty() {
-                text.push_str(": ");
-                text.push_str(&details.join("; "));
-            }
-            text
-        }
-        _ => String::from_utf8_lossy(body).chars().take(200).collect(),
     }
 }
 
@@ -184,7 +102,7 @@ impl OctopusClient {
         url: String,
         query: &[(&str, String)],
         body: Option<Value>,
-    ) -> Result<Value, DeployerError> {
+    ) -> Result<Vec<u8>, DeployerError> {
         let result = self.request_inner(method, url, query, body).await;
         if let Err(e) = &result {
             self.metrics.deployer_error(&self.name, operation);
@@ -199,7 +117,7 @@ impl OctopusClient {
         url: String,
         query: &[(&str, String)],
         body: Option<Value>,
-    ) -> Result<Value, DeployerError> {
+    ) -> Result<Vec<u8>, DeployerError> {
         let mut req = self
             .http
             .request(method, url)
@@ -210,38 +128,18 @@ impl OctopusClient {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let mut resp = req.send().await.map_err(DeployerError::from_reqwest)?;
+        let resp = req.send().await.map_err(DeployerError::from_reqwest)?;
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        // The request was answered: a failure reading the body is not "refused".
-        let mut bytes = Vec::new();
-        while let Some(chunk) =
-            resp.chunk()
-                .await
-                .map_err(|e| match DeployerError::from_reqwest(e) {
-                    DeployerError::Refused(m) => DeployerError::Unreachable(m),
-                    other => other,
-                })?
-        {
-            if bytes.len() + chunk.len() > MAX_BODY {
-                return Err(DeployerError::Malformed(format!(
-                    "answer larger than {} MiB",
-                    MAX_BODY >> 20
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let retry_after = crate::retry_after::seconds(resp.headers(), chrono::Utc::now());
+        let bytes = limits::read(resp, limits::OCTOPUS)
+            .await
+            .map_err(DeployerError::from_read)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| DeployerError::Malformed(e.to_string()));
+            return Ok(bytes);
         }
         Err(DeployerError::from_status(
             status,
-            error_text(&bytes),
+            decode::error_text(&bytes),
             retry_after,
         ))
     }
@@ -285,12 +183,7 @@ impl OctopusClient {
                 None,
             )
             .await?;
-        let c: Collection =
-            serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
-        let mut items: Vec<Deployment> = c.items.into_iter().map(Deployment::from).collect();
-        // Octopus lists newest first; sort anyway so a server that does not cannot mislead us.
-        items.sort_by_key(|d| std::cmp::Reverse(d.created));
-        Ok(items)
+        decode::deployments(&v)
     }
 
     /// One deployment by id.
@@ -305,9 +198,7 @@ impl OctopusClient {
                 None,
             )
             .await?;
-        serde_json::from_value::<DeploymentResource>(v)
-            .map(Deployment::from)
-            .map_err(|e| DeployerError::Malformed(e.to_string()))
+        decode::deployment(&v)
     }
 
     /// `POST /api/{space}/deployments`: deploys `release` to `environment`.
@@ -331,9 +222,7 @@ impl OctopusClient {
                 Some(body),
             )
             .await?;
-        serde_json::from_value::<DeploymentResource>(v)
-            .map(Deployment::from)
-            .map_err(|e| DeployerError::Malformed(e.to_string()))
+        decode::deployment(&v)
     }
 
     /// Whether a release may be rolled back from: false when its notes carry the marker.
@@ -354,24 +243,11 @@ impl OctopusClient {
 
     /// `GET /api/{space}/releases/{id}`: a release's version and notes.
     pub async fn release(&self, id: &str) -> Result<ReleaseInfo, DeployerError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Release {
-            #[serde(default)]
-            version: Option<String>,
-            #[serde(default)]
-            release_notes: Option<String>,
-        }
         let url = self.url(&format!("releases/{}", id_segment(id)?));
         let v = self
             .request("get_release", Method::GET, url, &[], None)
             .await?;
-        let r: Release =
-            serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
-        Ok(ReleaseInfo {
-            version: r.version,
-            notes: r.release_notes,
-        })
+        decode::release(&v)
     }
 
     /// `GET /api/{space}/tasks/{id}/details?verbose=false&tail=N`: Octopus's account of how a
@@ -393,7 +269,7 @@ impl OctopusClient {
                 None,
             )
             .await?;
-        Ok(details::failure(&v))
+        decode::task_details(&v)
     }
 
     /// What Octopus says about a failed deployment: the details of `task`, or, without one, of
@@ -433,22 +309,7 @@ impl OctopusClient {
                 None,
             )
             .await?;
-        let t: TaskResource =
-            serde_json::from_value(v).map_err(|e| DeployerError::Malformed(e.to_string()))?;
-        let state = TaskState::parse(&t.state);
-        Ok(Task {
-            id: t.id,
-            is_completed: t.is_completed.unwrap_or(!matches!(
-                state,
-                TaskState::Queued | TaskState::Executing | TaskState::Cancelling
-            )),
-            finished_successfully: t
-                .finished_successfully
-                .unwrap_or(state == TaskState::Success),
-            has_pending_interruptions: t.has_pending_interruptions.unwrap_or(false),
-            error_message: t.error_message.filter(|m| !m.is_empty()),
-            state,
-        })
+        decode::task(&v)
     }
 }
 
@@ -475,26 +336,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn error_text_joins_message_and_errors() {
-        let body = br#"{"ErrorMessage":"There was a problem","Errors":["a","b"],"Details":null}"#;
-        assert_eq!(error_text(body), "There was a problem: a; b");
-        assert_eq!(error_text(b"plain"), "plain");
-    }
-
-    #[test]
-    fn deployment_resource_parses_octopus_timestamps() {
-        let v = json!({
-            "Id": "Deployments-1", "ReleaseId": "Releases-1", "ProjectId": "Projects-1",
-            "EnvironmentId": "Environments-1", "TaskId": "ServerTasks-1",
-            "Created": "2023-09-19T21:35:08.563+02:00", "Comments": null
-        });
-        let d: Deployment = serde_json::from_value::<DeploymentResource>(v)
-            .unwrap()
-            .into();
-        assert_eq!(d.created.to_rfc3339(), "2023-09-19T19:35:08.563+00:00");
-        assert_eq!(d.comments, None);
     }
 }

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::config::WebhookDeployerConfig;
 use crate::deployer::retry::delay;
 use crate::deployer::{fill, placeholders, DeployerError, Exec, ExecOutcome, Target};
+use crate::limits;
 use crate::metrics::Metrics;
 use crate::model::{DeployIntent, IntentState};
 
@@ -209,14 +210,14 @@ impl WebhookDeployer {
             .timeout(self.config.calls.timeout)
     }
 
-    /// The parsed answer when the status is a `success_status`; an empty or non-JSON answer is
-    /// still an acceptance.
+    /// The parsed answer when the status is a `success_status`; an empty, non-JSON or too
+    /// large answer is still an acceptance (the status says the deployment was taken).
     async fn send_deploy(&self, request: reqwest::Request) -> Result<Option<Value>, DeployerError> {
-        let (status, retry_after, bytes) = self.send(request).await?;
-        if self.config.success_status.contains(&status.as_u16()) {
-            return Ok(serde_json::from_slice(&bytes).ok());
+        let answer = self.send(request).await?;
+        if self.config.success_status.contains(&answer.0.as_u16()) {
+            return Ok(answer.2.ok().and_then(|b| serde_json::from_slice(&b).ok()));
         }
-        Err(classify(status, retry_after, &bytes))
+        Err(refusal(answer))
     }
 
     /// Polls `status_url` until the deployment succeeded, failed, or `task_timeout` passed.
@@ -305,34 +306,47 @@ impl WebhookDeployer {
     }
 
     async fn get_status(&self, request: reqwest::Request) -> Result<Value, DeployerError> {
-        let (status, retry_after, bytes) = self.send(request).await?;
-        if !status.is_success() {
-            return Err(classify(status, retry_after, &bytes));
+        let answer = self.send(request).await?;
+        if !answer.0.is_success() {
+            return Err(refusal(answer));
         }
-        serde_json::from_slice(&bytes).map_err(|e| DeployerError::Malformed(e.to_string()))
+        serde_json::from_slice(&answer.2.map_err(DeployerError::Malformed)?)
+            .map_err(|e| DeployerError::Malformed(e.to_string()))
     }
 
-    /// Sends a request: status, `Retry-After` seconds, body.
-    async fn send(
-        &self,
-        request: reqwest::Request,
-    ) -> Result<(StatusCode, Option<u64>, Vec<u8>), DeployerError> {
-        let transport = DeployerError::from_reqwest;
-        let resp = self.http.execute(request).await.map_err(transport)?;
+    /// Sends a request: status, `Retry-After` seconds, and the body, or why it was not read
+    /// (larger than [`limits::WEBHOOK_DEPLOYER`]): what that means depends on the status.
+    async fn send(&self, request: reqwest::Request) -> Result<Answer, DeployerError> {
+        let resp = self
+            .http
+            .execute(request)
+            .await
+            .map_err(DeployerError::from_reqwest)?;
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(transport)?;
-        Ok((status, retry_after, bytes.to_vec()))
+        let retry_after = crate::retry_after::seconds(resp.headers(), chrono::Utc::now());
+        let body = match limits::read(resp, limits::WEBHOOK_DEPLOYER).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e @ limits::ReadError::TooLarge(_)) => Err(e.to_string()),
+            Err(e) => return Err(DeployerError::from_read(e)),
+        };
+        Ok((status, retry_after, body))
     }
 }
+
+/// A sent request's answer: status, `Retry-After` seconds, body or why it was not read.
+type Answer = (StatusCode, Option<u64>, Result<Vec<u8>, String>);
 
 /// A non-accepted answer as an error: 5xx, 408 and 429 are worth retrying, other statuses not.
 fn classify(status: StatusCode, retry_after: Option<u64>, body: &[u8]) -> DeployerError {
     DeployerError::from_status(status, excerpt(body), retry_after)
+}
+
+/// [`classify`] for an [`Answer`], whose body may have been too large to read.
+fn refusal((status, retry_after, body): Answer) -> DeployerError {
+    match body {
+        Ok(b) => classify(status, retry_after, &b),
+        Err(too_large) => DeployerError::from_status(status, too_large, retry_after),
+    }
 }
 
 /// The start of a body, on one line.
