@@ -35,6 +35,8 @@
 //! - [`backtest`]: `backstop backtest`, past deployments replayed against Prometheus history.
 //! - [`demo`]: `backstop demo`, a simulated service and deployment tool on loopback.
 //! - [`sparkline`]: the charts of `backstop explain`.
+//! - [`fuzzing`]: the invariants of the fuzz targets in `fuzz/`, also run over their corpora
+//!   by `cargo test`.
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
@@ -50,6 +52,7 @@ pub mod deployer;
 pub mod engine;
 pub mod evidence;
 pub mod fleet;
+pub mod fuzzing;
 pub mod judge;
 pub mod metrics;
 pub mod model;

@@ -13,6 +13,22 @@ use serde_json::{Map, Value};
 use super::load::ConfigError;
 use crate::secret::SecretSource;
 
+/// A setting's duration text (`30s`, `5m`, `1h 30m`, `250ms`) as a duration: longer than zero
+/// unless `zero_ok`, and at most [`MAX_DURATION`]. Free of the tree walker so that the fuzzer
+/// (`crate::fuzzing::duration`) checks exactly what the config accepts.
+pub(crate) fn parse_duration(text: &str, zero_ok: bool) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d > MAX_DURATION => Err(format!(
+            "{text:?} is longer than the 10 years any setting allows"
+        )),
+        Ok(d) if zero_ok || !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero".into()),
+        Err(e) => Err(format!(
+            "malformed duration {text:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""
+        )),
+    }
+}
+
 /// Collects every error found during one validation pass.
 #[derive(Default)]
 pub(super) struct Errors {
@@ -256,27 +272,9 @@ impl<'a> Table<'a> {
             );
             return None;
         };
-        match humantime::parse_duration(s.trim()) {
-            Ok(d) if d > MAX_DURATION => {
-                self.error(
-                    key,
-                    format!("{s:?} is longer than the 10 years any setting allows"),
-                );
-                None
-            }
-            Ok(d) if zero_ok || !d.is_zero() => Some(d),
-            Ok(_) => {
-                self.error(key, "must be longer than zero");
-                None
-            }
-            Err(e) => {
-                self.error(
-                    key,
-                    format!("malformed duration {s:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""),
-                );
-                None
-            }
-        }
+        parse_duration(s, zero_ok)
+            .map_err(|message| self.error(key, message))
+            .ok()
     }
 
     /// A list of HTTP status codes.

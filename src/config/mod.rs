@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub(crate) use fields::parse_duration;
 pub use fields::MAX_DURATION;
 pub use load::{check, load, load_str, ConfigError, LoadError};
 pub use validate::validate;

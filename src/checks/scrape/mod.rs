@@ -36,7 +36,8 @@
 
 mod burn;
 mod maths;
-mod parse;
+/// Crate-visible for `crate::fuzzing`, which checks the parser against its renderer.
+pub(crate) mod parse;
 mod persist;
 mod quantile;
 mod record;
