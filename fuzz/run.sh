@@ -8,8 +8,9 @@
 # --minutes N   how long each target runs (default 10)
 # --jobs J      targets run at once (default 2: this is a 2-core machine)
 # --only T      run T only; repeat for several
+# --report      only rewrite RESULTS.md from the last run's logs in fuzz/work/
 # --keep        afterwards, merge what each run found into fuzz/corpus/T, minimised
-#               (`cargo fuzz cmin`), to be committed
+#               (`cargo fuzz cmin` on edges only, which keeps it small), to be committed
 #
 # Stable toolchain: cargo-fuzz asks rustc for -Z flags, which RUSTC_BOOTSTRAP=1 allows, and
 # runs without a sanitizer (--sanitizer none): AddressSanitizer needs nightly's -Zbuild-std to
@@ -25,6 +26,7 @@ cd "$here"
 minutes=10
 jobs=2
 keep=0
+report_only=0
 only=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,7 +34,8 @@ while [ $# -gt 0 ]; do
         --jobs) jobs="$2"; shift 2 ;;
         --only) only+=("$2"); shift 2 ;;
         --keep) keep=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --report) report_only=1; shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -54,6 +57,7 @@ else
     mapfile -t targets < <(cargo fuzz list)
 fi
 
+if [ "$report_only" = 0 ]; then
 # One build first, so the parallel runs below find it done instead of racing for it.
 cargo fuzz build "${fuzz_flags[@]}"
 
@@ -81,6 +85,7 @@ for t in "${targets[@]}"; do
     fi
 done
 wait
+fi
 
 {
     echo "# Fuzzing results"
@@ -92,8 +97,8 @@ wait
     echo "|---|---|---|---|---|---|---|---|"
     for t in "${targets[@]}"; do
         log="work/$t.log"
-        execs=$(awk -F': *' '/stat::number_of_executed_units/ {print $2}' "$log" | tail -1)
-        rate=$(awk -F': *' '/stat::average_exec_per_sec/ {print $2}' "$log" | tail -1)
+        execs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$log" | tail -1)
+        rate=$(awk '/stat::average_exec_per_sec/ {print $NF}' "$log" | tail -1)
         last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1 || true)
         cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
         ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
@@ -115,7 +120,7 @@ cat RESULTS.md
 if [ "$keep" = 1 ]; then
     for t in "${targets[@]}"; do
         cp -n "work/$t"/* "corpus/$t"/ 2>/dev/null || true
-        cargo fuzz cmin "${fuzz_flags[@]}" "$t" "corpus/$t" >"work/$t.cmin.log" 2>&1
+        cargo fuzz cmin "${fuzz_flags[@]}" "$t" "corpus/$t" -- -use_counters=0 -use_value_profile=0 >"work/$t.cmin.log" 2>&1
         echo "$t: corpus/$t now $(find "corpus/$t" -type f | wc -l) files, $(du -sh "corpus/$t" | cut -f1)" >&2
     done
 fi
