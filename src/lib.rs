@@ -37,6 +37,8 @@
 //! - [`sparkline`]: the charts of `backstop explain`.
 //! - [`limits`]: how much and how long backstop reads from servers it does not control.
 //! - [`retry_after`]: the `Retry-After` header, read one way for every server.
+//! - [`fuzzing`]: the invariants of the fuzz targets in `fuzz/`, also run over their corpora
+//!   by `cargo test`.
 //! - [`signals`], [`secret`], [`cli`].
 
 pub mod api;
@@ -52,6 +54,7 @@ pub mod deployer;
 pub mod engine;
 pub mod evidence;
 pub mod fleet;
+pub mod fuzzing;
 pub mod judge;
 pub mod limits;
 pub mod metrics;

@@ -10,22 +10,25 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 use serde_json::{Map, Value};
 
-/// A configured duration (`30s`, `5m`, `1h 30m`, `250ms`, humantime's syntax), at most
-/// [`MAX_DURATION`]; the error says why not. Pure and total, whatever the text.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+use super::load::ConfigError;
+use crate::secret::SecretSource;
+
+/// A setting's duration text (`30s`, `5m`, `1h 30m`, `250ms`) as a duration: longer than zero
+/// unless `zero_ok`, and at most [`MAX_DURATION`]; the error says why not. Pure and total,
+/// whatever the text, and free of the tree walker, so that the fuzzer
+/// (`crate::fuzzing::duration`) checks exactly what the config accepts.
+pub fn parse_duration(text: &str, zero_ok: bool) -> Result<Duration, String> {
     match humantime::parse_duration(text.trim()) {
         Ok(d) if d > MAX_DURATION => Err(format!(
             "{text:?} is longer than the 10 years any setting allows"
         )),
-        Ok(d) => Ok(d),
+        Ok(d) if zero_ok || !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be longer than zero".into()),
         Err(e) => Err(format!(
             "malformed duration {text:?} ({e}); write e.g. \"30s\", \"5m\", \"1h\""
         )),
     }
 }
-
-use super::load::ConfigError;
-use crate::secret::SecretSource;
 
 /// Collects every error found during one validation pass.
 #[derive(Default)]
@@ -270,17 +273,9 @@ impl<'a> Table<'a> {
             );
             return None;
         };
-        match parse_duration(s) {
-            Ok(d) if zero_ok || !d.is_zero() => Some(d),
-            Ok(_) => {
-                self.error(key, "must be longer than zero");
-                None
-            }
-            Err(e) => {
-                self.error(key, e);
-                None
-            }
-        }
+        parse_duration(s, zero_ok)
+            .map_err(|message| self.error(key, message))
+            .ok()
     }
 
     /// A list of HTTP status codes.
@@ -474,8 +469,11 @@ mod duration_tests {
 
     #[test]
     fn durations_parse_and_bad_ones_say_why() {
-        assert_eq!(parse_duration(" 1h 30m "), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_duration(" 1h 30m ", true),
+            Ok(Duration::from_secs(5400))
+        );
+        assert_eq!(parse_duration("0s", true), Ok(Duration::ZERO));
         for (bad, says) in [
             ("", "malformed duration"),
             ("5", "malformed duration"),
@@ -489,7 +487,7 @@ mod duration_tests {
             ),
             ("\u{0}", "malformed duration"),
         ] {
-            let e = parse_duration(bad).expect_err(bad);
+            let e = parse_duration(bad, true).expect_err(bad);
             assert!(e.contains(says), "{bad:?}: {e}");
         }
     }

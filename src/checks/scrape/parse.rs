@@ -193,6 +193,59 @@ fn quoted(s: &str) -> Result<(String, &str), String> {
     Err("unterminated value".into())
 }
 
+/// The exposition as text that [`parse`] reads back to an equal value: one `# TYPE NAME
+/// untyped` line per declared name, then one line per series with its labels escaped and its
+/// value written exactly (shortest round-trip digits; `NaN`, `+Inf`, `-Inf` as Prometheus
+/// spells them). Timestamps were dropped by the parser and are not written. It exists for the
+/// fuzzer's round trip (`crate::fuzzing::exposition`) and for tests that build expositions.
+pub fn render(exposition: &Exposition) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for name in &exposition.declared {
+        let _ = writeln!(out, "# TYPE {name} untyped");
+    }
+    for series in &exposition.series {
+        out.push_str(&series.name);
+        if !series.labels.is_empty() {
+            out.push('{');
+            for (i, (label, value)) in series.labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{label}=\"{}\"", escape(value));
+            }
+            out.push('}');
+        }
+        let _ = writeln!(out, " {}", render_number(series.value));
+    }
+    out
+}
+
+/// The inverse of [`quoted`]'s unescaping.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn render_number(v: f64) -> String {
+    match v {
+        v if v.is_nan() => "NaN".into(),
+        f64::INFINITY => "+Inf".into(),
+        f64::NEG_INFINITY => "-Inf".into(),
+        // Debug, unlike Display, switches to an exponent for very large and small values
+        // (`1e-7`, not `0.0000001`); both print the shortest digits that read back exactly.
+        v => format!("{v:?}"),
+    }
+}
+
 /// The start of a long line, for error messages.
 fn clip(s: &str) -> String {
     s.chars().take(40).collect()
@@ -327,6 +380,40 @@ rpc_duration_seconds_count 2693
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn render_writes_text_that_parses_back_to_the_same_exposition() {
+        let text = "# HELP a_total Requests.\n# TYPE a_total counter\n\
+            a_total{path=\"/x,y=\\\"z\\\"}\",msg=\"back\\\\slash\\nline\"} 1027 1395066363000\n\
+            b{le=\"+Inf\"} +Inf\nc -Inf\nd NaN\ne 1e-7\nf -0\ng 1.7976931348623157e308\n\
+            h 5e-324\ni{} 0.1\n# EOF\n";
+        let parsed = parse(text).unwrap();
+        let rendered = render(&parsed);
+        let again = parse(&rendered).unwrap();
+        assert_eq!(again.declared, parsed.declared);
+        assert_eq!(again.series.len(), parsed.series.len());
+        for (a, b) in again.series.iter().zip(&parsed.series) {
+            assert_eq!((&a.name, &a.labels), (&b.name, &b.labels), "{rendered}");
+            assert!(
+                a.value.to_bits() == b.value.to_bits() || (a.value.is_nan() && b.value.is_nan()),
+                "{} became {} in {rendered}",
+                b.value,
+                a.value
+            );
+        }
+        assert_eq!(parsed.series[0].labels[1].1, "back\\slash\nline");
+    }
+
+    #[test]
+    fn render_spells_values_and_escapes_as_prometheus_does() {
+        let text = "# TYPE x counter\nx{a=\"q\\\"\\\\\\n\"} +Inf\ny NaN\nz -Inf\nw 1e-7\nv 3\n";
+        assert_eq!(parse(text).unwrap().series[0].labels[0].1, "q\"\\\n");
+        assert_eq!(
+            render(&parse(text).unwrap()),
+            text.replace("counter", "untyped").replace(" 3\n", " 3.0\n")
+        );
+        assert_eq!(render(&Exposition::default()), "");
     }
 
     #[test]
