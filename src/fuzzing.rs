@@ -26,6 +26,11 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("exposition", exposition),
     ("duration", duration),
+    ("prometheus", prometheus),
+    ("octopus", octopus),
+    ("octopus_webhook", octopus_webhook),
+    ("argocd", argocd),
+    ("retry_after", retry_after),
 ];
 
 /// Panics with the broken invariant, the one way a target reports a bug to libFuzzer.
@@ -250,3 +255,153 @@ fn check_backtest_time(text: &str) -> Result<(), String> {
 #[cfg(test)]
 #[path = "fuzzing_tests.rs"]
 mod tests;
+
+/// The HTTP statuses the `prometheus` target answers with: the first input byte picks one, the
+/// rest is the body (Prometheus answers 400, 422 and 503 with a JSON error envelope).
+const STATUSES: [u16; 6] = [200, 204, 400, 422, 500, 503];
+
+/// Splits an input into an HTTP status (its first byte, see [`STATUSES`]) and a body.
+fn status_and_body(data: &[u8]) -> (u16, &[u8]) {
+    match data.split_first() {
+        Some((first, rest)) => (STATUSES[usize::from(*first) % STATUSES.len()], rest),
+        None => (200, data),
+    }
+}
+
+/// `prometheus`: the query API's answers ([`crate::checks::prometheus::decode_instant`],
+/// [`crate::checks::prometheus::decode_range`]).
+pub fn prometheus(data: &[u8]) {
+    let (status, body) = status_and_body(data);
+    enforce(check_prometheus(status, body));
+}
+
+/// An instant answer decodes to one finite value or an error, never both an instant and a
+/// range answer; a range answer's points are in the timestamps' representable range.
+pub fn check_prometheus(status: u16, body: &[u8]) -> Result<(), String> {
+    use crate::checks::prometheus::{decode_instant, decode_range};
+    let instant = decode_instant(status, body);
+    if let Ok(v) = instant {
+        if !v.is_finite() {
+            return Err(format!("an instant answer gave the non-finite value {v}"));
+        }
+    }
+    let range = decode_range(status, body);
+    if instant.is_ok() && range.is_ok() {
+        return Err("one body decoded both as an instant vector and as a matrix".into());
+    }
+    if !(200..300).contains(&status) && (instant.is_ok() || range.is_ok()) {
+        return Err(format!("HTTP {status} decoded as a successful answer"));
+    }
+    Ok(())
+}
+
+/// `octopus`: the Octopus REST API's resources ([`crate::deployer::octopus::decode`]), every
+/// decoder on the same bytes.
+pub fn octopus(data: &[u8]) {
+    enforce(check_octopus(data));
+}
+
+/// Deployment lists come out newest first; any JSON document is a task's account and nothing
+/// else is; an error's text stays one bounded line.
+pub fn check_octopus(body: &[u8]) -> Result<(), String> {
+    use crate::deployer::octopus::decode;
+    if let Ok(list) = decode::deployments(body) {
+        if list.windows(2).any(|w| w[0].created < w[1].created) {
+            return Err("deployments not newest first".into());
+        }
+    }
+    let _ = decode::deployment(body);
+    let _ = decode::release(body);
+    let _ = decode::task(body);
+    let is_json = serde_json::from_slice::<serde_json::Value>(body).is_ok();
+    if decode::task_details(body).is_ok() != is_json {
+        return Err(format!(
+            "task details decoded: {}, body is JSON: {is_json}",
+            !is_json
+        ));
+    }
+    bounded_error_text(&decode::error_text(body))
+}
+
+/// An error text made from a server's answer: it reaches logs and evidence, so it is bounded.
+fn bounded_error_text(text: &str) -> Result<(), String> {
+    const MOST: usize = 64 * 1024;
+    if text.len() > MOST {
+        return Err(format!("an error text of {} bytes", text.len()));
+    }
+    Ok(())
+}
+
+/// `octopus_webhook`: the subscription payload ([`crate::deployer::octopus::subscription`]).
+pub fn octopus_webhook(data: &[u8]) {
+    enforce(check_octopus_webhook(data));
+}
+
+/// A decoded event is the one the JSON holds at `Payload.Event` (its id and category, as any
+/// JSON reader sees them).
+pub fn check_octopus_webhook(body: &[u8]) -> Result<(), String> {
+    let Ok(event) = crate::deployer::octopus::subscription::decode(body) else {
+        return Ok(());
+    };
+    let doc: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("decoded an event from a body that is not JSON: {e}"))?;
+    let seen = &doc["Payload"]["Event"];
+    if seen["Id"] != event.id.as_str() || seen["Category"] != event.category.as_str() {
+        return Err(format!("decoded {event:?} from {seen}"));
+    }
+    Ok(())
+}
+
+/// `argocd`: an Argo CD application document ([`crate::deployer::argocd::decode`]) and what
+/// backstop reads from it (the failure of a sync, an error's text).
+pub fn argocd(data: &[u8]) {
+    enforce(check_argocd(data));
+}
+
+/// Decoding and reading a failure never panic; an error's text stays bounded.
+pub fn check_argocd(body: &[u8]) -> Result<(), String> {
+    use crate::deployer::argocd;
+    if let Ok(app) = argocd::decode(body) {
+        for release in [
+            "",
+            "main",
+            "v1.2.3",
+            "0123456789abcdef0123456789abcdef01234567",
+        ] {
+            let _ = argocd::failure::failure_of(&app, release);
+        }
+    }
+    bounded_error_text(&argocd::error_text(body))
+}
+
+/// `retry_after`: the `Retry-After` header ([`crate::retry_after::parse`]).
+pub fn retry_after(data: &[u8]) {
+    if let Some(text) = text(data) {
+        enforce(check_retry_after(text));
+    }
+}
+
+/// Delta-seconds read exactly; a date's wait shrinks by exactly the time that passes (and is
+/// never negative).
+pub fn check_retry_after(value: &str) -> Result<(), String> {
+    use std::time::Duration;
+    let now = fuzz_now();
+    let wait = crate::retry_after::parse(value, now);
+    let trimmed = value.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        let expected = trimmed.parse::<u64>().ok().map(Duration::from_secs);
+        if wait != expected {
+            return Err(format!("{value:?} read as {wait:?}, not {expected:?}"));
+        }
+        return Ok(());
+    }
+    if let Some(d) = wait {
+        let later = crate::retry_after::parse(value, now + chrono::Duration::seconds(1));
+        if later != Some(d.saturating_sub(Duration::from_secs(1))) {
+            return Err(format!(
+                "{value:?}: {d:?} now, but {later:?} a second later"
+            ));
+        }
+    }
+    Ok(())
+}

@@ -134,3 +134,28 @@ fn durations_hold_their_bounds_and_read_back() {
 fn a_broken_invariant_panics_for_libfuzzer() {
     enforce(Err("x".into()));
 }
+
+#[test]
+fn the_decoder_targets_hold_on_chosen_inputs() {
+    let ok = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}"#;
+    for status in [200, 500, 503] {
+        assert_eq!(check_prometheus(status, ok), Ok(()), "HTTP {status}");
+    }
+    assert!(crate::checks::prometheus::decode_instant(500, ok).is_err());
+    for value in [
+        "120",
+        " 7 ",
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "Sun, 11 May 2025 12:00:00 GMT",
+        "-1",
+        "1e3",
+        "99999999999999999999",
+    ] {
+        assert_eq!(check_retry_after(value), Ok(()), "{value:?}");
+    }
+    let payload = br#"{"Payload":{"Event":{"Id":"Events-1","Category":"DeploymentSucceeded","RelatedDocumentIds":["Projects-1"]}}}"#;
+    assert_eq!(check_octopus_webhook(payload), Ok(()));
+    assert_eq!(check_octopus(b"{\"Items\": []}"), Ok(()));
+    assert_eq!(check_octopus(b"not json"), Ok(()));
+    assert_eq!(check_argocd(b"{}"), Ok(()));
+}
