@@ -59,7 +59,10 @@ pub fn config(data: &[u8]) {
 fn secrets_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join("backstop-fuzz-secrets");
+        // One per process: runs and test binaries in parallel (several checkouts, libFuzzer's
+        // jobs) never rewrite each other's files between the two loads of an input.
+        let dir =
+            std::env::temp_dir().join(format!("backstop-fuzz-secrets-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         for name in ["token", "octopus-api-key", "hook-secret"] {
             let _ = std::fs::write(dir.join(name), format!("{name}-value\n"));
@@ -88,8 +91,9 @@ pub fn check_config(toml: &str) -> Result<(), String> {
     }
 }
 
-/// Whether a secret reference (`*_file`, `*_credential`) could leave the secrets directory: an absolute or `..` path may name a device such as `/dev/zero`, which would
-/// hang the fuzzer rather than find a bug. Such inputs are skipped, judged on the parsed
+/// Whether a secret reference (`*_file`, `*_credential`, a `secret_headers` value) could
+/// leave the secrets directory: an absolute or `..` path may name a device such as
+/// `/dev/zero`, which would hang the fuzzer rather than find a bug. Such inputs are skipped, judged on the parsed
 /// tree so that TOML escapes (`"\u002fdev"`) cannot slip a path through.
 fn names_a_path(toml: &str) -> bool {
     let Ok(tree) = ::config::Config::builder()
@@ -103,10 +107,14 @@ fn names_a_path(toml: &str) -> bool {
         match v {
             serde_json::Value::Object(map) => map.iter().any(|(k, v)| {
                 let secret_key = k.ends_with("_file") || k.ends_with("_credential");
-                (secret_key
-                    && v.as_str()
-                        .is_some_and(|s| s.contains(['/', '\\']) || s.contains("..")))
-                    || walk(v)
+                let path = |v: &serde_json::Value| {
+                    v.as_str()
+                        .is_some_and(|s| s.contains(['/', '\\']) || s.contains(".."))
+                };
+                // `secret_headers = { Header = "file" }`: every value is a secret file.
+                let headers =
+                    k == "secret_headers" && v.as_object().is_some_and(|h| h.values().any(path));
+                (secret_key && path(v)) || headers || walk(v)
             }),
             serde_json::Value::Array(items) => items.iter().any(walk),
             _ => false,
@@ -323,9 +331,10 @@ pub fn check_octopus(body: &[u8]) -> Result<(), String> {
     bounded_error_text(&decode::error_text(body))
 }
 
-/// An error text made from a server's answer: it reaches logs and evidence, so it is bounded.
+/// An error text made from a server's answer: it reaches logs and evidence, so it is bounded
+/// (a few bytes over the cap for the truncation mark).
 fn bounded_error_text(text: &str) -> Result<(), String> {
-    const MOST: usize = 64 * 1024;
+    const MOST: usize = crate::deployer::octopus::decode::MAX_ERROR_TEXT + 8;
     if text.len() > MOST {
         return Err(format!("an error text of {} bytes", text.len()));
     }

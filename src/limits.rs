@@ -135,8 +135,10 @@ pub async fn read(mut resp: reqwest::Response, cap: Cap) -> Result<Vec<u8>, Read
     if declared_too_large(declared, cap) {
         return Err(ReadError::TooLarge(cap));
     }
-    // Trust a declared length for the first allocation only, and never past the cap.
-    let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(cap.bytes));
+    // Trust a declared length for the first allocation only, and never past the cap nor past
+    // 1 MiB: a server declaring 32 MiB and then stalling reserves no more than that.
+    let first = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut body = Vec::with_capacity(first.min(cap.bytes).min(1 << 20));
     while let Some(chunk) = resp.chunk().await? {
         if body.len() + chunk.len() > cap.bytes {
             return Err(ReadError::TooLarge(cap));

@@ -15,6 +15,12 @@ mod fields;
 pub mod fleet;
 mod load;
 pub mod metrics;
+/// Held by every test that sets `BACKSTOP_*` variables and by every test that loads configs
+/// whose outcome those variables change (the loader reads `BACKSTOP_SECTION__KEY` overrides
+/// and `token_env` secrets from the process environment, shared by all test threads).
+#[cfg(test)]
+pub(crate) static TEST_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[cfg(test)]
 mod one_check;
 mod policy;

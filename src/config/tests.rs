@@ -245,7 +245,8 @@ fn environment_overrides_keys_with_double_underscore_only() {
     let dir = secrets();
     let path = dir.path().join("backstop.toml");
     std::fs::write(&path, example()).unwrap();
-    // Only this test sets these variables.
+    // Only this test sets these variables; configs loaded elsewhere meanwhile would see them.
+    let _env = super::TEST_ENV.lock().unwrap_or_else(|e| e.into_inner());
     std::env::set_var("BACKSTOP_STATE__DIR", "/tmp/backstop-env-override");
     std::env::set_var("BACKSTOP_TOKEN", "a secret for token_env, not a key");
     let c = load(&path);

@@ -14,13 +14,18 @@ const CAP: Duration = Duration::from_secs(30);
 /// A `Retry-After` longer than this is clamped: a rollback must not wait for an hour.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
 
-/// Delay before retry number `attempt` (0-based), or the server's `Retry-After` when given.
+/// Delay before retry number `attempt` (0-based): the backoff, or the server's `Retry-After`
+/// when that is longer (at most [`RETRY_AFTER_CAP`]). Never shorter than the backoff: a date
+/// in the past (a server clock behind ours, a proxy echoing its `Date`) reads as zero, and
+/// honoured alone it would spend every attempt of a rollback in a second of a 503 storm.
 pub fn delay(attempt: u32, retry_after: Option<u64>) -> Duration {
-    if let Some(secs) = retry_after {
-        return Duration::from_secs(secs).min(RETRY_AFTER_CAP);
+    let backoff = BASE
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+        .min(CAP);
+    match retry_after {
+        Some(secs) => Duration::from_secs(secs).min(RETRY_AFTER_CAP).max(backoff),
+        None => backoff,
     }
-    BASE.saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(CAP)
 }
 
 /// Runs `op` until it succeeds, fails with a non-retryable error, or `attempts` are used up.
@@ -65,9 +70,17 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_wins_but_is_clamped() {
-        assert_eq!(delay(5, Some(3)), Duration::from_secs(3));
+    fn a_longer_retry_after_wins_but_is_clamped() {
+        assert_eq!(delay(0, Some(3)), Duration::from_secs(3));
         assert_eq!(delay(0, Some(100_000)), RETRY_AFTER_CAP);
+    }
+
+    #[test]
+    fn a_retry_after_shorter_than_the_backoff_or_in_the_past_never_hastens_a_retry() {
+        // attempt 5: 8 s of backoff; a date in the past reads as 0 s.
+        assert_eq!(delay(5, Some(3)), Duration::from_secs(8));
+        assert_eq!(delay(5, Some(0)), Duration::from_secs(8));
+        assert_eq!(delay(0, Some(0)), Duration::from_millis(250));
     }
 
     #[tokio::test(start_paused = true)]

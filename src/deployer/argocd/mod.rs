@@ -379,6 +379,12 @@ pub fn error_text(body: &[u8]) -> String {
             .message
             .filter(|m| !m.is_empty())
             .or(e.error)
+            .map(|m| {
+                crate::text::truncate(
+                    &crate::text::clean_line(&m),
+                    crate::deployer::octopus::decode::MAX_ERROR_TEXT,
+                )
+            })
             .unwrap_or_default(),
         _ => String::from_utf8_lossy(body).chars().take(200).collect(),
     }

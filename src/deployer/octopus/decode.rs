@@ -136,8 +136,11 @@ pub fn task_details(body: &[u8]) -> Result<DeployFailure, DeployerError> {
     Ok(details::failure(&doc))
 }
 
-/// An error answer `{ErrorMessage, Errors}` as "ErrorMessage: error1; error2", or the start
-/// of a body that is not one.
+/// Longest error text kept from a server's answer (Octopus's and Argo CD's).
+pub const MAX_ERROR_TEXT: usize = 1024;
+
+/// An error answer `{ErrorMessage, Errors}` as "ErrorMessage: error1; error2" (one line, at
+/// most [`MAX_ERROR_TEXT`]), or the start of a body that is not one.
 pub fn error_text(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) if e.error_message.is_some() => {
@@ -147,7 +150,8 @@ pub fn error_text(body: &[u8]) -> String {
                 text.push_str(": ");
                 text.push_str(&details.join("; "));
             }
-            text
+            // It reaches logs, the intent's detail and the status API: one bounded line.
+            crate::text::truncate(&crate::text::clean_line(&text), MAX_ERROR_TEXT)
         }
         _ => String::from_utf8_lossy(body).chars().take(200).collect(),
     }
