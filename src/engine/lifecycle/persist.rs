@@ -4,11 +4,10 @@
 //! A round in which every check keeps passing changes only counters and recent samples.
 //! Writing it every round is what made 3,400 watches at 1 s spend their time in the store
 //! (bench/RESULTS.md); skipping it loses, on a crash, at most [`CHECKPOINT_ROUNDS`] rounds of
-//! pass counts, of an error run's length, and samples (the tracker keeps the last 20 samples,
-//! so the evidence series is still complete at the next write). Everything else is written
-//! at once: a run of failures starting, growing or breaking, a run of errors starting or
-//! breaking, a baseline, a verdict, an intent, a command, a notification, a deployment seen,
-//! any change of state.
+//! pass counts and samples (the tracker keeps the last 20 samples, so the evidence series is
+//! still complete at the next write). Everything else is written at once: a run of failures
+//! or errors starting, growing or breaking, a baseline, a verdict, an intent, a command,
+//! a notification, a deployment seen, any change of state.
 
 use super::{Effect, EvidencePatch};
 use crate::model::{ObservationRecord, WatchRecord};
@@ -58,18 +57,13 @@ fn routine_patch(p: &EvidencePatch) -> bool {
         && p.before.is_empty()
 }
 
-/// No check is in a run of failures: every round of a failure run is written, so a crash
-/// never loses a run that would condemn. A run of errors is written when it starts and when
-/// it breaks (`erring_since` changes, see [`runs_unchanged`]); the rounds inside it are
-/// routine. Errors never condemn (they make a verdict inconclusive, and that verdict is
-/// written), and an error round written every round is what turned a short stall into a
-/// collapse: when backstop is late, every round of every watch becomes an error ("backstop
-/// was late"), and writing each of them multiplied the store's load tenfold just when the
-/// process had no time to spare (bench/RESULTS.md, N=4,200 on disk against tmpfs). A crash
-/// loses at most [`CHECKPOINT_ROUNDS`] rounds of an error run's length, which can only make
-/// an inconclusive verdict come later.
+/// No check is in a run of failures or errors: a run in progress is always written, so a
+/// crash never loses a run that would condemn.
 fn no_run(o: &ObservationRecord) -> bool {
-    o.tracker.checks.iter().all(|c| c.consecutive_failures == 0)
+    o.tracker
+        .checks
+        .iter()
+        .all(|c| c.consecutive_failures == 0 && c.consecutive_errors == 0)
 }
 
 /// What a check's judgement rests on besides its counters: its limits, baselines,
