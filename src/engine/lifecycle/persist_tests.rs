@@ -108,3 +108,39 @@ fn an_idle_watch_starting_writes_nothing_and_a_deployment_does() {
     let (next, fx) = step(&cfg, &idle, Event::Deployment(learned("R1", "D1", 0)), t(0));
     assert!(!unchanged(&idle, &next, &fx));
 }
+
+/// A round in which backstop was late: the health probe got no answer while the process
+/// stalled for half a second, so the sample is backstop's error, not the app's.
+fn late_round(at: i64) -> Event {
+    let Event::Round(mut r) = round(at, 200) else {
+        unreachable!("round() builds a round")
+    };
+    r.checks[0].reading = Err(crate::engine::lifecycle::Unmeasured {
+        reason: "timed out after 1s".into(),
+        app_down: true,
+        timed_out: true,
+        empty: false,
+    });
+    r.checks[0].lag = std::time::Duration::from_millis(500);
+    Event::Round(r)
+}
+
+/// Every round of an error run is written, like a failure run's. Leaving the rounds inside it
+/// to the checkpoint was tried (it would spare the store when a stall turns every round into
+/// an error) and undone: a crash then resumes the run's count up to 9 rounds short, and near
+/// the window's end a release that should be inconclusive (`error_limit` errors in a row)
+/// can be verified instead, and become a rollback target.
+#[test]
+fn every_round_of_an_error_run_is_written() {
+    let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
+    events.extend((0..3).map(|s| (s, round(s, 200))));
+    events.extend((3..6).map(|s| (s, late_round(s))));
+    events.push((6, round(6, 200)));
+    let r = routines(events);
+    assert!(r[2] && r[3], "passing rounds are routine: {r:?}");
+    assert!(
+        !r[4] && !r[5] && !r[6],
+        "each error round is written: {r:?}"
+    );
+    assert!(!r[7], "the run breaking is written: {r:?}");
+}
