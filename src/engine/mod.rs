@@ -170,6 +170,18 @@ struct Running {
     done: JoinHandle<()>,
 }
 
+/// A request the store did not take: a full inbox (a flood of requests) is the watch being
+/// busy, said as such; any other failure is logged and answered without internals.
+fn unrecorded(e: crate::store::StoreError, what: &str) -> SendError {
+    match e {
+        crate::store::StoreError::Full(watch) => SendError::Unavailable(watch),
+        e => {
+            tracing::error!(error = %e, "{what}");
+            SendError::Unrecorded
+        }
+    }
+}
+
 /// Handle on the running watch actors. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -432,10 +444,11 @@ impl Engine {
             .into_iter()
             .map(|(w, t)| (w, Inbound::Deploy(Box::new(t))))
             .collect();
-        let fresh = self.shared.store.enqueue(event_id, &rows).map_err(|e| {
-            tracing::error!(error = %e, "cannot record triggers");
-            SendError::Unrecorded
-        })?;
+        let fresh = self
+            .shared
+            .store
+            .enqueue(event_id, &rows)
+            .map_err(|e| unrecorded(e, "cannot record triggers"))?;
         self.unless_removed_meanwhile(&watches)?;
         for w in watches {
             if !self.runs(&w) {
@@ -459,10 +472,7 @@ impl Engine {
         self.shared
             .store
             .enqueue(None, &[(watch.to_string(), Inbound::Control { control })])
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot record a pause/resume request");
-                SendError::Unrecorded
-            })?;
+            .map_err(|e| unrecorded(e, "cannot record a pause/resume request"))?;
         self.unless_removed_meanwhile(&[watch.to_string()])?;
         if self.runs(watch) {
             let _ = self.send(watch, Command::Inbox);
@@ -479,15 +489,14 @@ impl Engine {
         if self.shared.leases.is_fleet() {
             return Ok(());
         }
-        for w in watches {
-            if !self.has_watch(w) {
-                if let Err(e) = self.shared.store.purge_inbox(w) {
-                    tracing::warn!(watch = %w, error = %e, "cannot clear the inbox of a removed watch");
-                }
-                return Err(SendError::UnknownWatch(w.clone()));
+        let mut removed = None;
+        for w in watches.iter().filter(|w| !self.has_watch(w)) {
+            if let Err(e) = self.shared.store.purge_inbox(w) {
+                tracing::warn!(watch = %w, error = %e, "cannot clear the inbox of a removed watch");
             }
+            removed.get_or_insert_with(|| w.clone());
         }
-        Ok(())
+        removed.map_or(Ok(()), |w| Err(SendError::UnknownWatch(w)))
     }
 
     /// Delivers a command to a watch's actor without waiting for it to be handled.

@@ -80,13 +80,17 @@ pub(super) struct Request {
     pub timeout: Duration,
 }
 
-/// Delay before retry number `attempt` (0-based), or the server's `Retry-After` when given.
+/// Delay before retry number `attempt` (0-based): the backoff, or the server's `Retry-After`
+/// when that is longer (at most [`RETRY_AFTER_CAP`]); as for the deployers, a date in the past
+/// never makes every attempt immediate.
 pub(super) fn delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
-    if let Some(wait) = retry_after {
-        return wait.min(RETRY_AFTER_CAP);
+    let backoff = BASE
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+        .min(CAP);
+    match retry_after {
+        Some(wait) => wait.min(RETRY_AFTER_CAP).max(backoff),
+        None => backoff,
     }
-    BASE.saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(CAP)
 }
 
 /// Sends `req` until it succeeds, fails for good, or [`ATTEMPTS`] are used up. Returns the
@@ -197,11 +201,17 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_wins_but_is_clamped() {
+    fn a_longer_retry_after_wins_but_is_clamped() {
         assert_eq!(
-            delay(3, Some(Duration::from_secs(2))),
+            delay(0, Some(Duration::from_secs(2))),
             Duration::from_secs(2)
         );
+        // Shorter than the backoff (4 s at attempt 3), or a date in the past: the backoff.
+        assert_eq!(
+            delay(3, Some(Duration::from_secs(2))),
+            Duration::from_secs(4)
+        );
+        assert_eq!(delay(0, Some(Duration::ZERO)), BASE);
         assert_eq!(delay(0, Some(Duration::from_secs(3600))), RETRY_AFTER_CAP);
     }
 

@@ -386,7 +386,12 @@ pub fn error_text(body: &[u8]) -> String {
                 )
             })
             .unwrap_or_default(),
-        _ => String::from_utf8_lossy(body).chars().take(200).collect(),
+        _ => crate::text::clean_line(
+            &String::from_utf8_lossy(body)
+                .chars()
+                .take(200)
+                .collect::<String>(),
+        ),
     }
 }
 

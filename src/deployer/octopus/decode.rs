@@ -153,7 +153,12 @@ pub fn error_text(body: &[u8]) -> String {
             // It reaches logs, the intent's detail and the status API: one bounded line.
             crate::text::truncate(&crate::text::clean_line(&text), MAX_ERROR_TEXT)
         }
-        _ => String::from_utf8_lossy(body).chars().take(200).collect(),
+        _ => crate::text::clean_line(
+            &String::from_utf8_lossy(body)
+                .chars()
+                .take(200)
+                .collect::<String>(),
+        ),
     }
 }
 
