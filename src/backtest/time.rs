@@ -3,21 +3,32 @@
 
 use chrono::{DateTime, Utc};
 
-/// `text` as an instant, relative durations counted back from `now`.
+/// `text` as an instant, relative durations counted back from `now`; never before 1970
+/// (Unix time 0), which no Prometheus holds data for. (Fuzzing found `0000-01-01T10:00:01+20:00`
+/// accepted as a time in year -1, which Prometheus refuses and which does not even read back
+/// from its own RFC 3339 rendering.)
 pub fn parse(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
+    let t = if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        t.with_timezone(&Utc)
+    } else {
+        match humantime::parse_duration(text) {
+            Ok(d) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .ok_or_else(|| format!("{text:?} reaches further back than a date can"))?,
+            Err(_) => return Err(format!(
+                "{text:?} is neither an RFC 3339 time (2025-05-01T10:00:00Z) nor a duration ago (7d, 36h, 90m)"
+            )),
+        }
+    };
+    if t.timestamp() < 0 {
+        return Err(format!(
+            "{text:?} is {}, before 1970: no Prometheus holds data that old",
+            t.to_rfc3339()
+        ));
     }
-    match humantime::parse_duration(text) {
-        Ok(d) => chrono::Duration::from_std(d)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-            .ok_or_else(|| format!("{text:?} reaches further back than a date can")),
-        Err(_) => Err(format!(
-            "{text:?} is neither an RFC 3339 time (2025-05-01T10:00:00Z) nor a duration ago (7d, 36h, 90m)"
-        )),
-    }
+    Ok(t)
 }
 
 /// The range `[from, to]` from the command line (`to` defaults to now), checked.
@@ -69,6 +80,18 @@ mod tests {
         );
         let e = parse("yesterday", now()).unwrap_err();
         assert!(e.contains("neither an RFC 3339 time"), "{e}");
+    }
+
+    #[test]
+    fn times_before_1970_are_refused() {
+        // Found by `fuzz/run.sh` (fuzz/regressions/duration/year-zero-with-offset).
+        let e = parse("0000-01-01T10:00:01.010+20:00", now()).unwrap_err();
+        assert!(e.contains("before 1970"), "{e}");
+        let e = parse("1969-12-31T23:59:59Z", now()).unwrap_err();
+        assert!(e.contains("before 1970"), "{e}");
+        let e = parse("56y", now()).unwrap_err();
+        assert!(e.contains("before 1970"), "{e}");
+        assert_eq!(parse("1970-01-01T00:00:00Z", now()).unwrap().timestamp(), 0);
     }
 
     #[test]
