@@ -11,13 +11,15 @@ use serde::Deserialize;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct Envelope {
-    payload: Payload,
+    pub payload: Payload,
 }
 
+/// `Payload`: the event it carries. (With [`Envelope`], the shape the API's document
+/// describes; [`decode`] walks the same keys.)
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
-struct Payload {
-    event: Event,
+pub struct Payload {
+    pub event: Event,
 }
 
 /// `Payload.Event`: the parts backstop reads.
@@ -38,8 +40,29 @@ pub struct Event {
 }
 
 /// The event of a subscription payload; an error says what is missing or mistyped, and where.
+///
+/// Read as a JSON document first and walked by key, not decoded straight into [`Envelope`]:
+/// serde reads a struct from an array too (fields by position), so `[{"Event": {...}}]` was
+/// accepted as a payload (found by fuzzing, `fuzz/regressions/octopus_webhook/`). Octopus
+/// sends objects; anything else is refused, naming what is not one.
 pub fn decode(body: &[u8]) -> Result<Event, serde_json::Error> {
-    serde_json::from_slice::<Envelope>(body).map(|e| e.payload.event)
+    use serde::de::Error;
+    let doc: serde_json::Value = serde_json::from_slice(body)?;
+    let object = |v: Option<&serde_json::Value>, path: &str, field: &str| match v {
+        Some(v) if v.is_object() => Ok(v.clone()),
+        Some(_) => Err(serde_json::Error::custom(format!(
+            "{path} is not an object"
+        ))),
+        None => Err(serde_json::Error::custom(format!(
+            "missing field `{field}`"
+        ))),
+    };
+    if !doc.is_object() {
+        return Err(serde_json::Error::custom("the payload is not an object"));
+    }
+    let payload = object(doc.get("Payload"), "Payload", "Payload")?;
+    let event = object(payload.get("Event"), "Payload.Event", "Event")?;
+    serde_json::from_value(event)
 }
 
 #[cfg(test)]
@@ -95,10 +118,24 @@ mod tests {
             r#"{{"Payload": {{"Event": {{"Id": "E", "Category": "x", "RelatedDocumentIds": {deep}}}}}}}"#
         );
         assert!(decode(ids.as_bytes()).is_err());
-        // A field backstop does not read is skipped without recursing: no limit is needed.
+        // The document is read whole first: the limit holds in fields backstop ignores too.
         let links = format!(
             r#"{{"Payload": {{"Event": {{"Id": "E", "Category": "x", "Links": {deep}}}}}}}"#
         );
-        assert_eq!(decode(links.as_bytes()).unwrap().id, "E");
+        assert!(decode(links.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn only_objects_are_payloads() {
+        // Found by fuzzing: serde reads a struct from an array, fields by position.
+        let e = decode(br#"[ {"Event":{"Id":"E", "Category" :"x"}} ]"#).unwrap_err();
+        assert!(e.to_string().contains("not an object"), "{e}");
+        let e = decode(br#"{"Payload": [{"Id":"E", "Category":"x"}]}"#).unwrap_err();
+        assert!(e.to_string().contains("Payload is not an object"), "{e}");
+        let e = decode(br#"{"Payload": {"Event": ["E", "x"]}}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("Payload.Event is not an object"),
+            "{e}"
+        );
     }
 }
