@@ -15,6 +15,8 @@ mod per_check;
 mod render;
 mod watches;
 
+pub(crate) use watches::escape_into as escape_label_value;
+
 use std::sync::Arc;
 
 use prometheus::{

@@ -244,8 +244,9 @@ impl<'a> Family<'a> {
     }
 }
 
-/// A label value as the text format escapes it: backslash, double quote, line feed.
-fn escape_into(out: &mut String, value: &str) {
+/// A label value as the text format escapes it: backslash, double quote, line feed (also the
+/// inverse of the scrape parser's unescaping, for its renderer).
+pub(crate) fn escape_into(out: &mut String, value: &str) {
     if !value.contains(['\\', '"', '\n']) {
         out.push_str(value);
         return;

@@ -212,25 +212,13 @@ pub fn render(exposition: &Exposition) -> String {
                 if i > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, "{label}=\"{}\"", escape(value));
+                let _ = write!(out, "{label}=\"");
+                crate::metrics::escape_label_value(&mut out, value);
+                out.push('"');
             }
             out.push('}');
         }
         let _ = writeln!(out, " {}", render_number(series.value));
-    }
-    out
-}
-
-/// The inverse of [`quoted`]'s unescaping.
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
     }
     out
 }
