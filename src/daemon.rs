@@ -89,6 +89,7 @@ pub async fn serve(
         outbox: Default::default(),
         leases: leases.clone(),
         lag: Default::default(),
+        probes: Default::default(),
     };
     tasks.spawn(crate::engine::lag::run(
         shared.lag.clone(),

@@ -322,7 +322,7 @@ impl Evidence {
                 let what = match &s.outcome {
                     crate::judge::Outcome::Pass => "pass".to_string(),
                     crate::judge::Outcome::Fail { limit } => format!("FAIL {limit}"),
-                    crate::judge::Outcome::Error { reason } => format!("error: {reason}"),
+                    crate::judge::Outcome::Error { reason, .. } => format!("error: {reason}"),
                     crate::judge::Outcome::NoData { reason } => format!("no data: {reason}"),
                 };
                 let what = if s.mixed {

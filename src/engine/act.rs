@@ -49,26 +49,42 @@ impl WatchActor {
         // A deployment carrying the marker of one of this watch's intents was made by this
         // watch (a late or duplicate create): never observed as someone else's. Another
         // watch's rollback is a deployment like any other.
-        let ours = found.as_ref().is_some_and(|d| {
+        let markers: Vec<String> = found.as_ref().map_or_else(Vec::new, |d| {
             crate::deployer::octopus::protocol::marker_ids(d.comments.as_deref().unwrap_or(""))
                 .into_iter()
-                .any(|id| {
-                    self.shared
-                        .store
-                        .has_intent(self.name(), id)
-                        .unwrap_or(false)
-                })
+                .map(String::from)
+                .collect()
         });
+        let ours = !markers.is_empty() && {
+            let name = self.name().to_string();
+            self.shared
+                .store
+                .blocking(move |s| {
+                    Ok(markers
+                        .iter()
+                        .any(|id| s.has_intent(&name, id).unwrap_or(false)))
+                })
+                .await
+                .unwrap_or(false)
+        };
         if ours {
             tracing::warn!(watch = %self.name(), deployment = ?deployment_id, "the deployment was made by backstop; recorded, not observed as a new deployment");
         }
-        let known = ours || match &deployment_id {
-            Some(dep) => self.shared.store.deployment_known(self.name(), dep).unwrap_or_else(|e| {
-                tracing::error!(watch = %self.name(), error = %e, "cannot check deployment history");
-                false
-            }),
-            None => false,
-        };
+        let known = ours
+            || match &deployment_id {
+                Some(dep) => {
+                    let (name, dep) = (self.name().to_string(), dep.clone());
+                    self.shared
+                    .store
+                    .blocking(move |s| s.deployment_known(&name, &dep))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(watch = %self.name(), error = %e, "cannot check deployment history");
+                        false
+                    })
+                }
+                None => false,
+            };
         // A webhook's event time is when the deployment *finished*; its start is when the
         // deployer created it.
         let deployed_at = match (t.source, created) {
@@ -267,7 +283,14 @@ impl WatchActor {
                 (_, _, Some(i)) => (i.observation_id.clone(), i.condemned_release.clone(), None),
                 _ => (String::new(), String::new(), None),
             };
-        let ev = self.shared.store.evidence(&obs_id).ok().flatten();
+        let id = obs_id.clone();
+        let ev = self
+            .shared
+            .store
+            .blocking(move |s| s.evidence(&id))
+            .await
+            .ok()
+            .flatten();
         let dir = self.shared.evidence_dir.clone();
         let path = dir.join(format!("{obs_id}.json"));
         let _ = std::fs::create_dir_all(&dir);

@@ -21,6 +21,7 @@ fn shared() -> Shared {
         outbox: Default::default(),
         leases: crate::fleet::Leases::single(),
         lag: Default::default(),
+        probes: Default::default(),
     }
 }
 

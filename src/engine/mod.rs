@@ -13,7 +13,7 @@ pub mod lag;
 pub mod lifecycle;
 mod poll;
 mod report;
-mod rounds;
+pub mod rounds;
 mod watch;
 
 pub use watch::status_of;
@@ -115,6 +115,8 @@ pub struct Shared {
     pub leases: crate::fleet::Leases,
     /// How late the process's timers fire ([`lag::run`] measures it).
     pub lag: lag::LagMonitor,
+    /// Bounds the probes in flight at once, across watches ([`rounds::ProbeGate`]).
+    pub probes: rounds::ProbeGate,
 }
 
 /// Deliveries in progress and the backoff of the ones a sink did not take.

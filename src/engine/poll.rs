@@ -53,7 +53,11 @@ pub(super) async fn run(
                 continue;
             }
         };
-        let news = new_deployments(&cfg.name, &store, deployments);
+        // Reads and writes the store: off the runtime's workers (see `Store::blocking`).
+        let name = cfg.name.clone();
+        let news = store
+            .blocking(move |s| new_deployments(&name, s, deployments))
+            .await;
         // Counted once the listing is recorded, so "a poll completed" means it is history now.
         metrics.poll(&cfg.deployer, true);
         match news {

@@ -124,7 +124,7 @@ impl WatchActor {
 
     /// The durable parts of a transition: evidence documents with the patches applied, and
     /// the outbox items of its notifications (with their evidence attached).
-    pub(super) fn durable_parts(
+    pub(super) async fn durable_parts(
         &self,
         next: &WatchRecord,
         effects: &[Effect],
@@ -135,7 +135,7 @@ impl WatchActor {
             let pos = docs.iter().position(|d| d.id == p.observation_id);
             let mut doc = match pos {
                 Some(i) => docs.remove(i),
-                None => match self.committed_evidence(&p.observation_id) {
+                None => match self.committed_evidence(&p.observation_id).await {
                     Ok(Some(d)) => d,
                     Ok(None) => match p.observation.as_ref().or(next.observation.as_ref()) {
                         Some(o) if o.id == p.observation_id => self.evidence_for(o),
@@ -157,50 +157,62 @@ impl WatchActor {
             self.apply(&mut doc, p, next);
             docs.push(doc);
         }
-        let outbox = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Notify(n) => Some(n),
-                _ => None,
-            })
-            .flat_map(|n| {
-                let evidence = n.evidence.as_ref().and_then(|id| {
-                    docs.iter()
-                        .find(|d| &d.id == id)
-                        .cloned()
-                        .or_else(|| self.shared.store.evidence_body(id).ok().flatten())
-                        .map(crate::evidence::Evidence::for_notification)
-                });
-                let alert = Alert {
-                    id: n.id.clone(),
-                    kind: n.kind,
-                    watch: self.cfg.name.clone(),
-                    release: n.release.clone(),
-                    summary: n.summary.clone(),
-                    at: Utc::now(),
-                    evidence,
-                };
-                // One outbox row per sink: one that is down is retried alone.
-                let sinks: std::collections::BTreeSet<&String> = self.cfg.notify.iter().collect();
-                sinks
-                    .into_iter()
-                    .map(|sink| OutboxItem {
-                        id: format!("{}@{sink}", n.id),
-                        sinks: vec![sink.clone()],
-                        alert: alert.clone(),
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut outbox = Vec::new();
+        for n in effects.iter().filter_map(|e| match e {
+            Effect::Notify(n) => Some(n),
+            _ => None,
+        }) {
+            let evidence = match n.evidence.as_ref() {
+                None => None,
+                Some(id) => match docs.iter().find(|d| &d.id == id) {
+                    Some(d) => Some(d.clone()),
+                    None => {
+                        let id = id.clone();
+                        self.shared
+                            .store
+                            .blocking(move |s| s.evidence_body(&id))
+                            .await
+                            .ok()
+                            .flatten()
+                    }
+                },
+            }
+            .map(crate::evidence::Evidence::for_notification);
+            let alert = Alert {
+                id: n.id.clone(),
+                kind: n.kind,
+                watch: self.cfg.name.clone(),
+                release: n.release.clone(),
+                summary: n.summary.clone(),
+                at: Utc::now(),
+                evidence,
+            };
+            // One outbox row per sink: one that is down is retried alone.
+            let sinks: std::collections::BTreeSet<&String> = self.cfg.notify.iter().collect();
+            outbox.extend(sinks.into_iter().map(|sink| OutboxItem {
+                id: format!("{}@{sink}", n.id),
+                sinks: vec![sink.clone()],
+                alert: alert.clone(),
+            }));
+        }
         (docs, outbox)
     }
 
     /// The stored evidence document (without its series) of an observation: the one this
     /// actor last committed when it has it, else read from the store.
-    fn committed_evidence(&self, id: &str) -> Result<Option<Evidence>, crate::store::StoreError> {
+    async fn committed_evidence(
+        &self,
+        id: &str,
+    ) -> Result<Option<Evidence>, crate::store::StoreError> {
         match &self.evidence_doc {
             Some(d) if d.id == id => Ok(Some((**d).clone())),
-            _ => self.shared.store.evidence_body(id),
+            _ => {
+                let id = id.to_string();
+                self.shared
+                    .store
+                    .blocking(move |s| s.evidence_body(&id))
+                    .await
+            }
         }
     }
 
@@ -331,8 +343,14 @@ impl WatchActor {
 
     /// Notifications recorded and not delivered (before a crash, or refused by a sink): sent
     /// again, with the same id.
-    pub(super) fn redeliver(&self) {
-        match self.shared.store.undelivered(self.name()) {
+    pub(super) async fn redeliver(&self) {
+        let name = self.name().to_string();
+        match self
+            .shared
+            .store
+            .blocking(move |s| s.undelivered(&name))
+            .await
+        {
             Ok(items) => {
                 for item in items {
                     tracing::info!(watch = %self.name(), notification = %item.id, "delivering a notification from the outbox");

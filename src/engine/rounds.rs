@@ -109,14 +109,20 @@ impl WatchActor {
                 // The probe's time runs from the moment its request is sent (after any
                 // baseline or compare fetch above), and is its own: not the traffic's or the
                 // control's, which may take longer.
+                // Waiting for a probe slot is backstop's own lateness, not the probe's time.
                 let sample = async {
+                    let queued = Instant::now();
+                    let _slot = self.shared.probes.0.acquire().await;
+                    let queued = queued.elapsed();
                     let sent = Instant::now();
                     let reading = checks::sample(http, &c.probe, collector, since).await;
-                    (reading, sent, sent.elapsed())
+                    (reading, sent, sent.elapsed(), queued)
                 };
-                let ((reading, sent, elapsed), traffic, control) =
+                let ((reading, sent, elapsed, queued), traffic, control) =
                     futures_util::join!(sample, traffic_query, control_query);
-                let lag = self.lag_around(&c.probe, collector.is_some(), sent, elapsed, timer_lag);
+                let lag = self
+                    .lag_around(&c.probe, collector.is_some(), sent, elapsed, timer_lag)
+                    .max(queued);
                 // Prometheus and alert servers are telemetry: their being down is never the
                 // application's.
                 let app_probe = c.probe.reads_the_app();
@@ -200,6 +206,28 @@ async fn control(
     ControlReading {
         now: now.map_err(|e| e.to_string()),
         baseline,
+    }
+}
+
+/// Probes in flight at once across every watch, at most: far above what a healthy fleet needs
+/// (20,000 probes a second answered in a few milliseconds keep about a hundred in flight),
+/// and far below the ~28,000 ephemeral ports a host has towards one address (an ingress in
+/// front of every service). Unbounded, a stall of backstop turned into a collapse: every
+/// round came due at once, each probe that timed out dropped its connection, the pool opened
+/// one per check, and connecting through a crowded port range took the CPU the rounds needed
+/// (the scale benchmark past 5,000 watches, bench/RESULTS.md). Waiting for a slot counts as
+/// backstop being late ([`super::lifecycle::late`]), never as the probe's time.
+pub const MAX_PROBES_IN_FLIGHT: usize = 2048;
+
+/// The semaphore behind [`MAX_PROBES_IN_FLIGHT`], shared by every actor.
+#[derive(Debug, Clone)]
+pub struct ProbeGate(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for ProbeGate {
+    fn default() -> Self {
+        ProbeGate(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            MAX_PROBES_IN_FLIGHT,
+        )))
     }
 }
 

@@ -43,6 +43,10 @@ pub(super) struct WatchActor {
     /// Routine transitions stepped since the record was last written (see
     /// [`lifecycle::persist`]): the stored record is at most this many rounds behind.
     unsaved: u32,
+    /// A commit failed since the last one that succeeded: it may still have landed (its answer
+    /// lost), so the stored watch row may differ from `record`, and the next write is a whole
+    /// one, never a routine checkpoint (which leaves the watch row as it is).
+    unsure: bool,
     /// The evidence document of the open observation as last committed, without its series:
     /// what the next transition's patch merges into. The actor is the document's only writer,
     /// so this saves reading it back from the store (a blocking call on a worker thread) at
@@ -53,6 +57,17 @@ pub(super) struct WatchActor {
 /// How often the actor looks for inbox triggers and outbox notifications it has not handled
 /// (a nudge lost to a full queue, a delivery that failed).
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
+
+/// Where in [`HOUSEKEEPING`]'s period the watch named `name` does its housekeeping: fixed per
+/// name (so a restart keeps it), spread evenly over the period across names.
+fn spread(name: &str) -> Duration {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same offset in every process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    let period = HOUSEKEEPING.as_millis() as u64;
+    Duration::from_millis(h.finish() % period.max(1))
+}
 
 /// The monotonic instant at which a wall-clock time arrives (now if it has passed).
 fn instant_at(at: DateTime<Utc>) -> Instant {
@@ -82,6 +97,7 @@ impl WatchActor {
             inbox_seq: None,
             epoch,
             unsaved: 0,
+            unsure: false,
             evidence_doc: None,
             cfg,
         }
@@ -151,7 +167,10 @@ impl WatchActor {
         loop {
             // The read's result is gone before the wait: a record held across it would be
             // part of this future (and of every idle watch's memory).
-            let e = match self.shared.store.load_watch(self.name()) {
+            // Boxed, like every rarely taken branch of this future (an idle actor's size); the
+            // result is matched in place, never a local that would live across the wait.
+            let name = self.name().to_string();
+            let e = match Box::pin(self.shared.store.blocking(move |s| s.load_watch(&name))).await {
                 Ok(r) => {
                     self.record = r;
                     break;
@@ -167,7 +186,7 @@ impl WatchActor {
             }
             self.pulse.beat();
         }
-        self.redeliver();
+        Box::pin(self.redeliver()).await;
         if let Some(o) = &self.record.observation {
             self.shared
                 .metrics
@@ -176,9 +195,12 @@ impl WatchActor {
         Box::pin(self.handle(Event::Recovered)).await;
         Box::pin(self.drain_inbox()).await;
         self.publish();
-        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        // Each watch's housekeeping at its own offset in the period: started together, every
+        // actor ticked in the same instant, and thousands of store reads at once starved the
+        // rounds of CPU (the collapse 30 s into the scale benchmark, bench/RESULTS.md).
+        let mut housekeeping =
+            tokio::time::interval_at(Instant::now() + spread(self.name()), HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        housekeeping.tick().await;
         loop {
             self.pulse.rest();
             let next = self.next_round;
@@ -188,7 +210,7 @@ impl WatchActor {
                 _ = self.cancel.cancelled() => break,
                 _ = housekeeping.tick() => {
                     self.pulse.beat();
-                    self.redeliver();
+                    Box::pin(self.redeliver()).await;
                     Box::pin(self.drain_inbox()).await;
                 }
                 cmd = rx.recv() => match cmd {
@@ -230,7 +252,8 @@ impl WatchActor {
     /// Handles the triggers committed to this watch's inbox, oldest first; each row is deleted
     /// by the commit of its transition. Stops at a failed commit (the row stays for later).
     async fn drain_inbox(&mut self) {
-        let items = match self.shared.store.inbox(self.name()) {
+        let name = self.name().to_string();
+        let items = match self.shared.store.blocking(move |s| s.inbox(&name)).await {
             Ok(items) => items,
             Err(e) => {
                 tracing::error!(watch = %self.name(), error = %e, "cannot read the inbox");
@@ -301,17 +324,17 @@ impl WatchActor {
             // A round of checks that all keep passing is written only every few rounds: a
             // crash loses at most that many rounds of pass counts, never a run, a verdict or
             // an intent (lifecycle::persist says exactly what may wait).
-            if self.inbox_seq.is_none()
-                && self.unsaved + 1 < lifecycle::persist::CHECKPOINT_ROUNDS
-                && lifecycle::persist::routine(&self.record, &next, &effects)
-                && self.may_act()
+            let routine = self.inbox_seq.is_none()
+                && !self.unsure
+                && lifecycle::persist::routine(&self.record, &next, &effects);
+            if routine && self.unsaved + 1 < lifecycle::persist::CHECKPOINT_ROUNDS && self.may_act()
             {
                 self.unsaved += 1;
                 self.advance(next, effects, Vec::new(), &mut queue, now)
                     .await;
                 continue;
             }
-            let (evidence, outbox) = self.durable_parts(&next, &effects);
+            let (evidence, outbox) = self.durable_parts(&next, &effects).await;
             let inbox_done = self.inbox_seq.take();
             let mut commit = Commit {
                 inbox_done,
@@ -335,6 +358,7 @@ impl WatchActor {
                 durable: next.intent != self.record.intent
                     || next.command != self.record.command
                     || !outbox.is_empty(),
+                routine,
                 epoch: self.epoch,
             };
             // In a fleet, nothing is committed once this actor's tenure may have ended (the
@@ -362,8 +386,10 @@ impl WatchActor {
                 tracing::error!(watch = %self.name(), error = %e, "cannot persist a transition; it is not acted on");
                 self.inbox_seq = inbox_done;
                 // A failed commit may still have landed (its answer lost with the
-                // connection): the stored evidence is read again rather than trusted.
+                // connection): the stored evidence is read again rather than trusted, and
+                // the next write is a whole one.
                 self.evidence_doc = None;
+                self.unsure = true;
                 if self.record.observation.is_some() {
                     let at = Utc::now()
                         + chrono::Duration::from_std(self.cfg.interval).unwrap_or_default();
@@ -372,6 +398,7 @@ impl WatchActor {
                 break;
             }
             self.unsaved = 0;
+            self.unsure = false;
             let docs = std::mem::take(&mut commit.evidence);
             self.remember_evidence(docs, &next);
             self.advance(next, effects, outbox, &mut queue, now).await;
@@ -391,10 +418,12 @@ impl WatchActor {
                 ..Default::default()
             }))
         });
-        let (evidence, _) = self.durable_parts(&self.record, patch.as_slice());
+        let (evidence, _) = self.durable_parts(&self.record, patch.as_slice()).await;
         let commit = Commit {
             record: Some(&self.record),
             evidence,
+            // Only routine rounds are unsaved; after a failed commit, a whole write.
+            routine: !self.unsure,
             epoch: self.epoch,
             ..Commit::default()
         };
@@ -403,6 +432,7 @@ impl WatchActor {
         match written {
             Ok(()) => {
                 self.unsaved = 0;
+                self.unsure = false;
                 let record = std::mem::take(&mut self.record);
                 self.remember_evidence(docs, &record);
                 self.record = record;
@@ -554,5 +584,26 @@ pub(super) fn rollback_view(r: &DeployIntent) -> RollbackView {
         deployment_id: r.deployment_id.clone(),
         task_id: r.task_id.clone(),
         detail: r.detail.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn housekeeping_is_spread_over_its_period_and_fixed_per_name() {
+        let mut seconds = std::collections::BTreeSet::new();
+        for i in 0..1000 {
+            let d = spread(&format!("w{i}"));
+            assert!(d < HOUSEKEEPING, "{d:?}");
+            seconds.insert(d.as_secs());
+        }
+        assert_eq!(
+            seconds.len(),
+            HOUSEKEEPING.as_secs() as usize,
+            "{seconds:?}"
+        );
+        assert_eq!(spread("shop"), spread("shop"));
     }
 }

@@ -119,7 +119,19 @@ pub enum Outcome {
     Fail { limit: String },
     /// The sample could not be judged (target unreachable, no data, no baseline). Errors never
     /// condemn a release: broken telemetry is not a broken application.
-    Error { reason: String },
+    Error {
+        reason: String,
+        /// backstop itself was late ([`crate::engine::lifecycle::late`]): the probe got no
+        /// answer because this process could not run it on time. Says nothing about the
+        /// application or its telemetry, so it neither extends nor breaks a run of errors
+        /// (or failures): a backstop that is overloaded never makes a healthy release
+        /// inconclusive by `error_limit`, and its late rounds stay cheap to store (they
+        /// start no run that must be written every round, which was the feedback loop that
+        /// made an overloaded backstop collapse). Still an error in every count, and the
+        /// window's `min_samples` still refuses to verify a release it could not observe.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        late: bool,
+    },
     /// Measured, and nothing there to judge: neither evidence for nor against the release.
     /// Today: a sample whose look-back reaches into a condemned release (after a rollback, the
     /// bad release's data is still in the query's range), too little traffic (`min_traffic`),
@@ -183,7 +195,10 @@ pub fn judge_sample(rules: &[Rule], reading: &Reading, baseline: Option<f64>) ->
         }
     }
     match (undecidable, nothing) {
-        (Some(reason), _) => Outcome::Error { reason },
+        (Some(reason), _) => Outcome::Error {
+            reason,
+            late: false,
+        },
         (None, Some(reason)) => Outcome::NoData { reason },
         (None, None) => Outcome::Pass,
     }

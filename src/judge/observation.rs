@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Outcome, Rule};
 
-/// Most recent samples kept per check as evidence.
-const KEPT_SAMPLES: usize = 20;
+/// Most recent samples kept per check as evidence (and the longest a routine round waits to
+/// be written: `engine::lifecycle::persist::CHECKPOINT_ROUNDS`).
+pub const KEPT_SAMPLES: usize = 20;
 
 /// One judged sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -252,6 +253,8 @@ impl Tracker {
                     track.failing_from = Some(sample.at);
                 }
             }
+            // backstop's own lateness: counted, and transparent to runs (see `Outcome::Error`).
+            Outcome::Error { late: true, .. } => track.errors += 1,
             Outcome::Error { .. } => {
                 track.errors += 1;
                 track.consecutive_errors += 1;
@@ -358,7 +361,7 @@ impl Tracker {
                 .iter()
                 .rev()
                 .find_map(|s| match &s.outcome {
-                    Outcome::Error { reason } => Some(reason.clone()),
+                    Outcome::Error { reason, .. } => Some(reason.clone()),
                     _ => None,
                 })
                 .unwrap_or_default();
@@ -508,6 +511,7 @@ mod tests {
     fn err() -> Outcome {
         Outcome::Error {
             reason: "unreachable".into(),
+            late: false,
         }
     }
 
@@ -544,6 +548,54 @@ mod tests {
         assert_eq!(t.decide(false), Decision::Continue);
         t.record(0, s(err()));
         assert!(matches!(t.decide(false), Decision::Inconclusive { .. }));
+    }
+
+    fn late() -> Outcome {
+        Outcome::Error {
+            reason: "backstop was late".into(),
+            late: true,
+        }
+    }
+
+    #[test]
+    fn backstops_own_lateness_neither_extends_nor_breaks_a_run() {
+        // Any number of late errors alone: no run, never inconclusive by error_limit.
+        let mut t = tracker(3, 3);
+        for _ in 0..10 {
+            t.record(0, s(late()));
+            assert_eq!(t.decide(false), Decision::Continue);
+        }
+        assert_eq!(t.checks[0].errors, 10, "still counted as errors");
+        assert_eq!(t.checks[0].consecutive_errors, 0);
+        // Inside a run of real errors they do not break it: the run still reaches its limit.
+        t.record(0, s(err()));
+        t.record(0, s(late()));
+        t.record(0, s(err()));
+        t.record(0, s(late()));
+        assert_eq!(t.decide(false), Decision::Continue);
+        t.record(0, s(err()));
+        assert!(matches!(t.decide(false), Decision::Inconclusive { .. }));
+        // Nor a failure run: three failures with late errors between them condemn.
+        let mut t = tracker(3, 3);
+        for _ in 0..2 {
+            t.record(0, s(fail()));
+            t.record(0, s(late()));
+        }
+        t.record(0, s(fail()));
+        assert!(matches!(t.decide(false), Decision::Condemned { .. }));
+    }
+
+    #[test]
+    fn a_release_backstop_could_not_observe_is_never_verified() {
+        // Late the whole window: no run, but too few judged samples at its end.
+        let mut t = tracker(3, 3);
+        t.checks[0].min_samples = 5;
+        for _ in 0..20 {
+            t.record(0, s(late()));
+        }
+        assert!(
+            matches!(t.decide(true), Decision::Inconclusive { ref reason } if reason.contains("min_samples"))
+        );
     }
 
     #[test]

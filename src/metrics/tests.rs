@@ -15,6 +15,7 @@ fn outcomes() -> [Outcome; 4] {
         },
         Outcome::Error {
             reason: "down".into(),
+            late: false,
         },
         Outcome::NoData {
             reason: "quiet".into(),

@@ -172,7 +172,7 @@ fn sample(s: &Sample) -> String {
     match &s.outcome {
         Outcome::Pass => format!("`{value}` pass"),
         Outcome::Fail { limit } => format!("`{value}` *fail* ({})", escape(limit)),
-        Outcome::Error { reason } => format!("`{value}` error ({})", escape(reason)),
+        Outcome::Error { reason, .. } => format!("`{value}` error ({})", escape(reason)),
         Outcome::NoData { reason } => format!("`{value}` no data ({})", escape(reason)),
     }
 }

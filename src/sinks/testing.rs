@@ -81,6 +81,7 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
                 value: None,
                 outcome: Outcome::Error {
                     reason: "empty result".into(),
+                    late: false,
                 },
                 mixed: false,
                 note: None,

@@ -279,6 +279,29 @@ CREATE TABLE IF NOT EXISTS scrape_history (
 ";
 
 impl Store {
+    /// Runs `f` on this store on the async runtime's blocking pool, for the watch actors.
+    /// Every store call waits for the store's one connection (SQLite), which the writer
+    /// thread holds for a whole batch's transaction, fsyncs included; made on one of the
+    /// runtime's two worker threads, that wait stalled every task queued on the worker. Rounds
+    /// slipped, and a probe whose answer sat unread on the stalled worker timed out as if the
+    /// application were down, unseen by the lag probe running on the other worker: the
+    /// collapse of the scale benchmark past 3,400 watches (bench/RESULTS.md).
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StoreError::Unavailable(format!(
+                    "a store call on the blocking pool failed: {e}"
+                )))
+            })
+    }
+}
+
+impl Store {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {

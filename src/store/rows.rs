@@ -14,6 +14,8 @@ pub(in crate::store) struct Rows {
     pub(super) epoch: Option<i64>,
     /// Closed observations, each with its verdict.
     pub(super) finished: Vec<(ObservationRow, String)>,
+    /// The watch's row; `None` for a routine checkpoint (`Commit::routine`) or a commit
+    /// without a record.
     pub(super) record: Option<String>,
     /// The record's open observation.
     pub(super) open: Option<ObservationRow>,
@@ -89,17 +91,19 @@ impl Rows {
             outbox.push((item.id.clone(), serde_json::to_string(item)?));
         }
         let rec = c.record;
+        // A routine checkpoint changed only the open observation (see `Commit::routine`).
+        let whole = rec.filter(|_| !c.routine);
         Ok(Rows {
             watch: watch.to_string(),
             durable: c.durable,
             epoch: c.epoch,
             finished,
-            record: rec.map(serde_json::to_string).transpose()?,
+            record: whole.map(serde_json::to_string).transpose()?,
             open: rec
                 .and_then(|r| r.observation.as_ref())
                 .map(ObservationRow::of)
                 .transpose()?,
-            intent: rec
+            intent: whole
                 .and_then(|r| r.intent.as_ref())
                 .map(IntentRow::of)
                 .transpose()?,

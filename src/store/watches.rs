@@ -50,6 +50,12 @@ pub struct Commit<'a> {
     /// On PostgreSQL the same choice is `synchronous_commit = on` (else `off`, as routine
     /// commits are `NORMAL` on SQLite).
     pub durable: bool,
+    /// A routine checkpoint: only the open observation's counters and samples changed since
+    /// the last commit ([`crate::engine::lifecycle::persist::routine`]), so the watch's row,
+    /// its quarantine and its intent are not written again; the observation and its evidence
+    /// are. One page fewer per checkpoint, and checkpoints are most of what a large fleet of
+    /// healthy watches writes.
+    pub routine: bool,
     /// In a fleet, the lease epoch the writing actor was started under: the write is refused
     /// unless this node still holds the watch under *that* epoch, however long the write
     /// waited in the writer's queue (an actor of an earlier tenure never writes under a later
@@ -253,18 +259,18 @@ pub(super) fn write(conn: &Connection, r: &Rows) -> Result<(), StoreError> {
             params![r.watch, body],
         )?;
         conn.execute("DELETE FROM quarantine WHERE watch = ?1", [&r.watch])?;
-        if let Some(o) = &r.open {
-            conn.execute(
-                "INSERT INTO observations (id, watch, deployment_id, active, body)
-                 VALUES (?1, ?2, ?3, 1, ?4)
-                 ON CONFLICT(id) DO UPDATE SET deployment_id = excluded.deployment_id,
-                     body = excluded.body",
-                params![o.id, o.watch, o.deployment_id, o.body],
-            )?;
-        }
-        if let Some(i) = &r.intent {
-            super::intents::upsert_intent(conn, i)?;
-        }
+    }
+    if let Some(o) = &r.open {
+        conn.execute(
+            "INSERT INTO observations (id, watch, deployment_id, active, body)
+             VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT(id) DO UPDATE SET deployment_id = excluded.deployment_id,
+                 body = excluded.body",
+            params![o.id, o.watch, o.deployment_id, o.body],
+        )?;
+    }
+    if let Some(i) = &r.intent {
+        super::intents::upsert_intent(conn, i)?;
     }
     for ev in &r.evidence {
         // The series lives in its own table (appended, never rewritten).

@@ -195,7 +195,7 @@ pub fn chart(id: &str, ev: &Evidence, c: &CheckEvidence, x: &Extras) -> Chart {
             let (state, text) = match &s.outcome {
                 Outcome::Pass => (State::Pass, String::new()),
                 Outcome::Fail { limit } => (State::Fail, limit.clone()),
-                Outcome::Error { reason } => (State::Error, reason.clone()),
+                Outcome::Error { reason, .. } => (State::Error, reason.clone()),
                 Outcome::NoData { reason } => (State::NoData, reason.clone()),
             };
             let text = match &s.note {

@@ -25,7 +25,10 @@ fn fail() -> Outcome {
 
 #[test]
 fn the_condemning_run_goes_back_to_the_last_pass_through_errors() {
-    let err = || Outcome::Error { reason: "e".into() };
+    let err = || Outcome::Error {
+        reason: "e".into(),
+        late: false,
+    };
     let s = [
         sample(0, fail()),
         sample(1, Outcome::Pass),

@@ -42,6 +42,7 @@ pub(crate) fn state() -> ApiState {
         outbox: Default::default(),
         leases: crate::fleet::Leases::single(),
         lag: Default::default(),
+        probes: Default::default(),
     };
     ApiState {
         engine: crate::engine::Engine::new(shared, tokio_util::sync::CancellationToken::new()),

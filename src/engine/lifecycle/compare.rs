@@ -40,6 +40,7 @@ fn comparison(
     let Some(samples) = samples else {
         return Outcome::Error {
             reason: "compare: no samples were fetched this round".into(),
+            late: false,
         };
     };
     match samples.pre {
@@ -47,6 +48,7 @@ fn comparison(
         Some(Err(e)) => {
             return Outcome::Error {
                 reason: format!("compare: pre-deployment samples unavailable: {e}"),
+                late: false,
             }
         }
         None => {}
@@ -54,6 +56,7 @@ fn comparison(
     let Some(pre) = &track.pre else {
         return Outcome::Error {
             reason: "compare: pre-deployment samples not fetched yet".into(),
+            late: false,
         };
     };
     let post = match samples.post {
@@ -61,6 +64,7 @@ fn comparison(
         Err(e) => {
             return Outcome::Error {
                 reason: format!("compare: post-deployment samples unavailable: {e}"),
+                late: false,
             }
         }
     };
@@ -102,6 +106,7 @@ mod tests {
         };
         let error = Outcome::Error {
             reason: "down".into(),
+            late: false,
         };
         assert_eq!(join(Outcome::Pass, fail("mw"), true), fail("mw"));
         assert_eq!(join(fail("max"), Outcome::Pass, true), fail("max"));

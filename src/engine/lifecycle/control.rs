@@ -300,7 +300,10 @@ mod tests {
     fn passes_errors_and_no_data_are_untouched() {
         for o in [
             Outcome::Pass,
-            Outcome::Error { reason: "x".into() },
+            Outcome::Error {
+                reason: "x".into(),
+                late: false,
+            },
             Outcome::NoData { reason: "y".into() },
         ] {
             assert_eq!(

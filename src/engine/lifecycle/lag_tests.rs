@@ -63,9 +63,10 @@ fn on_time_an_application_that_does_not_answer_fails() {
 fn late_timeouts_are_backstops_error_but_a_refused_connection_still_fails() {
     let cfg = config("");
     let o = outcome(&cfg, no_answer(true), ms(1200));
-    let Outcome::Error { reason } = &o else {
+    let Outcome::Error { reason, late } = &o else {
         panic!("{o:?}")
     };
+    assert!(*late, "marked as backstop's own lateness: {o:?}");
     assert!(
         reason.starts_with("backstop was late (scheduler lag 1s 200ms, bound 250ms): "),
         "{reason}"
@@ -87,7 +88,7 @@ fn late_telemetry_and_missing_answers_are_backstops_error() {
     let cfg = config("");
     let o = outcome(&cfg, Unmeasured::other("scrape: no scrape yet"), ms(300));
     assert!(
-        matches!(&o, Outcome::Error { reason } if reason.starts_with("backstop was late")),
+        matches!(&o, Outcome::Error { reason, .. } if reason.starts_with("backstop was late")),
         "{o:?}"
     );
     // On time it is an error still, without blaming backstop.
@@ -95,7 +96,8 @@ fn late_telemetry_and_missing_answers_are_backstops_error() {
     assert_eq!(
         o,
         Outcome::Error {
-            reason: "scrape: no scrape yet".into()
+            reason: "scrape: no scrape yet".into(),
+            late: false
         }
     );
 }

@@ -392,7 +392,10 @@ impl Transition<'_> {
                     judge_sample(&track.rules, &r, self.floored(&c.name, track.baseline)),
                     baseline_error,
                 ) {
-                    (Outcome::Error { .. }, Some(reason)) => Outcome::Error { reason },
+                    (Outcome::Error { .. }, Some(reason)) => Outcome::Error {
+                        reason,
+                        late: false,
+                    },
                     (o, _) => o,
                 },
                 Err(u) => self.unmeasured(&c.name, u, c.lag),

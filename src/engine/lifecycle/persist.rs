@@ -12,9 +12,13 @@
 use super::{Effect, EvidencePatch};
 use crate::model::{ObservationRecord, WatchRecord};
 
-/// A routine round is written at least every this many rounds. At most 20 (the samples a
-/// tracker keeps), so a checkpoint's evidence still holds every sample since the last one.
-pub const CHECKPOINT_ROUNDS: u32 = 10;
+/// A routine round is written at least every this many rounds: as many as the samples a
+/// tracker keeps, so a checkpoint's evidence (rebuilt from the tracker) still holds every
+/// sample since the last one, and no more, which would leave holes in the evidence series.
+/// It was 10: at 20, a watch at 1 s writes every 20 s, half the store's load at scale
+/// (bench/RESULTS.md, "highest N that keeps up"), for 10 more rounds of pass counts a crash
+/// may lose.
+pub const CHECKPOINT_ROUNDS: u32 = crate::judge::observation::KEPT_SAMPLES as u32;
 
 /// Whether the transition `prev` → `next` with `effects` changes nothing the store holds: the
 /// same record, and effects that only schedule, log or count. Nothing to write (an idle watch

@@ -44,6 +44,7 @@ impl Transition<'_> {
             },
             (Some(Err(e)), Outcome::Fail { .. } | Outcome::Pass) => Outcome::Error {
                 reason: format!("traffic unknown (min_traffic: {e})"),
+                late: false,
             },
             _ => outcome,
         }
@@ -97,6 +98,7 @@ impl Transition<'_> {
             return match cfg.map_or(NoData::Error, |c| c.no_data) {
                 NoData::Error => Outcome::Error {
                     reason: format!("no data: {}", u.reason),
+                    late: false,
                 },
                 NoData::Pass => Outcome::Pass,
                 NoData::Fail => Outcome::Fail {
@@ -116,6 +118,7 @@ impl Transition<'_> {
                     humantime::format_duration(LAG_BOUND),
                     u.reason
                 ),
+                late: true,
             };
         }
         match (
@@ -125,7 +128,10 @@ impl Transition<'_> {
             (true, Unreachable::Fail) => Outcome::Fail {
                 limit: format!("application unreachable: {}", u.reason),
             },
-            _ => Outcome::Error { reason: u.reason },
+            _ => Outcome::Error {
+                reason: u.reason,
+                late: false,
+            },
         }
     }
 }

@@ -103,18 +103,18 @@ fn write(tx: &mut Transaction<'_>, rows: &Rows) -> Result<(), StoreError> {
             &[&rows.watch, body],
         )?;
         tx.execute("DELETE FROM quarantine WHERE watch = $1", &[&rows.watch])?;
-        if let Some(o) = &rows.open {
-            tx.execute(
-                "INSERT INTO observations (id, watch, deployment_id, active, body)
-                 VALUES ($1, $2, $3, true, $4::text::jsonb)
-                 ON CONFLICT (id) DO UPDATE SET deployment_id = excluded.deployment_id,
-                     body = excluded.body",
-                &[&o.id, &o.watch, &o.deployment_id, &o.body],
-            )?;
-        }
-        if let Some(i) = &rows.intent {
-            super::intents::upsert_intent(tx, i)?;
-        }
+    }
+    if let Some(o) = &rows.open {
+        tx.execute(
+            "INSERT INTO observations (id, watch, deployment_id, active, body)
+             VALUES ($1, $2, $3, true, $4::text::jsonb)
+             ON CONFLICT (id) DO UPDATE SET deployment_id = excluded.deployment_id,
+                 body = excluded.body",
+            &[&o.id, &o.watch, &o.deployment_id, &o.body],
+        )?;
+    }
+    if let Some(i) = &rows.intent {
+        super::intents::upsert_intent(tx, i)?;
     }
     for ev in &rows.evidence {
         write_evidence(tx, ev)?;

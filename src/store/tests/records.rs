@@ -93,6 +93,32 @@ both_backends! {
         assert!(!s.deployment_known("other", "Deployments-5").unwrap());
     }
 
+    fn a_routine_checkpoint_writes_the_observation_and_leaves_the_watch_row(fx: &Fixture) {
+        let s = fx.open();
+        let mut rec = WatchRecord {
+            last_good_release: Some("Releases-1".into()),
+            observation: Some(obs("o1", None)),
+            intent: Some(intent("o0")),
+            ..WatchRecord::default()
+        };
+        s.commit("shop", &Commit { record: Some(&rec), durable: true, ..Commit::default() })
+            .unwrap();
+        let before = fx.rows(&s, "SELECT CAST(body AS TEXT) FROM watches WHERE name = 'shop'");
+        // Counters moved (a routine round); the watch row must not be rewritten, so a
+        // change to it that a routine commit carried by mistake would not land either.
+        let o = rec.observation.as_mut().unwrap();
+        o.tracker.checks[0].passes = 7;
+        rec.last_good_release = Some("Releases-9".into());
+        rec.intent = None;
+        s.commit("shop", &Commit { record: Some(&rec), routine: true, ..Commit::default() })
+            .unwrap();
+        assert_eq!(fx.rows(&s, "SELECT CAST(body AS TEXT) FROM watches WHERE name = 'shop'"), before);
+        let back = s.load_watch("shop").unwrap();
+        assert_eq!(back.observation.unwrap().tracker.checks[0].passes, 7);
+        assert_eq!(back.last_good_release.as_deref(), Some("Releases-1"));
+        assert_eq!(back.intent.unwrap().id, "act-o0", "the intent is not touched");
+    }
+
     fn finishing_closes_the_observation_and_the_intent_is_joined_in(fx: &Fixture) {
         let s = fx.open();
         let mut rec = WatchRecord {
