@@ -171,7 +171,7 @@ def targets(rb, sc, fp, q=None, fo=None):
         for r in sorted(above, key=lambda r: r["n"]):
             measured += (f"; N={r['n']:,}{' (repeat)' if r.get('tag') == '-repeat' else ''}: "
                          f"{f(r['probes_per_s'], 0)}/s, jitter p99 {f(r.get('jitter_p99_ms'))} ms, "
-                         f"{f(werr(r), 0)} false timeouts")
+                         f"{f(werr(r), 0)} errors")
         for r in sc.get("diagnosis", []):
             measured += (f"; same N={r['n']:,} with the state on tmpfs: "
                          f"{f(r['probes_per_s'], 0)}/s, jitter p99 {f(r.get('jitter_p99_ms'))} ms, "
@@ -544,7 +544,8 @@ def step_facts(r):
             f"system {r['cpu_sys_s']:.1f} s in {r['window_s']:.0f} s), issued "
             f"{r['write_syscalls_per_s']:,.0f} write system calls/s and wrote "
             f"{r['disk_write_kb_per_s'] / 1024:,.1f} MB/s to disk: {per_round_kb:,.1f} kB per "
-            f"observation round (every round of every watch persists its observation).")
+            f"observation round (a passing round is written every 20th round; a round of a run "
+            f"of failures or errors, every round).")
 
 
 def interference_facts(r):

@@ -109,20 +109,21 @@ impl WatchActor {
                 // The probe's time runs from the moment its request is sent (after any
                 // baseline or compare fetch above), and is its own: not the traffic's or the
                 // control's, which may take longer.
-                // Waiting for a probe slot is backstop's own lateness, not the probe's time.
+                // A probe that sends a request waits for a slot first (a collector's reading
+                // sends nothing). The wait is before the request, so it cannot turn an answer
+                // into a timeout, and it excuses nothing: the probe's time starts once sent.
                 let sample = async {
-                    let queued = Instant::now();
-                    let _slot = self.shared.probes.0.acquire().await;
-                    let queued = queued.elapsed();
+                    let _slot = match collector {
+                        Some(_) => None,
+                        None => self.shared.probes.0.acquire().await.ok(),
+                    };
                     let sent = Instant::now();
                     let reading = checks::sample(http, &c.probe, collector, since).await;
-                    (reading, sent, sent.elapsed(), queued)
+                    (reading, sent, sent.elapsed())
                 };
-                let ((reading, sent, elapsed, queued), traffic, control) =
+                let ((reading, sent, elapsed), traffic, control) =
                     futures_util::join!(sample, traffic_query, control_query);
-                let lag = self
-                    .lag_around(&c.probe, collector.is_some(), sent, elapsed, timer_lag)
-                    .max(queued);
+                let lag = self.lag_around(&c.probe, collector.is_some(), sent, elapsed, timer_lag);
                 // Prometheus and alert servers are telemetry: their being down is never the
                 // application's.
                 let app_probe = c.probe.reads_the_app();
@@ -209,14 +210,17 @@ async fn control(
     }
 }
 
-/// Probes in flight at once across every watch, at most: far above what a healthy fleet needs
+/// Checks' probes in flight at once across every watch, at most (baseline, compare, traffic and
+/// control queries are not counted: they are a few per observation or go with a probe): far
+/// above what a healthy fleet needs
 /// (20,000 probes a second answered in a few milliseconds keep about a hundred in flight),
 /// and far below the ~28,000 ephemeral ports a host has towards one address (an ingress in
 /// front of every service). Unbounded, a stall of backstop turned into a collapse: every
 /// round came due at once, each probe that timed out dropped its connection, the pool opened
 /// one per check, and connecting through a crowded port range took the CPU the rounds needed
-/// (the scale benchmark past 5,000 watches, bench/RESULTS.md). Waiting for a slot counts as
-/// backstop being late ([`super::lifecycle::late`]), never as the probe's time.
+/// (the scale benchmark past 5,000 watches, bench/RESULTS.md). The wait for a slot comes before
+/// the request, so it is never the probe's time, and it excuses nothing: it shows in the
+/// rounds' jitter (and, when backstop is overloaded, in `backstop_scheduler_lag_seconds`).
 pub const MAX_PROBES_IN_FLIGHT: usize = 2048;
 
 /// The semaphore behind [`MAX_PROBES_IN_FLIGHT`], shared by every actor.

@@ -121,14 +121,14 @@ pub enum Outcome {
     /// condemn a release: broken telemetry is not a broken application.
     Error {
         reason: String,
-        /// backstop itself was late ([`crate::engine::lifecycle::late`]): the probe got no
-        /// answer because this process could not run it on time. Says nothing about the
+        /// backstop itself was late (its scheduler lag above 250 ms): the probe got no answer
+        /// because this process could not run it on time. Says nothing about the
         /// application or its telemetry, so it neither extends nor breaks a run of errors
         /// (or failures): a backstop that is overloaded never makes a healthy release
         /// inconclusive by `error_limit`, and its late rounds stay cheap to store (they
         /// start no run that must be written every round, which was the feedback loop that
-        /// made an overloaded backstop collapse). Still an error in every count, and the
-        /// window's `min_samples` still refuses to verify a release it could not observe.
+        /// made an overloaded backstop collapse). Still an error in every count, and a stretch
+        /// of them as long as `min_error_for` keeps the release from being verified.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         late: bool,
     },

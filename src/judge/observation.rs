@@ -96,6 +96,22 @@ pub struct CheckTrack {
     /// exactly those samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condemning: Option<crate::model::Span>,
+    /// When the first sample of the current stretch in which backstop itself was late (every
+    /// sample since is a late error) was taken. Late errors are transparent to runs, so this
+    /// is what keeps a release backstop could not see from being verified: a stretch as long
+    /// as an error run must be (`min_error_for`) makes the window's end inconclusive. Its start
+    /// and end are written at once (`engine::lifecycle::persist`), so a crash can only make a
+    /// stretch look longer (the downtime counts), never shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_since: Option<DateTime<Utc>>,
+    /// The longest ended stretch of lateness, in milliseconds: from its first late sample to
+    /// the first sample that was not late.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late_longest_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the observation should do next.
@@ -156,6 +172,8 @@ impl Tracker {
                 failing_from: None,
                 erring_from: None,
                 condemning: None,
+                late_since: None,
+                late_longest_ms: 0,
             })
             .collect();
         Tracker {
@@ -253,8 +271,12 @@ impl Tracker {
                     track.failing_from = Some(sample.at);
                 }
             }
-            // backstop's own lateness: counted, and transparent to runs (see `Outcome::Error`).
-            Outcome::Error { late: true, .. } => track.errors += 1,
+            // backstop's own lateness: counted, and transparent to runs (see `Outcome::Error`),
+            // but the stretch it spans is kept (`late_since`).
+            Outcome::Error { late: true, .. } => {
+                track.errors += 1;
+                track.late_since.get_or_insert(sample.at);
+            }
             Outcome::Error { .. } => {
                 track.errors += 1;
                 track.consecutive_errors += 1;
@@ -263,6 +285,13 @@ impl Tracker {
                 }
             }
             Outcome::NoData { .. } => track.no_data += 1,
+        }
+        if !matches!(sample.outcome, Outcome::Error { late: true, .. }) {
+            // Measured again: the stretch of lateness (if any) ends here.
+            if let Some(since) = track.late_since.take() {
+                let ms = (sample.at - since).num_milliseconds().max(0) as u64;
+                track.late_longest_ms = track.late_longest_ms.max(ms);
+            }
         }
         track.samples.push_back(sample);
         let keep = KEPT_SAMPLES.max(track.failure_limit as usize + self.error_limit as usize);
@@ -379,6 +408,32 @@ impl Tracker {
         }
         if !window_over {
             return Decision::Continue;
+        }
+        // Never verified when backstop was blind to the release for as long as an error run
+        // must last to make it inconclusive: its own lateness is not the application's error,
+        // but it is not an observation either.
+        let blind_for = |t: &CheckTrack| {
+            let ongoing = t
+                .late_since
+                .zip(t.samples.back())
+                .map_or(0, |(since, last)| {
+                    (last.at - since).num_milliseconds().max(0) as u64
+                });
+            t.late_longest_ms.max(ongoing)
+        };
+        if let Some(track) = self.checks.iter_mut().find(|t| {
+            (t.late_since.is_some() || t.late_longest_ms > 0)
+                && blind_for(t) >= min_error_for as u64
+        }) {
+            let hit = format!(
+                "backstop was late for {} in a row (min_error_for {}): the release was not observed long enough to be verified",
+                humantime::format_duration(std::time::Duration::from_millis(blind_for(track))),
+                humantime::format_duration(std::time::Duration::from_millis(min_error_for as u64)),
+            );
+            track.limit_hit = Some(hit.clone());
+            return Decision::Inconclusive {
+                reason: format!("check {} {hit}", track.name),
+            };
         }
         // Never verified on errors and a lucky few passes: every check must have judged
         // enough samples.
@@ -585,17 +640,70 @@ mod tests {
         assert!(matches!(t.decide(false), Decision::Condemned { .. }));
     }
 
+    fn sample_at(outcome: Outcome, secs: i64) -> Sample {
+        Sample {
+            at: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(secs),
+            ..s(outcome)
+        }
+    }
+
     #[test]
     fn a_release_backstop_could_not_observe_is_never_verified() {
-        // Late the whole window: no run, but too few judged samples at its end.
+        // Late the whole window: no run, but blind at its end.
         let mut t = tracker(3, 3);
-        t.checks[0].min_samples = 5;
-        for _ in 0..20 {
-            t.record(0, s(late()));
+        t.min_error_for_ms = 20_000;
+        for i in 0..30 {
+            t.record(0, sample_at(late(), i));
+            t.record(1, sample_at(Outcome::Pass, i));
         }
+        let d = t.decide(true);
         assert!(
-            matches!(t.decide(true), Decision::Inconclusive { ref reason } if reason.contains("min_samples"))
+            matches!(d, Decision::Inconclusive { ref reason } if reason.contains("backstop was late for 29s")),
+            "{d:?}"
         );
+    }
+
+    #[test]
+    fn enough_passes_early_do_not_cover_a_long_blind_stretch_later() {
+        // min_samples reached in the first minute, then backstop late for most of the window
+        // (the release may be hanging all along): not verified, even though the stretch ended.
+        let mut t = tracker(3, 3);
+        t.min_error_for_ms = 40_000;
+        t.checks[0].min_samples = 30;
+        let mut now = 0;
+        for _ in 0..30 {
+            t.record(0, sample_at(Outcome::Pass, now));
+            now += 2;
+        }
+        for _ in 0..54 {
+            t.record(0, sample_at(late(), now));
+            now += 10;
+        }
+        t.record(0, sample_at(Outcome::Pass, now));
+        for i in 0..=now {
+            t.record(1, sample_at(Outcome::Pass, i));
+        }
+        assert_eq!(t.checks[0].late_since, None, "the stretch ended");
+        assert_eq!(t.checks[0].late_longest_ms, 540_000);
+        let d = t.decide(true);
+        assert!(
+            matches!(d, Decision::Inconclusive { ref reason } if reason.contains("not observed")),
+            "{d:?}"
+        );
+        // A short stretch (under min_error_for) is forgiven.
+        let mut t = tracker(3, 3);
+        t.min_error_for_ms = 40_000;
+        for i in 0..30 {
+            let o = if (10..13).contains(&i) {
+                late()
+            } else {
+                Outcome::Pass
+            };
+            t.record(0, sample_at(o, i * 10));
+            t.record(1, sample_at(Outcome::Pass, i * 10));
+        }
+        assert_eq!(t.checks[0].late_longest_ms, 30_000);
+        assert_eq!(t.decide(true), Decision::Verified);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         control_baseline: None,
         failing_from: None,
         erring_from: None,
+        late_since: None,
+        late_longest_ms: 0,
         condemning: None,
     };
     let latency = CheckTrack {
@@ -95,6 +97,8 @@ pub(crate) fn alert(kind: AlertKind) -> Alert {
         control_baseline: None,
         failing_from: None,
         erring_from: None,
+        late_since: None,
+        late_longest_ms: 0,
         condemning: None,
     };
     let evidence = Evidence {

@@ -290,6 +290,10 @@ impl Store {
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        // At most a quarter of the blocking pool: thousands of watches starting (or taken over
+        // by a fleet node) queue here, not ahead of a lease renewal or the API's enqueues.
+        static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(16);
+        let _slot = READS.acquire().await;
         let store = self.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await

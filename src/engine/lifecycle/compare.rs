@@ -85,6 +85,10 @@ fn join(thresholds: Outcome, compared: Outcome, has_thresholds: bool) -> Outcome
             limit: format!("{a}; {b}"),
         },
         (f @ Outcome::Fail { .. }, _) | (_, f @ Outcome::Fail { .. }) => f,
+        // An error of the measurement before backstop's own lateness: a late error is
+        // transparent to runs, and would hide the compare's real one.
+        (e @ Outcome::Error { late: false, .. }, _)
+        | (_, e @ Outcome::Error { late: false, .. }) => e,
         (e @ Outcome::Error { .. }, _) | (_, e @ Outcome::Error { .. }) => e,
         (t, _) if has_thresholds => t,
         (_, c) => c,

@@ -1,24 +1,26 @@
 //! Which transitions must reach the store now, and which may wait for the next checkpoint:
 //! pure, so what a crash can lose is decided (and tested) here, not in the I/O shell.
 //!
-//! A round in which every check keeps passing changes only counters and recent samples.
+//! A round in which every check keeps passing (or in which backstop itself was late, inside
+//! a stretch of such rounds: late errors are transparent to runs) changes only counters and
+//! recent samples.
 //! Writing it every round is what made 3,400 watches at 1 s spend their time in the store
 //! (bench/RESULTS.md); skipping it loses, on a crash, at most [`CHECKPOINT_ROUNDS`] rounds of
 //! pass counts and samples (the tracker keeps the last 20 samples, so the evidence series is
 //! still complete at the next write). Everything else is written at once: a run of failures
-//! or errors starting, growing or breaking, a baseline, a verdict, an intent, a command,
+//! or errors starting, growing or breaking, a stretch of lateness starting or ending, a baseline, a verdict, an intent, a command,
 //! a notification, a deployment seen, any change of state.
 
 use super::{Effect, EvidencePatch};
 use crate::model::{ObservationRecord, WatchRecord};
 
-/// A routine round is written at least every this many rounds: as many as the samples a
+/// A routine round is written at least every this many rounds: fewer than the samples a
 /// tracker keeps, so a checkpoint's evidence (rebuilt from the tracker) still holds every
-/// sample since the last one, and no more, which would leave holes in the evidence series.
-/// It was 10: at 20, a watch at 1 s writes every 20 s, half the store's load at scale
-/// (bench/RESULTS.md, "highest N that keeps up"), for 10 more rounds of pass counts a crash
-/// may lose.
-pub const CHECKPOINT_ROUNDS: u32 = crate::judge::observation::KEPT_SAMPLES as u32;
+/// sample since the last one even when the two writes before it failed (a longer gap would
+/// leave holes in the evidence series). It was 10: at 18, a watch at 1 s writes about half as
+/// often, most of the store's load at scale (bench/RESULTS.md, "highest N that keeps up"),
+/// for 8 more rounds of pass counts a crash may lose.
+pub const CHECKPOINT_ROUNDS: u32 = crate::judge::observation::KEPT_SAMPLES as u32 - 2;
 
 /// Whether the transition `prev` → `next` with `effects` changes nothing the store holds: the
 /// same record, and effects that only schedule, log or count. Nothing to write (an idle watch
@@ -94,6 +96,8 @@ fn runs_unchanged(a: &ObservationRecord, b: &ObservationRecord) -> bool {
                     && x.control_baseline == y.control_baseline
                     && x.failing_since == y.failing_since
                     && x.erring_since == y.erring_since
+                    && x.late_since == y.late_since
+                    && x.late_longest_ms == y.late_longest_ms
             })
 }
 
