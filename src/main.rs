@@ -7,11 +7,6 @@ use clap::Parser;
 use backstop::cli::{Cli, Command, LogFormat};
 use backstop::{config, daemon, signals};
 
-/// mimalloc instead of glibc's malloc: see Cargo.toml (a third of the daemon's CPU went to
-/// malloc and its contended arena lock at 5,000 watches).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn init_tracing(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
@@ -29,6 +24,11 @@ fn init_tracing(format: LogFormat, default_level: &str) {
         (LogFormat::Text, false) => builder.init(),
     }
 }
+
+/// jemalloc instead of glibc's malloc: see Cargo.toml (a third of the daemon's CPU went to
+/// malloc and its contended arena locks at 5,000 watches).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The daemon's runtime: a worker per core, and at most 64 threads for blocking calls (the
 /// watch actors' store reads, the API's durable enqueues). They all wait for the store's one
