@@ -544,7 +544,7 @@ def step_facts(r):
             f"system {r['cpu_sys_s']:.1f} s in {r['window_s']:.0f} s), issued "
             f"{r['write_syscalls_per_s']:,.0f} write system calls/s and wrote "
             f"{r['disk_write_kb_per_s'] / 1024:,.1f} MB/s to disk: {per_round_kb:,.1f} kB per "
-            f"observation round (a passing round is written every 20th round; a round of a run "
+            f"observation round (a passing round is written every 18th round; a round of a run "
             f"of failures or errors, every round).")
 
 

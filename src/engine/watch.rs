@@ -333,6 +333,8 @@ impl WatchActor {
             // A round of checks that all keep passing is written only every few rounds: a
             // crash loses at most that many rounds of pass counts, never a run, a verdict or
             // an intent (lifecycle::persist says exactly what may wait).
+            // A routine checkpoint that failed is noticed at the next round, not 18 later.
+            self.poll_pending();
             let routine = self.inbox_seq.is_none()
                 && !self.unsure
                 && lifecycle::persist::routine(&self.record, &next, &effects);
@@ -472,13 +474,32 @@ impl WatchActor {
     /// Awaits the answer of the last routine checkpoint, if any. One that failed (or may not
     /// have landed) makes the next write a whole one and the evidence be read back.
     async fn settle(&mut self) {
-        let Some(answer) = self.pending.take() else {
+        if let Some(answer) = self.pending.take() {
+            let result = answer.await;
+            self.answered(result);
+        }
+    }
+
+    /// [`Self::settle`] without waiting: takes the answer if it has come.
+    fn poll_pending(&mut self) {
+        let Some(answer) = self.pending.as_mut() else {
             return;
         };
-        if let Err(e) = answer.await {
+        if let Some(result) = futures_util::FutureExt::now_or_never(answer.as_mut()) {
+            self.pending = None;
+            self.answered(result);
+        }
+    }
+
+    /// A routine checkpoint's answer. A failure makes the next write a whole one, due at the
+    /// next round (its rounds count as unsaved again: a clean stop writes them too), and the
+    /// evidence be read back.
+    fn answered(&mut self, result: Result<(), crate::store::StoreError>) {
+        if let Err(e) = result {
             tracing::warn!(watch = %self.name(), error = %e, "a routine checkpoint was not written; the next write is a whole one");
             self.evidence_doc = None;
             self.unsure = true;
+            self.unsaved = self.unsaved.max(lifecycle::persist::CHECKPOINT_ROUNDS);
         }
     }
 

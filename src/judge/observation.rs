@@ -100,12 +100,12 @@ pub struct CheckTrack {
     /// sample since is a late error) was taken. Late errors are transparent to runs, so this
     /// is what keeps a release backstop could not see from being verified: a stretch as long
     /// as an error run must be (`min_error_for`) makes the window's end inconclusive. Its start
-    /// and end are written at once (`engine::lifecycle::persist`), so a crash can only make a
-    /// stretch look longer (the downtime counts), never shorter.
+    /// is written at once (`engine::lifecycle::persist`), so a crash can only make a stretch
+    /// look longer (the downtime counts), never shorter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_since: Option<DateTime<Utc>>,
     /// The longest ended stretch of lateness, in milliseconds: from its first late sample to
-    /// the first sample that was not late.
+    /// its last.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub late_longest_ms: u64,
 }
@@ -287,9 +287,11 @@ impl Tracker {
             Outcome::NoData { .. } => track.no_data += 1,
         }
         if !matches!(sample.outcome, Outcome::Error { late: true, .. }) {
-            // Measured again: the stretch of lateness (if any) ends here.
+            // Measured again: the stretch of lateness (if any) ended at its last late sample
+            // (measured like an error run, first to last, and like one still going on).
             if let Some(since) = track.late_since.take() {
-                let ms = (sample.at - since).num_milliseconds().max(0) as u64;
+                let last = track.samples.back().map_or(since, |s| s.at);
+                let ms = (last - since).num_milliseconds().max(0) as u64;
                 track.late_longest_ms = track.late_longest_ms.max(ms);
             }
         }
@@ -684,7 +686,7 @@ mod tests {
             t.record(1, sample_at(Outcome::Pass, i));
         }
         assert_eq!(t.checks[0].late_since, None, "the stretch ended");
-        assert_eq!(t.checks[0].late_longest_ms, 540_000);
+        assert_eq!(t.checks[0].late_longest_ms, 530_000);
         let d = t.decide(true);
         assert!(
             matches!(d, Decision::Inconclusive { ref reason } if reason.contains("not observed")),
@@ -702,7 +704,7 @@ mod tests {
             t.record(0, sample_at(o, i * 10));
             t.record(1, sample_at(Outcome::Pass, i * 10));
         }
-        assert_eq!(t.checks[0].late_longest_ms, 30_000);
+        assert_eq!(t.checks[0].late_longest_ms, 20_000);
         assert_eq!(t.decide(true), Decision::Verified);
     }
 

@@ -16,7 +16,9 @@
 //! is: a deploy intent never waits in a weaker commit.
 //!
 //! Each submitter awaits its own answer before acting on the transition, so nothing that
-//! leaves the process runs ahead of its record, exactly as with a direct write.
+//! leaves the process runs ahead of its record, exactly as with a direct write. (A routine
+//! checkpoint, on which nothing acts, is answered later: `engine::watch` settles it before
+//! the watch's next write.)
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Instant;

@@ -96,8 +96,9 @@ fn runs_unchanged(a: &ObservationRecord, b: &ObservationRecord) -> bool {
                     && x.control_baseline == y.control_baseline
                     && x.failing_since == y.failing_since
                     && x.erring_since == y.erring_since
-                    && x.late_since == y.late_since
-                    && x.late_longest_ms == y.late_longest_ms
+                    // A stretch of lateness starting is written at once; its end may wait (a
+                    // crash then resumes it as still going on: longer, never shorter).
+                    && (y.late_since.is_none() || x.late_since == y.late_since)
             })
 }
 

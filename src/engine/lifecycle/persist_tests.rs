@@ -165,8 +165,8 @@ fn every_round_of_an_error_run_is_written() {
 /// Rounds in which backstop itself was late start no run (a late error is transparent to
 /// runs), so the rounds inside a stretch of them are routine: an overloaded backstop does not
 /// write ten times more at the worst moment (the feedback loop that made 4,200 watches
-/// collapse, bench/RESULTS.md). The stretch's start and end are written at once, so a crash
-/// never shortens it (a long one keeps the release from being verified).
+/// collapse, bench/RESULTS.md). The stretch's start is written at once, so a crash never
+/// shortens it (a long one keeps the release from being verified).
 #[test]
 fn rounds_inside_a_stretch_in_which_backstop_was_late_are_routine() {
     let mut events = vec![(0, Event::Deployment(learned("R1", "D1", 0)))];
@@ -177,7 +177,8 @@ fn rounds_inside_a_stretch_in_which_backstop_was_late_are_routine() {
     let r = routines(events);
     assert!(r[2] && r[3], "passing rounds: {r:?}");
     assert!(!r[4], "the stretch starting is written: {r:?}");
-    assert!(r[5..9].iter().all(|x| *x), "inside the stretch: {r:?}");
-    assert!(!r[9], "the stretch ending is written: {r:?}");
-    assert!(r[10], "{r:?}");
+    assert!(
+        r[5..].iter().all(|x| *x),
+        "inside the stretch and its end (a lost end resumes it as longer): {r:?}"
+    );
 }
