@@ -166,15 +166,8 @@ impl WatchActor {
                 None => None,
                 Some(id) => match docs.iter().find(|d| &d.id == id) {
                     Some(d) => Some(d.clone()),
-                    None => {
-                        let id = id.clone();
-                        self.shared
-                            .store
-                            .blocking(move |s| s.evidence_body(&id))
-                            .await
-                            .ok()
-                            .flatten()
-                    }
+                    // The committed document (in memory when this actor has it).
+                    None => self.committed_evidence(id).await.ok().flatten(),
                 },
             }
             .map(crate::evidence::Evidence::for_notification);
