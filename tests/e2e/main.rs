@@ -20,6 +20,7 @@ mod faults;
 mod fleet;
 mod fleet_api;
 mod fleet_restart;
+mod footprint;
 mod harness;
 mod judgement;
 mod look_back;
