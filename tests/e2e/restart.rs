@@ -125,3 +125,59 @@ async fn kill_9_while_following_the_rollback_task_resumes_it() {
     assert_eq!(octo.created_deployments().len(), 1);
     assert_eq!(octo.post_attempts(), 1);
 }
+
+/// A routine checkpoint (every 18th passing round, handed to the writer without waiting) that
+/// the store refuses is noticed at the next round; while the store refuses, nothing is acted
+/// on; once it takes writes again the watch goes on, and what it then decides survives a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_routine_checkpoint_is_noticed_and_the_watch_goes_on() {
+    let octo = FakeOctopus::start(API_KEY).await;
+    let r1 = octo.add_release("Projects-1", "1.0.0");
+    let app = FakeApp::start().await;
+    let setup = Setup::new();
+    setup.write(
+        &(setup.base(&octo.url())
+            + &http_watch("shop", &app.url(), "")
+                .replace("window = \"1500ms\"", "window = \"8s\"")),
+    );
+    let mut d = Daemon::start(&setup).await;
+    assert_eq!(d.announce("shop", &r1).await, 202);
+    // The observation's start is a whole write, committed before the status shows it.
+    d.wait_watch("shop", "observing", T, |w| {
+        w["observation"]["rounds"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let db = rusqlite::Connection::open(setup.state_dir().join("backstop.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    // From now on every write of the observation fails, as a full disk would make it.
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE UPDATE ON observations
+         BEGIN SELECT RAISE(ABORT, 'the disk says no'); END;",
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while !d
+        .logs()
+        .contains("a routine checkpoint was not written; the next write is a whole one")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused checkpoint went unnoticed: {}",
+            d.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.execute_batch("DROP TRIGGER refuse").unwrap();
+    let w = d
+        .wait_watch("shop", "verified once the store takes writes", T, |w| {
+            w["last_verdict"]["verdict"] == "verified"
+        })
+        .await;
+    let id = w["last_verdict"]["observation_id"].clone();
+    d.kill9();
+    let d = Daemon::start(&setup).await;
+    let after = d.watch("shop").await;
+    assert_eq!(after["last_verdict"]["observation_id"], id, "{after}");
+    assert_eq!(after["last_verdict"]["verdict"], "verified", "{after}");
+    assert_eq!(after["last_good_release"], r1.as_str(), "{after}");
+}
