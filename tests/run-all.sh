@@ -70,6 +70,10 @@ for path in \
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/backstop/backstop.toml \
     || { echo "/etc/backstop/backstop.toml is not a conffile"; exit 1; }
+# The packaged binary carries the allocator options of .cargo/config.toml (README, Dependencies).
+dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ./usr/bin/backstop \
+    | grep -ac 'background_thread:true,max_background_threads:1,dirty_decay_ms:1000' >/dev/null \
+    || { echo "the packaged binary lacks the allocator options of .cargo/config.toml"; exit 1; }
 echo "$deb OK"
 
 echo "all checks passed"

@@ -26,6 +26,7 @@ async fn the_allocator_purges_freed_pages_from_one_background_thread() {
     let setup = Setup::new();
     setup.write(&setup.base(&octo.url()));
     let mut daemon = Daemon::start(&setup).await;
+    // jemalloc starts the thread as it starts itself; the wait is only for a slow machine.
     let deadline = Instant::now() + Duration::from_secs(20);
     let purgers = loop {
         let names = thread_names(daemon.pid());
@@ -36,5 +37,8 @@ async fn the_allocator_purges_freed_pages_from_one_background_thread() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(purgers.0, 1, "threads: {:?}", purgers.1);
+    // jemalloc ignores an option it cannot read, saying so on stderr: a typo in the compiled-in
+    // string would otherwise pass unnoticed.
+    assert!(!daemon.logs().contains("<jemalloc>"), "{}", daemon.logs());
     daemon.stop().await;
 }

@@ -118,6 +118,8 @@ impl Daemon {
             .env("RUST_LOG", "backstop=debug,info")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
+            // The allocator's options are the build's (tests/e2e/footprint.rs), not the host's.
+            .env_remove("_RJEM_MALLOC_CONF")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

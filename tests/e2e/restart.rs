@@ -127,18 +127,26 @@ async fn kill_9_while_following_the_rollback_task_resumes_it() {
 }
 
 /// A routine checkpoint (every 18th passing round, handed to the writer without waiting) that
-/// the store refuses is noticed at the next round; while the store refuses, nothing is acted
-/// on; once it takes writes again the watch goes on, and what it then decides survives a crash.
+/// the store refuses is noticed at the next round, not at the next checkpoint; while the store
+/// refuses, nothing is acted on (not even the verdict due at the window's end); once it takes
+/// writes again the watch goes on, and what it then decides survives a crash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_routine_checkpoint_is_noticed_and_the_watch_goes_on() {
+    const REFUSED_ROUTINE: &str =
+        "a routine checkpoint was not written; the next write is a whole one";
+    const REFUSED_WHOLE: &str = "cannot persist a transition";
     let octo = FakeOctopus::start(API_KEY).await;
     let r1 = octo.add_release("Projects-1", "1.0.0");
     let app = FakeApp::start().await;
     let setup = Setup::new();
+    // Room for a loaded machine: a check error or lateness would make a round whole (and its
+    // refused write would come before the routine one this test is about).
     setup.write(
         &(setup.base(&octo.url())
             + &http_watch("shop", &app.url(), "")
-                .replace("window = \"1500ms\"", "window = \"8s\"")),
+                .replace("window = \"1500ms\"", "window = \"6s\"")
+                .replace("interval = \"100ms\"", "interval = \"200ms\"")
+                .replace("timeout = \"80ms\"", "timeout = \"150ms\"")),
     );
     let mut d = Daemon::start(&setup).await;
     assert_eq!(d.announce("shop", &r1).await, 202);
@@ -156,17 +164,43 @@ async fn a_refused_routine_checkpoint_is_noticed_and_the_watch_goes_on() {
     )
     .unwrap();
     let deadline = std::time::Instant::now() + T;
-    while !d
-        .logs()
-        .contains("a routine checkpoint was not written; the next write is a whole one")
-    {
+    let seen = loop {
+        let logs = d.logs();
+        if logs.contains(REFUSED_ROUTINE) {
+            break d.watch("shop").await;
+        }
+        assert!(
+            !logs.contains(REFUSED_WHOLE),
+            "a round that is not routine (a check error, lateness) was refused first, so this \
+             run cannot show the routine path: {logs}"
+        );
         assert!(
             std::time::Instant::now() < deadline,
-            "the refused checkpoint went unnoticed: {}",
-            d.logs()
+            "the refused checkpoint went unnoticed: {logs}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Noticed at the round after the refused one (18), not at the next checkpoint (36): the
+    // rounds since are whole writes, refused, so the watch's rounds stop there.
+    let rounds = seen["observation"]["rounds"].as_u64().unwrap();
+    assert!((18..30).contains(&rounds), "{seen}");
+    // Past the window's end, and two more refused writes after it: no verdict while refused.
+    let ends: chrono::DateTime<chrono::Utc> = seen["observation"]["window_ends"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    while chrono::Utc::now() < ends {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let refused = d.logs().matches(REFUSED_WHOLE).count();
+    while d.logs().matches(REFUSED_WHOLE).count() < refused + 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", d.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refusing = d.watch("shop").await;
+    assert!(refusing["last_verdict"].is_null(), "{refusing}");
+    assert_eq!(refusing["state"], "observing", "{refusing}");
     db.execute_batch("DROP TRIGGER refuse").unwrap();
     let w = d
         .wait_watch("shop", "verified once the store takes writes", T, |w| {
@@ -174,6 +208,7 @@ async fn a_refused_routine_checkpoint_is_noticed_and_the_watch_goes_on() {
         })
         .await;
     let id = w["last_verdict"]["observation_id"].clone();
+    assert_eq!(id, seen["observation"]["id"], "{w}");
     d.kill9();
     let d = Daemon::start(&setup).await;
     let after = d.watch("shop").await;
