@@ -198,7 +198,7 @@ impl WatchActor {
                 return false;
             }
             r.rev += 1;
-            let saved = match store.save_intent(r) {
+            let saved = match store.in_place(|s| s.save_intent(r)) {
                 Ok(()) => may_act(),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot persist deploy progress");

@@ -327,7 +327,7 @@ impl WatchActor {
             if done {
                 st.backoff.remove(&id);
                 drop(st);
-                if let Err(e) = store.delivered(&id) {
+                if let Err(e) = store.in_place(|s| s.delivered(&id)) {
                     tracing::warn!(error = %e, notification = %id, "cannot mark a notification delivered");
                 }
             }

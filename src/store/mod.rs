@@ -303,6 +303,22 @@ impl Store {
                 )))
             })
     }
+
+    /// Runs a store call that must stay synchronous where it is (a deploy intent's progress,
+    /// saved inside the deployer protocol's synchronous callback right before the deploy call
+    /// it gates; a notification marked delivered from a sink's callback), telling a
+    /// multi-thread runtime first that this thread will block, so the tasks queued on this
+    /// worker move to another one instead of waiting for the disk (and for the writer's
+    /// batch holding the connection) with it. Anywhere else (a current-thread runtime, a
+    /// blocking-pool thread, no runtime) it just runs.
+    pub fn in_place<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| f(self))
+            }
+            _ => f(self),
+        }
+    }
 }
 
 impl Store {

@@ -34,6 +34,7 @@ macro_rules! both_backends {
 }
 
 mod fleet;
+mod in_place;
 mod records;
 mod scrape;
 mod writer;
